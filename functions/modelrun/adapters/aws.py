@@ -1,0 +1,210 @@
+"""Small adapters over boto3: the runs table, Batch, the results bucket and CloudWatch Logs.
+
+Clients come from boto3's defaults, so the endpoint comes from ``AWS_ENDPOINT_URL`` when set
+(the local runtime sets it) and from the AWS defaults otherwise: only endpoints differ.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from functools import cache
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from modelrun.domain.run import RunRecord, utcnow
+from modelrun.domain.status import RunStatus
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def _to_dynamo(value: Any) -> Any:
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+class StaleWrite(Exception):
+    """Someone else moved the record first: re-read and decide again."""
+
+
+class RunsTable:
+    """Run records, keyed by run id; GSIs by PR and by branch."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table = boto3.resource("dynamodb", config=_CONFIG).Table(table_name)
+
+    def create(self, record: RunRecord) -> bool:
+        """Write a new record; False when the run id exists already (a duplicate delivery)."""
+        try:
+            self.table.put_item(Item=_to_dynamo(record.item()), ConditionExpression="attribute_not_exists(run_id)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, run_id: str) -> RunRecord | None:
+        item = self.table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item")
+        return RunRecord.model_validate(_from_dynamo(item)) if item else None
+
+    def update(self, before: RunRecord, **changes: Any) -> RunRecord:
+        """Optimistic write: applies only if status and attempt are still what ``before`` saw."""
+        changes["updated_at"] = utcnow()
+        after = before.model_copy(update=changes)
+        names = {f"#{k}": k for k in changes}
+        values = {f":{k}": v for k, v in _to_dynamo(after.item()).items() if k in changes}
+        sets = [f"#{k} = :{k}" for k in changes if f":{k}" in values]
+        removes = [f"#{k}" for k in changes if f":{k}" not in values]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        names.update({"#status_": "status", "#attempt_": "batch_attempt"})
+        values.update({":status_before": before.status.value, ":attempt_before": before.batch_attempt})
+        try:
+            self.table.update_item(
+                Key={"run_id": before.run_id},
+                UpdateExpression=expression,
+                ConditionExpression="#status_ = :status_before AND #attempt_ = :attempt_before",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleWrite(before.run_id) from error
+            raise
+        return after
+
+    def set_fields(self, run_id: str, **fields: Any) -> None:
+        """Unconditional write of fields that don't take part in the status order."""
+        fields["updated_at"] = utcnow()
+        self.table.update_item(
+            Key={"run_id": run_id},
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+            ConditionExpression="attribute_exists(run_id)",
+            ExpressionAttributeNames={f"#{k}": k for k in fields},
+            ExpressionAttributeValues={f":{k}": v for k, v in _to_dynamo(fields).items()},
+        )
+
+    def _query(self, index: str, key: str, value: str, newest_first: bool = True) -> list[RunRecord]:
+        records: list[RunRecord] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": f"{key} = :v",
+            "ExpressionAttributeValues": {":v": value},
+            "ScanIndexForward": not newest_first,
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            records += [RunRecord.model_validate(_from_dynamo(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def runs_of_pr(self, pr_key: str) -> list[RunRecord]:
+        """Newest first."""
+        return self._query("by_pr", "pr_key", pr_key)
+
+    def latest_succeeded(self, branch_key: str) -> RunRecord | None:
+        for record in self._query("by_branch", "branch_key", branch_key):
+            if record.status is RunStatus.SUCCEEDED and record.summary:
+                return record
+        return None
+
+    def scan(self) -> list[RunRecord]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"FilterExpression": "attribute_exists(job_queue)"}
+        while True:
+            page = self.table.scan(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [RunRecord.model_validate(_from_dynamo(i)) for i in items]
+
+    # The PR's sticky comment: its id and the hash of what we last wrote, in one item per PR.
+    def comment_state(self, pr_key: str) -> dict[str, Any]:
+        item = self.table.get_item(Key={"run_id": f"comment#{pr_key}"}, ConsistentRead=True).get("Item")
+        return _from_dynamo(item) if item else {}
+
+    def save_comment_state(self, pr_key: str, comment_id: int, body_sha: str) -> None:
+        self.table.put_item(
+            Item={"run_id": f"comment#{pr_key}", "comment_id": comment_id, "body_sha": body_sha, "updated_at": utcnow()}
+        )
+
+
+class Results:
+    """The results bucket: what the model wrote and the reports modelrun writes."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.s3 = client("s3")
+
+    @staticmethod
+    def split(uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def read_json(self, uri: str) -> Any | None:
+        bucket, key = self.split(uri)
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(body)
+
+    def list(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = self.split(prefix_uri)
+        keys: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return keys
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{self.bucket}/{key}"
+
+    def presign(self, key: str, expires_in: int) -> str:
+        url: str = self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
+
+def log_url(region: str, log_stream: str, log_group: str = "/aws/batch/job") -> str:
+    """The CloudWatch console's link to one log stream (the console double-encodes names)."""
+
+    def enc(text: str) -> str:
+        return quote(quote(text, safe=""), safe="").replace("%", "$")
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{enc(log_group)}/log-events/{enc(log_stream)}"
+    )
+
+
+def tail_log(log_stream: str, lines: int = 20, log_group: str = "/aws/batch/job") -> list[str]:
+    try:
+        events = client("logs").get_log_events(
+            logGroupName=log_group, logStreamName=log_stream, limit=lines, startFromHead=False
+        )["events"]
+    except ClientError:
+        return []
+    return [str(e["message"]).rstrip("\n") for e in events]

@@ -1,0 +1,129 @@
+"""AWS Batch: job definitions per image digest, job submission, lookups and termination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from modelrun.adapters.aws import client
+from modelrun.domain import naming
+
+ACTIVE_BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+
+# First match wins and an unmatched failure is retried, so the list ends with EXIT on "*".
+RETRY_STRATEGY = {
+    "attempts": 3,
+    "evaluateOnExit": [
+        {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onReason": "*", "action": "EXIT"},
+    ],
+}
+
+
+class BatchJobs:
+    def __init__(self, job_role_arn: str, execution_role_arn: str, timeout_seconds: int) -> None:
+        self.batch = client("batch")
+        self.job_role_arn = job_role_arn
+        self.execution_role_arn = execution_role_arn
+        self.timeout_seconds = timeout_seconds
+
+    def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
+        """The ACTIVE job definition for this image and compute kind, registered on first use."""
+        name = naming.job_definition_name(image, compute)
+        found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+        if found:
+            return str(max(found, key=lambda d: d["revision"])["jobDefinitionArn"])
+        container: dict[str, Any] = {
+            "image": image,
+            "jobRoleArn": self.job_role_arn,
+            "executionRoleArn": self.execution_role_arn,
+            # Sizes are set per run by containerOverrides; these are the floor Batch requires.
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+            "logConfiguration": {"logDriver": "awslogs"},
+        }
+        if compute == "cpu":
+            container["networkConfiguration"] = {"assignPublicIp": "DISABLED"}
+            container["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+            platform = "FARGATE"
+        else:
+            platform = "EC2"
+        arn: str = self.batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            platformCapabilities=[platform],
+            containerProperties=container,
+            retryStrategy=RETRY_STRATEGY,
+            timeout={"attemptDurationSeconds": self.timeout_seconds},
+            propagateTags=True,
+            tags=tags,
+        )["jobDefinitionArn"]
+        return arn
+
+    def find_job(self, job_queue: str, job_name: str) -> str | None:
+        """The id of a job of this name in the queue, whatever its status."""
+        jobs = self.batch.list_jobs(jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}])
+        matches = [j for j in jobs.get("jobSummaryList", []) if j["jobName"] == job_name]
+        return str(matches[0]["jobId"]) if matches else None
+
+    def submit(
+        self,
+        *,
+        job_name: str,
+        job_queue: str,
+        job_definition: str,
+        environment: dict[str, str],
+        vcpus: float,
+        memory_mib: int,
+        gpus: int,
+        command: list[str] | None,
+        tags: dict[str, str],
+    ) -> str:
+        requirements = [
+            {"type": "VCPU", "value": f"{vcpus:g}"},
+            {"type": "MEMORY", "value": str(memory_mib)},
+        ]
+        if gpus:
+            requirements.append({"type": "GPU", "value": str(gpus)})
+        overrides: dict[str, Any] = {
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "resourceRequirements": requirements,
+        }
+        if command:
+            overrides["command"] = command
+        job_id: str = self.batch.submit_job(
+            jobName=job_name,
+            jobQueue=job_queue,
+            jobDefinition=job_definition,
+            containerOverrides=overrides,
+            tags=tags,
+            propagateTags=True,
+        )["jobId"]
+        return job_id
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        try:
+            self.batch.terminate_job(jobId=job_id, reason=reason)
+        except ClientError as error:  # already gone: nothing to stop
+            if error.response["Error"]["Code"] != "ClientException":
+                raise
+
+    def runnable_ahead(self, job_queue: str) -> int:
+        """Jobs waiting in the queue before a new one (SUBMITTED to RUNNABLE)."""
+        count = 0
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE"):
+            paginator = self.batch.get_paginator("list_jobs")
+            for page in paginator.paginate(jobQueue=job_queue, jobStatus=status):
+                count += len(page.get("jobSummaryList", []))
+        return count
+
+    def deregister_for_images(self, images: set[str]) -> int:
+        count = 0
+        for image in images:
+            for compute in ("cpu", "gpu"):
+                name = naming.job_definition_name(image, compute)
+                found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
+                for definition in found["jobDefinitions"]:
+                    self.batch.deregister_job_definition(jobDefinition=definition["jobDefinitionArn"])
+                    count += 1
+        return count

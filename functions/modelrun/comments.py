@@ -1,0 +1,49 @@
+"""Keeping one PR's sticky comment in step with its runs.
+
+The comment is a pure function of the PR's run records (domain.report.render_comment), so any
+path (submit, track, report) can refresh it and they all agree. A hash of the last body written
+is kept beside the comment id: an unchanged body costs no GitHub call, and a known id costs no
+list call.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from modelrun.adapters.aws import RunsTable
+from modelrun.adapters.github import PullRequests, body_sha
+from modelrun.config import settings
+from modelrun.domain.report import render_comment
+from modelrun.domain.run import RunRecord
+
+logger = Logger(child=True)
+
+
+def refresh(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> bool:
+    """Re-render and write the PR's comment; True if GitHub was written to."""
+    if record.pr_number is None or record.pr_key is None:
+        return False  # a dispatch on a branch has no PR: the commit status carries the result
+    runs = table.runs_of_pr(record.pr_key)
+    if not runs or runs[0].run_id != record.run_id:
+        # Only the newest run of the PR owns the comment's headline.
+        runs = [record, *[r for r in runs if r.run_id != record.run_id]]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+    body = render_comment(runs, runs_ahead if runs[0].run_id == record.run_id else None)
+    state = table.comment_state(record.pr_key)
+    sha = body_sha(body)
+    if state.get("body_sha") == sha:
+        return False
+    s = settings()
+    prs = PullRequests(s.github_secret_arn, s.github_api_url)
+    comment_id = prs.upsert_comment(record.repository, record.pr_number, body, state.get("comment_id"))
+    table.save_comment_state(record.pr_key, comment_id, sha)
+    logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
+    return True
+
+
+def refresh_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> None:
+    """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
+    try:
+        refresh(table, record, runs_ahead)
+    except Exception:
+        logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

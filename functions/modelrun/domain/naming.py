@@ -1,0 +1,66 @@
+"""Names derived from a run request: the run id, which is also the Batch job name.
+
+The run id is a pure function of (repository, PR or branch, head SHA, workflow run id, attempt),
+so every duplicate delivery of one request maps to the same id: the run record's conditional
+write and the Batch job-name lookup both key on it. It fits Batch's job-name rule
+``[A-Za-z0-9_-]{1,128}`` whatever the branch is called, and stays unique because the workflow
+run id and attempt are unique per repository, plus a short hash of the exact repository and ref
+so that two names that sanitise alike never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def slug(text: str, max_length: int) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("-", ascii_text).strip("-_")
+    return cleaned[:max_length].rstrip("-_") or "x"
+
+
+def short_hash(*parts: str, length: int = 6) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+def run_id(
+    repository: str, pr_number: int | None, head_ref: str, head_sha: str, workflow_run_id: int, attempt: int
+) -> str:
+    repo_name = repository.split("/", 1)[-1]
+    where = f"pr{pr_number}" if pr_number is not None else slug(head_ref, 30)
+    name = (
+        f"{slug(repo_name, 30)}-{where}-{head_sha[:8]}-{workflow_run_id}-{attempt}"
+        f"-{short_hash(repository, head_ref)}"
+    )
+    assert JOB_NAME.match(name), name
+    return name
+
+
+def execution_name(run: str) -> str:
+    """Step Functions execution names are at most 80 characters; the same run -> the same name."""
+    if len(run) <= 80:
+        return run
+    return f"{run[:71]}-{short_hash(run, length=8)}"
+
+
+def job_definition_name(image: str, compute: str) -> str:
+    """One job definition per image digest and compute kind, reused by every run of that image."""
+    digest = image.rsplit("@sha256:", 1)[-1]
+    return f"modelrun-{compute}-{digest[:40]}"
+
+
+def pr_key(repository: str, pr_number: int) -> str:
+    return f"{repository}#{pr_number}"
+
+
+def branch_key(repository: str, ref: str) -> str:
+    return f"{repository}@{ref}"
+
+
+def results_prefix(run: str) -> str:
+    return f"runs/{run}/"

@@ -1,0 +1,382 @@
+"""What reviewers read: the sticky PR comment, the HTML report and the alert.
+
+Pure functions of run records and the model's metrics. Everything user-written (branch names,
+notes, status reasons, log lines, anything the model wrote) goes through ``inert`` or
+``code_block`` before it reaches Markdown, so it can't inject HTML, @-mention people, add links
+or break a table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+
+MARKER = "<!-- modelrun:sticky-comment v1 -->"
+MAX_COMMENT = 60_000  # GitHub's limit is 65,536 characters
+
+# Lower is better for these; the ratio statistics are judged against IAAO ranges instead.
+LOWER_IS_BETTER = {"rmse", "mae", "mape", "mdape"}
+METRIC_LABELS = {
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "mape": "MAPE",
+    "mdape": "MdAPE",
+    "r2": "R²",
+    "median_ratio": "Median ratio",
+}
+RATIO_LABELS = {"cod": "COD", "prd": "PRD", "prb": "PRB", "mki": "MKI"}
+ICONS = {
+    RunStatus.QUEUED: "⏳",
+    RunStatus.SUBMITTED: "⏳",
+    RunStatus.RUNNABLE: "⏳",
+    RunStatus.STARTING: "🚀",
+    RunStatus.RUNNING: "🏃",
+    RunStatus.SUCCEEDED: "✅",
+    RunStatus.FAILED: "❌",
+    RunStatus.CANCELLED: "🚫",
+    RunStatus.SUPERSEDED: "⏭️",
+}
+
+# On-demand list prices in us-east-1 (USD per hour), for an order-of-magnitude estimate only.
+PRICE_VCPU_HOUR = {"cpu": 0.04048 * 0.3, "gpu": 0.0}  # Fargate Spot runs ~70% below on-demand
+PRICE_GB_HOUR = {"cpu": 0.004445 * 0.3, "gpu": 0.0}
+PRICE_GPU_HOUR = 0.526 * 0.4  # g4dn.xlarge on Spot, about 60% below on-demand
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~>|-])")
+
+
+def inert(text: object, limit: int = 200) -> str:
+    """User-written text made safe for Markdown inline use (tables included)."""
+    value = " ".join(str(text).split())  # no newlines: they would end a table row
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    value = html.escape(value, quote=True)
+    value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)
+    value = value.replace("|", "&#124;")
+    # A zero-width joiner after @ stops mentions (and team pings) without changing what people read.
+    return value.replace("@", "@\u2060")
+
+
+def code(text: object, limit: int = 120) -> str:
+    """Inline code for identifiers such as branch names; backticks can't close it early."""
+    value = " ".join(str(text).split())[:limit].replace("`", "'").replace("|", "¦")
+    return f"<code>{html.escape(value)}</code>"
+
+
+def code_block(lines: Iterable[str], limit: int = 4000) -> str:
+    """A fenced block longer than any backtick run inside it: nothing inside renders."""
+    body = "\n".join(line.replace("\r", "") for line in lines)[-limit:]
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+def fmt_number(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def estimated_cost(record: RunRecord) -> float | None:
+    seconds = record.duration_seconds
+    if seconds is None:
+        return None
+    hours = seconds / 3600
+    if record.compute == "gpu":
+        return round(hours * PRICE_GPU_HOUR * max(record.gpus, 1), 4)
+    vcpu = PRICE_VCPU_HOUR["cpu"] * record.vcpus
+    memory = PRICE_GB_HOUR["cpu"] * record.memory_mib / 1024
+    return round(hours * (vcpu + memory), 4)
+
+
+def change(metric: str, value: float | None, base: float | None) -> str:
+    if value is None or base is None or base == 0:
+        return "—"
+    pct = (value - base) / abs(base) * 100
+    if abs(pct) < 0.05:
+        return "±0%"
+    if metric in LOWER_IS_BETTER:
+        better = pct < 0
+    elif metric == "r2":
+        better = pct > 0
+    elif metric == "median_ratio":
+        better = abs(value - 1) < abs(base - 1)
+    else:
+        return f"{pct:+.1f}%"
+    return f"{pct:+.1f}% {'🟢' if better else '🔴'}"
+
+
+def summary_of(metrics_doc: dict[str, Any]) -> dict[str, Any]:
+    """The compact part of metrics.json kept in the run record (history rows, baselines)."""
+    return {
+        "metrics": dict(metrics_doc.get("metrics", {})),
+        "ratio_study": {
+            k: {"value": v.get("value"), "pass": v.get("pass")}
+            for k, v in metrics_doc.get("ratio_study", {}).items()
+        },
+    }
+
+
+def metrics_table(report: dict[str, Any]) -> list[str]:
+    metrics = report.get("metrics", {})
+    baseline = report.get("baseline") or {}
+    base_metrics = baseline.get("metrics", {})
+    base_label = f"main {code(str(baseline.get('head_sha', ''))[:8])}" if baseline else "main"
+    rows = [f"| metric | this run | {base_label} | change |", "|---|---:|---:|---:|"]
+    for key, label in METRIC_LABELS.items():
+        if key in metrics:
+            rows.append(
+                f"| {label} | {fmt_number(metrics[key])} | {fmt_number(base_metrics.get(key))} "
+                f"| {change(key, metrics[key], base_metrics.get(key))} |"
+            )
+    for key in sorted(set(metrics) - set(METRIC_LABELS)):
+        rows.append(f"| {inert(key, 40)} | {fmt_number(metrics[key])} | {fmt_number(base_metrics.get(key))} | |")
+    return rows
+
+
+def ratio_table(report: dict[str, Any]) -> list[str]:
+    study = report.get("ratio_study", {})
+    if not study:
+        return []
+    base = (report.get("baseline") or {}).get("ratio_study", {})
+    rows = [
+        "| IAAO statistic | value | 95% CI | standard | main | |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for key, label in RATIO_LABELS.items():
+        stat = study.get(key)
+        if not stat:
+            continue
+        ci = stat.get("ci") or []
+        ci_text = f"{fmt_number(ci[0])} – {fmt_number(ci[1])}" if len(ci) == 2 else "—"
+        passed = stat.get("pass")
+        mark = "✅ pass" if passed else "❌ fail" if passed is False else "—"
+        base_value = (base.get(key) or {}).get("value")
+        rows.append(
+            f"| {label} | {fmt_number(stat.get('value'))} | {ci_text} | {inert(stat.get('standard', '—'), 30)} "
+            f"| {fmt_number(base_value)} | {mark} |"
+        )
+    return rows
+
+
+def _links(record: RunRecord) -> str:
+    links = []
+    if record.log_url:
+        links.append(f"[Logs]({record.log_url})")
+    report = record.report or {}
+    for label, key in (("Full report", "report_url"), ("Artifacts", "artifacts_url")):
+        if report.get(key):
+            links.append(f"[{label}]({report[key]})")
+    links.append(f"[Workflow run]({record.workflow_url})")
+    return " · ".join(links)
+
+
+def _headline(record: RunRecord, runs_ahead: int | None) -> str:
+    status = record.status
+    queue = "GPU" if record.compute == "gpu" else "CPU"
+    text = f"{ICONS[status]} **{status.value}**"
+    if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
+        ahead = "" if runs_ahead is None else f", {runs_ahead} run{'s' if runs_ahead != 1 else ''} ahead"
+        text += f" on the {queue} queue{ahead}"
+    elif status in (RunStatus.STARTING, RunStatus.RUNNING):
+        text += f" on {queue}" + (f" since {record.started_at[11:19]} UTC" if record.started_at else "")
+    elif status.terminal and record.duration_seconds is not None:
+        cost = estimated_cost(record)
+        text += f" in {fmt_duration(record.duration_seconds)} on {queue}"
+        if cost is not None:
+            text += f" (≈ ${cost:.3f} compute)"
+    return text
+
+
+def _history(runs: Sequence[RunRecord]) -> list[str]:
+    if not runs:
+        return []
+    lines = [
+        "",
+        f"<details><summary>Earlier runs of this PR ({len(runs)})</summary>",
+        "",
+        "| run | commit | status | RMSE | COD | started |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for run in runs:
+        summary = run.summary or {}
+        rmse = (summary.get("metrics") or {}).get("rmse")
+        cod = ((summary.get("ratio_study") or {}).get("cod") or {}).get("value")
+        lines.append(
+            f"| [{run.workflow_run_id}.{run.workflow_attempt}]({run.workflow_url}) | {code(run.head_sha[:8])} "
+            f"| {ICONS[run.status]} {run.status.value} | {fmt_number(rmse)} | {fmt_number(cod)} "
+            f"| {run.created_at[:16].replace('T', ' ')} |"
+        )
+    lines += ["", "</details>"]
+    return lines
+
+
+def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> str:
+    """The whole sticky comment for one PR, from its runs (newest first)."""
+    latest, earlier = runs[0], list(runs[1:])
+    lines = [
+        MARKER,
+        f"### modelrun · {code(latest.head_ref, 60)} → {code(latest.base_ref, 60)}",
+        "",
+        f"{_headline(latest, runs_ahead)} · commit {code(latest.head_sha[:8])} · "
+        f"run {code(latest.run_id)} · by {inert(latest.triggered_by, 39)}",
+    ]
+    if latest.note:
+        lines += ["", f"> {inert(latest.note, 300)}"]
+    report = latest.report or {}
+    if latest.status is RunStatus.SUCCEEDED and report.get("metrics"):
+        lines += ["", *metrics_table(report)]
+        ratio = ratio_table(report)
+        if ratio:
+            lines += ["", *ratio]
+        model = report.get("model") or {}
+        data = report.get("data") or {}
+        if model or data:
+            lines += [
+                "",
+                f"<sub>{inert(model.get('library', 'model'), 30)} on {inert(model.get('device_used', '?'), 10)} · "
+                f"{fmt_number(data.get('n_train'))} train / {fmt_number(data.get('n_test'))} holdout sales · "
+                f"baseline: {'latest successful run of main' if report.get('baseline') else 'none yet on main'}</sub>",
+            ]
+    elif latest.status is RunStatus.SUCCEEDED:
+        lines += ["", "_The results are being collected._"]
+    if latest.status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUPERSEDED):
+        reason = latest.status_reason or "no reason given"
+        exit_text = f" · exit code {latest.exit_code}" if latest.exit_code is not None else ""
+        lines += ["", f"**Reason:** {inert(reason, 500)}{exit_text}"]
+        tail = report.get("log_tail") or []
+        if tail:
+            lines += ["", "<details open><summary>Last lines of the log</summary>", "", code_block(tail), "", "</details>"]
+    lines += ["", _links(latest), *_history(earlier)]
+    body = "\n".join(lines) + "\n"
+    return body if len(body) <= MAX_COMMENT else body[: MAX_COMMENT - 40] + "\n\n_(truncated)_\n"
+
+
+def commit_status(record: RunRecord) -> tuple[str, str]:
+    """The commit status (state, one-line description) for the run's head SHA."""
+    report = record.report or {}
+    if record.status is RunStatus.SUCCEEDED:
+        metrics = report.get("metrics", {})
+        study = report.get("ratio_study", {})
+        failing = [RATIO_LABELS.get(k, k) for k, v in study.items() if v.get("pass") is False]
+        text = f"RMSE {fmt_number(metrics.get('rmse'))}"
+        if "cod" in study:
+            text += f", COD {fmt_number(study['cod'].get('value'))}"
+        text += f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
+        return "success", text[:140]
+    if record.status in (RunStatus.FAILED,):
+        return "failure", f"Run failed: {(record.status_reason or '')[:120]}"
+    if record.status in (RunStatus.CANCELLED, RunStatus.SUPERSEDED):
+        return "error", f"Run {record.status.value.lower()}"
+    return "pending", f"Run {record.status.value.lower()}"
+
+
+def notification(record: RunRecord) -> dict[str, str]:
+    """An SNS message with per-protocol bodies: AWS Chatbot's custom format, plain text for e-mail."""
+    state, line = commit_status(record)
+    where = f"PR #{record.pr_number}" if record.pr_number else f"branch {record.head_ref}"
+    title = f"{ICONS[record.status]} modelrun {record.status.value.lower()}: {record.repository} {where}"
+    chatbot = {
+        "version": "1.0",
+        "source": "custom",
+        "content": {
+            "textType": "client-markdown",
+            "title": title[:250],
+            "description": f"{line}\nRun `{record.run_id}` · <{record.workflow_url}|workflow run>",
+        },
+        "metadata": {"enableCustomActions": False, "threadId": record.pr_key or record.branch_key},
+    }
+    email = "\n".join(
+        [
+            title,
+            "",
+            line,
+            f"Run: {record.run_id}",
+            f"Commit: {record.head_sha}",
+            f"Workflow run: {record.workflow_url}",
+            f"Logs: {record.log_url or '-'}",
+        ]
+    )
+    subject = re.sub(r"[^\x20-\x7e]", "", f"modelrun {record.status.value.lower()}: {record.repository} {where}")
+    return {
+        "subject": subject[:99],
+        "message": json.dumps({"default": json.dumps(chatbot), "email": email}),
+        "state": state,
+    }
+
+
+def render_html(record: RunRecord, report: dict[str, Any], images: dict[str, bytes]) -> str:
+    """The full report: self-contained HTML (plots inlined) so one presigned or console link works."""
+    esc = html.escape
+
+    def table(rows: list[list[str]]) -> str:
+        head, *body = rows
+        out = "<tr>" + "".join(f"<th>{esc(c)}</th>" for c in head) + "</tr>"
+        out += "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body)
+        return f"<table>{out}</table>"
+
+    metrics = report.get("metrics", {})
+    base = (report.get("baseline") or {}).get("metrics", {})
+    metric_rows = [["metric", "this run", "main", "change"]] + [
+        [METRIC_LABELS.get(k, k), fmt_number(v), fmt_number(base.get(k)), change(k, v, base.get(k))]
+        for k, v in metrics.items()
+    ]
+    study_rows = [["statistic", "value", "95% CI", "standard", "pass"]] + [
+        [
+            RATIO_LABELS.get(k, k),
+            fmt_number(v.get("value")),
+            " – ".join(fmt_number(x) for x in v.get("ci") or []),
+            str(v.get("standard", "")),
+            "pass" if v.get("pass") else "fail",
+        ]
+        for k, v in report.get("ratio_study", {}).items()
+    ]
+    area_rows = [["area", "sales", "RMSE", "MdAPE", "COD", "PRD"]] + [
+        [
+            str(a.get("area")),
+            str(a.get("n")),
+            fmt_number((a.get("metrics") or {}).get("rmse")),
+            fmt_number((a.get("metrics") or {}).get("mdape")),
+            fmt_number(((a.get("ratio_study") or {}).get("cod") or {}).get("value")),
+            fmt_number(((a.get("ratio_study") or {}).get("prd") or {}).get("value")),
+        ]
+        for a in report.get("by_area", [])
+    ]
+    plots = "".join(
+        f"<figure><img alt='{esc(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        f"<figcaption>{esc(name)}</figcaption></figure>"
+        for name, data in sorted(images.items())
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>modelrun report {esc(record.run_id)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}
+th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><body>
+<h1>modelrun report</h1>
+<p>Run <code>{esc(record.run_id)}</code> · {esc(record.repository)} · {esc(record.head_ref)} @ {esc(record.head_sha[:8])}
+ · status {esc(record.status.value)} · duration {esc(fmt_duration(record.duration_seconds))}</p>
+<h2>Metrics</h2>{table(metric_rows)}
+<h2>IAAO ratio study</h2>{table(study_rows) if len(study_rows) > 1 else "<p>none</p>"}
+<h2>By market area</h2>{table(area_rows) if len(area_rows) > 1 else "<p>none</p>"}
+<h2>Model and data</h2><pre>{esc(json.dumps({"model": report.get("model"), "data": report.get("data")}, indent=2))}</pre>
+<h2>Plots</h2>{plots or "<p>none</p>"}
+</body></html>
+"""

@@ -1,0 +1,107 @@
+"""The run record: what modelrun knows about one run, as stored in the runs table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from modelrun.contracts import RunRequest
+from modelrun.domain import naming
+from modelrun.domain.status import RunStatus
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str
+    repository: str
+    pr_number: int | None = None
+    pr_key: str | None = None
+    branch_key: str
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    image: str
+    compute: str
+    job_queue: str
+    job_definition: str | None = None
+    job_id: str | None = None
+    status: RunStatus = RunStatus.QUEUED
+    batch_attempt: int = 0
+    status_reason: str | None = None
+    exit_code: int | None = None
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    stopped_at: str | None = None
+    log_stream: str | None = None
+    log_url: str | None = None
+    results_uri: str
+    triggered_by: str
+    note: str | None = None
+    workflow_url: str
+    workflow_run_id: int
+    workflow_attempt: int
+    vcpus: float
+    memory_mib: int
+    gpus: int = 0
+    summary: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
+    report_url: str | None = None
+    execution_name: str | None = None
+
+    @classmethod
+    def new(
+        cls, request: RunRequest, *, job_queue: str, bucket: str, vcpus: float, memory_mib: int, gpus: int
+    ) -> RunRecord:
+        run = naming.run_id(
+            request.repository,
+            request.pr_number,
+            request.head_ref,
+            request.head_sha,
+            request.workflow.run_id,
+            request.workflow.run_attempt,
+        )
+        now = utcnow()
+        return cls(
+            run_id=run,
+            repository=request.repository,
+            pr_number=request.pr_number,
+            pr_key=naming.pr_key(request.repository, request.pr_number) if request.pr_number else None,
+            branch_key=naming.branch_key(request.repository, request.head_ref),
+            head_sha=request.head_sha,
+            head_ref=request.head_ref,
+            base_ref=request.base_ref,
+            image=request.image,
+            compute=request.compute,
+            job_queue=job_queue,
+            created_at=now,
+            updated_at=now,
+            results_uri=f"s3://{bucket}/{naming.results_prefix(run)}",
+            triggered_by=request.triggered_by,
+            note=request.note,
+            workflow_url=str(request.workflow.url),
+            workflow_run_id=request.workflow.run_id,
+            workflow_attempt=request.workflow.run_attempt,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            gpus=gpus,
+        )
+
+    def item(self) -> dict[str, Any]:
+        """The DynamoDB item: no None values (sparse GSIs stay sparse)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at or not self.stopped_at:
+            return None
+        start = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        stop = datetime.fromisoformat(self.stopped_at.replace("Z", "+00:00"))
+        return max(0.0, (stop - start).total_seconds())

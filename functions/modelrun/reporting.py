@@ -1,0 +1,116 @@
+"""The report path (the state machine's Lambda tasks): collect results, update the PR."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+
+from modelrun import comments
+from modelrun.adapters.aws import Results, RunsTable, tail_log
+from modelrun.adapters.github import PullRequests
+from modelrun.config import settings
+from modelrun.domain import naming, report
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+
+logger = Logger(child=True)
+METRICS_SCHEMA = Path(__file__).parent / "schemas" / "metrics.v1.schema.json"
+LOG_TAIL_LINES = 30
+
+
+class RunNotFound(Exception):
+    pass
+
+
+@cache
+def table() -> RunsTable:
+    return RunsTable(settings().runs_table)
+
+
+@cache
+def results() -> Results:
+    return Results(settings().results_bucket)
+
+
+@cache
+def metrics_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(METRICS_SCHEMA.read_text())
+    return schema
+
+
+def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
+    """Stable links for the team (AWS sign-in required): the bucket stays private."""
+    if folder:
+        return f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={region}&prefix={key}"
+    return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
+
+
+def _record(run_id: str) -> RunRecord:
+    record = table().get(run_id)
+    if record is None:
+        raise RunNotFound(run_id)
+    return record
+
+
+def collect(run_id: str) -> dict[str, Any]:
+    """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
+    record = _record(run_id)
+    s = settings()
+    prefix = naming.results_prefix(run_id)
+    doc: dict[str, Any] = {"status": record.status.value}
+    fields: dict[str, Any] = {}
+    if record.status is RunStatus.SUCCEEDED:
+        metrics = results().read_json(f"{record.results_uri}metrics.json")
+        problem = None
+        if metrics is None:
+            problem = "the run succeeded but wrote no metrics.json"
+        else:
+            try:
+                validate(event=metrics, schema=metrics_schema())
+            except SchemaValidationError as error:
+                problem = f"metrics.json does not follow the container contract: {error.message}"
+        if problem:
+            doc["contract_error"] = problem
+            logger.warning(problem, extra={"run_id": run_id})
+        else:
+            assert metrics is not None
+            baseline = table().latest_succeeded(naming.branch_key(record.repository, record.base_ref))
+            doc |= {k: metrics.get(k) for k in ("metrics", "ratio_study", "model", "data", "by_area", "artifacts")}
+            if baseline and baseline.run_id != run_id and baseline.summary:
+                doc["baseline"] = {"run_id": baseline.run_id, "head_sha": baseline.head_sha, **baseline.summary}
+            fields["summary"] = report.summary_of(metrics)
+            images = {
+                Path(key).name: results().s3.get_object(Bucket=s.results_bucket, Key=key)["Body"].read()
+                for key in results().list(record.results_uri)
+                if key.endswith(".png")
+            }
+            html = report.render_html(record, doc, images)
+            results().put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
+            doc["report_key"] = f"{prefix}report.html"
+            doc["report_url"] = console_url(s.results_bucket, f"{prefix}report.html", s.region)
+            doc["artifacts_url"] = console_url(s.results_bucket, prefix, s.region, folder=True)
+    elif record.log_stream:
+        doc["log_tail"] = tail_log(record.log_stream, LOG_TAIL_LINES)
+    # The comment shows the report's compact part; by_area and artifacts stay in S3.
+    fields["report"] = {k: v for k, v in doc.items() if k not in ("by_area", "artifacts")}
+    table().set_fields(run_id, **fields)
+    record = record.model_copy(update=fields)
+    return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
+
+
+def update_pull_request(run_id: str) -> dict[str, Any]:
+    """The sticky comment, then the commit status. GitHub errors propagate for the state machine to retry."""
+    record = _record(run_id)
+    written = comments.refresh(table(), record)
+    state, description = report.commit_status(record)
+    s = settings()
+    target = (record.report or {}).get("report_url") or record.workflow_url
+    PullRequests(s.github_secret_arn, s.github_api_url).set_status(
+        record.repository, record.head_sha, state, description, target
+    )
+    return {"run_id": run_id, "comment_written": written, "commit_status": state}

@@ -1,0 +1,188 @@
+"""The submit path: a validated run request becomes exactly one Batch job.
+
+Exactly once in effect, although SQS delivers at least once and a Lambda may die half-way:
+
+1. The run id is derived from the request (repository, PR, SHA, workflow run id and attempt),
+   so every copy of one request has the same id; it is also the Batch job name.
+2. Powertools idempotency, keyed on that id, lets one copy work at a time and answers later
+   copies from the stored result.
+3. The run record is written first, conditionally (``attribute_not_exists``): one record.
+4. Before ``SubmitJob``, the queue is searched for a job of that name. If a previous attempt
+   died between ``SubmitJob`` and recording the job id (its idempotency lock expires with the
+   Lambda's timeout, and SQS redelivers after the visibility timeout), the job is found and
+   adopted instead of submitted again: one job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from modelrun import comments
+from modelrun.adapters.aws import RunsTable, StaleWrite
+from modelrun.adapters.batch import BatchJobs
+from modelrun.config import settings
+from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.domain import naming
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+
+logger = Logger(child=True)
+
+
+@cache
+def table() -> RunsTable:
+    return RunsTable(settings().runs_table)
+
+
+@cache
+def batch() -> BatchJobs:
+    s = settings()
+    return BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds)
+
+
+@cache
+def _persistence() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
+
+
+IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 24 * 3600)
+
+
+def new_record(request: RunRequest) -> RunRecord:
+    s = settings()
+    gpu = request.compute == "gpu"
+    return RunRecord.new(
+        request,
+        job_queue=s.gpu_job_queue if gpu else s.cpu_job_queue,
+        bucket=s.results_bucket,
+        vcpus=request.resources.vcpus or s.default_vcpus,
+        memory_mib=request.resources.memory_mib or s.default_memory_mib,
+        gpus=(request.resources.gpus if request.resources.gpus is not None else s.default_gpus) if gpu else 0,
+    )
+
+
+def submit(request: RunRequest) -> RunRecord:
+    record = new_record(request)
+    # The idempotency layer persists by a JSON payload, keyed on the derived run id.
+    result = _submit_once()(payload={"run_id": record.run_id, "request": request.model_dump(mode="json")})
+    return RunRecord.model_validate(result)
+
+
+def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
+    request = RunRequest.model_validate(payload["request"])
+    record = new_record(request)
+    runs = table()
+    if not runs.create(record):
+        existing = runs.get(record.run_id)
+        assert existing is not None
+        if existing.job_id:
+            logger.info("duplicate run request: already submitted", extra={"run_id": record.run_id})
+            return existing.item()
+        record = existing
+    tags = {
+        "modelrun:repository": request.repository,
+        "modelrun:pr": str(request.pr_number or "none"),
+        "modelrun:sha": request.head_sha,
+        "modelrun:run-id": record.run_id,
+    }
+    jobs = batch()
+    job_definition = jobs.job_definition(request.image, request.compute, tags)
+    job_id = jobs.find_job(record.job_queue, record.run_id)
+    if job_id:
+        logger.warning("adopting a job submitted by an earlier attempt", extra={"run_id": record.run_id})
+    else:
+        job_id = jobs.submit(
+            job_name=record.run_id,
+            job_queue=record.job_queue,
+            job_definition=job_definition,
+            environment=container_environment(record),
+            vcpus=record.vcpus,
+            memory_mib=record.memory_mib,
+            gpus=record.gpus,
+            command=request.command,
+            tags=tags,
+        )
+    try:
+        record = runs.update(record, job_id=job_id, job_definition=job_definition, status=RunStatus.SUBMITTED)
+    except StaleWrite:
+        # A Batch event got here first and moved the status on; only the job id is missing.
+        runs.set_fields(record.run_id, job_id=job_id, job_definition=job_definition)
+        record = runs.get(record.run_id) or record
+    logger.info("run submitted", extra={"run_id": record.run_id, "job_id": job_id, "queue": record.job_queue})
+
+    if settings().supersede_older_runs and record.pr_key:
+        supersede_older(record)
+    ahead = max(0, jobs.runnable_ahead(record.job_queue) - 1)
+    comments.refresh_quietly(runs, record, runs_ahead=ahead)
+    return record.item()
+
+
+@cache
+def _submit_once() -> Callable[..., dict[str, Any]]:
+    """The idempotent wrapper is built on first use, when the table name is known."""
+    wrapped: Callable[..., dict[str, Any]] = idempotent_function(
+        data_keyword_argument="payload", persistence_store=_persistence(), config=IDEMPOTENCY
+    )(_submit_once_impl)
+    return wrapped
+
+
+def container_environment(record: RunRecord) -> dict[str, str]:
+    """The container contract's inputs (model_container/README.md)."""
+    return {
+        "MODELRUN_RUN_ID": record.run_id,
+        "MODELRUN_RESULTS_URI": record.results_uri,
+        "MODELRUN_THREADS": str(max(1, int(record.vcpus))),
+        "MODELRUN_DEVICE": record.compute,
+    }
+
+
+def supersede_older(record: RunRecord) -> list[str]:
+    """Older active runs of the same PR are superseded: their jobs stop, their records say why."""
+    assert record.pr_key
+    superseded = []
+    for older in table().runs_of_pr(record.pr_key):
+        if older.run_id == record.run_id or older.status.terminal or older.created_at > record.created_at:
+            continue
+        if older.job_id:
+            batch().terminate(older.job_id, f"superseded by {record.run_id}")
+        try:
+            table().update(older, status=RunStatus.SUPERSEDED, status_reason=f"superseded by {record.head_sha[:8]}")
+        except StaleWrite:
+            continue  # it moved on meanwhile (perhaps finished): leave it
+        superseded.append(older.run_id)
+    if superseded:
+        logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
+    return superseded
+
+
+def cleanup(request: CleanupRequest) -> list[str]:
+    """The PR was closed: stop its active runs and deregister its job definitions."""
+    key = naming.pr_key(request.repository, request.pr_number)
+    runs = table().runs_of_pr(key)
+    cancelled = []
+    for run in runs:
+        if run.status.terminal:
+            continue
+        if run.job_id:
+            batch().terminate(run.job_id, "pull request closed")
+        try:
+            table().update(run, status=RunStatus.CANCELLED, status_reason="pull request closed")
+            cancelled.append(run.run_id)
+        except StaleWrite:
+            continue
+    deregistered = batch().deregister_for_images({r.image for r in runs})
+    logger.info("PR cleaned up", extra={"pr": key, "cancelled": cancelled, "job_definitions": deregistered})
+    if runs and cancelled:
+        latest = table().get(runs[0].run_id)
+        if latest:
+            comments.refresh_quietly(table(), latest)
+    return cancelled

@@ -1,0 +1,96 @@
+"""The track path: Batch state-change events move a run's status forward.
+
+Duplicates and late events (a RUNNING after SUCCEEDED) change nothing and cost no GitHub call.
+A terminal event starts the report state machine under a name derived from the run id, so any
+number of duplicate events start one execution per run attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from modelrun import comments
+from modelrun.adapters.aws import RunsTable, StaleWrite, client, log_url
+from modelrun.config import settings
+from modelrun.domain import naming
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus, from_batch, moves_forward
+from modelrun.events import JobDetail
+
+logger = Logger(child=True)
+
+
+@cache
+def table() -> RunsTable:
+    return RunsTable(settings().runs_table)
+
+
+def _iso(epoch_ms: int | None) -> str | None:
+    if not epoch_ms:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict[str, Any]:
+    changes: dict[str, Any] = {"status": status, "batch_attempt": detail.attempt}
+    if record.job_id is None:
+        changes["job_id"] = detail.job_id
+    stream = detail.container.log_stream_name if detail.container else None
+    if stream:
+        changes["log_stream"] = stream
+        changes["log_url"] = log_url(settings().region, stream)
+    if status in (RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED) and detail.started_at:
+        changes["started_at"] = _iso(detail.started_at)
+    if status.terminal:
+        changes["stopped_at"] = _iso(detail.stopped_at)
+        changes["status_reason"] = detail.status_reason or (detail.container.reason if detail.container else None)
+        if detail.container and detail.container.exit_code is not None:
+            changes["exit_code"] = detail.container.exit_code
+    return changes
+
+
+def track(detail: JobDetail) -> str:
+    """Apply one event; returns what happened (for logs and tests)."""
+    new_status = from_batch(detail.status)
+    for _ in range(5):
+        record = table().get(detail.job_name)
+        if record is None or (record.job_id and record.job_id != detail.job_id):
+            logger.info("event for a job that is not ours: ignored", extra={"job_id": detail.job_id})
+            return "ignored"
+        if new_status.terminal and record.status is new_status:
+            # A repeat of the terminal event (or a retry after a crash): make sure the report runs.
+            start_report(record)
+            return "duplicate"
+        if not moves_forward(record.status, record.batch_attempt, new_status, detail.attempt):
+            return "stale"
+        try:
+            record = table().update(record, **changes_for(record, detail, new_status))
+        except StaleWrite:
+            continue  # another event moved it first: decide again on fresh data
+        logger.info("run status", extra={"run_id": record.run_id, "status": record.status.value})
+        if new_status.terminal:
+            start_report(record)
+        elif new_status is RunStatus.RUNNING:
+            comments.refresh_quietly(table(), record)
+        return "advanced"
+    raise StaleWrite(detail.job_name)
+
+
+def start_report(record: RunRecord) -> None:
+    name = naming.execution_name(record.run_id)
+    payload = {"run_id": record.run_id, "status": record.status.value, "attempt": record.workflow_attempt}
+    try:
+        client("stepfunctions").start_execution(
+            stateMachineArn=settings().report_state_machine_arn, name=name, input=json.dumps(payload)
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+        return
+    logger.info("report started", extra={"run_id": record.run_id, "execution": name})

@@ -1,0 +1,28 @@
+"""UpdatePullRequest task of the report state machine (see modelrun.reporting.update_pull_request).
+
+GitHub's outages and rate limits surface as GitHubUnavailable / GitHubRateLimited: the state
+machine's Retry matches those names and backs off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from modelrun import reporting
+
+logger = Logger()
+
+
+class UpdateInput(BaseModel):
+    run_id: str
+    attempt: int
+
+
+@logger.inject_lambda_context
+@event_parser(model=UpdateInput)
+def handler(event: UpdateInput, context: LambdaContext) -> dict[str, Any]:
+    return reporting.update_pull_request(event.run_id)

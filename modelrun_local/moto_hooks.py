@@ -1,0 +1,107 @@
+"""Every touch of moto's private internals, in one place (moto is pinned exactly: 5.2.5).
+
+moto offers no public extension point for these, so each hook has one smoke test
+(tests/integration/test_moto_hooks.py) that fails loudly when an upgrade moves the internals.
+
+- Lambda invokes without Docker are served by ``LambdaSimpleBackend.invoke``: route them to the
+  real handler in-process, and report a raised exception the way AWS does
+  (``x-amz-function-error: Unhandled`` and a payload with ``errorType``/``errorMessage``), so the
+  state machine's Retry and Catch match on the exception's name.
+- A submitted Batch job is marked finished at once in ``BatchSimpleBackend._mark_job_as_finished``:
+  hand the job to the local executor instead, which drives its lifecycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.batch.models import Job
+from moto.batch_simple.models import BatchSimpleBackend
+
+# (function name or ARN, payload) -> (response payload, error type or None)
+LambdaRouter = Callable[[str, bytes], tuple[bytes, str | None]]
+JobHandler = Callable[[Job], None]
+
+_original_invoke = LambdaSimpleBackend.invoke
+_original_finish = BatchSimpleBackend._mark_job_as_finished
+
+
+def route_lambda_invokes(router: LambdaRouter) -> None:
+    def invoke(
+        self: LambdaSimpleBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
+        payload = body if isinstance(body, bytes) else (body or "{}").encode()
+        result, error_type = router(function_name, payload)
+        if error_type:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return result
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+
+
+def take_over_batch_jobs(handler: JobHandler) -> None:
+    def mark_job(self: BatchSimpleBackend, include_start_attempt: bool, job: Job) -> None:
+        self.backend._jobs[job.job_id] = job
+        handler(job)
+
+    BatchSimpleBackend._mark_job_as_finished = mark_job  # type: ignore[method-assign]
+
+
+def restore() -> None:
+    LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
+    BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
+
+
+# --- the Batch job object: the few fields the executor moves ---------------------------------
+
+
+def set_job_status(job: Job, status: str) -> None:
+    job.status = status
+
+
+def job_started(job: Job) -> None:
+    job.job_started_at = datetime.now()
+    job.log_stream_name = job._stream_name
+    job._start_attempt()
+
+
+def job_stopped(job: Job, exit_code: int | None, reason: str | None) -> None:
+    job.exit_code = exit_code
+    if reason and not job.job_stopped_reason:
+        job.job_stopped_reason = reason
+    if job.latest_attempt is not None:
+        job.latest_attempt["container"]["exitCode"] = exit_code
+        if reason:
+            job.latest_attempt["statusReason"] = reason
+    job._mark_stopped(success=exit_code == 0)
+
+
+def job_terminated(job: Job) -> bool:
+    return bool(job.stop)
+
+
+def job_log_stream(job: Job) -> str:
+    return str(job._stream_name)
+
+
+def job_container(job: Job) -> dict[str, Any]:
+    """Command and environment as Batch would give the container (definition + overrides)."""
+    return {
+        "command": list(job._get_container_property("command", [])),
+        "environment": {e["name"]: e["value"] for e in job._get_container_property("environment", [])},
+        "image": job.job_definition.container_properties.get("image", ""),
+    }
+
+
+def describe_job(job: Job) -> dict[str, Any]:
+    detail: dict[str, Any] = json.loads(json.dumps(job.describe(), default=str))
+    return detail

@@ -1,0 +1,168 @@
+"""The stack's resources on moto, created from template.yaml and nothing else.
+
+template.yaml -> aws-sam-translator (offline) -> moto's CloudFormation. What moto can't take is
+adjusted here, in the template, not by hand-made resources:
+- CodeUri must be an s3:// URI for the translator: a placeholder object is uploaded;
+- the state machine's definition is inlined and its substitutions folded into ``Fn::Sub``;
+- event source mappings are taken out (moto would push messages synchronously, one at a time,
+  with no redelivery) and handed to the local poller, which has Lambda's semantics;
+- Secrets Manager secrets, which moto's CloudFormation skips, are created through the API;
+- the VPC and subnets the Batch compute environments need are created in moto's EC2.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+ARTIFACTS_BUCKET = "modelrun-local-artifacts"
+
+
+@dataclass
+class EventSourceMapping:
+    function: str  # logical id
+    queue_arn: str
+    batch_size: int
+    report_batch_item_failures: bool
+    batching_window_seconds: int
+
+
+@dataclass
+class Stack:
+    name: str
+    outputs: dict[str, str]
+    resources: dict[str, str]  # logical id -> physical id
+    functions: dict[str, dict[str, Any]]  # logical id -> {"name", "handler", "environment"}
+    event_sources: list[EventSourceMapping] = field(default_factory=list)
+    state_machine_definition: str = ""
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def load_template() -> dict[str, Any]:
+    template: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
+    return template
+
+
+def translate(template: dict[str, Any]) -> dict[str, Any]:
+    """SAM -> CloudFormation, offline, with the local adjustments listed above."""
+    template = copy.deepcopy(template)
+    template["Globals"]["Function"]["CodeUri"] = f"s3://{ARTIFACTS_BUCKET}/functions.zip"
+    substitutions: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            props = resource["Properties"]
+            props["Definition"] = json.loads((ROOT / props.pop("DefinitionUri")).read_text())
+            substitutions[logical_id] = props.pop("DefinitionSubstitutions", {})
+        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in resource["Properties"]:
+            resource["Properties"]["CodeUri"] = f"s3://{ARTIFACTS_BUCKET}/functions.zip"
+    cfn: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
+    for logical_id, subs in substitutions.items():
+        props = cfn["Resources"][logical_id]["Properties"]
+        definition = props.pop("DefinitionString")
+        text = definition if isinstance(definition, str) else "\n".join(definition["Fn::Join"][1])
+        props["DefinitionString"] = {"Fn::Sub": [text, subs]}
+    return cfn
+
+
+def _network(region: str) -> tuple[str, list[str]]:
+    ec2 = boto3.client("ec2", region_name=region)
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)
+    ]
+    return vpc, subnets
+
+
+def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
+    template = load_template()
+    cfn = translate(template)
+    event_sources = []
+    for logical_id, resource in list(cfn["Resources"].items()):
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            props = resource["Properties"]
+            event_sources.append(
+                EventSourceMapping(
+                    function=props["FunctionName"]["Ref"],
+                    queue_arn=props["EventSourceArn"]["Fn::GetAtt"][0],  # resolved after create
+                    batch_size=int(props.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                )
+            )
+            del cfn["Resources"][logical_id]
+
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+    placeholder = io.BytesIO()
+    with zipfile.ZipFile(placeholder, "w") as archive:
+        archive.writestr("README", "Local runtime: the handlers run in-process from functions/.")
+    s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="functions.zip", Body=placeholder.getvalue())
+
+    vpc, subnets = _network(region)
+    params = {"VpcId": vpc, "SubnetIds": ",".join(subnets), **parameters}
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(cfn),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"local stack failed: {described['StackStatus']} {described.get('StackStatusReason')}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    resources = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    }
+    sqs = boto3.client("sqs", region_name=region)
+    for mapping in event_sources:
+        url = resources[mapping.queue_arn]
+        mapping.queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+
+    # Secrets: moto's CloudFormation skips them; create them under the same logical name.
+    secrets = boto3.client("secretsmanager", region_name=region)
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            arn = secrets.create_secret(
+                Name=f"{name}-{logical_id}", SecretString=resource["Properties"].get("SecretString", "{}")
+            )["ARN"]
+            resources[logical_id] = arn
+
+    lambda_client = boto3.client("lambda", region_name=region)
+    functions = {}
+    for logical_id, resource in cfn["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Function":
+            config = lambda_client.get_function_configuration(FunctionName=resources[logical_id])
+            environment = dict(config.get("Environment", {}).get("Variables", {}))
+            functions[logical_id] = {
+                "name": config["FunctionName"],
+                "arn": config["FunctionArn"],
+                "handler": config["Handler"],
+                "environment": environment,
+                "timeout": config.get("Timeout", 3),
+            }
+    return Stack(
+        name=name,
+        outputs=outputs,
+        resources=resources,
+        functions=functions,
+        event_sources=event_sources,
+    )
