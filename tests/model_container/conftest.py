@@ -48,7 +48,9 @@ else:
         return path
 
     @pytest.fixture
-    def contract_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_params: Path) -> Iterator[dict[str, str]]:
+    def contract_env(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_params: Path
+    ) -> Iterator[dict[str, str]]:
         """A clean container-contract environment writing to a file:// results URI."""
         for k in list(__import__("os").environ):
             if k.startswith("MODELRUN_"):

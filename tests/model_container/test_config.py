@@ -20,7 +20,11 @@ GOOD = {
 def test_read_env_defaults() -> None:
     env = read_env(GOOD)
     assert env.run_id == "r-1"
-    assert env.results.scheme == "s3" and env.results.bucket == "my-results" and env.results.prefix == "runs/r-1/"
+    assert (
+        env.results.scheme == "s3"
+        and env.results.bucket == "my-results"
+        and env.results.prefix == "runs/r-1/"
+    )
     assert env.threads == 4 and env.queue_device == "gpu"
     assert env.params_path == Path("params.yaml") and env.sample is None
 
@@ -50,7 +54,10 @@ def test_read_env_rejects(override: dict[str, str], message: str) -> None:
 
 def test_results_uri_forms() -> None:
     s3 = parse_results_uri("s3://bucket-1/runs/abc")
-    assert s3.uri == "s3://bucket-1/runs/abc/" and s3.join("metrics.json") == "s3://bucket-1/runs/abc/metrics.json"
+    assert (
+        s3.uri == "s3://bucket-1/runs/abc/"
+        and s3.join("metrics.json") == "s3://bucket-1/runs/abc/metrics.json"
+    )
     bare = parse_results_uri("s3://bucket-1")
     assert bare.prefix == "" and bare.join("metrics.json") == "s3://bucket-1/metrics.json"
     f = parse_results_uri("file:///tmp/some%20dir/")

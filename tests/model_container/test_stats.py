@@ -87,14 +87,16 @@ def test_larger_fixed_sample_against_assesspy() -> None:
     for name in ("cod", "prd", "prb", "mki"):
         ref = stats.POINT[name](est, sale)
         assert hand[name] == pytest.approx(ref, rel=1e-9), name
-        assert stats.MATRIX[name](est.to_numpy()[None, :], sale.to_numpy()[None, :])[0] == pytest.approx(ref, rel=1e-9)
+        assert stats.MATRIX[name](est.to_numpy()[None, :], sale.to_numpy()[None, :])[0] == pytest.approx(
+            ref, rel=1e-9
+        )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(
-        st.tuples(st.floats(50_000, 2_000_000), st.floats(0.5, 1.8)), min_size=3, max_size=40
-    ).filter(lambda rows: len({round(s, 6) for s, _ in rows}) > 1)
+    st.lists(st.tuples(st.floats(50_000, 2_000_000), st.floats(0.5, 1.8)), min_size=3, max_size=40).filter(
+        lambda rows: len({round(s, 6) for s, _ in rows}) > 1
+    )
 )
 def test_matrix_versions_equal_assesspy(rows: list[tuple[float, float]]) -> None:
     sale = np.array([s for s, _ in rows])

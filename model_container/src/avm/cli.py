@@ -32,9 +32,11 @@ def main() -> int:
     try:
         env = read_env()
         params = load_params(env.params_path)
-        log(f"run {env.run_id}: params={env.params_path} library={params.library} device={params.device} "
+        log(
+            f"run {env.run_id}: params={env.params_path} library={params.library} device={params.device} "
             f"threads={env.threads} queue_device={env.queue_device} results={env.results.uri}"
-            + (f" sample={env.sample}" if env.sample is not None else ""))
+            + (f" sample={env.sample}" if env.sample is not None else "")
+        )
         from .run import run, summary_line
 
         doc = run(env, params, log)

@@ -114,7 +114,9 @@ def parse_sample(value: str) -> float | int:
         pass
     else:
         if rows < 1:
-            raise ConfigError(f"MODELRUN_SAMPLE must be a positive row count or a fraction in (0, 1]: {value!r}")
+            raise ConfigError(
+                f"MODELRUN_SAMPLE must be a positive row count or a fraction in (0, 1]: {value!r}"
+            )
         return rows
     try:
         frac = float(text)
@@ -156,8 +158,20 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
 
 # --- params.yaml -------------------------------------------------------------------------------
 
-_TOP_KEYS = {"library", "device", "seed", "data", "features", "split", "trimming", "bootstrap", "by_area",
-             "lightgbm", "xgboost"}
+_RESERVED_MODEL_PARAMS = {"device", "device_type", "nthread", "num_threads", "n_jobs", "seed", "random_state"}
+_TOP_KEYS = {
+    "library",
+    "device",
+    "seed",
+    "data",
+    "features",
+    "split",
+    "trimming",
+    "bootstrap",
+    "by_area",
+    "lightgbm",
+    "xgboost",
+}
 
 
 def _get(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -213,7 +227,9 @@ def load_params(path: Path, base_dir: Path | None = None) -> Params:
     if not data_path.is_absolute():
         data_path = (base_dir or Path.cwd()) / data_path
     if not data_path.is_file():
-        raise ConfigError(f"params: data file not found: {data_path} (relative paths resolve against the cwd)")
+        raise ConfigError(
+            f"params: data file not found: {data_path} (relative paths resolve against the cwd)"
+        )
 
     feats = _section(raw, "features")
     numeric = _get(feats, "numeric", list, "features.")
@@ -235,10 +251,15 @@ def load_params(path: Path, base_dir: Path | None = None) -> Params:
         raise ConfigError(f"params: 'trimming.method' must be one of {TRIM_METHODS}, got {trim_method!r}")
     trim_mult = float(trim.get("iqr_mult", 3.0))
     probs = trim.get("quantile_probs", [0.05, 0.95])
-    if (not isinstance(probs, list) or len(probs) != 2
-            or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in probs)
-            or not 0 <= probs[0] < probs[1] <= 1):
-        raise ConfigError(f"params: 'trimming.quantile_probs' must be [lo, hi] with 0 <= lo < hi <= 1, got {probs!r}")
+    if (
+        not isinstance(probs, list)
+        or len(probs) != 2
+        or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in probs)
+        or not 0 <= probs[0] < probs[1] <= 1
+    ):
+        raise ConfigError(
+            f"params: 'trimming.quantile_probs' must be [lo, hi] with 0 <= lo < hi <= 1, got {probs!r}"
+        )
     if trim_mult <= 0:
         raise ConfigError(f"params: 'trimming.iqr_mult' must be > 0, got {trim_mult}")
 
@@ -261,11 +282,11 @@ def load_params(path: Path, base_dir: Path | None = None) -> Params:
     if num_boost_round < 1:
         raise ConfigError(f"params: '{library}.num_boost_round' must be >= 1, got {num_boost_round}")
     model_params = _get(lib, "params", dict, f"{library}.")
-    reserved = {"device", "device_type", "nthread", "num_threads", "n_jobs", "seed", "random_state"} & set(model_params)
+    reserved = _RESERVED_MODEL_PARAMS & set(model_params)
     if reserved:
         raise ConfigError(
-            f"params: '{library}.params' must not set {sorted(reserved)}: use the top-level 'device' and 'seed', "
-            "and threads come from MODELRUN_THREADS"
+            f"params: '{library}.params' must not set {sorted(reserved)}: use the top-level 'device' and "
+            "'seed', and threads come from MODELRUN_THREADS"
         )
 
     return Params(

@@ -54,8 +54,9 @@ def subsample(df: pd.DataFrame, sample: float | int | None, seed: int) -> pd.Dat
 
 def time_split(df: pd.DataFrame, holdout_months: int) -> Split:
     """Holdout = sales after (latest sale date - holdout_months); train = everything before."""
-    last = df["sale_date"].max()
-    start = (last - pd.DateOffset(months=holdout_months)) + pd.Timedelta(days=1)
+    last = pd.Timestamp(df["sale_date"].max()).normalize()
+    # (pd.DateOffset, not pd.Timedelta: Timestamp + Timedelta warns under numpy 2.5)
+    start = last - pd.DateOffset(months=holdout_months) + pd.DateOffset(days=1)
     is_test = df["sale_date"] >= start
     train, test = df[~is_test], df[is_test]
     if len(train) < 10 or len(test) < 10:
@@ -63,5 +64,9 @@ def time_split(df: pd.DataFrame, holdout_months: int) -> Split:
             f"time split leaves {len(train)} training and {len(test)} holdout sales: "
             "need at least 10 of each (raise MODELRUN_SAMPLE or change split.holdout_months)"
         )
-    return Split(train=train.reset_index(drop=True), test=test.reset_index(drop=True),
-                 holdout_from=start.normalize(), holdout_to=last.normalize())
+    return Split(
+        train=train.reset_index(drop=True),
+        test=test.reset_index(drop=True),
+        holdout_from=start.normalize(),
+        holdout_to=last.normalize(),
+    )

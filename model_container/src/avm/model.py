@@ -46,7 +46,9 @@ class DeviceChoice:
     reason: str
 
 
-def choose_device(library: str, requested: str, queue_device: str, *, gpu: bool | None = None) -> DeviceChoice:
+def choose_device(
+    library: str, requested: str, queue_device: str, *, gpu: bool | None = None
+) -> DeviceChoice:
     """Resolve params.device against the hardware and the library build.
 
     `auto` uses CUDA when a GPU is present and the library can use it (XGBoost built with
@@ -108,8 +110,14 @@ def train(params: Params, device: DeviceChoice, threads: int, x: pd.DataFrame, y
 def _train_lightgbm(params: Params, threads: int, x: pd.DataFrame, y: np.ndarray) -> Trained:
     import lightgbm as lgb
 
-    p: dict[str, Any] = {**params.model_params, "num_threads": threads, "seed": params.seed,
-                         "device_type": "cpu", "deterministic": True, "force_row_wise": True}
+    p: dict[str, Any] = {
+        **params.model_params,
+        "num_threads": threads,
+        "seed": params.seed,
+        "device_type": "cpu",
+        "deterministic": True,
+        "force_row_wise": True,
+    }
     p.setdefault("verbosity", -1)
     ds = lgb.Dataset(x, label=y, categorical_feature=params.categorical, free_raw_data=False)
     t0 = time.perf_counter()
@@ -118,7 +126,9 @@ def _train_lightgbm(params: Params, threads: int, x: pd.DataFrame, y: np.ndarray
     return Trained("lightgbm", "cpu", seconds, booster, "model.txt", p)
 
 
-def _train_xgboost(params: Params, device: DeviceChoice, threads: int, x: pd.DataFrame, y: np.ndarray) -> Trained:
+def _train_xgboost(
+    params: Params, device: DeviceChoice, threads: int, x: pd.DataFrame, y: np.ndarray
+) -> Trained:
     import xgboost as xgb
 
     p: dict[str, Any] = {**params.model_params, "device": device.use, "nthread": threads, "seed": params.seed}

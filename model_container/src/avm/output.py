@@ -14,8 +14,13 @@ from pathlib import Path
 
 from .config import ResultsLocation
 
-CONTENT_TYPES = {".json": "application/json", ".parquet": "application/vnd.apache.parquet",
-                 ".txt": "text/plain", ".png": "image/png", ".ubj": "application/ubjson"}
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".parquet": "application/vnd.apache.parquet",
+    ".txt": "text/plain",
+    ".png": "image/png",
+    ".ubj": "application/ubjson",
+}
 
 
 def _files_in_publish_order(staging: Path) -> list[Path]:
@@ -42,7 +47,9 @@ def publish(staging: Path, results: ResultsLocation, log: Callable[[str], None])
     for src in _files_in_publish_order(staging):
         rel = src.relative_to(staging).as_posix()
         key = results.prefix + rel
-        ctype = CONTENT_TYPES.get(src.suffix) or mimetypes.guess_type(src.name)[0] or "application/octet-stream"
+        ctype = (
+            CONTENT_TYPES.get(src.suffix) or mimetypes.guess_type(src.name)[0] or "application/octet-stream"
+        )
         s3.upload_file(str(src), results.bucket, key, ExtraArgs={"ContentType": ctype})
         written.append(f"s3://{results.bucket}/{key}")
         log(f"uploaded s3://{results.bucket}/{key} ({src.stat().st_size} bytes)")

@@ -7,19 +7,29 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
-def ratio_vs_price(sale_price: np.ndarray, ratio: np.ndarray, trimmed: np.ndarray, path: Path, title: str) -> None:
+def ratio_vs_price(
+    sale_price: np.ndarray, ratio: np.ndarray, trimmed: np.ndarray, path: Path, title: str
+) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     keep = ~trimmed
     ax.scatter(sale_price[keep], ratio[keep], s=4, alpha=0.35, color="tab:blue", label="holdout sales")
     if trimmed.any():
-        ax.scatter(sale_price[trimmed], ratio[trimmed], s=8, marker="x", color="tab:red",
-                   label=f"trimmed outliers ({int(trimmed.sum())})")
-    ax.axhline(float(np.median(ratio[keep])) if keep.any() else 1.0, color="black", lw=1, label="median ratio")
+        ax.scatter(
+            sale_price[trimmed],
+            ratio[trimmed],
+            s=8,
+            marker="x",
+            color="tab:red",
+            label=f"trimmed outliers ({int(trimmed.sum())})",
+        )
+    ax.axhline(
+        float(np.median(ratio[keep])) if keep.any() else 1.0, color="black", lw=1, label="median ratio"
+    )
     ax.axhspan(0.9, 1.1, color="tab:green", alpha=0.08, label="IAAO level 0.90-1.10")
     ax.set_xscale("log")
     ax.set_xlabel("sale price ($, log scale)")

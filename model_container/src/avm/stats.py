@@ -40,6 +40,7 @@ def _finite_or_none(x: float) -> float | None:
 
 # --- accuracy ---------------------------------------------------------------------------------
 
+
 def accuracy(sale_price: np.ndarray, estimate: np.ndarray) -> dict[str, float | None]:
     """RMSE and MAE in dollars; MAPE and MdAPE in percent; R² on dollars; median ratio."""
     y = np.asarray(sale_price, dtype=float)
@@ -60,6 +61,7 @@ def accuracy(sale_price: np.ndarray, estimate: np.ndarray) -> dict[str, float | 
 
 # --- trimming ---------------------------------------------------------------------------------
 
+
 def outlier_mask(ratio: np.ndarray, method: str, iqr_mult: float, probs: tuple[float, float]) -> np.ndarray:
     """True where a ratio is an outlier (assesspy.is_outlier); `none` flags nothing."""
     r = np.asarray(ratio, dtype=float)
@@ -73,23 +75,28 @@ def outlier_mask(ratio: np.ndarray, method: str, iqr_mult: float, probs: tuple[f
 
 def describe_trimming(method: str, iqr_mult: float, probs: tuple[float, float]) -> str:
     if method == "iqr":
-        rule = (f"ratio outliers (ratio below Q1 - {iqr_mult:g} x IQR or above Q3 + {iqr_mult:g} x IQR of the "
-                "holdout's ratios) removed")
+        rule = (
+            f"ratio outliers (ratio below Q1 - {iqr_mult:g} x IQR or above Q3 + {iqr_mult:g} x IQR of the "
+            "holdout's ratios) removed"
+        )
     elif method == "quantile":
         rule = f"ratios outside the {probs[0]:g}-{probs[1]:g} quantiles of the holdout's ratios removed"
     else:
         rule = "no trimming"
-    return (f"ratio study (COD, PRD, PRB, MKI, overall and by area): {rule}, once over the whole holdout "
-            "(assesspy.is_outlier; IAAO Standard on Ratio Studies, Appendix B.1); "
-            "accuracy metrics (RMSE, MAE, MAPE, MdAPE, R2, median ratio) use all holdout sales")
+    return (
+        f"ratio study (COD, PRD, PRB, MKI, overall and by area): {rule}, once over the whole holdout "
+        "(assesspy.is_outlier; IAAO Standard on Ratio Studies, Appendix B.1); "
+        "accuracy metrics (RMSE, MAE, MAPE, MdAPE, R2, median ratio) use all holdout sales"
+    )
 
 
 # --- vectorised statistics: each row of E and S is one sample -----------------------------------
 
+
 def cod_matrix(e: np.ndarray, s: np.ndarray) -> np.ndarray:
     r = e / s
     med = np.median(r, axis=1)
-    return 100.0 * np.mean(np.abs(r - med[:, None]), axis=1) / med
+    return np.asarray(100.0 * np.mean(np.abs(r - med[:, None]), axis=1) / med)
 
 
 def prd_matrix(e: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -110,12 +117,13 @@ def prb_matrix(e: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _gini_rows(x: np.ndarray) -> np.ndarray:
     n = x.shape[1]
     rank = np.arange(1, n + 1, dtype=float)
-    return (2.0 * (x @ rank) / x.sum(axis=1) - (n + 1)) / n
+    return np.asarray((2.0 * (x @ rank) / x.sum(axis=1) - (n + 1)) / n)
 
 
 def mki_matrix(e: np.ndarray, s: np.ndarray) -> np.ndarray:
     order = np.argsort(s, axis=1, kind="stable")
-    return _gini_rows(np.take_along_axis(e, order, axis=1)) / _gini_rows(np.take_along_axis(s, order, axis=1))
+    gini_e = _gini_rows(np.take_along_axis(e, order, axis=1))
+    return np.asarray(gini_e / _gini_rows(np.take_along_axis(s, order, axis=1)))
 
 
 MATRIX: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

@@ -1,0 +1,183 @@
+"""End to end: `python -m avm` on a small subsample, results to file:// and to S3 (moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from avm.cli import main
+
+ARTIFACTS = [
+    "metrics.json",
+    "artifacts/predictions.parquet",
+    "artifacts/plots/ratio_vs_price.png",
+    "artifacts/plots/feature_importance.png",
+]
+
+
+@pytest.fixture(scope="module")
+def validator(mc_dir: Path) -> jsonschema.Draft202012Validator:
+    schema = json.loads((mc_dir / "metrics.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_file: str) -> dict:
+    for rel in [*ARTIFACTS, f"artifacts/{model_file}"]:
+        assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
+    doc = json.loads((out / "metrics.json").read_text())
+    validator.validate(doc)
+    assert doc["artifacts"]["model"] == f"artifacts/{model_file}"
+    preds = pd.read_parquet(out / "artifacts" / "predictions.parquet")
+    assert len(preds) == doc["data"]["n_test"]
+    assert {"sale_id", "sale_price", "estimate", "ratio", "ratio_outlier", "area"} <= set(preds.columns)
+    assert (out / "artifacts/plots/ratio_vs_price.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return doc
+
+
+def test_file_uri_lightgbm(
+    contract_env: dict[str, str], validator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main() == 0
+    out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
+    doc = _check_results(out, validator, "model.txt")
+    assert doc["run_id"] == "test-run-1"
+    assert doc["model"]["library"] == "lightgbm" and doc["model"]["device_used"] == "cpu"
+    assert doc["model"]["device_requested"] == "auto" and doc["model"]["threads"] == 1
+    assert doc["model"]["params"]["num_threads"] == 1  # MODELRUN_THREADS, not os.cpu_count()
+    assert doc["data"]["rows"] == 4000 and doc["data"]["n_train"] + doc["data"]["n_test"] == 4000
+    assert doc["data"]["holdout"]["to"] > doc["data"]["holdout"]["from"]
+    assert doc["by_area"] and all(a["n"] >= 30 for a in doc["by_area"])
+    assert sum(a["n"] for a in doc["by_area"]) <= doc["data"]["n_test"]
+    assert 0.7 < doc["metrics"]["median_ratio"] < 1.3
+    stdout = capsys.readouterr().out
+    assert "[avm" in stdout and "training lightgbm" in stdout
+    assert stdout.strip().splitlines()[-1].startswith("avm: run test-run-1 ok: lightgbm on cpu")
+
+
+def test_xgboost_cpu(
+    contract_env: dict[str, str], validator, monkeypatch, tmp_path: Path, fast_params: Path
+) -> None:
+    import yaml
+
+    p = yaml.safe_load(fast_params.read_text())
+    p["library"] = "xgboost"
+    fast_params.write_text(yaml.safe_dump(p))
+    monkeypatch.setenv("MODELRUN_DEVICE", "gpu")  # a GPU queue, but no GPU here: auto falls back to cpu
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert main() == 0
+    out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
+    doc = _check_results(out, validator, "model.json")
+    assert doc["model"]["library"] == "xgboost"
+    assert doc["model"]["device_used"] == "cpu" and doc["model"]["queue_device"] == "gpu"
+    assert doc["model"]["params"]["nthread"] == 1
+
+
+def test_s3_results_with_moto(contract_env: dict[str, str], validator, monkeypatch, tmp_path: Path) -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for k, v in {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(k, v)
+        for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(k, raising=False)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="results")
+        monkeypatch.setenv("MODELRUN_RESULTS_URI", "s3://results/runs/test-run-1/")
+        monkeypatch.setenv("MODELRUN_SAMPLE", "2500")
+        assert main() == 0
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="results")["Contents"]}
+        expected = {f"runs/test-run-1/{rel}" for rel in [*ARTIFACTS, "artifacts/model.txt"]}
+        assert keys == expected
+        head = s3.head_object(Bucket="results", Key="runs/test-run-1/metrics.json")
+        assert head["ContentType"] == "application/json"
+        doc = json.loads(s3.get_object(Bucket="results", Key="runs/test-run-1/metrics.json")["Body"].read())
+        validator.validate(doc)
+        # A bucket that does not exist: a runtime failure, exit 1 with a one-line reason.
+        monkeypatch.setenv("MODELRUN_RESULTS_URI", "s3://no-such-bucket/runs/x/")
+        assert main() == 1
+    finally:
+        server.stop()
+
+
+def _run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MODELRUN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "avm"],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_python_m_avm_subprocess(contract_env: dict[str, str], validator, mc_dir: Path) -> None:
+    """The real entry point, run as the local Batch executor runs it: cwd = model_container/."""
+    env = {**contract_env, "MODELRUN_SAMPLE": "0.05", "MODELRUN_RUN_ID": "sub-1"}
+    proc = _run_module(env, mc_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("avm: run sub-1 ok:")
+    _check_results(Path(env["MODELRUN_RESULTS_URI"].removeprefix("file://")), validator, "model.txt")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"MODELRUN_RUN_ID": None}, "avm: bad input: missing required environment variable MODELRUN_RUN_ID"),
+        (
+            {"MODELRUN_RESULTS_URI": "ftp://x/y"},
+            "avm: bad input: MODELRUN_RESULTS_URI must start with s3:// or file:///",
+        ),
+        ({"MODELRUN_THREADS": "many"}, "avm: bad input: MODELRUN_THREADS must be an integer"),
+        ({"MODELRUN_PARAMS": "/nonexistent/params.yaml"}, "avm: bad input: params file not found"),
+        ({"MODELRUN_SAMPLE": "-3"}, "avm: bad input: MODELRUN_SAMPLE"),
+    ],
+)
+def test_bad_input_exits_2(contract_env: dict[str, str], mc_dir: Path, change: dict, message: str) -> None:
+    env = {k: v for k, v in {**contract_env, **change}.items() if v is not None}
+    proc = _run_module(env, mc_dir)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+
+
+def test_bad_params_exit_2_in_process(contract_env, fast_params: Path, capsys) -> None:
+    fast_params.write_text(fast_params.read_text().replace("library: lightgbm", "library: sklearn"))
+    assert main() == 2
+    assert "avm: bad input: params: 'library' must be one of" in capsys.readouterr().err
+
+
+def test_cuda_requested_without_gpu_exits_2(contract_env, fast_params: Path, monkeypatch, capsys) -> None:
+    text = (
+        fast_params.read_text()
+        .replace("library: lightgbm", "library: xgboost")
+        .replace("device: auto", "device: cuda")
+    )
+    fast_params.write_text(text)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert main() == 2
+    assert "device=cuda but no GPU found" in capsys.readouterr().err
+
+
+def test_subsample_too_small_exits_2(contract_env, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MODELRUN_SAMPLE", "12")
+    assert main() == 2
+    assert "time split leaves" in capsys.readouterr().err
