@@ -61,7 +61,7 @@ def test_results_uri_forms() -> None:
     bare = parse_results_uri("s3://bucket-1")
     assert bare.prefix == "" and bare.join("metrics.json") == "s3://bucket-1/metrics.json"
     f = parse_results_uri("file:///tmp/some%20dir/")
-    assert f.scheme == "file" and f.path == Path("/tmp/some dir")
+    assert f.scheme == "file" and f.path == Path("/tmp/some dir")  # noqa: S108
 
 
 def test_sample_forms() -> None:
