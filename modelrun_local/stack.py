@@ -7,7 +7,8 @@ adjusted here, in the template, not by hand-made resources:
 - event source mappings are taken out (moto would push messages synchronously, one at a time,
   with no redelivery) and handed to the local poller, which has Lambda's semantics;
 - Secrets Manager secrets, which moto's CloudFormation skips, are created through the API;
-- the VPC and subnets the Batch compute environments need are created in moto's EC2.
+- the VPC and subnets the Batch compute environments need are created in moto's EC2, and
+  Batch's service-linked role (which AWS creates on first use) in moto's IAM.
 """
 
 from __future__ import annotations
@@ -114,7 +115,24 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
     s3.put_object(Bucket=ARTIFACTS_BUCKET, Key="functions.zip", Body=placeholder.getvalue())
 
     vpc, subnets = _network(region)
+    # AWS creates Batch's service-linked role on first use; moto wants it to exist already.
+    boto3.client("iam", region_name=region).create_role(
+        RoleName="AWSServiceRoleForBatch",
+        Path="/aws-service-role/batch.amazonaws.com/",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
     params = {"VpcId": vpc, "SubnetIds": ",".join(subnets), **parameters}
+    # moto splits list parameters only when they are passed, not their defaults: pass them.
+    for key, spec in template.get("Parameters", {}).items():
+        if key not in params and "List" in spec["Type"] and "Default" in spec:
+            params[key] = spec["Default"]
     cloudformation = boto3.client("cloudformation", region_name=region)
     cloudformation.create_stack(
         StackName=name,

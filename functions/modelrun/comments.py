@@ -8,6 +8,8 @@ list call.
 
 from __future__ import annotations
 
+import uuid
+
 from aws_lambda_powertools import Logger
 
 from modelrun.adapters.aws import RunsTable
@@ -17,6 +19,10 @@ from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
 
 logger = Logger(child=True)
+
+
+class CommentBusy(Exception):
+    """Another writer holds the claim to create this PR's comment: try again shortly."""
 
 
 def refresh(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> bool:
@@ -33,9 +39,12 @@ def refresh(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) 
     sha = body_sha(body)
     if state.get("body_sha") == sha:
         return False
+    known_id = state.get("comment_id")
+    if known_id is None and not table.claim_comment(record.pr_key, owner=f"{record.run_id}:{uuid.uuid4()}"):
+        raise CommentBusy(f"another writer is creating the comment of {record.pr_key}")
     s = settings()
     prs = PullRequests(s.github_secret_arn, s.github_api_url)
-    comment_id = prs.upsert_comment(record.repository, record.pr_number, body, state.get("comment_id"))
+    comment_id = prs.upsert_comment(record.repository, record.pr_number, body, known_id)
     table.save_comment_state(record.pr_key, comment_id, sha)
     logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
     return True
@@ -45,5 +54,7 @@ def refresh_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None 
     """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
     try:
         refresh(table, record, runs_ahead)
+    except CommentBusy:
+        logger.info("PR comment being created by another writer; it will show this run", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

@@ -7,6 +7,7 @@ Clients come from boto3's defaults, so the endpoint comes from ``AWS_ENDPOINT_UR
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -141,6 +142,21 @@ class RunsTable:
     def comment_state(self, pr_key: str) -> dict[str, Any]:
         item = self.table.get_item(Key={"run_id": f"comment#{pr_key}"}, ConsistentRead=True).get("Item")
         return _from_dynamo(item) if item else {}
+
+    def claim_comment(self, pr_key: str, owner: str, stale_after_seconds: int = 60) -> bool:
+        """Only one writer may create a PR's comment; a claim older than a minute is abandoned."""
+        now = time.time()
+        try:
+            self.table.put_item(
+                Item={"run_id": f"comment#{pr_key}", "claimed_by": owner, "claimed_at": Decimal(str(now))},
+                ConditionExpression="attribute_not_exists(run_id) OR (attribute_not_exists(comment_id) AND claimed_at < :stale)",
+                ExpressionAttributeValues={":stale": Decimal(str(now - stale_after_seconds))},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def save_comment_state(self, pr_key: str, comment_id: int, body_sha: str) -> None:
         self.table.put_item(

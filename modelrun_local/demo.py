@@ -1,0 +1,138 @@
+"""The main job: a full model run for a simulated PR, on the embedded default.
+
+1. starts the local stack (moto's server with template.yaml's resources, the local GitHub);
+2. runs main once (a workflow_dispatch on main), so the PR has a baseline to compare with;
+3. builds the run request from a real ``pull_request`` payload exactly as the workflow's
+   enqueue step does, and puts it on the run-requests queue;
+4. waits while it flows: SQS -> submit -> Batch -> EventBridge -> track -> state machine ->
+   GitHub; then prints the PR comment as GitHub received it, and where the report and logs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from modelrun_cli.enqueue import build_request, send
+from modelrun_local.runtime import LOG_GROUP, LocalRuntime
+from modelrun_local.stack import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
+MODEL_DIR = ROOT / "model_container"
+
+
+def actions_env(repository: str, run_id: int, sha: str, ref: str, actor: str) -> dict[str, str]:
+    """The variables GitHub Actions sets for the enqueue step."""
+    return {
+        "GITHUB_REPOSITORY": repository,
+        "GITHUB_RUN_ID": str(run_id),
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_ACTOR": actor,
+        "GITHUB_SHA": sha,
+        "GITHUB_REF_NAME": ref,
+    }
+
+
+def pull_request_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((FIXTURES / "pull_request.opened.json").read_text())
+    return event
+
+
+def run_flow(runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.stdout) -> dict[str, Any]:
+    queue_url = runtime.outputs["RunRequestsQueueUrl"]
+    event = pull_request_event()
+    repository = event["repository"]["full_name"]
+    pr = event["pull_request"]
+    runtime.github.add_pull(
+        repository, pr["number"], pr["head"]["sha"], pr["head"]["ref"], pr["base"]["ref"], pr["user"]["login"]
+    )
+
+    # main first: the baseline the PR is compared with.
+    dispatch = {"repository": event["repository"], "inputs": {"compute": "cpu", "note": "nightly main"}}
+    main_sha = "0" * 39 + "1"
+    base = build_request(
+        "workflow_dispatch",
+        dispatch,
+        actions_env(repository, 9_000_001, main_sha, pr["base"]["ref"], "modelrun-nightly"),
+        image=image,
+    )
+    out.write(f"→ main baseline run queued ({base.head_ref} @ {base.head_sha[:8]})\n")
+    send(base, queue_url)
+    runtime.wait_until_idle(timeout=timeout)
+
+    request = build_request(
+        "pull_request",
+        event,
+        actions_env(repository, 9_000_002, pr["head"]["sha"], pr["head"]["ref"], pr["user"]["login"]),
+        image=image,
+        note="try a deeper tree",
+    )
+    out.write(f"→ PR #{request.pr_number} run queued ({request.head_ref} @ {request.head_sha[:8]})\n")
+    started = time.monotonic()
+    send(request, queue_url)
+    runtime.wait_until_idle(timeout=timeout)
+    elapsed = time.monotonic() - started
+    return {"request": request, "elapsed": elapsed, "repository": repository, "pr": pr["number"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", help="MODELRUN_SAMPLE for the model (fraction or rows): a quicker run")
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args(argv)
+
+    job_env = {"MODELRUN_SAMPLE": args.sample} if args.sample else {}
+    print("Starting the local stack (moto + template.yaml + local GitHub) …")
+    t0 = time.monotonic()
+    with LocalRuntime(job_environment=job_env, parameters={"LogLevel": "WARNING"}) as runtime:
+        print(f"  ready in {time.monotonic() - t0:.1f} s · AWS endpoint {runtime.endpoint} · GitHub {runtime.github.url}")
+        image = runtime.push_image(MODEL_DIR, tag="demo")
+        print(f"  model image pushed: {image}")
+        result = run_flow(runtime, image, args.timeout)
+        request = result["request"]
+
+        table = boto3.resource("dynamodb").Table(runtime.outputs["RunsTableName"])
+        runs = [i for i in table.scan()["Items"] if "job_queue" in i]
+        pr_run = next(r for r in runs if r.get("pr_number") == request.pr_number)
+        comments = runtime.github.comments(result["repository"], result["pr"])
+        print("\n" + "=" * 100)
+        print(f"PR #{result['pr']} comment, as GitHub received it ({len(comments)} comment(s) on the PR):")
+        print("=" * 100)
+        for comment in comments:
+            print(comment["body"])
+        print("=" * 100)
+        s3 = boto3.client("s3")
+        bucket = runtime.outputs["ResultsBucketName"]
+        prefix = f"runs/{pr_run['run_id']}/"
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        print(f"Run {pr_run['run_id']}: {pr_run['status']} in {result['elapsed']:.1f} s from enqueue to comment")
+        print(f"Report and artifacts: s3://{bucket}/{prefix} ({len(keys)} objects)")
+        if f"{prefix}report.html" in keys:
+            local = Path(".modelrun") / "report.html"
+            local.parent.mkdir(exist_ok=True)
+            local.write_bytes(s3.get_object(Bucket=bucket, Key=f"{prefix}report.html")["Body"].read())
+            print(f"  report.html copied to {local}")
+        stream = pr_run.get("log_stream")
+        print(f"Logs: CloudWatch Logs {LOG_GROUP} / {stream}")
+        if stream:
+            events = boto3.client("logs").get_log_events(logGroupName=LOG_GROUP, logStreamName=str(stream))["events"]
+            print(f"  {len(events)} log lines; the last ones:")
+            for e in events[-5:]:
+                print(f"  | {e['message']}")
+        statuses = runtime.github.statuses(result["repository"], request.head_sha)
+        if statuses:
+            print(f"Commit status: {statuses[-1]['state']} — {statuses[-1].get('description')}")
+        print(f"GitHub API requests: {len(runtime.github.requests)} in all")
+        ok = pr_run["status"] == "SUCCEEDED" and len(comments) == 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
