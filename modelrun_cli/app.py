@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from modelrun.contracts import CleanupRequest, RunRequest
 from pydantic import ValidationError
 
+from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun_cli import enqueue as _enqueue
 
 app = typer.Typer(
@@ -72,15 +72,11 @@ def enqueue(
     event_path: Annotated[
         Path, typer.Option(envvar="GITHUB_EVENT_PATH", help="The webhook payload of the triggering event.")
     ],
-    event_name: Annotated[
-        str, typer.Option(envvar="GITHUB_EVENT_NAME", help="pull_request or workflow_dispatch.")
-    ],
+    event_name: Annotated[str, typer.Option(envvar="GITHUB_EVENT_NAME", help="pull_request or workflow_dispatch.")],
     image: Annotated[
         str | None, typer.Option(help="The pushed image, pinned by digest: REGISTRY/REPO@sha256:...")
     ] = None,
-    compute: Annotated[
-        str | None, typer.Option(help="cpu or gpu (default: the dispatch input, else cpu).")
-    ] = None,
+    compute: Annotated[str | None, typer.Option(help="cpu or gpu (default: the dispatch input, else cpu).")] = None,
     note: Annotated[str | None, typer.Option(help="A note shown with the run's results.")] = None,
     queue_url: Annotated[
         str | None, typer.Option(envvar="MODELRUN_QUEUE_URL", help="The run-requests SQS queue URL.")
@@ -99,9 +95,7 @@ def enqueue(
         else:
             if not image:
                 raise typer.BadParameter("--image is required (the pushed image, pinned by digest)")
-            message = _enqueue.build_request(
-                event_name, event, os.environ, image=image, compute=compute, note=note
-            )
+            message = _enqueue.build_request(event_name, event, os.environ, image=image, compute=compute, note=note)
     except _enqueue.Skip as skip:
         typer.echo(str(skip))
         _annotate("notice", str(skip))

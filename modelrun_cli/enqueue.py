@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
+
 from modelrun.contracts import SCHEMA_VERSION, CleanupRequest, RunRequest
 
 __all__ = [
@@ -131,9 +132,7 @@ def build_request(
                 f"{repository} or start the run by hand (workflow_dispatch)."
             )
         if pull_request.get("draft"):
-            raise Skip(
-                f"Skipped: pull request #{number} is a draft. Mark it ready for review to start a model run."
-            )
+            raise Skip(f"Skipped: pull request #{number} is a draft. Mark it ready for review to start a model run.")
         if event.get("action") == "closed" or pull_request.get("state") == "closed":
             raise Skip(f"Skipped: pull request #{number} is closed (send a cleanup request instead).")
         head = pull_request.get("head") or {}
@@ -205,9 +204,7 @@ def send(message: RunRequest | CleanupRequest, queue_url: str, sqs_client: Any |
     if queue_url.endswith(".fifo"):
         group = f"{message.repository}#{message.pr_number}" if message.pr_number else message.repository
         params["MessageGroupId"] = group
-        params["MessageDeduplicationId"] = (
-            f"{message.kind}-{message.workflow.run_id}-{message.workflow.run_attempt}"
-        )
+        params["MessageDeduplicationId"] = f"{message.kind}-{message.workflow.run_id}-{message.workflow.run_attempt}"
     response = client.send_message(**params)
     return str(response["MessageId"])
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from modelrun.adapters.aws import RunsTable
 from modelrun_cli.enqueue import build_request, send
 from modelrun_local.runtime import LOG_GROUP, LocalRuntime
 from modelrun_local.stack import ROOT
@@ -92,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     print("Starting the local stack (moto + template.yaml + local GitHub) …")
     t0 = time.monotonic()
     with LocalRuntime(job_environment=job_env, parameters={"LogLevel": "WARNING"}) as runtime:
-        print(f"  ready in {time.monotonic() - t0:.1f} s · AWS endpoint {runtime.endpoint} · GitHub {runtime.github.url}")
+        print(
+            f"  ready in {time.monotonic() - t0:.1f} s · AWS endpoint {runtime.endpoint} · GitHub {runtime.github.url}"
+        )
         image = runtime.push_image(MODEL_DIR, tag="demo")
         print(f"  model image pushed: {image}")
         result = run_flow(runtime, image, args.timeout)
         request = result["request"]
 
-        table = boto3.resource("dynamodb").Table(runtime.outputs["RunsTableName"])
-        runs = [i for i in table.scan()["Items"] if "job_queue" in i]
-        pr_run = next(r for r in runs if r.get("pr_number") == request.pr_number)
+        runs = RunsTable(runtime.outputs["RunsTableName"]).scan()
+        pr_run = next(r for r in runs if r.pr_number == request.pr_number)
         comments = runtime.github.comments(result["repository"], result["pr"])
         print("\n" + "=" * 100)
         print(f"PR #{result['pr']} comment, as GitHub received it ({len(comments)} comment(s) on the PR):")
@@ -110,19 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 100)
         s3 = boto3.client("s3")
         bucket = runtime.outputs["ResultsBucketName"]
-        prefix = f"runs/{pr_run['run_id']}/"
+        prefix = f"runs/{pr_run.run_id}/"
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-        print(f"Run {pr_run['run_id']}: {pr_run['status']} in {result['elapsed']:.1f} s from enqueue to comment")
+        print(f"Run {pr_run.run_id}: {pr_run.status.value} in {result['elapsed']:.1f} s from enqueue to comment")
         print(f"Report and artifacts: s3://{bucket}/{prefix} ({len(keys)} objects)")
         if f"{prefix}report.html" in keys:
             local = Path(".modelrun") / "report.html"
             local.parent.mkdir(exist_ok=True)
             local.write_bytes(s3.get_object(Bucket=bucket, Key=f"{prefix}report.html")["Body"].read())
             print(f"  report.html copied to {local}")
-        stream = pr_run.get("log_stream")
+        stream = pr_run.log_stream
         print(f"Logs: CloudWatch Logs {LOG_GROUP} / {stream}")
         if stream:
-            events = boto3.client("logs").get_log_events(logGroupName=LOG_GROUP, logStreamName=str(stream))["events"]
+            events = boto3.client("logs").get_log_events(logGroupName=LOG_GROUP, logStreamName=stream)["events"]
             print(f"  {len(events)} log lines; the last ones:")
             for e in events[-5:]:
                 print(f"  | {e['message']}")
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if statuses:
             print(f"Commit status: {statuses[-1]['state']} — {statuses[-1].get('description')}")
         print(f"GitHub API requests: {len(runtime.github.requests)} in all")
-        ok = pr_run["status"] == "SUCCEEDED" and len(comments) == 1
+        ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1
     return 0 if ok else 1
 
 

@@ -167,9 +167,7 @@ class GitHubDescription:
         missing = self.implemented - {(o.method, o.template) for o in self.operations}
         if missing:
             raise ValueError(f"the vendored description lacks {sorted(missing)}")
-        self.openapi = OpenAPI.from_dict(
-            _subset(document, IMPLEMENTED), config=Config(spec_validator_cls=None)
-        )
+        self.openapi = OpenAPI.from_dict(_subset(document, IMPLEMENTED), config=Config(spec_validator_cls=None))
 
     def find(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
         """The documented operation for ``method path`` and its path parameters."""
@@ -210,11 +208,7 @@ def _subset(document: dict[str, Any], operations: Iterable[tuple[str, str]]) -> 
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
-            if (
-                node.get("nullable") is True
-                and isinstance(node.get("enum"), list)
-                and None not in node["enum"]
-            ):
+            if node.get("nullable") is True and isinstance(node.get("enum"), list) and None not in node["enum"]:
                 # OAS 3.0.3: a nullable enum must list null to allow it; GitHub's description
                 # omits it (check-run "conclusion" is null while a run is queued), so add it.
                 node["enum"] = [*node["enum"], None]
@@ -271,9 +265,7 @@ class RecordedRequest:
 
 
 class _Reject(Exception):
-    def __init__(
-        self, status: int, body: dict[str, Any], reason: str, headers: Mapping[str, str] | None = None
-    ):
+    def __init__(self, status: int, body: dict[str, Any], reason: str, headers: Mapping[str, str] | None = None):
         super().__init__(reason)
         self.status = status
         self.body = body
@@ -304,9 +296,7 @@ def _node_id(prefix: str, number: int) -> str:
     return f"{prefix}_" + base64.b64encode(f"local:{number}".encode()).decode().rstrip("=")
 
 
-def _error(
-    message: str, docs_url: str, status: int, errors: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def _error(message: str, docs_url: str, status: int, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"message": message, "documentation_url": docs_url, "status": str(status)}
     if errors is not None:
         body["errors"] = errors
@@ -405,13 +395,9 @@ class LocalGitHub:
         with self._lock:
             self._faults.extend([(status, retry_after)] * n)
 
-    def add_pull(
-        self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str
-    ) -> None:
+    def add_pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> None:
         with self._lock:
-            self._pulls[(repo.lower(), number)] = self._pull_json(
-                repo, number, head_sha, head_ref, base_ref, user
-            )
+            self._pulls[(repo.lower(), number)] = self._pull_json(repo, number, head_sha, head_ref, base_ref, user)
 
     def api_calls(self, *, writes_only: bool = False) -> int:
         """How many requests were answered (fault-injected ones included: a client sent them)."""
@@ -434,9 +420,7 @@ class LocalGitHub:
         docs = operation.docs_url if operation else _DOCS
         record = {"method": request.method, "path": path, "write": method in _WRITE_METHODS}
         record["operation"] = operation.operation_id if operation else None
-        record["implemented"] = bool(
-            operation and (operation.method, operation.template) in description.implemented
-        )
+        record["implemented"] = bool(operation and (operation.method, operation.template) in description.implemented)
         headers: dict[str, str] = {}
         try:
             with self._lock:
@@ -468,9 +452,7 @@ class LocalGitHub:
                 self._rate_remaining = max(self._rate_remaining - 1, 0)
             return self._respond(request, status, body, headers, record)
         except _Reject as rej:
-            return self._respond(
-                request, rej.status, rej.body, rej.headers, record, rejected=True, reason=rej.reason
-            )
+            return self._respond(request, rej.status, rej.body, rej.headers, record, rejected=True, reason=rej.reason)
         except Exception as exc:  # a bug in the fake: answer and record it rather than drop the connection
             return self._respond(
                 request,
@@ -599,9 +581,7 @@ class LocalGitHub:
             header = json.loads(_b64url(header_b64))
             claims = json.loads(_b64url(claims_b64))
         except (ValueError, binascii.Error) as exc:
-            raise _Reject(
-                401, _error("A JSON web token could not be decoded", docs, 401), "undecodable JWT"
-            ) from exc
+            raise _Reject(401, _error("A JSON web token could not be decoded", docs, 401), "undecodable JWT") from exc
         now = time.time()
         problem = None
         if not isinstance(header, dict) or header.get("alg") != "RS256":
@@ -630,9 +610,7 @@ class LocalGitHub:
         if not errors:
             return parsed
         first = errors[0]
-        if isinstance(first, PathError) or (
-            isinstance(first, ParameterValidationError) and first.location == "path"
-        ):
+        if isinstance(first, PathError) or (isinstance(first, ParameterValidationError) and first.location == "path"):
             # e.g. /issues/abc/comments: GitHub does not route it at all.
             raise _Reject(404, _error("Not Found", docs, 404), _describe(first))
         items = [item for e in errors for item in _error_items(e)]
@@ -824,8 +802,7 @@ class LocalGitHub:
                             "resource": "Status",
                             "code": "custom",
                             "field": "description",
-                            "message": "description is too long "
-                            f"(maximum is {STATUS_DESCRIPTION_MAX} characters)",
+                            "message": f"description is too long (maximum is {STATUS_DESCRIPTION_MAX} characters)",
                         }
                     ],
                 ),
@@ -884,8 +861,7 @@ class LocalGitHub:
                 raise _Reject(
                     422,
                     _error(
-                        'Invalid request.\n\nNo subschema in "anyOf" matched.\n'
-                        '"conclusion" wasn\'t supplied.',
+                        'Invalid request.\n\nNo subschema in "anyOf" matched.\n"conclusion" wasn\'t supplied.',
                         docs,
                         422,
                         [{"resource": "CheckRun", "code": "missing_field", "field": "conclusion"}],
@@ -960,9 +936,7 @@ class LocalGitHub:
                     "metadata": "read",
                 },
             ),
-            "repository_selection": "selected"
-            if body.get("repositories") or body.get("repository_ids")
-            else "all",
+            "repository_selection": "selected" if body.get("repositories") or body.get("repository_ids") else "all",
         }
         return result
 

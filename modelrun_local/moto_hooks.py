@@ -98,7 +98,7 @@ def job_container(job: Job) -> dict[str, Any]:
     return {
         "command": list(job._get_container_property("command", [])),
         "environment": {e["name"]: e["value"] for e in job._get_container_property("environment", [])},
-        "image": job.job_definition.container_properties.get("image", ""),
+        "image": (job.job_definition.container_properties or {}).get("image", ""),
     }
 
 

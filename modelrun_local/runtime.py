@@ -14,6 +14,7 @@ The handlers talk to it through the standard ``AWS_ENDPOINT_URL``: only endpoint
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -138,7 +139,7 @@ class SqsPoller(threading.Thread):
         self.busy = False
         self.failures = 0
 
-    def record(self, message: dict[str, Any]) -> dict[str, Any]:
+    def record(self, message: Any) -> dict[str, Any]:
         # Shaped as `sam local generate-event sqs receive-message` makes them.
         return {
             "messageId": message["MessageId"],
@@ -193,7 +194,10 @@ class SqsPoller(threading.Thread):
             for start in range(0, len(done), 10):
                 self.sqs.delete_message_batch(
                     QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start : start + 10])
+                    ],
                 )
         finally:
             self.busy = False
@@ -210,10 +214,8 @@ class BatchExecutor:
         self.active = 0
         self.jobs_run = 0
         self._lock = threading.Lock()
-        try:
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
             self.logs.create_log_group(logGroupName=LOG_GROUP)
-        except self.logs.exceptions.ResourceAlreadyExistsException:
-            pass
 
     def accept(self, job: Any) -> None:
         """Called inside moto's SubmitJob: the job starts on a worker, SubmitJob returns at once."""
@@ -271,7 +273,7 @@ class BatchExecutor:
             command[0] = str(image.python)
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/tmp"),
+            "HOME": os.environ.get("HOME", str(image.directory)),
             "AWS_ENDPOINT_URL": self.runtime.endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

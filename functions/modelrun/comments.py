@@ -55,6 +55,8 @@ def refresh_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None 
     try:
         refresh(table, record, runs_ahead)
     except CommentBusy:
-        logger.info("PR comment being created by another writer; it will show this run", extra={"run_id": record.run_id})
+        logger.info(
+            "PR comment being created by another writer; it will show this run", extra={"run_id": record.run_id}
+        )
     except Exception:
         logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

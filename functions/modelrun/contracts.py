@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, field_v
 SCHEMA_VERSION = "1"
 
 # ECR (or any OCI registry) reference pinned by digest: registry/repo[:tag]@sha256:<64 hex>.
-IMAGE_BY_DIGEST = re.compile(r"^[a-z0-9][a-z0-9.\-:]*(?:/[a-z0-9._\-]+)+(?::[A-Za-z0-9_.\-]{1,128})?@sha256:[0-9a-f]{64}$")
+IMAGE_BY_DIGEST = re.compile(
+    r"^[a-z0-9][a-z0-9.\-:]*(?:/[a-z0-9._\-]+)+(?::[A-Za-z0-9_.\-]{1,128})?@sha256:[0-9a-f]{64}$"
+)
 REPOSITORY = r"^[A-Za-z0-9_.\-]{1,39}/[A-Za-z0-9_.\-]{1,100}$"
 
 
@@ -89,7 +91,7 @@ class CleanupRequest(_Strict):
 
 
 Message = Annotated[RunRequest | CleanupRequest, Field(discriminator="kind")]
-MESSAGE = TypeAdapter(Message)
+MESSAGE: TypeAdapter[RunRequest | CleanupRequest] = TypeAdapter(Message)
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run-request.v1.schema.json"
 

@@ -19,7 +19,7 @@ from githubkit import GitHub, TokenAuthStrategy
 from modelrun_local.github_server import LocalGitHub, github_description
 
 REPO = "octo/avm"
-TOKEN = "test-token"  # noqa: S105 - the fake's own token
+TOKEN = "test-token"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -132,9 +132,7 @@ def test_authentication_required(gh: LocalGitHub) -> None:
     assert (wrong.status_code, wrong.json()["message"]) == (401, "Bad credentials")
     # Both schemes GitHub accepts for a token.
     assert httpx.post(url, json={"body": "x"}, headers={"Authorization": f"token {TOKEN}"}).status_code == 201
-    assert (
-        httpx.post(url, json={"body": "y"}, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 201
-    )
+    assert httpx.post(url, json={"body": "y"}, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 201
     assert [c["body"] for c in gh.comments(REPO, 1)] == ["x", "y"]
     assert [r.rejected for r in gh.requests] == [True, True, False, False]
 
@@ -217,18 +215,14 @@ def test_installation_token_from_app_jwt(gh: LocalGitHub) -> None:
     assert comment.status_code == 201
     # The JWT itself is not a token for the REST endpoints.
     assert (
-        httpx.get(
-            f"{gh.url}/repos/{REPO}/issues/4/comments", headers={"Authorization": f"Bearer {jwt}"}
-        ).status_code
+        httpx.get(f"{gh.url}/repos/{REPO}/issues/4/comments", headers={"Authorization": f"Bearer {jwt}"}).status_code
         == 401
     )
 
 
 def test_githubkit_requests_pass_validation(gh: LocalGitHub) -> None:
     github = GitHub(TokenAuthStrategy(TOKEN), base_url=gh.url)
-    created = github.rest.issues.create_comment(
-        "octo", "avm", 11, body="<!-- modelrun -->\nqueued"
-    ).parsed_data
+    created = github.rest.issues.create_comment("octo", "avm", 11, body="<!-- modelrun -->\nqueued").parsed_data
     assert created.user is not None and created.user.login == "modelrun[bot]"
     updated = github.rest.issues.update_comment("octo", "avm", created.id, body="<!-- modelrun -->\ndone")
     assert updated.parsed_data.body == "<!-- modelrun -->\ndone"
@@ -237,9 +231,7 @@ def test_githubkit_requests_pass_validation(gh: LocalGitHub) -> None:
     ).parsed_data
     assert status.state == "success"
     listed: list[Any] = list(
-        github.rest.paginate(
-            github.rest.issues.list_comments, owner="octo", repo="avm", issue_number=11, per_page=1
-        )
+        github.rest.paginate(github.rest.issues.list_comments, owner="octo", repo="avm", issue_number=11, per_page=1)
     )
     assert [c.body for c in listed] == ["<!-- modelrun -->\ndone"]
     assert [c["body"] for c in gh.comments(REPO, 11)] == ["<!-- modelrun -->\ndone"]

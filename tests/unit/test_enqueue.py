@@ -13,11 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
-from modelrun.contracts import MESSAGE, CleanupRequest, RunRequest
 from moto import mock_aws
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from modelrun.contracts import MESSAGE, CleanupRequest, RunRequest
 from modelrun_cli.app import app
 from modelrun_cli.enqueue import (
     MissingEnvironment,
@@ -225,9 +225,7 @@ def test_cleanup_skips_forks_and_events_without_a_pull_request() -> None:
 
 
 def test_the_summary_says_what_was_queued_and_where_results_appear() -> None:
-    request = build_request(
-        "pull_request", payload("pull_request.opened.json"), PR_ENV, image=IMAGE, note="a | b\n<c>"
-    )
+    request = build_request("pull_request", payload("pull_request.opened.json"), PR_ENV, image=IMAGE, note="a | b\n<c>")
     summary = summary_markdown(request, "msg-1")
 
     assert "model run queued" in summary
@@ -235,9 +233,7 @@ def test_the_summary_says_what_was_queued_and_where_results_appear() -> None:
     assert "comment on pull request #2" in summary
     assert "`msg-1`" in summary
     assert "| Note | a \\| b &lt;c&gt; |" in summary  # user text cannot break the table
-    dispatch = build_request(
-        "workflow_dispatch", payload("workflow_dispatch.json"), DISPATCH_ENV, image=IMAGE
-    )
+    dispatch = build_request("workflow_dispatch", payload("workflow_dispatch.json"), DISPATCH_ENV, image=IMAGE)
     assert "No pull request" in summary_markdown(dispatch, "msg-2")
 
 
@@ -279,9 +275,7 @@ def test_send_puts_exactly_one_message_on_the_queue(sqs: Any) -> None:
 
 
 def test_send_to_a_fifo_queue_groups_by_pull_request_and_dedupes_by_workflow_attempt(sqs: Any) -> None:
-    queue_url = sqs.create_queue(QueueName="modelrun-run-requests.fifo", Attributes={"FifoQueue": "true"})[
-        "QueueUrl"
-    ]
+    queue_url = sqs.create_queue(QueueName="modelrun-run-requests.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     request = build_request("pull_request", payload("pull_request.synchronize.json"), PR_ENV, image=IMAGE)
 
     send(request, queue_url, sqs)
@@ -405,10 +399,9 @@ def test_cli_without_a_queue_url_sends_nothing(tmp_path: Path) -> None:
 # --- the submit handler's record handler accepts the CLI's output as it is ----------------------
 
 
-def test_the_submit_handler_accepts_what_the_cli_prints(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_submit_handler_accepts_what_the_cli_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
     from modelrun import submission
     from submit import app as submit_app
 
@@ -426,15 +419,12 @@ def test_the_submit_handler_accepts_what_the_cli_prints(
     submit_app.record_handler(SQSRecord({"messageId": "m-1", "body": result.stdout.strip()}))
 
     assert rejected == []
-    assert submitted == [
-        build_request("pull_request", payload("pull_request.opened.json"), PR_ENV, image=IMAGE)
-    ]
+    assert submitted == [build_request("pull_request", payload("pull_request.opened.json"), PR_ENV, image=IMAGE)]
 
 
-def test_the_submit_handler_accepts_the_cleanup_request(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_submit_handler_accepts_the_cleanup_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
     from modelrun import submission
     from submit import app as submit_app
 

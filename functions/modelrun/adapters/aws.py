@@ -149,7 +149,9 @@ class RunsTable:
         try:
             self.table.put_item(
                 Item={"run_id": f"comment#{pr_key}", "claimed_by": owner, "claimed_at": Decimal(str(now))},
-                ConditionExpression="attribute_not_exists(run_id) OR (attribute_not_exists(comment_id) AND claimed_at < :stale)",
+                ConditionExpression=(
+                    "attribute_not_exists(run_id) OR (attribute_not_exists(comment_id) AND claimed_at < :stale)"
+                ),
                 ExpressionAttributeValues={":stale": Decimal(str(now - stale_after_seconds))},
             )
         except ClientError as error:

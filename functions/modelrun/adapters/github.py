@@ -75,11 +75,12 @@ class PullRequests:
         user = comment.user
         if not body.startswith(MARKER) or user is None:
             return False
-        return user.login == self.bot_login if self.bot_login else user.type == "Bot"
+        return bool(user.login == self.bot_login if self.bot_login else user.type == "Bot")
 
     def find_comment(self, repository: str, number: int) -> tuple[int, str] | None:
         owner, repo = repository.split("/", 1)
         try:
+            comment: Any
             for comment in self.gh.rest.paginate(
                 self.gh.rest.issues.list_comments, owner=owner, repo=repo, issue_number=number, per_page=100
             ):

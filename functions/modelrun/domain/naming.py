@@ -34,8 +34,7 @@ def run_id(
     repo_name = repository.split("/", 1)[-1]
     where = f"pr{pr_number}" if pr_number is not None else slug(head_ref, 30)
     name = (
-        f"{slug(repo_name, 30)}-{where}-{head_sha[:8]}-{workflow_run_id}-{attempt}"
-        f"-{short_hash(repository, head_ref)}"
+        f"{slug(repo_name, 30)}-{where}-{head_sha[:8]}-{workflow_run_id}-{attempt}-{short_hash(repository, head_ref)}"
     )
     assert JOB_NAME.match(name), name
     return name

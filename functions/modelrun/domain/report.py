@@ -129,8 +129,7 @@ def summary_of(metrics_doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "metrics": dict(metrics_doc.get("metrics", {})),
         "ratio_study": {
-            k: {"value": v.get("value"), "pass": v.get("pass")}
-            for k, v in metrics_doc.get("ratio_study", {}).items()
+            k: {"value": v.get("value"), "pass": v.get("pass")} for k, v in metrics_doc.get("ratio_study", {}).items()
         },
     }
 
@@ -264,7 +263,14 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
         lines += ["", f"**Reason:** {inert(reason, 500)}{exit_text}"]
         tail = report.get("log_tail") or []
         if tail:
-            lines += ["", "<details open><summary>Last lines of the log</summary>", "", code_block(tail), "", "</details>"]
+            lines += [
+                "",
+                "<details open><summary>Last lines of the log</summary>",
+                "",
+                code_block(tail),
+                "",
+                "</details>",
+            ]
     lines += ["", _links(latest), *_history(earlier)]
     body = "\n".join(lines) + "\n"
     return body if len(body) <= MAX_COMMENT else body[: MAX_COMMENT - 40] + "\n\n_(truncated)_\n"
@@ -371,12 +377,14 @@ def render_html(record: RunRecord, report: dict[str, Any], images: dict[str, byt
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}
 th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><body>
 <h1>modelrun report</h1>
-<p>Run <code>{esc(record.run_id)}</code> · {esc(record.repository)} · {esc(record.head_ref)} @ {esc(record.head_sha[:8])}
+<p>Run <code>{esc(record.run_id)}</code> · {esc(record.repository)}
+ · {esc(record.head_ref)} @ {esc(record.head_sha[:8])}
  · status {esc(record.status.value)} · duration {esc(fmt_duration(record.duration_seconds))}</p>
 <h2>Metrics</h2>{table(metric_rows)}
 <h2>IAAO ratio study</h2>{table(study_rows) if len(study_rows) > 1 else "<p>none</p>"}
 <h2>By market area</h2>{table(area_rows) if len(area_rows) > 1 else "<p>none</p>"}
-<h2>Model and data</h2><pre>{esc(json.dumps({"model": report.get("model"), "data": report.get("data")}, indent=2))}</pre>
+<h2>Model and data</h2><pre>{esc(json.dumps({"model": report.get("model"), "data": report.get("data")}, indent=1))}
+</pre>
 <h2>Plots</h2>{plots or "<p>none</p>"}
 </body></html>
 """
