@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+export SAM_CLI_TELEMETRY := 0
 UV := .tools/bin/uv
 RUN := $(UV) run --frozen --no-sync
 SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
