@@ -1,0 +1,31 @@
+"""The main job, end to end: every hop from the run request to the PR comment.
+
+SQS -> submit function -> Batch (a local process running the real AVM on a sample) ->
+EventBridge (the template's own rule) -> job-events SQS -> track function -> state machine ->
+collect results -> local GitHub (checked against GitHub's API description). If any hop breaks,
+the comment never shows the run's metrics and this test fails.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from modelrun_local import demo
+
+
+def test_make_demo_flow_posts_one_comment_with_the_models_statistics(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (demo.MODEL_DIR / ".venv" / "bin" / "python").exists(), "run `make setup` (the model's own environment)"
+    exit_code = demo.main(["--sample", "1500", "--timeout", "300"])
+    out = capsys.readouterr().out
+    assert exit_code == 0, out
+    assert "1 comment(s) on the PR" in out
+    comment = out.split("as GitHub received it", 1)[1]
+    assert "✅ **SUCCEEDED**" in comment
+    assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \|", comment), "metrics compared with main's baseline"
+    assert re.search(r"\| COD \| [\d.]+ \| [\d.]+ – [\d.]+ \|", comment), "IAAO statistics with a bootstrap CI"
+    assert "[Full report](" in comment and "[Logs](" in comment
+    assert "report.html copied" in out
+    assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
+    assert "Commit status: success" in out
