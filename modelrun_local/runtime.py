@@ -335,6 +335,16 @@ class BatchExecutor:
             )
 
 
+def _cold_start() -> None:
+    """Forget the handlers' cached clients and settings, as a new Lambda container would."""
+    for name, module in list(sys.modules.items()):
+        if not (name.startswith("modelrun.") or name.split(".")[0] in ("submit", "track", "report")):
+            continue
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
 class LocalRuntime:
     """Start with ``with LocalRuntime() as rt:``; ``rt.outputs`` has the stack's outputs."""
 
@@ -371,6 +381,8 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        self._saved_environ = dict(os.environ)
+        _cold_start()
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
@@ -434,6 +446,10 @@ class LocalRuntime:
         self.github.stop()
         if self.server:
             self.server.stop()
+        # Leave the process as it was: later code (or tests) must not reach a stopped endpoint.
+        os.environ.clear()
+        os.environ.update(self._saved_environ)
+        _cold_start()
 
     # -- what moto can't do from the template alone -----------------------------------------
     def _create_executing_state_machine(self) -> None:
