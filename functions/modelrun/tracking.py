@@ -55,9 +55,14 @@ def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict
     return changes
 
 
+CANCEL_REASON_PREFIX = "cancelled"
+
+
 def track(detail: JobDetail) -> str:
     """Apply one event; returns what happened (for logs and tests)."""
     new_status = from_batch(detail.status)
+    if new_status is RunStatus.FAILED and (detail.status_reason or "").startswith(CANCEL_REASON_PREFIX):
+        new_status = RunStatus.CANCELLED  # someone stopped it on purpose (`modelrun cancel`)
     for _ in range(5):
         record = table().get(detail.job_name)
         if record is None or (record.job_id and record.job_id != detail.job_id):

@@ -55,6 +55,7 @@ class RunRecord(BaseModel):
     report: dict[str, Any] | None = None
     report_url: str | None = None
     execution_name: str | None = None
+    request: dict[str, Any] | None = None  # the run request as received: `modelrun rerun` resends it
 
     @classmethod
     def new(
@@ -92,6 +93,7 @@ class RunRecord(BaseModel):
             vcpus=vcpus,
             memory_mib=memory_mib,
             gpus=gpus,
+            request=request.model_dump(mode="json"),
         )
 
     def item(self) -> dict[str, Any]:
