@@ -34,6 +34,7 @@ class Settings:
     default_memory_mib: int = 8192
     default_gpus: int = 1
     supersede_older_runs: bool = True
+    model_repository_uri: str = ""
 
     # track only
     report_state_machine_arn: str = ""
@@ -59,4 +60,5 @@ def settings() -> Settings:
         default_gpus=int(_get("DEFAULT_GPUS", "1")),
         supersede_older_runs=_get("SUPERSEDE_OLDER_RUNS", "true").lower() == "true",
         report_state_machine_arn=_get("REPORT_STATE_MACHINE_ARN", ""),
+        model_repository_uri=_get("MODEL_REPOSITORY_URI", ""),
     )

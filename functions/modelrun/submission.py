@@ -70,7 +70,20 @@ def new_record(request: RunRequest) -> RunRecord:
     )
 
 
+class Rejected(Exception):
+    """The request is well-formed but can never run here: it goes to the DLQ with this reason."""
+
+
+def check_allowed(request: RunRequest) -> None:
+    repository = settings().model_repository_uri
+    if repository and not request.image.startswith(f"{repository}@sha256:") and not request.image.startswith(
+        f"{repository}:"
+    ):
+        raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
+
+
 def submit(request: RunRequest) -> RunRecord:
+    check_allowed(request)
     record = new_record(request)
     # The idempotency layer persists by a JSON payload, keyed on the derived run id.
     result = _submit_once()(payload={"run_id": record.run_id, "request": request.model_dump(mode="json")})

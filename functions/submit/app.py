@@ -52,7 +52,11 @@ def record_handler(record: SQSRecord) -> None:
     if isinstance(message, CleanupRequest):
         submission.cleanup(message)
         return
-    submission.submit(message)
+    try:
+        submission.submit(message)
+    except submission.Rejected as error:
+        reject(record, str(error))
+        return
     metrics.add_metric(name="RunsSubmitted", unit=MetricUnit.Count, value=1)
 
 
