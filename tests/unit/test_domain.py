@@ -1,0 +1,464 @@
+"""The pure domain: status order, naming, report rendering and escaping, the Batch event model.
+
+No AWS here: everything under test is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelrun.contracts import RunRequest
+from modelrun.domain import naming
+from modelrun.domain.report import MARKER, notification, render_comment
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import TERMINAL, RunStatus, from_batch, moves_forward
+from modelrun.events import BatchJobStateChange
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SHA = "1a2b3c4d" + "e" * 32
+IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def request(**overrides: Any) -> RunRequest:
+    fields: dict[str, Any] = {
+        "schema_version": "1",
+        "kind": "run",
+        "repository": "county-assessor/avm",
+        "pr_number": 42,
+        "head_sha": SHA,
+        "head_ref": "feature/deeper-trees",
+        "base_ref": "main",
+        "image": IMAGE,
+        "compute": "cpu",
+        "triggered_by": "octocat",
+        "event": "pull_request",
+        "workflow": {
+            "run_id": 9_000_002,
+            "run_attempt": 1,
+            "url": "https://github.com/county-assessor/avm/actions/runs/9000002",
+        },
+    }
+    fields.update(overrides)
+    return RunRequest.model_validate(fields)
+
+
+def record(status: RunStatus = RunStatus.QUEUED, req: RunRequest | None = None, **fields: Any) -> RunRecord:
+    base = RunRecord.new(req or request(), job_queue="modelrun-cpu", bucket="results", vcpus=2, memory_mib=8192, gpus=0)
+    return base.model_copy(update={"status": status, **fields})
+
+
+def metrics_report(**extra: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "metrics": {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87, "median_ratio": 0.99},
+        "ratio_study": {
+            "cod": {"value": 9.1, "ci": [8.7, 9.6], "standard": "5.0-15.0", "pass": True},
+            "prd": {"value": 1.04, "ci": [1.03, 1.05], "standard": "0.98-1.03", "pass": False},
+        },
+        "baseline": {
+            "run_id": "avm-main-0000",
+            "head_sha": "0" * 39 + "1",
+            "metrics": {"rmse": 90000.0, "mae": 52000.0, "r2": 0.85, "median_ratio": 0.97},
+            "ratio_study": {"cod": {"value": 10.2, "pass": True}},
+        },
+        "model": {"library": "lightgbm", "device_used": "cpu"},
+        "data": {"n_train": 31000, "n_test": 8000},
+        "report_url": "https://console.aws.amazon.com/s3/object/results?prefix=runs/x/report.html",
+    }
+    report.update(extra)
+    return report
+
+
+def outside_code(body: str) -> str:
+    """The comment with fenced blocks and <code> elements removed: what GitHub parses as prose."""
+    without_fences = re.sub(r"(?ms)^(`{3,})text\n.*?\n\1$", "", body)
+    return re.sub(r"(?s)<code>.*?</code>", "", without_fences)
+
+
+def table_rows(body: str) -> list[list[str]]:
+    """Each Markdown table as its rows; a row's cells are split on unescaped pipes."""
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in body.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    return tables
+
+
+def cells(row: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", row)) - 1
+
+
+def assert_tables_intact(body: str) -> None:
+    tables = table_rows(body)
+    assert tables, body
+    for rows in tables:
+        header = cells(rows[0])
+        for row in rows:
+            assert cells(row) == header, f"table row has {cells(row)} cells, header {header}: {row!r}"
+
+
+def fenced_blocks(body: str) -> list[tuple[str, str]]:
+    return re.findall(r"(?ms)^(`{3,})text\n(.*?)\n\1$", body)
+
+
+# -- status order -------------------------------------------------------------------------------
+ORDER = [RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE, RunStatus.STARTING, RunStatus.RUNNING]
+
+
+@pytest.mark.parametrize("i", range(len(ORDER) - 1))
+def test_status_moves_forward_in_order(i: int) -> None:
+    assert moves_forward(ORDER[i], 0, ORDER[i + 1], 0)
+    assert not moves_forward(ORDER[i + 1], 0, ORDER[i], 0)
+
+
+@pytest.mark.parametrize("status", ORDER)
+def test_same_status_is_not_progress(status: RunStatus) -> None:
+    assert not moves_forward(status, 0, status, 0)
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+@pytest.mark.parametrize("new", list(RunStatus))
+def test_terminal_is_final(terminal: RunStatus, new: RunStatus) -> None:
+    assert terminal.terminal and not terminal.active
+    for attempt in (0, 1, 5):
+        assert not moves_forward(terminal, 0, new, attempt)
+
+
+@pytest.mark.parametrize("active", ORDER)
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_any_active_status_can_end(active: RunStatus, terminal: RunStatus) -> None:
+    assert moves_forward(active, 3, terminal, 0)
+
+
+def test_retried_attempt_moves_forward() -> None:
+    # A Spot reclaim: attempt 0 was RUNNING, Batch retries and attempt 1 goes back to RUNNABLE.
+    assert moves_forward(RunStatus.RUNNING, 0, RunStatus.RUNNABLE, 1)
+    assert moves_forward(RunStatus.RUNNABLE, 1, RunStatus.RUNNING, 1)
+    # ... but a late event from the earlier attempt does not pull it back.
+    assert not moves_forward(RunStatus.RUNNABLE, 1, RunStatus.RUNNING, 0)
+
+
+def test_late_running_after_succeeded_is_stale() -> None:
+    assert not moves_forward(RunStatus.SUCCEEDED, 0, RunStatus.RUNNING, 0)
+    assert not moves_forward(RunStatus.SUCCEEDED, 0, RunStatus.RUNNING, 1)
+    assert not moves_forward(RunStatus.FAILED, 0, RunStatus.SUCCEEDED, 0)
+
+
+def test_from_batch_maps_every_batch_status() -> None:
+    assert from_batch("PENDING") is RunStatus.SUBMITTED
+    for status in ("SUBMITTED", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+        assert from_batch(status).value == status
+    with pytest.raises(ValueError, match="unknown Batch job status"):
+        from_batch("EXPLODED")
+
+
+# -- naming -------------------------------------------------------------------------------------
+AWKWARD_REFS = [
+    "feature/deeper trees",
+    "feature/a/b/c",
+    "ünïcødé/ブランチ/🚀",
+    "x" * 300,
+    "---",
+    "@org/team](javascript:alert(1))",
+    "💥",
+]
+
+
+@pytest.mark.parametrize("ref", AWKWARD_REFS)
+@pytest.mark.parametrize("pr", [None, 7])
+def test_run_id_is_a_valid_job_name(ref: str, pr: int | None) -> None:
+    name = naming.run_id("county-assessor/" + "r" * 100, pr, ref, SHA, 123456789012, 100)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name), name
+    assert naming.run_id("county-assessor/" + "r" * 100, pr, ref, SHA, 123456789012, 100) == name
+
+
+def test_run_id_of_refs_that_sanitise_alike_differ() -> None:
+    ids = {naming.run_id("o/r", None, ref, SHA, 1, 1) for ref in ("a b", "a/b", "a-b", "a_b", "a--b", "à b")}
+    assert len(ids) == 6
+
+
+run_inputs = st.tuples(
+    st.sampled_from(["county-assessor/avm", "o/r", "Org.Name/repo_name-2"]),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=10**6)),
+    st.text(min_size=1, max_size=300),
+    st.from_regex(r"[0-9a-f]{40}", fullmatch=True),
+    st.integers(min_value=1, max_value=10**11),
+    st.integers(min_value=1, max_value=100),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(run_inputs, run_inputs)
+def test_run_id_property(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    ida, idb = naming.run_id(*a), naming.run_id(*b)
+    for name in (ida, idb):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name), name
+    if a != b:
+        # What makes a request distinct: the repository, where (PR or branch), the commit and
+        # the workflow run and attempt. For a PR the branch name is not part of the identity.
+        key_a = (a[0], a[1], a[2] if a[1] is None else None, a[3][:8], a[4], a[5])
+        key_b = (b[0], b[1], b[2] if b[1] is None else None, b[3][:8], b[4], b[5])
+        if key_a != key_b:
+            assert ida != idb, (a, b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(codec="ascii", categories=["L", "N"]) | st.sampled_from("-_"), min_size=1, max_size=200
+    )
+)
+def test_execution_name_fits_and_is_deterministic(run: str) -> None:
+    name = naming.execution_name(run)
+    assert 1 <= len(name) <= 80
+    assert naming.execution_name(run) == name
+    if len(run) <= 80:
+        assert name == run
+
+
+def test_execution_names_of_long_runs_differ() -> None:
+    a, b = "r" * 100 + "-1", "r" * 100 + "-2"
+    assert naming.execution_name(a) != naming.execution_name(b)
+    assert len(naming.execution_name(a)) <= 80
+
+
+def test_execution_name_of_real_run_ids() -> None:
+    for ref in AWKWARD_REFS:
+        run = naming.run_id("county-assessor/" + "r" * 100, None, ref, SHA, 123456789012, 100)
+        assert len(naming.execution_name(run)) <= 80
+
+
+# -- report rendering ----------------------------------------------------------------------------
+def test_comment_succeeded_with_metrics_and_baseline() -> None:
+    rec = record(
+        RunStatus.SUCCEEDED,
+        started_at="2025-03-04T15:20:00.000Z",
+        stopped_at="2025-03-04T15:24:30.000Z",
+        report=metrics_report(),
+        note="try a deeper tree",
+    )
+    body = render_comment([rec])
+    assert body.startswith(MARKER)
+    assert "**SUCCEEDED**" in body and "4m 30s" in body
+    assert "| RMSE | 81,234 | 90,000 | -9.7% 🟢 |" in body
+    assert "| R² | 0.87 | 0.85 | +2.4% 🟢 |" in body
+    assert "main <code>00000000</code>" in body
+    assert "| COD | 9.1 |" in body and "❌ fail" in body and "✅ pass" in body
+    assert "baseline: latest successful run of main" in body
+    assert "[Full report](https://console.aws.amazon.com/" in body
+    assert "try a deeper tree" in body
+    assert_tables_intact(body)
+
+
+def test_comment_failed_with_reason_and_log_tail() -> None:
+    rec = record(
+        RunStatus.FAILED,
+        status_reason="Essential container in task exited",
+        exit_code=3,
+        report={
+            "status": "FAILED",
+            "log_tail": ["loading data", "Traceback (most recent call last):", "ValueError: boom"],
+        },
+    )
+    body = render_comment([rec])
+    assert "**FAILED**" in body
+    assert "**Reason:** Essential container in task exited · exit code 3" in body
+    blocks = fenced_blocks(body)
+    assert len(blocks) == 1 and "ValueError: boom" in blocks[0][1]
+
+
+def test_comment_queued_with_runs_ahead() -> None:
+    assert "on the CPU queue, 2 runs ahead" in render_comment([record()], runs_ahead=2)
+    assert "on the CPU queue, 1 run ahead" in render_comment([record()], runs_ahead=1)
+    gpu = record(req=request(compute="gpu"), compute="gpu")
+    assert "on the GPU queue, 0 runs ahead" in render_comment([gpu], runs_ahead=0)
+
+
+def test_comment_keeps_history_of_earlier_runs() -> None:
+    older = record(
+        RunStatus.SUPERSEDED,
+        req=request(workflow={"run_id": 1, "run_attempt": 1, "url": "https://github.com/x/y/actions/runs/1"}),
+    )
+    body = render_comment([record(RunStatus.RUNNING), older])
+    assert "Earlier runs of this PR (1)" in body
+    assert_tables_intact(body)
+
+
+# -- escaping -----------------------------------------------------------------------------------
+EVIL = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "@org/team please look",
+    "hi @someone",
+    "[click](javascript:alert(1))",
+    "](javascript:alert(document.cookie))",
+    "a | b | c",
+    "line one\nline two\r\n| injected | row |",
+    "```\n# heading\n```",
+    "<!-- modelrun:sticky-comment v1 -->",
+]
+
+
+def assert_inert(body: str) -> None:
+    prose = outside_code(body)
+    assert "<script" not in body.lower()
+    assert "<img" not in body.lower()
+    assert not re.search(r"@[A-Za-z]", prose), [m for m in re.findall(r".{0,20}@[A-Za-z].{0,20}", prose)]
+    # no Markdown link can form: a link needs an unescaped "](" after an unescaped "["
+    assert not re.search(r"(?<!\\)\]\((?:javascript|data):", prose), prose
+    assert body.count(MARKER) == 1
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_malicious_note_renders_inert(evil: str) -> None:
+    rec = record(RunStatus.SUCCEEDED, note=evil, report=metrics_report())
+    body = render_comment([rec])
+    assert_inert(body)
+    assert_tables_intact(body)
+    # the note is one quoted line whatever it contains
+    assert len([line for line in body.splitlines() if line.startswith("> ")]) == 1
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_malicious_status_reason_and_log_tail_render_inert(evil: str) -> None:
+    tail = ["starting", evil, "``` still inside", "`````", f"@someone {evil}", "<script>x</script> done"]
+    rec = record(RunStatus.FAILED, status_reason=evil, exit_code=3, report={"status": "FAILED", "log_tail": tail})
+    body = render_comment([rec])
+    prose = outside_code(body)
+    assert "<script" not in prose.lower() and "<img" not in prose.lower()
+    assert not re.search(r"@[A-Za-z]", prose)
+    assert not re.search(r"(?<!\\)\]\((?:javascript|data):", prose)
+    # the log tail stays inside one fence: the fence is longer than any backtick run in it
+    blocks = fenced_blocks(body)
+    assert len(blocks) == 1
+    fence, inside = blocks[0]
+    assert inside.splitlines()[-1] == "<script>x</script> done"
+    assert all(len(run) < len(fence) for run in re.findall(r"`+", inside))
+    reason_lines = [line for line in body.splitlines() if line.startswith("**Reason:**")]
+    assert len(reason_lines) == 1 and "exit code 3" in reason_lines[0]
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_malicious_branch_and_author_render_inert(evil: str) -> None:
+    # head_ref rejects control characters at the contract; a branch name is otherwise free text
+    ref = " ".join(evil.split())
+    req = request(head_ref=ref, base_ref=ref, triggered_by="x@evil")
+    body = render_comment([record(RunStatus.SUCCEEDED, req=req, report=metrics_report())])
+    assert "<script" not in body.lower() and "<img" not in body.lower()
+    assert not re.search(r"@[A-Za-z]", outside_code(body))
+    assert body.count(MARKER) == 1
+    assert_tables_intact(body)
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_malicious_metric_names_keep_the_table(evil: str) -> None:
+    report = metrics_report()
+    report["metrics"][evil] = 1.5
+    report["ratio_study"]["cod"]["standard"] = evil
+    body = render_comment([record(RunStatus.SUCCEEDED, report=report)])
+    assert_inert(body)
+    assert_tables_intact(body)
+
+
+# -- notification ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [RunStatus.SUCCEEDED, RunStatus.FAILED])
+def test_notification_is_chatbot_custom_and_email(status: RunStatus) -> None:
+    rec = record(status, status_reason="boom", report=metrics_report() if status is RunStatus.SUCCEEDED else None)
+    note = notification(rec)
+    assert 0 < len(note["subject"]) < 100 and note["subject"].isascii()
+    assert "\n" not in note["subject"]
+    message = json.loads(note["message"])
+    chatbot = json.loads(message["default"])
+    assert chatbot["version"] == "1.0"
+    assert chatbot["source"] == "custom"
+    assert chatbot["content"]["description"]
+    assert rec.run_id in chatbot["content"]["description"]
+    assert len(chatbot["content"]["title"]) <= 250
+    assert rec.run_id in message["email"] and rec.head_sha in message["email"]
+    assert note["state"] == ("success" if status is RunStatus.SUCCEEDED else "failure")
+
+
+# -- the Batch event, as AWS documents it ---------------------------------------------------------
+def batch_event() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
+    return data
+
+
+def test_documented_batch_event_parses() -> None:
+    event = BatchJobStateChange.model_validate(batch_event())
+    assert event.detail_type == "Batch Job State Change"
+    assert event.source == "aws.batch"
+    assert event.detail.status == "RUNNABLE"
+    assert event.detail.job_name == "avm-pr42-1a2b3c4d-9000002-1-abc123"
+    assert event.detail.job_queue.endswith(":job-queue/modelrun-cpu")
+    assert event.detail.attempts == []
+    assert event.detail.attempt == 0
+
+
+def test_batch_event_attempt_counts_finished_attempts() -> None:
+    running = copy.deepcopy(batch_event())
+    running["detail"] |= {
+        "status": "RUNNING",
+        "startedAt": 1741101700000,
+        "container": {"logStreamName": "modelrun/default/abc", "futureField": {"x": 1}},
+    }
+    event = BatchJobStateChange.model_validate(running)
+    assert event.detail.attempt == 0
+    assert event.detail.container is not None and event.detail.container.log_stream_name == "modelrun/default/abc"
+
+    attempt = {
+        "container": {"exitCode": 137, "reason": "Host EC2 (instance i-0) terminated."},
+        "startedAt": 1741101700000,
+        "stoppedAt": 1741101800000,
+        "statusReason": "Host EC2 terminated",
+        "taskProperties": [],
+    }
+    retried = copy.deepcopy(batch_event())
+    retried["detail"] |= {"status": "RUNNABLE", "attempts": [attempt]}
+    assert BatchJobStateChange.model_validate(retried).detail.attempt == 1
+
+    succeeded = copy.deepcopy(batch_event())
+    second = attempt | {"container": {"exitCode": 0}}
+    succeeded["detail"] |= {"status": "SUCCEEDED", "attempts": [attempt, second], "stoppedAt": 1741101900000}
+    event = BatchJobStateChange.model_validate(succeeded)
+    assert event.detail.attempt == 1
+    assert event.detail.attempts[-1].container is not None and event.detail.attempts[-1].container.exit_code == 0
+
+
+def test_batch_event_without_account_parses() -> None:
+    # moto's emitter leaves out the envelope's account
+    event = batch_event()
+    del event["account"]
+    assert BatchJobStateChange.model_validate(event).account is None
+
+
+def test_sqs_records_from_the_local_poller_have_lambdas_shape() -> None:
+    from modelrun_local.runtime import SqsPoller
+
+    documented = json.loads((FIXTURES / "sqs" / "receive-message.json").read_text())["Records"][0]
+    poller = SimpleNamespace(mapping=SimpleNamespace(queue_arn=documented["eventSourceARN"]))
+    message = {
+        "MessageId": documented["messageId"],
+        "ReceiptHandle": documented["receiptHandle"],
+        "Body": documented["body"],
+        "MD5OfBody": documented["md5OfBody"],
+        "Attributes": documented["attributes"],
+    }
+    produced = SqsPoller.record(poller, message)  # type: ignore[arg-type]
+    assert set(produced) == set(documented)
+    assert produced == documented
