@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,22 @@ def pull_request_event() -> dict[str, Any]:
     return event
 
 
-def run_flow(runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.stdout) -> dict[str, Any]:
+def pr_checkout(workdir: Path) -> Path:
+    """The PR's version of model_container: the experiment is a change to params.yaml."""
+    checkout = workdir / "pr-model_container"
+    if checkout.exists():
+        shutil.rmtree(checkout)
+    shutil.copytree(MODEL_DIR, checkout, ignore=shutil.ignore_patterns(".venv", ".results", "__pycache__"))
+    params = checkout / "params.yaml"
+    text = params.read_text()
+    assert "    num_leaves: 63\n" in text, "the demo's experiment edits num_leaves in params.yaml"
+    params.write_text(text.replace("    num_leaves: 63\n", "    num_leaves: 127\n"))
+    return checkout
+
+
+def run_flow(
+    runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.stdout, pr_image: str | None = None
+) -> dict[str, Any]:
     queue_url = runtime.outputs["RunRequestsQueueUrl"]
     event = pull_request_event()
     repository = event["repository"]["full_name"]
@@ -72,8 +88,8 @@ def run_flow(runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.s
         "pull_request",
         event,
         actions_env(repository, 9_000_002, pr["head"]["sha"], pr["head"]["ref"], pr["user"]["login"]),
-        image=image,
-        note="try a deeper tree",
+        image=pr_image or image,
+        note="num_leaves 63 -> 127: try a deeper tree",
     )
     out.write(f"→ PR #{request.pr_number} run queued ({request.head_ref} @ {request.head_sha[:8]})\n")
     started = time.monotonic()
@@ -96,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  ready in {time.monotonic() - t0:.1f} s · AWS endpoint {runtime.endpoint} · GitHub {runtime.github.url}"
         )
-        image = runtime.push_image(MODEL_DIR, tag="demo")
-        print(f"  model image pushed: {image}")
-        result = run_flow(runtime, image, args.timeout)
+        image = runtime.push_image(MODEL_DIR, tag="main")
+        print(f"  main's model image pushed: {image}")
+        pr_dir = pr_checkout(ROOT / ".modelrun")
+        pr_image = runtime.push_image(pr_dir, tag="pr", python=MODEL_DIR / ".venv" / "bin" / "python")
+        print(f"  the PR's model image pushed (params.yaml: num_leaves 63 -> 127): {pr_image}")
+        result = run_flow(runtime, image, args.timeout, pr_image=pr_image)
         request = result["request"]
 
         runs = RunsTable(runtime.outputs["RunsTableName"]).scan()
@@ -117,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Run {pr_run.run_id}: {pr_run.status.value} in {result['elapsed']:.1f} s from enqueue to comment")
         print(f"Report and artifacts: s3://{bucket}/{prefix} ({len(keys)} objects)")
         if f"{prefix}report.html" in keys:
-            local = Path(".modelrun") / "report.html"
+            local = ROOT / ".modelrun" / "report.html"
             local.parent.mkdir(exist_ok=True)
             local.write_bytes(s3.get_object(Bucket=bucket, Key=f"{prefix}report.html")["Body"].read())
             print(f"  report.html copied to {local}")

@@ -104,4 +104,7 @@ def job_container(job: Job) -> dict[str, Any]:
 
 def describe_job(job: Job) -> dict[str, Any]:
     detail: dict[str, Any] = json.loads(json.dumps(job.describe(), default=str))
+    # moto's describe() drops the exit code from `container`; Batch reports it there.
+    if job.exit_code is not None:
+        detail.setdefault("container", {})["exitCode"] = job.exit_code
     return detail

@@ -505,7 +505,7 @@ class LocalRuntime:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
 
     # -- helpers for the demo, the CLI and the tests -----------------------------------------
-    def push_image(self, directory: Path, tag: str) -> str:
+    def push_image(self, directory: Path, tag: str, python: Path | None = None) -> str:
         """Like `docker build && docker push`: an ECR image whose digest maps to ``directory``."""
         ecr = boto3.client("ecr")
         repository = self.stack.outputs["ModelRepositoryUri"]
@@ -523,11 +523,14 @@ class LocalRuntime:
                 "layers": [],
             }
         )
-        image = ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag)["image"]
-        digest = image["imageId"]["imageDigest"]
+        # The digest is the manifest's sha256, as a registry computes it (moto doesn't).
+        digest = f"sha256:{hashlib.sha256(manifest.encode()).hexdigest()}"
+        ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
         uri = f"{repository}@{digest}"
-        python = directory / ".venv" / "bin" / "python"
-        self.images[uri] = LocalImage(directory=directory, python=python if python.exists() else Path(sys.executable))
+        if python is None:
+            own = directory / ".venv" / "bin" / "python"
+            python = own if own.exists() else Path(sys.executable)
+        self.images[uri] = LocalImage(directory=directory, python=python)
         return uri
 
     def wait_until_idle(self, timeout: float = 120.0, settle: float = 0.5) -> None:

@@ -76,8 +76,10 @@ class Rejected(Exception):
 
 def check_allowed(request: RunRequest) -> None:
     repository = settings().model_repository_uri
-    if repository and not request.image.startswith(f"{repository}@sha256:") and not request.image.startswith(
-        f"{repository}:"
+    if (
+        repository
+        and not request.image.startswith(f"{repository}@sha256:")
+        and not request.image.startswith(f"{repository}:")
     ):
         raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
 

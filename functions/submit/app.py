@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,7 +18,8 @@ from modelrun.config import settings
 from modelrun.contracts import MESSAGE, CleanupRequest
 
 logger = Logger()
-metrics = Metrics()
+# The namespace is read at import; the template sets it, the default keeps imports order-proof.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelrun"))
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -308,12 +308,6 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
     assert len(executions) == 1 and executions[0]["status"] == "SUCCEEDED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="modelrun_local/moto_hooks.py describe_job: moto's Job.describe() replaces `container` with "
-    "_container_details(), which has no exitCode, so terminal events lack detail.container.exitCode "
-    "and tracking.changes_for never records exit_code",
-)
 def test_failed_run_records_and_shows_the_exit_code(flow: Flow) -> None:
     request = flow.request(pr=140, run_id=7_000_140, mode=["fail"])
     send(request, flow.queue_url)

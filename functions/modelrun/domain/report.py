@@ -58,17 +58,18 @@ def inert(text: object, limit: int = 200) -> str:
     value = " ".join(str(text).split())  # no newlines: they would end a table row
     if len(value) > limit:
         value = value[: limit - 1] + "…"
-    value = html.escape(value, quote=True)
-    value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)
-    value = value.replace("|", "&#124;")
+    value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)  # `|` becomes `\|`, GitHub's pipe inside tables
+    value = html.escape(value, quote=False)
     # A zero-width joiner after @ stops mentions (and team pings) without changing what people read.
     return value.replace("@", "@\u2060")
 
 
 def code(text: object, limit: int = 120) -> str:
     """Inline code for identifiers such as branch names; backticks can't close it early."""
-    value = " ".join(str(text).split())[:limit].replace("`", "'").replace("|", "¦")
-    return f"<code>{html.escape(value)}</code>"
+    value = html.escape(" ".join(str(text).split())[:limit].replace("`", "'").replace("|", "¦"))
+    # GitHub still parses Markdown inside <code>: entities keep links and emphasis out.
+    value = value.translate({ord(c): f"&#{ord(c)};" for c in "[]()*_~@"})
+    return f"<code>{value}</code>"
 
 
 def code_block(lines: Iterable[str], limit: int = 4000) -> str:
