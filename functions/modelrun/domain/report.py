@@ -50,7 +50,8 @@ PRICE_VCPU_HOUR = {"cpu": 0.04048 * 0.3, "gpu": 0.0}  # Fargate Spot runs ~70% b
 PRICE_GB_HOUR = {"cpu": 0.004445 * 0.3, "gpu": 0.0}
 PRICE_GPU_HOUR = 0.526 * 0.4  # g4dn.xlarge on Spot, about 60% below on-demand
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~>|-])")
+# `<`, `>` and `&` are left to html.escape: a backslash before an entity would show it raw.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~|-])")
 
 
 def inert(text: object, limit: int = 200) -> str:
@@ -202,7 +203,7 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
         cost = estimated_cost(record)
         text += f" in {fmt_duration(record.duration_seconds)} on {queue}"
         if cost is not None:
-            text += f" (≈ ${cost:.3f} compute)"
+            text += f" (≈ ${cost:.3f} compute)" if cost >= 0.001 else " (< $0.001 compute)"
     return text
 
 
