@@ -257,7 +257,8 @@ class BatchExecutor:
             moto_hooks.job_stopped(job, exit_code, reason)
             self.emit(job, "SUCCEEDED" if exit_code == 0 else "FAILED")
         except Exception:
-            traceback.print_exc()
+            if not self.runtime.stopping.is_set():  # a job cut short by stop() is expected
+                traceback.print_exc()
         finally:
             with self._lock:
                 self.active -= 1
@@ -303,7 +304,8 @@ class BatchExecutor:
             assert process.stdout is not None
             for line in process.stdout:
                 with lines_lock:
-                    lines.append(line.rstrip("\n"))
+                    if line.strip():  # the awslogs driver drops empty lines; CloudWatch rejects them
+                        lines.append(line.rstrip("\n"))
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()

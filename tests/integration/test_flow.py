@@ -316,3 +316,126 @@ def test_failed_run_records_and_shows_the_exit_code(flow: Flow) -> None:
     assert record["status"] == "FAILED"
     assert "exit code 3" in flow.comments(140)[0]["body"]
     assert int(record["exit_code"]) == 3
+
+
+def test_a_crash_after_submit_job_gives_one_job_after_redelivery(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The submit function dies between SubmitJob and recording the job id; SQS redelivers."""
+    from modelrun.adapters.aws import RunsTable
+
+    original = RunsTable.update
+    crashes: list[str] = []
+
+    def crash_once(self: RunsTable, before: Any, **changes: Any) -> Any:
+        if changes.get("job_id") and not crashes:
+            crashes.append(before.run_id)
+            raise RuntimeError("injected crash after SubmitJob")
+        return original(self, before, **changes)
+
+    monkeypatch.setattr(RunsTable, "update", crash_once)
+    request = flow.request(pr=150, run_id=7_000_150, mode=["ok"])
+    send(request, flow.queue_url)
+    flow.wait(timeout=60)
+    assert crashes, "the crash was injected"
+    run_id = flow.run_id_of(request)
+    assert len(flow.jobs_named(run_id, flow.runtime.outputs["CpuJobQueueArn"])) == 1
+    assert flow.record(run_id)["status"] == "SUCCEEDED"
+    assert len(flow.executions(run_id)) == 1
+
+
+def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> None:
+    flag = tmp_path / "release"
+    closing = flow.request(pr=160, run_id=7_000_160, mode=["wait-for", str(flag)])
+    other = flow.request(pr=161, run_id=7_000_161, mode=["wait-for", str(flag)])
+    send(closing, flow.queue_url)
+    send(other, flow.queue_url)
+
+    def status_of(request: RunRequest) -> str | None:
+        items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == request.head_sha]
+        return str(items[0]["status"]) if items else None
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(status_of(r) == "RUNNING" for r in (closing, other)):
+        time.sleep(0.1)
+    assert status_of(closing) == status_of(other) == "RUNNING"
+    cleanup = {
+        "schema_version": "1",
+        "kind": "cleanup",
+        "repository": REPOSITORY,
+        "pr_number": 160,
+        "triggered_by": "octocat",
+        "workflow": {"run_id": 7_000_162, "run_attempt": 1, "url": "https://github.com/x/y/actions/runs/7000162"},
+    }
+    flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=json.dumps(cleanup))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and status_of(closing) != "CANCELLED":
+        time.sleep(0.1)
+    flag.write_text("go")
+    flow.wait(timeout=60)
+    assert flow.record(flow.run_id_of(closing))["status"] == "CANCELLED"
+    assert flow.record(flow.run_id_of(other))["status"] == "SUCCEEDED"
+    [job] = flow.batch.describe_jobs(jobs=[flow.record(flow.run_id_of(closing))["job_id"]])["jobs"]
+    assert job["status"] == "FAILED" and "closed" in job.get("statusReason", "")
+    definitions = flow.batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    assert not [d for d in definitions if d["containerProperties"]["image"] == closing.image], "deregistered"
+
+
+def _event(run_id: str, job_id: str, queue: str, status: str, attempts: int) -> dict[str, Any]:
+    sample = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
+    detail = sample["detail"] | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
+    detail["attempts"] = [{"container": {"exitCode": 0}}] * attempts
+    if status == "RUNNING":
+        detail["startedAt"] = 1_795_000_000_000
+        detail["container"] = detail["container"] | {"logStreamName": f"modelrun/default/{job_id}"}
+    if status in ("SUCCEEDED", "FAILED"):
+        detail["stoppedAt"] = 1_795_000_060_000
+        detail["statusReason"] = "Essential container in task exited" if status == "FAILED" else None
+    return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}
+
+
+def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: Flow) -> None:
+    """All 24 orders of RUNNABLE, STARTING, RUNNING and the terminal state, for SUCCEEDED and
+    FAILED, each order delivered twice through EventBridge and the template's rule."""
+    import itertools
+
+    from modelrun.adapters.aws import RunsTable
+    from modelrun.domain.run import RunRecord
+    from modelrun.domain.status import RunStatus
+
+    table = RunsTable(flow.runtime.outputs["RunsTableName"])
+    queue = flow.runtime.outputs["CpuJobQueueArn"]
+    bucket = flow.runtime.outputs["ResultsBucketName"]
+    # One real placeholder run provides a metrics.json that follows the container contract.
+    source = flow.request(pr=999, run_id=8_000_999, mode=["ok"])
+    send(source, flow.queue_url)
+    flow.wait()
+    metrics = flow.s3.get_object(Bucket=bucket, Key=f"runs/{flow.run_id_of(source)}/metrics.json")["Body"].read()
+    events = boto3.client("events")
+    scenarios: dict[str, tuple[int, str]] = {}
+    pr = 1000
+    for terminal in ("SUCCEEDED", "FAILED"):
+        for order in itertools.permutations(["RUNNABLE", "STARTING", "RUNNING", terminal]):
+            pr += 1
+            request = flow.request(pr=pr, run_id=8_000_000 + pr, mode=["ok"])
+            record = RunRecord.new(
+                request,
+                job_queue=queue,
+                bucket=flow.runtime.outputs["ResultsBucketName"],
+                vcpus=2,
+                memory_mib=4096,
+                gpus=0,
+            )
+            job_id = f"job-{pr}"
+            assert table.create(record.model_copy(update={"job_id": job_id, "status": RunStatus.SUBMITTED}))
+            if terminal == "SUCCEEDED":  # what the model would have written
+                flow.s3.put_object(Bucket=bucket, Key=f"runs/{record.run_id}/metrics.json", Body=metrics)
+            scenarios[record.run_id] = (pr, terminal)
+            entries = [_event(record.run_id, job_id, queue, s, 1 if s == terminal else 0) for s in order] * 2
+            for start in range(0, len(entries), 10):
+                assert events.put_events(Entries=entries[start : start + 10])["FailedEntryCount"] == 0
+    flow.wait(timeout=180)
+    icons = {"SUCCEEDED": "✅ **SUCCEEDED**", "FAILED": "❌ **FAILED**"}
+    for run_id, (pr, terminal) in scenarios.items():
+        assert flow.record(run_id)["status"] == terminal, run_id
+        assert len(flow.executions(run_id)) == 1, run_id
+        [comment] = flow.comments(pr)
+        assert icons[terminal] in comment["body"], (run_id, comment["body"][:300])
