@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.text import Text
 
 from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.domain.status import RunStatus
 from modelrun_cli import enqueue as _enqueue
+from modelrun_cli import runs as _runs
+from modelrun_cli import views as _views
+from modelrun_cli.connect import (
+    DEFAULT_STACK,
+    LocalOption,
+    ProfileOption,
+    RegionOption,
+    StackOption,
+    connect,
+    fail,
+    handle_errors,
+)
+from modelrun_local.serve import local_app
 
 app = typer.Typer(
     name="modelrun",
@@ -20,6 +37,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(local_app, name="local")
 
 
 @app.callback()
@@ -117,3 +137,265 @@ def enqueue(
     what = "cleanup request" if cleanup else "model run"
     typer.echo(f"Queued the {what} (SQS message {message_id}):\n{message.model_dump_json(indent=2)}")
     _append_summary(_enqueue.summary_markdown(message, message_id))
+
+
+# --- the team's runs: see the queue, follow a run, cancel, rerun, redrive ------------------------
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _echo_json(document: object) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+RunArgument = Annotated[
+    str, typer.Argument(metavar="RUN", help="A run id, or a unique prefix of one.", show_default=False)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Plain JSON on stdout, for scripts.")]
+
+
+@app.command("runs")
+@handle_errors
+def list_runs(
+    pr: Annotated[int | None, typer.Option("--pr", help="Only this pull request's runs.")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Only runs triggered by this GitHub login.")] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="Only these statuses (repeat or comma-separate; `active` = not ended)."),
+    ] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this repository (owner/name).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first.")] = 20,
+    as_json: JsonOption = False,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """The team's runs, newest first, with each waiting run's place in its queue."""
+    statuses = _runs.parse_statuses(status)
+    target = connect(stack, profile, region, local)
+    records = target.runs().scan()
+    positions = _runs.queue_positions(records)
+    chosen = _runs.select(records, pr=pr, author=author, statuses=statuses, repository=repo, limit=limit)
+    if as_json:
+        _echo_json([_runs.as_json(r, positions.get(r.run_id)) for r in chosen])
+        return
+    out = _out()
+    where = "local" if target.local else target.region
+    title = f"modelrun runs · stack {target.name} ({where})"
+    if not chosen:
+        out.print(f"{title}: no runs" + (" match" if records else " yet"))
+    else:
+        out.print(_views.runs_table(chosen, positions, title))
+    waiting: dict[str, int] = {}
+    for record in records:
+        if record.run_id in positions:
+            waiting[record.compute] = waiting.get(record.compute, 0) + 1
+    shown = f"{len(chosen)} of {len(records)} runs"
+    queued = ", ".join(f"{n} {kind.upper()}" for kind, n in sorted(waiting.items())) or "none"
+    out.print(f"{shown} · waiting: {queued}", style="dim")
+    for queue, depth in _runs.dlq_depths(target).items():
+        if depth:
+            out.print(f"{depth} message(s) in the {queue} DLQ: `modelrun redrive --queue {queue}`", style="bold yellow")
+
+
+@app.command()
+@handle_errors
+def show(
+    run: RunArgument,
+    as_json: JsonOption = False,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """One run in full: status and reason, exit code, metrics and links."""
+    target = connect(stack, profile, region, local)
+    table = target.runs()
+    records = table.scan()
+    record = _runs.resolve(table, run, records)
+    position = _runs.queue_positions(records).get(record.run_id)
+    if as_json:
+        _echo_json(_runs.as_json(record, position))
+        return
+    out = _out()
+    out.print(_views.run_detail(record, position))
+    for line in _views.links(record):
+        out.print(line, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def logs(
+    run: RunArgument,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls with --follow.")] = 2.0,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """The run's job log from CloudWatch Logs; --follow prints until the run ends.
+
+    With --follow the exit status is 0 only if the run SUCCEEDED.
+    """
+    target = connect(stack, profile, region, local)
+    table = target.runs()
+    record = _runs.resolve(table, run)
+    logs_client = target.client("logs")
+    if not follow:
+        if not record.log_stream:
+            fail(f"run {record.run_id} has no log yet ({record.status.value}): try --follow", exit_code=1)
+        for line in _runs.LogReader(logs_client, record.log_stream).read():
+            typer.echo(line)
+        return
+    record = _follow(table, logs_client, record, interval)
+    _err().print(
+        Text.assemble(
+            "run ",
+            (record.run_id, "bold"),
+            " ended ",
+            _views.status_text(record.status),
+            f" (exit code {record.exit_code})" if record.exit_code is not None else "",
+            f": {record.status_reason}" if record.status_reason and record.status is not RunStatus.SUCCEEDED else "",
+        )
+    )
+    if record.status is not RunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
+    """Print new log lines as they come, with a live status line, until the record has ended."""
+    reader: _runs.LogReader | None = None
+    console = _err()
+
+    def line() -> Text:
+        text = Text.assemble((_runs.short_id(record.run_id), "bold"), " · ", _views.status_text(record.status))
+        took = _runs.elapsed_seconds(record)
+        if took is not None:
+            text.append(f" · {_views.duration(took)}")
+        if reader is None:
+            text.append(" · waiting for the job to start", style="dim")
+        else:
+            text.append(f" · {reader.lines} lines", style="dim")
+        return text
+
+    with console.status(line()) as status:
+        while True:
+            fresh = table.get(record.run_id)
+            record = fresh or record
+            if reader is None and record.log_stream:
+                reader = _runs.LogReader(logs_client, record.log_stream)
+            if reader is not None:
+                for text in reader.read():
+                    typer.echo(text)
+            status.update(line())
+            if record.status.terminal:
+                if reader is not None:  # the last lines may land just after the final status
+                    time.sleep(min(interval, 0.5))
+                    for text in reader.read():
+                        typer.echo(text)
+                return record
+            time.sleep(interval)
+
+
+@app.command()
+@handle_errors
+def cancel(
+    run: RunArgument,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait (up to --timeout) until the run has ended.")
+    ] = True,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait with --wait.")] = 60.0,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """Stop a run's Batch job; the run ends CANCELLED."""
+    target = connect(stack, profile, region, local)
+    table = target.runs()
+    record = _runs.resolve(table, run)
+    reason = _runs.cancel(target, table, record, _runs.whoami(target))
+    out = _out()
+    job = f" (job {record.job_id})" if record.job_id else " (no job yet)"
+    out.print(Text.assemble("Cancelling ", (record.run_id, "bold"), job, f": {reason}"))
+    if not wait:
+        return
+    with _err().status("waiting for Batch to stop the job…"):
+        ended = _runs.wait_until_ended(table, record.run_id, timeout)
+    if ended is None:
+        out.print(f"Still stopping after {timeout:g} s: `modelrun show {_runs.short_id(record.run_id)}` to check.")
+        return
+    out.print(Text.assemble("Run ", (ended.run_id, "bold"), " is ", _views.status_text(ended.status)))
+    if ended.status is not RunStatus.CANCELLED:
+        raise typer.Exit(1)  # it ended otherwise first (finished, or was superseded)
+
+
+@app.command()
+@handle_errors
+def rerun(
+    run: RunArgument,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", help="The GitHub login to credit (default: your AWS identity or $USER)."),
+    ] = None,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """Run the same request again (same commit, image and command) as a new attempt."""
+    target = connect(stack, profile, region, local)
+    table = target.runs()
+    records = table.scan()
+    record = _runs.resolve(table, run, records)
+    request = _runs.rerun_request(record, records, as_user or _runs.whoami(target))
+    message_id = _enqueue.send(request, target.output("RunRequestsQueueUrl"), sqs_client=target.client("sqs"))
+    _out().print(
+        Text.assemble(
+            "Queued a rerun of ",
+            (record.run_id, "bold"),
+            f" as attempt {request.workflow.run_attempt} by {request.triggered_by}.\n",
+            f"SQS message {message_id}; follow it with `modelrun runs",
+            f" --pr {request.pr_number}`" if request.pr_number else "`",
+            ".",
+        )
+    )
+
+
+@app.command()
+@handle_errors
+def redrive(
+    queue: Annotated[
+        str, typer.Option("--queue", help="Which DLQ: run-requests or job-events.", case_sensitive=False)
+    ] = "run-requests",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Move them without asking.")] = False,
+    stack: StackOption = DEFAULT_STACK,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    local: LocalOption = False,
+) -> None:
+    """Show the messages in a dead-letter queue and why they are there, then move them back."""
+    target = connect(stack, profile, region, local)
+    dlq_url, source_url = _runs.dead_letter_queues(target, queue.lower())
+    sqs = target.client("sqs")
+    out = _out()
+    letters = _runs.receive_dead_letters(sqs, dlq_url)
+    if not letters:
+        out.print(f"The {queue} DLQ is empty: nothing to redrive.")
+        return
+    out.print(_views.dead_letters_table(letters, queue))
+    source = source_url.rsplit("/", 1)[-1]
+    if not yes and not typer.confirm(f"Move {len(letters)} message(s) back to {source}?", default=False):
+        _runs.release(sqs, dlq_url, letters)
+        out.print("Nothing moved.")
+        return
+    moved = _runs.move(sqs, letters, dlq_url, source_url)
+    out.print(f"Moved {moved} message(s) back to {source}.")

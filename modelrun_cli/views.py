@@ -1,0 +1,203 @@
+"""How the CLI draws runs with rich: the runs table, one run in full, dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from modelrun.domain.report import METRIC_LABELS, RATIO_LABELS
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+from modelrun_cli.runs import DeadLetter, elapsed_seconds, headline, parse_time, report_links, short_id
+
+STATUS_STYLE = {
+    RunStatus.QUEUED: "yellow",
+    RunStatus.SUBMITTED: "yellow",
+    RunStatus.RUNNABLE: "yellow",
+    RunStatus.STARTING: "cyan",
+    RunStatus.RUNNING: "bold cyan",
+    RunStatus.SUCCEEDED: "bold green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "magenta",
+    RunStatus.SUPERSEDED: "dim",
+}
+DASH = "—"
+
+
+def status_text(status: RunStatus) -> Text:
+    return Text(status.value, style=STATUS_STYLE[status])
+
+
+def when(stamp: str | None, seconds: bool = False) -> str:
+    moment = parse_time(stamp)
+    if moment is None:
+        return DASH
+    local = moment.astimezone()
+    return local.strftime("%b %d %H:%M:%S" if seconds else "%b %d %H:%M")
+
+
+def duration(value: float | None) -> str:
+    if value is None:
+        return DASH
+    total = round(value)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60:02d}s"
+    return f"{total // 3600}h {total % 3600 // 60:02d}m"
+
+
+def number(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def compute(record: RunRecord) -> str:
+    return record.compute.upper()
+
+
+def runs_table(records: list[RunRecord], positions: dict[str, int], title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("run", no_wrap=True)
+    table.add_column("PR", justify="right", no_wrap=True)
+    table.add_column("author", no_wrap=True, max_width=20, overflow="ellipsis")
+    table.add_column("on", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("queue", justify="right", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("RMSE", justify="right", no_wrap=True)
+    table.add_column("COD", justify="right", no_wrap=True)
+    for record in records:
+        metrics = headline(record)
+        position = positions.get(record.run_id)
+        running = record.status in (RunStatus.STARTING, RunStatus.RUNNING)
+        took = duration(elapsed_seconds(record))
+        table.add_row(
+            short_id(record.run_id),
+            f"#{record.pr_number}" if record.pr_number else record.head_ref,
+            record.triggered_by,
+            compute(record),
+            status_text(record.status),
+            f"#{position}" if position else "",
+            when(record.started_at),
+            Text(took + ("…" if running and took != DASH else ""), style="cyan" if running else ""),
+            number(metrics["rmse"]) if "rmse" in metrics else "",
+            number(metrics["cod"]) if "cod" in metrics else "",
+        )
+    return table
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def run_detail(record: RunRecord, position: int | None) -> RenderableType:
+    now = datetime.now(UTC)
+    facts = _grid()
+    state = status_text(record.status)
+    if position:
+        state.append(f"  #{position} in the {compute(record)} queue", style="yellow")
+    facts.add_row("status", state)
+    if record.status_reason:
+        facts.add_row("reason", record.status_reason)
+    if record.exit_code is not None:
+        facts.add_row("exit code", str(record.exit_code))
+    facts.add_row("repository", record.repository)
+    facts.add_row("pull request", f"#{record.pr_number}" if record.pr_number else "none (dispatch)")
+    facts.add_row("commit", f"{record.head_sha[:12]} on {record.head_ref} (base {record.base_ref})")
+    facts.add_row(
+        "triggered by",
+        f"{record.triggered_by}  (workflow run {record.workflow_run_id}, attempt {record.workflow_attempt})",
+    )
+    if record.note:
+        facts.add_row("note", record.note)
+    size = f"{record.vcpus:g} vCPU, {record.memory_mib} MiB" + (f", {record.gpus} GPU" if record.gpus else "")
+    facts.add_row("compute", f"{compute(record)} · {size}")
+    facts.add_row("job queue", record.job_queue.rsplit("/", 1)[-1])
+    facts.add_row(
+        "job",
+        f"{record.job_id or DASH}" + (f"  (Batch attempt {record.batch_attempt})" if record.batch_attempt > 1 else ""),
+    )
+    facts.add_row("image", record.image)
+    facts.add_row("created", when(record.created_at, seconds=True))
+    facts.add_row("started", when(record.started_at, seconds=True))
+    facts.add_row("stopped", when(record.stopped_at, seconds=True))
+    facts.add_row("took", duration(elapsed_seconds(record, now)))
+
+    parts: list[RenderableType] = [facts]
+    metrics = _metrics(record)
+    if metrics is not None:
+        parts += [Text(""), metrics]
+    problem = (record.report or {}).get("contract_error")
+    if problem:
+        parts += [Text(""), Text(f"⚠ {problem}", style="bold red")]
+    title = Text.assemble(("run ", "bold"), (record.run_id, "bold"))
+    return Panel(Group(*parts), title=title, title_align="left", border_style=STATUS_STYLE[record.status])
+
+
+def links(record: RunRecord) -> list[Text]:
+    """One line per link, printed outside the panel so that long URLs stay whole (copy, click)."""
+    lines = []
+    for name, url in report_links(record).items():
+        line = Text(f"{name:<10}", style="bold")
+        line.append(url, style=f"link {url}" if url.startswith("http") else "")
+        lines.append(line)
+    return lines
+
+
+def _metrics(record: RunRecord) -> Table | None:
+    summary = record.summary or {}
+    metrics: dict[str, Any] = summary.get("metrics") or {}
+    study: dict[str, Any] = summary.get("ratio_study") or {}
+    if not metrics and not study:
+        return None
+    baseline = (record.report or {}).get("baseline") or {}
+    table = Table(title="metrics", title_justify="left", title_style="bold underline", box=None, pad_edge=False)
+    table.add_column("metric")
+    table.add_column("this run", justify="right")
+    if baseline:
+        table.add_column(f"main {str(baseline.get('head_sha', ''))[:8]}", justify="right")
+    table.add_column("IAAO standard")
+
+    def cell(value: Any) -> str:
+        return number(value) if isinstance(value, int | float) else ("" if value is None else str(value))
+
+    def add(label: str, value: Any, base: Any, passed: bool | None) -> None:
+        verdict = Text("pass", style="green") if passed else Text("fail", style="red") if passed is False else Text("")
+        table.add_row(label, cell(value), *([cell(base)] if baseline else []), verdict)
+
+    base_metrics = baseline.get("metrics") or {}
+    for key in [*(k for k in METRIC_LABELS if k in metrics), *sorted(set(metrics) - set(METRIC_LABELS))]:
+        add(METRIC_LABELS.get(key, key), metrics[key], base_metrics.get(key), None)
+    base_study = baseline.get("ratio_study") or {}
+    for key in [*(k for k in RATIO_LABELS if k in study), *sorted(set(study) - set(RATIO_LABELS))]:
+        entry = study[key] if isinstance(study[key], dict) else {"value": study[key]}
+        base = base_study.get(key)
+        add(
+            RATIO_LABELS.get(key, key),
+            entry.get("value"),
+            base.get("value") if isinstance(base, dict) else base,
+            entry.get("pass"),
+        )
+    return table
+
+
+def dead_letters_table(letters: list[DeadLetter], queue: str) -> Table:
+    table = Table(title=f"{len(letters)} message(s) in the {queue} DLQ", title_justify="left", header_style="bold")
+    table.add_column("message", no_wrap=True)
+    table.add_column("sent", no_wrap=True)
+    table.add_column("about", overflow="fold")
+    table.add_column("why it is there", overflow="fold", style="red")
+    for letter in letters:
+        table.add_row(letter.message_id[:8], when(letter.sent_at, seconds=True), letter.subject, letter.reason)
+    return table
