@@ -439,3 +439,24 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
         assert len(flow.executions(run_id)) == 1, run_id
         [comment] = flow.comments(pr)
         assert icons[terminal] in comment["body"], (run_id, comment["body"][:300])
+
+
+def test_a_failed_run_alerts_slack_and_email_subscribers(flow: Flow) -> None:
+    """SNS -> an SQS subscriber stands in for AWS Chatbot: the message is Chatbot's custom format."""
+    queue_url = flow.sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
+    queue_arn = flow.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(
+        TopicArn=flow.runtime.outputs["AlertsTopicArn"],
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    request = flow.request(pr=170, run_id=7_000_170, mode=["fail"])
+    send(request, flow.queue_url)
+    flow.wait()
+    messages = flow.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    run_id = flow.run_id_of(request)
+    chatbot = [json.loads(m["Body"]) for m in messages if run_id in m["Body"]]
+    assert len(chatbot) == 1, messages
+    assert chatbot[0]["version"] == "1.0" and chatbot[0]["source"] == "custom"
+    assert "failed" in chatbot[0]["content"]["title"] and run_id in chatbot[0]["content"]["description"]
