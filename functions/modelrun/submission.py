@@ -32,7 +32,7 @@ from modelrun.adapters.batch import BatchJobs
 from modelrun.config import settings
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain import naming
-from modelrun.domain.run import RunRecord
+from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
 
 logger = Logger(child=True)
@@ -170,7 +170,12 @@ def supersede_older(record: RunRecord) -> list[str]:
         if older.job_id:
             batch().terminate(older.job_id, f"superseded by {record.run_id}")
         try:
-            table().update(older, status=RunStatus.SUPERSEDED, status_reason=f"superseded by {record.head_sha[:8]}")
+            table().update(
+                older,
+                status=RunStatus.SUPERSEDED,
+                status_reason=f"superseded by {record.head_sha[:8]}",
+                stopped_at=utcnow(),
+            )
         except StaleWrite:
             continue  # it moved on meanwhile (perhaps finished): leave it
         superseded.append(older.run_id)
@@ -190,7 +195,7 @@ def cleanup(request: CleanupRequest) -> list[str]:
         if run.job_id:
             batch().terminate(run.job_id, "pull request closed")
         try:
-            table().update(run, status=RunStatus.CANCELLED, status_reason="pull request closed")
+            table().update(run, status=RunStatus.CANCELLED, status_reason="pull request closed", stopped_at=utcnow())
             cancelled.append(run.run_id)
         except StaleWrite:
             continue
