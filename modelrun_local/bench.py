@@ -1,0 +1,1163 @@
+"""Benchmarks of the pipeline on the embedded local stack: ``python -m modelrun_local.bench``.
+
+What it measures, and how (all times are ``time.monotonic()`` in this process, which hosts the
+whole stack: moto's server, the pollers, the Batch executor, the handlers and the local GitHub):
+
+- **Overhead per run** (runs one after another, a no-op model: ``python -c`` writes a valid
+  ``metrics.json`` by one HTTP PUT, no imports beyond the standard library):
+  (a) *enqueue -> SubmitJob returned*: from just before ``sqs.send_message`` to botocore's
+  ``after-call.batch.SubmitJob`` event in the submit handler's own client (registered on boto3's
+  default session before the handler's clients exist: no patching of the handler);
+  (b) *terminal state -> PR comment written*: from the moment the executor sets the job's
+  terminal status and emits the Batch event (``BatchExecutor.emit`` wrapped in this process) to
+  the moment the local GitHub has applied the comment edit (its request log is timed here), and
+  to the commit status (the report's last GitHub call).
+- **Polling baseline, side by side**: a thread calls ``batch.describe_jobs`` for every submitted
+  job at a scaled-down interval and notes when it first sees the terminal status; its detection
+  delay is measured from the same terminal instant as ours. Extrapolated to the old design's
+  intervals (60 s while starting, 5 min while running) and turned into CI runner time per run.
+- **Throughput**: N run requests over M PRs (a fraction re-sent, to exercise dedupe), sent with
+  ``send_message_batch``; wall time, Batch jobs (``list_jobs`` over both queues, every status),
+  run records, GitHub requests per run. Exits non-zero when a run is lost or duplicated.
+- **Submit handler latency** (issue 3): the real handler invoked directly with SQS events shaped
+  as ``sam local generate-event sqs receive-message`` makes them, batches of 1 and of 10; Batch
+  jobs are finished quietly meanwhile (moto's own behaviour) so nothing else competes for the CPU.
+- **Cold start**: each handler module's import time (``python -X importtime``) against a bare
+  ``import boto3``, and each function's deployment package from ``sam build``.
+
+Figures go to ``bench/results.json`` and the table to ``bench/RESULTS.md`` (``--out`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.validation import validate
+
+from modelrun.adapters.aws import RunsTable
+from modelrun.contracts import SCHEMA_VERSION, RunRequest
+from modelrun.domain import naming
+from modelrun_local import moto_hooks
+from modelrun_local.runtime import REGION, LocalRuntime
+from modelrun_local.stack import ROOT, load_template
+
+OUT_DIR = ROOT / "bench"
+METRICS_SCHEMA = ROOT / "model_container" / "metrics.schema.json"
+BUILD_DIR = ROOT / ".aws-sam" / "build"
+SAM_BUILD = [
+    str(ROOT / ".tools" / "bin" / "uv"),
+    "tool",
+    "run",
+    "--from",
+    "aws-sam-cli==1.170.0",
+    "sam",
+    "build",
+    "--template-file",
+    "template.yaml",
+    "--build-dir",
+    ".aws-sam/build",
+    "--region",
+    REGION,
+]
+TERMINAL = ("SUCCEEDED", "FAILED")
+TERMINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "CANCELLED", "SUPERSEDED"}
+# The old design's describe-jobs intervals: 60 s while the job starts, 5 min while it runs.
+OLD_START_INTERVAL_S = 60.0
+OLD_RUN_INTERVAL_S = 300.0
+# The full AVM's whole container run (imports, data, training, ratio study, artifacts) on this
+# machine, 2 threads: "≈18 s whole container run incl. imports" (README.md, "Measured").
+AVM_RUN_SECONDS = 18.0
+LONG_MODEL_SECONDS = 3600.0  # an illustration: a one-hour model
+
+# The no-op model: the container contract's minimum. One HTTP PUT of metrics.json (read from the
+# image directory, run id filled in) to the results prefix on the local S3; no boto3 import.
+NOOP_SCRIPT = (
+    "import json,os,urllib.request as u\n"
+    "b,k=os.environ['MODELRUN_RESULTS_URI'][5:].split('/',1)\n"
+    "m=json.load(open('metrics.json'))\n"
+    "m['run_id']=os.environ['MODELRUN_RUN_ID']\n"
+    "r=u.Request(os.environ['AWS_ENDPOINT_URL']+'/'+b+'/'+k+'metrics.json',data=json.dumps(m).encode(),method='PUT',\n"
+    "  headers={'Content-Type':'application/json'})\n"
+    "u.urlopen(r).read()\n"
+)
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p95": percentile(values, 95),
+        "mean": statistics.fmean(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def ms(stats: dict[str, float], key: str = "median") -> str:
+    return f"{stats[key] * 1000:.0f} ms" if key in stats else "n/a"
+
+
+def noop_metrics() -> dict[str, Any]:
+    """A minimal metrics.json that follows model_container/metrics.schema.json."""
+    stat = {"value": 10.0, "ci": None, "standard": "5.0-15.0", "range": [5.0, 15.0], "pass": True}
+    metrics = {"rmse": 1.0, "mae": 1.0, "mape": 1.0, "mdape": 1.0, "r2": 0.9, "median_ratio": 1.0}
+    doc = {
+        "schema_version": "1",
+        "run_id": "noop",
+        "model": {
+            "library": "lightgbm",
+            "device_requested": "cpu",
+            "device_used": "cpu",
+            "threads": 1,
+            "train_seconds": 0.0,
+            "params": {},
+        },
+        "data": {
+            "source": "none: the benchmark's no-op model",
+            "rows": 0,
+            "n_train": 0,
+            "n_test": 0,
+            "holdout": {"from": "2016-07-01", "to": "2016-12-31"},
+            "trimming": "none",
+        },
+        "metrics": metrics,
+        "ratio_study": {name: dict(stat) for name in ("cod", "prd", "prb", "mki")},
+        "by_area": [],
+        "artifacts": {
+            "predictions": "artifacts/predictions.parquet",
+            "model": "artifacts/model.txt",
+            "plots": ["artifacts/plots/ratio.png"],
+        },
+    }
+    validate(event=doc, schema=json.loads(METRICS_SCHEMA.read_text()))
+    return doc
+
+
+@contextlib.contextmanager
+def noop_image_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="modelrun-bench-image-") as tmp:
+        directory = Path(tmp)
+        (directory / "metrics.json").write_text(json.dumps(noop_metrics()))
+        yield directory
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run request the bench sends, and the run id the pipeline will derive from it."""
+
+    request: RunRequest
+    run_id: str
+    pr: int
+
+
+def plan(repository: str, image: str, pr: int, commit: int, workflow_run_id: int) -> Planned:
+    sha = hashlib.sha1(f"bench-{pr}-{commit}".encode()).hexdigest()  # noqa: S324 - a fake commit SHA
+    head_ref = f"bench/pr-{pr}"
+    request = RunRequest.model_validate(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "run",
+            "repository": repository,
+            "pr_number": pr,
+            "head_sha": sha,
+            "head_ref": head_ref,
+            "base_ref": "main",
+            "image": image,
+            "compute": "cpu",
+            "command": ["python", "-c", NOOP_SCRIPT],
+            "triggered_by": "bench",
+            "event": "pull_request",
+            "workflow": {
+                "run_id": workflow_run_id,
+                "run_attempt": 1,
+                "url": f"https://github.com/{repository}/actions/runs/{workflow_run_id}/attempts/1",
+            },
+        }
+    )
+    run_id = naming.run_id(repository, pr, head_ref, sha, workflow_run_id, 1)
+    return Planned(request, run_id, pr)
+
+
+class TimedRequests(list[Any]):
+    """LocalGitHub's request log, with the instant each request was answered (its append)."""
+
+    def __init__(self, existing: list[Any]) -> None:
+        super().__init__(existing)
+        self.times: list[float] = [0.0] * len(existing)
+
+    def append(self, item: Any) -> None:
+        self.times.append(time.monotonic())
+        super().append(item)
+
+
+class Probe:
+    """Timestamps taken in this process, without touching the handlers' code."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.submit_returned: dict[str, list[float]] = {}  # job name -> each SubmitJob's return
+        self.job_ids: dict[str, str] = {}  # job id -> job name
+        self.states: dict[tuple[str, str], float] = {}  # (job name, status) -> first time set
+        self.session = boto3._get_default_session()
+
+    def __enter__(self) -> Probe:
+        # Before the runtime starts: every client created later (the handlers') copies this hook.
+        self.session.events.register("after-call.batch.SubmitJob", self._after_submit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.events.unregister("after-call.batch.SubmitJob", self._after_submit)
+
+    def _after_submit(self, parsed: dict[str, Any], **_: Any) -> None:
+        now = time.monotonic()
+        if "jobId" not in parsed:
+            return
+        with self.lock:
+            self.submit_returned.setdefault(parsed["jobName"], []).append(now)
+            self.job_ids[parsed["jobId"]] = parsed["jobName"]
+
+    def attach(self, runtime: LocalRuntime) -> TimedRequests:
+        original = runtime.executor.emit
+
+        def emit(job: Any, status: str) -> None:
+            now = time.monotonic()
+            with self.lock:
+                self.states.setdefault((str(job.job_name), status), now)
+            original(job, status)
+
+        setattr(runtime.executor, "emit", emit)  # noqa: B010 - an instance attribute, this process only
+        timed = TimedRequests(runtime.github.requests)
+        runtime.github.requests = timed
+        return timed
+
+    def terminal_at(self, job_name: str) -> tuple[str, float] | None:
+        with self.lock:
+            found = [(t, s) for (name, s), t in self.states.items() if name == job_name and s in TERMINAL]
+        if not found:
+            return None
+        t, status = min(found)
+        return status, t
+
+
+class DescribeJobsPoller(threading.Thread):
+    """The old design's watcher: describe-jobs on a timer until each job is terminal."""
+
+    def __init__(self, probe: Probe, interval: float) -> None:
+        super().__init__(daemon=True, name="bench-describe-jobs")
+        self.probe = probe
+        self.interval = interval
+        self.batch = boto3.client("batch", region_name=REGION)
+        self.noticed: dict[str, tuple[str, float]] = {}  # job name -> (status, time seen)
+        self.polls = 0
+        self.calls = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        due = time.monotonic()
+        while not self.stop_event.is_set():
+            with self.probe.lock:
+                watching = [j for j, name in self.probe.job_ids.items() if name not in self.noticed]
+            for start in range(0, len(watching), 100):
+                jobs = self.batch.describe_jobs(jobs=watching[start : start + 100])["jobs"]
+                seen = time.monotonic()
+                self.calls += 1
+                for job in jobs:
+                    if job["status"] in TERMINAL:
+                        self.noticed.setdefault(job["jobName"], (job["status"], seen))
+            self.polls += 1
+            due += self.interval
+            self.stop_event.wait(max(0.0, due - time.monotonic()))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=5)
+
+
+def expected_polling_delay(model_seconds: float, start_interval: float, run_interval: float) -> float:
+    """Mean delay from a job's end to a poller noticing it, polling every ``start_interval``
+    until it has seen the job RUNNING and every ``run_interval`` after that.
+
+    The first poll after the job starts comes at a uniformly random phase within
+    ``start_interval``: if the job has already ended it is seen then, otherwise the poller sees
+    RUNNING and next looks ``run_interval`` later (and so on). For a model much longer than both
+    intervals this tends to ``run_interval / 2``.
+    """
+    steps = 6000
+    total = 0.0
+    for i in range(steps):
+        t = (i + 0.5) / steps * start_interval
+        while t < model_seconds:
+            t += run_interval
+        total += t - model_seconds
+    return total / steps
+
+
+# -- the phases -----------------------------------------------------------------------------------
+
+
+def _comment_prs(runtime: LocalRuntime, repository: str, prs: set[int]) -> dict[int, int]:
+    """comment id -> PR number, for the PRs given."""
+    ids: dict[int, int] = {}
+    for pr in prs:
+        for comment in runtime.github.comments(repository, pr):
+            ids[int(comment["id"])] = pr
+    return ids
+
+
+def _github_write_times(
+    runtime: LocalRuntime, timed: TimedRequests, repository: str, prs: set[int]
+) -> tuple[dict[int, list[float]], dict[str, list[float]]]:
+    """Per PR, when each comment write was applied; per SHA, when each commit status was."""
+    owners = _comment_prs(runtime, repository, prs)
+    comments: dict[int, list[float]] = {}
+    statuses: dict[str, list[float]] = {}
+    created = re.compile(r"^/repos/[^/]+/[^/]+/issues/(\d+)/comments$")
+    edited = re.compile(r"^/repos/[^/]+/[^/]+/issues/comments/(\d+)$")
+    status = re.compile(r"^/repos/[^/]+/[^/]+/statuses/([0-9a-f]{40})$")
+    for request, t in zip(list(timed), list(timed.times), strict=True):
+        if not request.write or request.status >= 300:
+            continue
+        if m := created.match(request.path):
+            comments.setdefault(int(m.group(1)), []).append(t)
+        elif (m := edited.match(request.path)) and int(m.group(1)) in owners:
+            comments.setdefault(owners[int(m.group(1))], []).append(t)
+        elif m := status.match(request.path):
+            statuses.setdefault(m.group(1), []).append(t)
+    return comments, statuses
+
+
+def github_breakdown(requests: list[Any]) -> dict[str, Any]:
+    operations = Counter(str(r.operation) for r in requests)
+    return {
+        "total": len(requests),
+        "writes": sum(1 for r in requests if r.write),
+        "reads": sum(1 for r in requests if not r.write),
+        "list_comments": operations.get("issues/list-comments", 0),
+        "rejected": sum(1 for r in requests if r.rejected),
+        "by_operation": dict(sorted(operations.items())),
+    }
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def overhead_phase(
+    runtime: LocalRuntime, probe: Probe, timed: TimedRequests, image: str, runs: int, poll_interval: float
+) -> dict[str, Any]:
+    """``runs`` runs one after another, two per PR (so half find their comment id known)."""
+    repository = runtime.repository
+    queue_url = runtime.outputs["RunRequestsQueueUrl"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    poller = DescribeJobsPoller(probe, poll_interval)
+    poller.start()
+    planned: list[Planned] = []
+    sent: dict[str, float] = {}
+    per_run_github: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for i in range(runs):
+        pr = 1000 + i // 2
+        p = plan(repository, image, pr, i % 2, 5_000_000 + i)
+        planned.append(p)
+        head = p.request
+        runtime.github.add_pull(repository, pr, head.head_sha, head.head_ref, head.base_ref, "bench")
+        before = len(timed)
+        sent[p.run_id] = time.monotonic()
+        sqs.send_message(QueueUrl=queue_url, MessageBody=head.model_dump_json())
+        sha, run_id = head.head_sha, p.run_id
+        _wait_for(lambda: bool(runtime.github.statuses(repository, sha)), 120, f"run {run_id}")  # noqa: B023
+        # The run's last GitHub call is its commit status; wait until the poller has seen it too.
+        _wait_for(lambda: run_id in poller.noticed, 10, f"the poller to notice {run_id}")  # noqa: B023
+        per_run_github.append({"first_on_pr": i % 2 == 0, **github_breakdown(list(timed)[before:])})
+        state = runtime.github.statuses(repository, head.head_sha)[-1]["state"]
+        if state != "success":
+            problems.append(f"overhead run {p.run_id}: commit status {state}")
+    poller.stop()
+
+    comment_times, status_times = _github_write_times(runtime, timed, repository, {p.pr for p in planned})
+    enqueue_to_submit: list[float] = []
+    terminal_to_comment: list[float] = []
+    terminal_to_status: list[float] = []
+    running_to_comment: list[float] = []
+    poller_delay: list[float] = []
+    enqueue_to_comment: list[float] = []
+    for p in planned:
+        returned = probe.submit_returned.get(p.run_id, [])
+        if len(returned) != 1:
+            problems.append(f"overhead run {p.run_id}: {len(returned)} SubmitJob calls")
+            continue
+        enqueue_to_submit.append(returned[0] - sent[p.run_id])
+        terminal = probe.terminal_at(p.run_id)
+        if terminal is None:
+            problems.append(f"overhead run {p.run_id}: no terminal state")
+            continue
+        t_end = terminal[1]
+        after = [t for t in comment_times.get(p.pr, []) if t >= t_end]
+        if after:
+            terminal_to_comment.append(after[0] - t_end)
+            enqueue_to_comment.append(after[0] - sent[p.run_id])
+        else:
+            problems.append(f"overhead run {p.run_id}: no comment after the terminal event")
+        statuses = [t for t in status_times.get(p.request.head_sha, []) if t >= t_end]
+        if statuses:
+            terminal_to_status.append(statuses[0] - t_end)
+        t_running = probe.states.get((p.run_id, "RUNNING"))
+        if t_running is not None:
+            later = [t for t in comment_times.get(p.pr, []) if t_running <= t < t_end]
+            if later:
+                running_to_comment.append(later[0] - t_running)
+        if p.run_id in poller.noticed:
+            poller_delay.append(poller.noticed[p.run_id][1] - t_end)
+
+    first = [g for g in per_run_github if g["first_on_pr"]]
+    later_runs = [g for g in per_run_github if not g["first_on_pr"]]
+
+    def mean_of(rows: list[dict[str, Any]], key: str) -> float:
+        return statistics.fmean(r[key] for r in rows) if rows else 0.0
+
+    github = {
+        "per_run": {key: mean_of(per_run_github, key) for key in ("total", "writes", "reads", "list_comments")},
+        "first_run_on_pr": {key: mean_of(first, key) for key in ("total", "writes", "reads", "list_comments")},
+        "later_run_on_pr": {key: mean_of(later_runs, key) for key in ("total", "writes", "reads", "list_comments")},
+        "operations_per_run": {
+            op: count / len(per_run_github)
+            for op, count in sum((Counter(g["by_operation"]) for g in per_run_github), Counter()).items()
+        },
+    }
+    ours = summary(terminal_to_comment)
+    polled = summary(poller_delay)
+    return {
+        "runs": runs,
+        "method": {
+            "enqueue_to_submit": "monotonic clock before sqs.send_message -> botocore after-call "
+            "event of the submit handler's batch.SubmitJob (the response parsed)",
+            "terminal_to_comment": "executor sets the terminal status and emits the Batch event "
+            "-> the local GitHub has applied the comment edit (first comment write after it)",
+            "poller": f"describe_jobs every {poll_interval} s for all submitted, unfinished jobs; "
+            "delay from the same terminal instant to the first answer showing it",
+        },
+        "enqueue_to_submitjob_s": summary(enqueue_to_submit),
+        "terminal_to_comment_s": ours,
+        "terminal_to_commit_status_s": summary(terminal_to_status),
+        "running_to_comment_s": summary(running_to_comment),
+        "enqueue_to_final_comment_s": summary(enqueue_to_comment),
+        "github": github,
+        "poller": {
+            "interval_s": poll_interval,
+            "detection_delay_s": polled,
+            "describe_jobs_calls": poller.calls,
+            "ratio_to_ours_median": (polled["median"] / ours["median"]) if polled.get("n") and ours.get("n") else None,
+        },
+        "problems": problems,
+    }
+
+
+def enqueue_step_seconds(runtime: LocalRuntime, image: str, repeats: int) -> dict[str, float]:
+    """The CI step of our design after the image push: ``modelrun enqueue`` as a process."""
+    fixture = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
+    event = json.loads(fixture.read_text())
+    times = []
+    for i in range(repeats):
+        env = {
+            **os.environ,
+            "GITHUB_EVENT_PATH": str(fixture),
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_REPOSITORY": event["repository"]["full_name"],
+            "GITHUB_RUN_ID": str(7_000_000 + i),
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_ACTOR": "bench",
+            "GITHUB_SHA": event["pull_request"]["head"]["sha"],
+            "MODELRUN_QUEUE_URL": runtime.outputs["RunRequestsQueueUrl"],
+        }
+        started = time.monotonic()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "modelrun"), "enqueue", "--image", image],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        times.append(time.monotonic() - started)
+    return summary(times)
+
+
+def sqs_event(bodies: list[str], queue_arn: str) -> dict[str, Any]:
+    """Shaped as ``sam local generate-event sqs receive-message`` makes it."""
+    now_ms = str(int(time.time() * 1000))
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"bench-{uuid.uuid4().hex}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "123456789012",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }
+
+
+def submit_latency_phase(runtime: LocalRuntime, image: str, singles: int, batches: int) -> dict[str, Any]:
+    """The submit handler alone: invoked directly; jobs finish quietly, so no events follow."""
+    mapping = next(m for m in runtime.stack.event_sources if m.function == "SubmitFunction")
+    repository = runtime.repository
+    quiet = 0
+
+    def finish_quietly(job: Any) -> None:
+        nonlocal quiet
+        quiet += 1
+        moto_hooks.set_job_status(job, "SUCCEEDED")
+
+    counter = iter(range(10**6))
+
+    def bodies(n: int) -> list[str]:
+        out = []
+        for _ in range(n):
+            i = next(counter)
+            p = plan(repository, image, 20_000 + i, 0, 6_000_000 + i)
+            head = p.request
+            runtime.github.add_pull(repository, p.pr, head.head_sha, head.head_ref, head.base_ref, "bench")
+            out.append(head.model_dump_json())
+        return out
+
+    def invoke(n: int) -> float:
+        event = sqs_event(bodies(n), mapping.queue_arn)
+        started = time.perf_counter()
+        result, error = runtime.lambdas.invoke("SubmitFunction", event)
+        elapsed = time.perf_counter() - started
+        if error or (isinstance(result, dict) and result.get("batchItemFailures")):
+            raise RuntimeError(f"submit handler failed in the latency bench: {result}")
+        return elapsed
+
+    moto_hooks.take_over_batch_jobs(finish_quietly)
+    try:
+        invoke(1)  # warm: the first invocation in this phase is not counted
+        one = [invoke(1) for _ in range(singles)]
+        ten = [invoke(10) for _ in range(batches)]
+    finally:
+        moto_hooks.take_over_batch_jobs(runtime.executor.accept)
+    per_message_ten = [t / 10 for t in ten]
+    return {
+        "method": "Lambdas.invoke('SubmitFunction', event) in-process against moto's server, warm; "
+        "each message a new PR (record, job definition reuse, SubmitJob, supersede check, 'queued' comment)",
+        "batch_of_1_s": summary(one),
+        "batch_of_10_invocation_s": summary(ten),
+        "batch_of_10_per_message_s": summary(per_message_ten),
+        "batch_of_10_requests_per_s": {
+            "median": 10 / statistics.median(ten) if ten else 0.0,
+            "overall": 10 * len(ten) / sum(ten) if ten else 0.0,
+        },
+        "jobs_submitted": quiet,
+    }
+
+
+def throughput_phase(
+    runtime: LocalRuntime, probe: Probe, timed: TimedRequests, image: str, requests: int, prs: int, dup: float
+) -> dict[str, Any]:
+    repository = runtime.repository
+    queue_url = runtime.outputs["RunRequestsQueueUrl"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    planned: list[Planned] = []
+    for i in range(requests):
+        pr = 1 + i % prs
+        planned.append(plan(repository, image, pr, i // prs, 1_000_000 + i))
+    for p in planned:  # the PR's latest commit
+        head = p.request
+        runtime.github.add_pull(repository, p.pr, head.head_sha, head.head_ref, head.base_ref, "bench")
+    rng = random.Random(8)  # noqa: S311 - a reproducible order, not a secret
+    duplicates = rng.sample(range(requests), round(requests * dup))
+    # Each duplicate re-sent a little later (up to 50 messages on), as SQS redelivers.
+    order: list[tuple[float, int]] = [(float(i), i) for i in range(requests)]
+    order += [(i + rng.uniform(1, 50), i) for i in duplicates]
+    order.sort()
+    bodies = [planned[i].request.model_dump_json() for _, i in order]
+    expected = {p.run_id for p in planned}
+
+    github_before = len(timed)
+    started = time.monotonic()
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[start : start + 10])]
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+        if response.get("Failed"):
+            raise RuntimeError(f"send_message_batch failed: {response['Failed']}")
+    sent_in = time.monotonic() - started
+    table = RunsTable(runtime.outputs["RunsTableName"])
+
+    def all_terminal() -> bool:
+        return sum(1 for r in table.scan() if r.status.value in TERMINAL_RUN_STATUSES) >= len(expected)
+
+    deadline = started + max(300.0, requests * 1.0)
+    while time.monotonic() < deadline and not all_terminal():
+        time.sleep(1.0)
+    problems = []
+    try:
+        runtime.wait_until_idle(timeout=max(10.0, deadline - time.monotonic()), settle=1.0)
+    except TimeoutError as error:
+        problems.append(f"the stack did not settle: {error}")
+    idle_at = time.monotonic()
+    github_requests = list(timed)[github_before:]
+    github_times = list(timed.times)[github_before:]
+    last_github = max(github_times) if github_times else idle_at
+    wall = last_github - started
+
+    # Batch jobs: every status of both queues.
+    batch = boto3.client("batch", region_name=REGION)
+    queues = [runtime.outputs[k] for k in runtime.outputs if k.endswith("JobQueueArn")] or [
+        q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"]
+    ]
+    jobs: dict[str, str] = {}
+    for queue in queues:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+            for jobs_page in batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=status):  # type: ignore[arg-type]
+                for job in jobs_page["jobSummaryList"]:
+                    jobs[job["jobId"]] = job["jobName"]
+    per_name = Counter(jobs.values())
+    records = {r.run_id: r for r in table.scan()}
+    statuses = Counter(r.status.value for r in records.values() if r.run_id in expected)
+    lost_jobs = sorted(expected - set(per_name))
+    duplicated_jobs = sorted(name for name, n in per_name.items() if n > 1)
+    lost_records = sorted(expected - set(records))
+    not_terminal = sorted(r for r in expected & set(records) if records[r].status.value not in TERMINAL_RUN_STATUSES)
+    unexpected = sorted(set(per_name) - expected)
+    submit_calls = sum(len(v) for k, v in probe.submit_returned.items() if k in expected)
+    job_id_mismatch = sorted(
+        r for r in expected & set(records) if records[r].job_id and jobs.get(str(records[r].job_id)) != r
+    )
+    comments_per_pr = Counter(len(runtime.github.comments(repository, pr)) for pr in range(1, prs + 1))
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    executions = 0
+    execution_statuses: Counter[str] = Counter()
+    failure_causes: Counter[str] = Counter()
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=runtime.state_machine_arn):
+        executions += len(page["executions"])
+        for execution in page["executions"]:
+            execution_statuses[execution["status"]] += 1
+            if execution["status"] != "SUCCEEDED" and sum(failure_causes.values()) < 50:
+                history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+                failed = [e for e in history if e["type"] == "TaskFailed"]
+                detail = failed[0].get("taskFailedEventDetails", {}) if failed else {}
+                cause = str(detail.get("cause", ""))
+                failure_causes[f"{execution['status']}: {detail.get('error')} {cause[:160]}"] += 1
+    reported = statuses.get("SUCCEEDED", 0) + statuses.get("FAILED", 0)
+
+    for label, items in (
+        ("runs with no Batch job (lost)", lost_jobs),
+        ("runs with more than one Batch job (duplicated)", duplicated_jobs),
+        ("runs with no run record (lost)", lost_records),
+        ("runs not terminal at the end", not_terminal),
+        ("Batch jobs for no request", unexpected),
+        ("run records whose job id is another job's", job_id_mismatch),
+    ):
+        if items:
+            problems.append(f"{len(items)} {label}: {items[:5]}")
+    if set(comments_per_pr) != {1}:
+        problems.append(f"PRs by number of modelrun comments (must all be 1): {dict(comments_per_pr)}")
+    if execution_statuses.get("SUCCEEDED", 0) != executions:
+        problems.append(f"report executions not SUCCEEDED: {dict(execution_statuses)}")
+    if executions != reported:
+        problems.append(f"{executions} report executions for {reported} reported (SUCCEEDED/FAILED) runs")
+
+    unique = len(expected)
+    gh = github_breakdown(github_requests)
+    return {
+        "requests_unique": unique,
+        "messages_sent": len(bodies),
+        "duplicates_sent": len(duplicates),
+        "prs": prs,
+        "send_seconds": sent_in,
+        "wall_seconds_first_send_to_last_github_call": wall,
+        "runs_per_second": unique / wall if wall > 0 else 0.0,
+        "batch_jobs_created": len(jobs),
+        "batch_jobs_unique_names": len(per_name),
+        "submitjob_calls": submit_calls,
+        "run_records": len(expected & set(records)),
+        "run_statuses": dict(sorted(statuses.items())),
+        "report_executions": executions,
+        "report_execution_statuses": dict(execution_statuses),
+        "report_failure_causes": dict(failure_causes),
+        "github": {
+            **gh,
+            "per_run": gh["total"] / unique,
+            "writes_per_run": gh["writes"] / unique,
+            "list_calls_per_run": gh["list_comments"] / unique,
+            "comments_per_pr": dict(comments_per_pr),
+        },
+        "submit_failures_redelivered": sum(
+            p.failures for p in runtime.pollers if p.mapping.function == "SubmitFunction"
+        ),
+        "problems": problems,
+    }
+
+
+# -- cold start -----------------------------------------------------------------------------------
+
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")
+
+
+def import_microseconds(module: str) -> tuple[float, float]:
+    """(cumulative import time of ``module`` and its parent packages in s, process wall time in s)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env["PYTHONPATH"] = str(ROOT / "functions")
+    env["AWS_DEFAULT_REGION"] = REGION
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - started
+    chain = {".".join(module.split(".")[: i + 1]) for i in range(module.count(".") + 1)}
+    total = 0
+    for line in done.stderr.splitlines():
+        m = _IMPORT_LINE.match(line)
+        if m and not m.group(3).strip(" ") and len(m.group(3)) <= 1 and m.group(4) in chain:
+            total += int(m.group(2))
+    return total / 1e6, wall
+
+
+def bare_interpreter_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def functions_of_template() -> dict[str, str]:
+    """logical id -> handler module, for each function in template.yaml."""
+    resources = load_template()["Resources"]
+    return {
+        logical_id: str(r["Properties"]["Handler"]).rsplit(".", 1)[0]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def package_size(directory: Path, zipped: bool) -> dict[str, Any]:
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    out: dict[str, Any] = {"files": len(files), "unzipped_bytes": size}
+    if zipped:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for p in files:
+                archive.write(p, p.relative_to(directory))
+        out["zipped_bytes"] = buffer.tell()
+    return out
+
+
+def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
+    functions = functions_of_template()
+    bare = statistics.median(bare_interpreter_seconds() for _ in range(repeats))
+    samples = {m: [import_microseconds(m) for _ in range(repeats)] for m in ["boto3", *functions.values()]}
+    imports = {m: statistics.median(s[0] for s in v) for m, v in samples.items()}
+    walls = {m: statistics.median(s[1] for s in v) - bare for m, v in samples.items()}
+    boto3_s = imports["boto3"]
+    built_now = False
+    build_note = None
+    missing = [f for f in functions if not (BUILD_DIR / f).is_dir()]
+    if missing and build:
+        log = subprocess.run(SAM_BUILD, cwd=ROOT, capture_output=True, text=True, check=False)
+        built_now = log.returncode == 0
+        if not built_now:
+            build_note = f"sam build failed: {log.stdout[-500:]}{log.stderr[-500:]}"
+    elif missing:
+        build_note = "no .aws-sam/build (run `make template-checks` or the full bench to build)"
+    packages: dict[str, Any] = {}
+    for logical_id in functions:
+        directory = BUILD_DIR / logical_id
+        if directory.is_dir():
+            packages[logical_id] = package_size(directory, zipped)
+    stamp = BUILD_DIR / "template.yaml"
+    return {
+        "method": "python -X importtime -c 'import <handler module>' with PYTHONPATH=functions: the "
+        "cumulative time of the module (and its parent package) lines, median of "
+        f"{repeats}; wall = the process's wall time minus a bare interpreter's",
+        "bare_interpreter_s": bare,
+        "boto3_import_s": boto3_s,
+        "handlers": {
+            logical_id: {
+                "module": module,
+                "import_s": imports[module],
+                "ratio_to_boto3": imports[module] / boto3_s if boto3_s else None,
+                "wall_over_bare_s": walls[module],
+                "package": packages.get(logical_id),
+            }
+            for logical_id, module in functions.items()
+        },
+        "boto3_wall_over_bare_s": walls["boto3"],
+        "sam_build": {
+            "dir": str(BUILD_DIR.relative_to(ROOT)),
+            "built_by_this_run": built_now,
+            "built_at": datetime.fromtimestamp(stamp.stat().st_mtime, UTC).isoformat(timespec="seconds")
+            if stamp.exists()
+            else None,
+            "note": build_note,
+        },
+    }
+
+
+# -- the polling comparison -----------------------------------------------------------------------
+
+
+def polling_comparison(overhead: dict[str, Any], enqueue: dict[str, float], model_seconds: float) -> dict[str, Any]:
+    ours = overhead["terminal_to_comment_s"]
+    polled = overhead["poller"]["detection_delay_s"]
+    interval = overhead["poller"]["interval_s"]
+    # Measured delay per unit of interval (0.5 for an ideal poller; more with describe-jobs' cost).
+    factor = polled["mean"] / interval if polled.get("n") else 0.5
+    naive_running = factor * OLD_RUN_INTERVAL_S
+    naive_starting = factor * OLD_START_INTERVAL_S
+    rows = {}
+    for label, duration in (("avm", model_seconds), ("one_hour_model", LONG_MODEL_SECONDS)):
+        delay = expected_polling_delay(duration, OLD_START_INTERVAL_S, OLD_RUN_INTERVAL_S)
+        rows[label] = {
+            "model_seconds": duration,
+            "expected_detection_delay_s": delay,
+            "ratio_to_ours": delay / ours["median"] if ours.get("n") else None,
+            # Both designs build and push the image first (same time, not measured here: no
+            # Docker); the runner time below is what each holds the runner for after that.
+            "ci_runner_s_ours": enqueue["median"],
+            "ci_runner_s_polling": enqueue["median"] + duration + delay,
+        }
+    return {
+        "old_intervals_s": {"starting": OLD_START_INTERVAL_S, "running": OLD_RUN_INTERVAL_S},
+        "measured_delay_per_interval": factor,
+        "naive_expected_delay_s": {"while_starting": naive_starting, "while_running": naive_running},
+        "naive_ratio_to_ours_running": naive_running / ours["median"] if ours.get("n") else None,
+        "model_duration_source": f"README.md 'Measured': full AVM, ≈{AVM_RUN_SECONDS:g} s whole container run",
+        "queue_and_start_time": "not included (0 here; Fargate adds 30-90 s, held on the runner by polling only)",
+        "by_model": rows,
+    }
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def speed_up_moto_dispatch() -> list[str]:
+    """moto's server lists its own package directory (about 150 isdir calls) on every request,
+    under a lock that serialises all requests (DomainDispatcherApplication.get_application ->
+    get_backend_for_host -> backends.list_of_moto_modules). The list never changes while the
+    process runs: computed once, same answers. A third of the stack's CPU under load."""
+    import moto.backends
+
+    if getattr(moto.backends.list_of_moto_modules, "_bench_cached", False):
+        return ["moto.backends.list_of_moto_modules cached"]
+    modules = tuple(moto.backends.list_of_moto_modules())
+
+    def cached() -> tuple[str, ...]:
+        return modules
+
+    cached._bench_cached = True  # type: ignore[attr-defined]
+    moto.backends.list_of_moto_modules = cached
+    return ["moto.backends.list_of_moto_modules cached"]
+
+
+class _Discard(io.TextIOBase):
+    """stdout while the stack runs: the handlers' EMF metric lines (CloudWatch's, in AWS)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@contextlib.contextmanager
+def fresh_moto() -> Iterator[None]:
+    """moto's backends live in this process: each runtime starts on an empty account and leaves
+    one behind (a second stack would otherwise meet the first one's resources)."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+    try:
+        yield
+    finally:
+        moto_api_backend.reset()
+
+
+@contextlib.contextmanager
+def local_stack(probe: Probe) -> Iterator[tuple[LocalRuntime, TimedRequests]]:
+    with fresh_moto(), contextlib.redirect_stdout(_Discard()), LocalRuntime(parameters={"LogLevel": "ERROR"}) as rt:
+        timed = probe.attach(rt)
+        try:
+            yield rt, timed
+        finally:
+            # Pollers first, so that nothing reaches for the account while it is reset.
+            rt.stopping.set()
+            for poller in rt.pollers:
+                poller.join(timeout=5)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "moto": metadata.version("moto"),
+    }
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    o = results.get("overhead") or {}
+    p = results.get("polling") or {}
+    t = results.get("throughput") or {}
+    s = results.get("submit_latency") or {}
+    c = results.get("cold_start") or {}
+    m = results["machine"]
+    lines = [
+        f"Measured {results['date']} on {m['platform']} ({m['cpu_count']} CPUs), Python {m['python']}, "
+        f"moto {m['moto']}, by `{results['command']}` in {results['wall_seconds']:.0f} s.",
+        "",
+        "| what | figure |",
+        "|---|---|",
+    ]
+    if o:
+        e2s, t2c = o["enqueue_to_submitjob_s"], o["terminal_to_comment_s"]
+        t2s, r2c = o["terminal_to_commit_status_s"], o["running_to_comment_s"]
+        lines += [
+            f"| run request on SQS → `SubmitJob` returned ({o['runs']} runs, median / p95) "
+            f"| {ms(e2s)} / {ms(e2s, 'p95')} |",
+            f"| terminal Batch event → PR comment written (median / p95) | {ms(t2c)} / {ms(t2c, 'p95')} |",
+            f"| terminal Batch event → commit status set (median / p95) | {ms(t2s)} / {ms(t2s, 'p95')} |",
+            f"| RUNNING event → comment with the log link (median / p95) | {ms(r2c)} / {ms(r2c, 'p95')} |",
+        ]
+        g = o["github"]
+        lines.append(
+            f"| GitHub API requests per run, submission → final report | {g['per_run']['total']:.2f} "
+            f"({g['per_run']['writes']:.2f} writes; list calls: {g['first_run_on_pr']['list_comments']:.2f} "
+            f"on a PR's first run, {g['later_run_on_pr']['list_comments']:.2f} once the comment id is known) |"
+        )
+    if p and o:
+        pd = o["poller"]["detection_delay_s"]
+        avm = p["by_model"]["avm"]
+        hour = p["by_model"]["one_hour_model"]
+        ratio = o["poller"]["ratio_to_ours_median"]
+        lines += [
+            f"| polling baseline: describe-jobs every {o['poller']['interval_s']:g} s, detection delay "
+            f"(median / p95) | {ms(pd)} / {ms(pd, 'p95')} ({ratio:.1f}× ours, to detection only) |",
+            f"| old design's intervals (60 s starting, 5 min running): expected detection delay | "
+            f"{p['naive_expected_delay_s']['while_running']:.0f} s for a long model "
+            f"({p['naive_ratio_to_ours_running']:.0f}× ours); {avm['expected_detection_delay_s']:.0f} s for the "
+            f"{avm['model_seconds']:g} s AVM ({avm['ratio_to_ours']:.0f}× ours) |",
+            f"| CI runner time per run after the image push: ours (enqueue step) vs polling | "
+            f"{avm['ci_runner_s_ours']:.1f} s vs {avm['ci_runner_s_polling']:.0f} s for the AVM; "
+            f"vs {hour['ci_runner_s_polling'] / 60:.0f} min for a 1 h model |",
+        ]
+    if t:
+        g = t["github"]
+        lines += [
+            f"| throughput: {t['requests_unique']} run requests over {t['prs']} PRs "
+            f"(+{t['duplicates_sent']} duplicates) | {t['wall_seconds_first_send_to_last_github_call']:.0f} s "
+            f"({t['runs_per_second']:.1f} runs/s) |",
+            f"| Batch jobs created / run records (must equal the unique requests) | "
+            f"{t['batch_jobs_created']} / {t['run_records']} of {t['requests_unique']} |",
+            f"| terminal records | {', '.join(f'{k} {v}' for k, v in t['run_statuses'].items())} |",
+            f"| GitHub API requests per run under load | {g['per_run']:.2f} ({g['writes_per_run']:.2f} writes, "
+            f"{g['list_calls_per_run']:.2f} list calls) |",
+        ]
+    if s:
+        b1, b10 = s["batch_of_1_s"], s["batch_of_10_per_message_s"]
+        lines += [
+            f"| submit handler latency per message, batch of 1 (median / p95) | {ms(b1)} / {ms(b1, 'p95')} |",
+            f"| submit handler latency per message, batches of 10 (median / p95) | {ms(b10)} / {ms(b10, 'p95')} |",
+            f"| submit handler requests/s, batches of 10 | {s['batch_of_10_requests_per_s']['overall']:.1f} |",
+        ]
+    if c:
+        lines.append(
+            f"| `import boto3` (bare interpreter {c['bare_interpreter_s'] * 1000:.0f} ms) | "
+            f"{c['boto3_import_s'] * 1000:.0f} ms |"
+        )
+        for logical_id, h in c["handlers"].items():
+            pkg = h["package"]
+            size = "no sam build"
+            if pkg:
+                size = f"{pkg['unzipped_bytes'] / 2**20:.1f} MiB unzipped"
+                if "zipped_bytes" in pkg:
+                    size += f", {pkg['zipped_bytes'] / 2**20:.1f} MiB zipped"
+            lines.append(
+                f"| {logical_id} (`{h['module']}`): import, ratio to boto3; package | "
+                f"{h['import_s'] * 1000:.0f} ms, {h['ratio_to_boto3']:.1f}×; {size} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def print_table(markdown: str) -> None:
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| what")]
+    width = max((len(r.split(" | ")[0]) for r in rows), default=40)
+    print(markdown.splitlines()[0])
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        print(f"  {cells[0].strip():<{width}}  {cells[1] if len(cells) > 1 else ''}")
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    runs: int
+    requests: int
+    prs: int
+    duplicates: float
+    poll_interval: float
+    singles: int
+    batches: int
+    import_repeats: int
+    build: bool
+    zipped: bool
+    enqueue_repeats: int
+    out: Path
+    model_seconds: float
+    no_speedups: bool
+    argv: list[str] = field(default_factory=list)
+
+
+def parse(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=None, help="overhead runs (default 50; --quick 6)")
+    parser.add_argument("--requests", type=int, default=None, help="throughput requests (default 1000)")
+    parser.add_argument("--prs", type=int, default=None, help="PRs the requests spread over (default 200)")
+    parser.add_argument("--duplicates", type=float, default=0.2, help="fraction of requests sent twice")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="the baseline poller's interval (s)")
+    parser.add_argument("--quick", action="store_true", help="small counts, no sam build, no zipping")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="where results.json and RESULTS.md go")
+    parser.add_argument(
+        "--model-seconds", type=float, default=AVM_RUN_SECONDS, help="the model duration for CI runner time"
+    )
+    parser.add_argument("--no-speedups", action="store_true", help="leave moto's per-request module listing as it is")
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    return Options(
+        runs=args.runs or (6 if quick else 50),
+        requests=args.requests or (40 if quick else 1000),
+        prs=args.prs or (8 if quick else 200),
+        duplicates=args.duplicates,
+        poll_interval=args.poll_interval,
+        singles=5 if quick else 60,
+        batches=2 if quick else 20,
+        import_repeats=1 if quick else 5,
+        build=not quick,
+        zipped=not quick,
+        enqueue_repeats=1 if quick else 5,
+        out=args.out,
+        model_seconds=args.model_seconds,
+        no_speedups=bool(args.no_speedups),
+        argv=list(argv if argv is not None else sys.argv[1:]),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    if options.requests < options.prs:
+        raise SystemExit("--requests must be at least --prs")
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m modelrun_local.bench", *options.argv]).strip(),
+        "machine": machine(),
+    }
+    problems: list[str] = []
+    results["local_stack_speedups"] = [] if options.no_speedups else speed_up_moto_dispatch()
+
+    def step(text: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    step("cold start: handler imports and deployment packages")
+    results["cold_start"] = cold_start_phase(options.import_repeats, options.build, options.zipped)
+
+    with Probe() as probe, noop_image_dir() as image_dir:
+        step(f"overhead: {options.runs} runs one after another, with a describe-jobs poller")
+        with local_stack(probe) as (runtime, timed):
+            image = runtime.push_image(image_dir, tag="bench-noop")
+            results["overhead"] = overhead_phase(runtime, probe, timed, image, options.runs, options.poll_interval)
+            problems += results["overhead"]["problems"]
+            step("CI step of our design: `modelrun enqueue` as a process")
+            results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
+            step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
+            results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
+        results["polling"] = polling_comparison(results["overhead"], results["enqueue_step_s"], options.model_seconds)
+
+    with Probe() as probe, noop_image_dir() as image_dir:
+        step(f"throughput: {options.requests} run requests over {options.prs} PRs")
+        with local_stack(probe) as (runtime, timed):
+            image = runtime.push_image(image_dir, tag="bench-noop")
+            results["throughput"] = throughput_phase(
+                runtime, probe, timed, image, options.requests, options.prs, options.duplicates
+            )
+            problems += results["throughput"]["problems"]
+
+    results["wall_seconds"] = time.monotonic() - started
+    results["problems"] = problems
+    results["ok"] = not problems
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    markdown = render_markdown(results)
+    (options.out / "RESULTS.md").write_text("# Benchmarks\n\n" + markdown)
+    print()
+    print_table(markdown)
+    print(f"\nfigures in {options.out / 'results.json'}, table in {options.out / 'RESULTS.md'}")
+    if problems:
+        print("\nFAILED: runs lost or duplicated, or a run went wrong:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
