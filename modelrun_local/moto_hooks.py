@@ -9,6 +9,12 @@ moto offers no public extension point for these, so each hook has one smoke test
   state machine's Retry and Catch match on the exception's name.
 - A submitted Batch job is marked finished at once in ``BatchSimpleBackend._mark_job_as_finished``:
   hand the job to the local executor instead, which drives its lifecycle.
+- moto's backends are not thread-safe (a DynamoDB query while another thread writes can fail
+  with "dictionary changed size during iteration"), and its server answers many threads at once:
+  ``DomainDispatcherApplication.__call__`` is serialised, except Lambda invokes, whose handlers
+  call back into the server.
+- ``backends.list_of_moto_modules`` lists moto's package directory on every request, under a
+  lock: the list is computed once.
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import threading
+
+from moto import backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 # (function name or ARN, payload) -> (response payload, error type or None)
 LambdaRouter = Callable[[str, bytes], tuple[bytes, str | None]]
@@ -28,6 +38,23 @@ JobHandler = Callable[[Job], None]
 
 _original_invoke = LambdaSimpleBackend.invoke
 _original_finish = BatchSimpleBackend._mark_job_as_finished
+_original_dispatch = DomainDispatcherApplication.__call__
+_original_modules = backends.list_of_moto_modules
+_one_at_a_time = threading.Lock()
+
+
+def serialise_requests() -> None:
+    def dispatch(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith("/2015-03-31/functions/") and "/invocations" in path:
+            return _original_dispatch(self, environ, start_response)
+        with _one_at_a_time:
+            # Consume the response inside the lock: moto builds it lazily.
+            return list(_original_dispatch(self, environ, start_response))
+
+    DomainDispatcherApplication.__call__ = dispatch  # type: ignore[method-assign]
+    modules = list(_original_modules())
+    backends.list_of_moto_modules = lambda: modules
 
 
 def route_lambda_invokes(router: LambdaRouter) -> None:
@@ -57,6 +84,8 @@ def take_over_batch_jobs(handler: JobHandler) -> None:
 
 
 def restore() -> None:
+    DomainDispatcherApplication.__call__ = _original_dispatch  # type: ignore[method-assign]
+    backends.list_of_moto_modules = _original_modules
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
 

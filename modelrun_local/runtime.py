@@ -43,6 +43,7 @@ from modelrun_local.github_server import LocalGitHub
 from modelrun_local.stack import ROOT, EventSourceMapping, Stack, deploy
 
 REGION = "us-east-1"
+NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
 LOG_GROUP = "/aws/batch/job"
 
 
@@ -174,11 +175,12 @@ class SqsPoller(threading.Thread):
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.mapping.batch_size,
-            WaitTimeSeconds=1,
+            WaitTimeSeconds=0,  # moto serves one request at a time: no long polls
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
+            time.sleep(0.05)
             return
         self.busy = True
         try:
@@ -395,12 +397,15 @@ class LocalRuntime:
                 "MOTO_PORT": str(self.port),  # the state machine interpreter calls back here
             }
         )
+        moto_hooks.serialise_requests()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto names each resource type its CloudFormation skips; stack.py handles those.
         logging.getLogger("moto").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
+        # moto keeps its state per process: a runtime starts from an empty account.
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
         requests.post(
             f"{self.endpoint}/moto-api/config",
             json={

@@ -33,46 +33,12 @@ from modelrun.domain.status import RunStatus
 from modelrun_cli.app import app
 from modelrun_cli.enqueue import build_request, send
 from modelrun_cli.runs import short_id
-from modelrun_local.runtime import LocalRuntime
+from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
 REPOSITORY = "county-assessor/avm"
 STACK = "modelrun-local"
-
-# The placeholder "model": prints, then writes a metrics.json that follows the container
-# contract (model_container/metrics.schema.json), fails with exit code 3, or sleeps first.
-JOB = r"""
-import json, os, sys, time
-import boto3
-
-mode = sys.argv[1]
-print(f"placeholder model starting ({mode})", flush=True)
-if mode == "fail":
-    print("loading data", flush=True)
-    sys.exit(3)
-if mode == "sleep":
-    time.sleep(float(sys.argv[2]))
-stat = {"value": 9.5, "ci": [9.0, 10.0], "standard": "5.0-15.0", "pass": True}
-doc = {
-    "schema_version": "1",
-    "run_id": os.environ["MODELRUN_RUN_ID"],
-    "model": {"library": "lightgbm", "device_requested": "auto", "device_used": "cpu",
-              "threads": int(os.environ["MODELRUN_THREADS"]), "train_seconds": 0.1, "params": {}},
-    "data": {"source": "placeholder", "rows": 100, "n_train": 80, "n_test": 20,
-             "holdout": {"from": "2016-01-01", "to": "2016-12-31"}, "trimming": "none"},
-    "metrics": {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87, "median_ratio": 0.99},
-    "ratio_study": {"cod": stat, "prd": stat | {"value": 1.01, "standard": "0.98-1.03"},
-                    "prb": stat | {"value": 0.01, "standard": "-0.05-0.05"},
-                    "mki": stat | {"value": 1.0, "standard": "0.95-1.05"}},
-    "by_area": [],
-    "artifacts": {"predictions": "artifacts/predictions.parquet", "model": "artifacts/model.txt",
-                  "plots": ["artifacts/plots/ratio.png"]},
-}
-bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
-boto3.client("s3").put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
-print("wrote metrics.json", flush=True)
-"""
 
 
 def wait_for[T](check: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
@@ -169,8 +135,7 @@ def cli(*args: str, env: dict[str, str | None] | None = None, input: str | None 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    image_dir = tmp_path_factory.mktemp("placeholder-image")
-    (image_dir / "job.py").write_text(JOB)
+    image_dir = NOOP_MODEL_DIR
     with LocalRuntime(stack_name=STACK, parameters={"LogLevel": "WARNING"}) as runtime:
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the in-process Lambdas print no EMF lines
         w = World(

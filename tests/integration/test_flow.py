@@ -17,57 +17,17 @@ import pytest
 from modelrun.contracts import RunRequest
 from modelrun.domain.naming import execution_name
 from modelrun_cli.enqueue import build_request, send
-from modelrun_local.runtime import LOG_GROUP, LocalRuntime
+from modelrun_local.runtime import LOG_GROUP, NOOP_MODEL_DIR, LocalRuntime
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPOSITORY = "county-assessor/avm"
 
-# The placeholder "model": writes a metrics.json that follows the container contract, or fails.
-JOB = r"""
-import json, os, sys, time
-import boto3
-
-mode = sys.argv[1]
-print(f"placeholder model starting ({mode})", flush=True)
-if mode == "fail":
-    print("loading data", flush=True)
-    print("<script>alert(1)</script> ping @someone ``` </details>", flush=True)
-    sys.exit(3)
-if mode == "sleep":
-    time.sleep(float(sys.argv[2]))
-if mode == "wait-for":
-    flag = sys.argv[2]
-    deadline = time.time() + 60
-    while not os.path.exists(flag) and time.time() < deadline:
-        time.sleep(0.05)
-stat = {"value": 9.5, "ci": [9.0, 10.0], "standard": "5.0-15.0", "pass": True}
-metrics = {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87, "median_ratio": 0.99}
-doc = {
-    "schema_version": "1",
-    "run_id": os.environ["MODELRUN_RUN_ID"],
-    "model": {"library": "lightgbm", "device_requested": "auto", "device_used": "cpu",
-              "threads": int(os.environ["MODELRUN_THREADS"]), "train_seconds": 0.1, "params": {}},
-    "data": {"source": "placeholder", "rows": 100, "n_train": 80, "n_test": 20,
-             "holdout": {"from": "2016-01-01", "to": "2016-12-31"}, "trimming": "none"},
-    "metrics": metrics,
-    "ratio_study": {"cod": stat, "prd": stat | {"value": 1.01, "standard": "0.98-1.03"},
-                    "prb": stat | {"value": 0.01, "standard": "-0.05-0.05"},
-                    "mki": stat | {"value": 1.0, "standard": "0.95-1.05"}},
-    "by_area": [],
-    "artifacts": {"predictions": "artifacts/predictions.parquet", "model": "artifacts/model.txt",
-                  "plots": ["artifacts/plots/ratio.png"]},
-}
-bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
-boto3.client("s3").put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
-print("wrote metrics.json", flush=True)
-"""
-
 
 class Flow:
-    def __init__(self, runtime: LocalRuntime, image: str, image_dir: Path) -> None:
+    def __init__(self, runtime: LocalRuntime, image: str, scratch: Path) -> None:
         self.runtime = runtime
         self.image = image
-        self.image_dir = image_dir
+        self.scratch = scratch  # flag files that release waiting jobs
         self.queue_url = runtime.outputs["RunRequestsQueueUrl"]
         self.table = boto3.resource("dynamodb").Table(runtime.outputs["RunsTableName"])
         self.batch = boto3.client("batch")
@@ -131,11 +91,9 @@ class Flow:
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    image_dir = tmp_path_factory.mktemp("placeholder-image")
-    (image_dir / "job.py").write_text(JOB)
     with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
-        image = runtime.push_image(image_dir, tag="placeholder")
-        yield Flow(runtime, image, image_dir)
+        image = runtime.push_image(NOOP_MODEL_DIR, tag="placeholder")
+        yield Flow(runtime, image, tmp_path_factory.mktemp("flags"))
 
 
 def test_happy_path_end_to_end(flow: Flow) -> None:
@@ -272,7 +230,7 @@ def test_newer_request_supersedes_the_running_one(flow: Flow) -> None:
 
 
 def test_report_outlasts_github_errors(flow: Flow) -> None:
-    flag = flow.image_dir / "release-130"
+    flag = flow.scratch / "release-130"
     request = flow.request(pr=130, run_id=7_000_130, mode=["wait-for", str(flag)])
     send(request, flow.queue_url)
     deadline = time.monotonic() + 20

@@ -1,0 +1,66 @@
+"""A no-op model that honours the container contract, for tests and benchmarks.
+
+Pushed as a local image (``LocalRuntime.push_image(NOOP_MODEL_DIR, ...)``) and run by the
+request's command override: ``python job.py MODE [ARG]`` where MODE is
+- ``ok``: write a minimal metrics.json (model_container/metrics.schema.json) and exit 0;
+- ``fail``: print a few log lines (one of them hostile Markdown/HTML) and exit 3;
+- ``sleep SECONDS``: sleep, then as ``ok``;
+- ``wait-for PATH``: wait (up to 60 s) until PATH exists, then as ``ok``.
+"""
+
+import json
+import os
+import sys
+import time
+
+import boto3
+
+mode = sys.argv[1] if len(sys.argv) > 1 else "ok"
+print(f"placeholder model starting ({mode})", flush=True)
+if mode == "fail":
+    print("loading data", flush=True)
+    print("<script>alert(1)</script> ping @someone ``` </details>", flush=True)
+    sys.exit(3)
+if mode == "sleep":
+    time.sleep(float(sys.argv[2]))
+if mode == "wait-for":
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+        time.sleep(0.05)
+stat = {"value": 9.5, "ci": [9.0, 10.0], "standard": "5.0-15.0", "pass": True}
+doc = {
+    "schema_version": "1",
+    "run_id": os.environ["MODELRUN_RUN_ID"],
+    "model": {
+        "library": "lightgbm",
+        "device_requested": "auto",
+        "device_used": "cpu",
+        "threads": int(os.environ["MODELRUN_THREADS"]),
+        "train_seconds": 0.1,
+        "params": {},
+    },
+    "data": {
+        "source": "placeholder",
+        "rows": 100,
+        "n_train": 80,
+        "n_test": 20,
+        "holdout": {"from": "2016-01-01", "to": "2016-12-31"},
+        "trimming": "none",
+    },
+    "metrics": {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87, "median_ratio": 0.99},
+    "ratio_study": {
+        "cod": stat,
+        "prd": stat | {"value": 1.01, "standard": "0.98-1.03"},
+        "prb": stat | {"value": 0.01, "standard": "-0.05-0.05"},
+        "mki": stat | {"value": 1.0, "standard": "0.95-1.05"},
+    },
+    "by_area": [],
+    "artifacts": {
+        "predictions": "artifacts/predictions.parquet",
+        "model": "artifacts/model.txt",
+        "plots": ["artifacts/plots/ratio.png"],
+    },
+}
+bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
+boto3.client("s3").put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
+print("wrote metrics.json", flush=True)
