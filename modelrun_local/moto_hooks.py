@@ -20,11 +20,10 @@ moto offers no public extension point for these, so each hook has one smoke test
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-import threading
 
 from moto import backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
