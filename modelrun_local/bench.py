@@ -888,25 +888,6 @@ def polling_comparison(overhead: dict[str, Any], enqueue: dict[str, float], mode
 # -- output ---------------------------------------------------------------------------------------
 
 
-def speed_up_moto_dispatch() -> list[str]:
-    """moto's server lists its own package directory (about 150 isdir calls) on every request,
-    under a lock that serialises all requests (DomainDispatcherApplication.get_application ->
-    get_backend_for_host -> backends.list_of_moto_modules). The list never changes while the
-    process runs: computed once, same answers. A third of the stack's CPU under load."""
-    import moto.backends
-
-    if getattr(moto.backends.list_of_moto_modules, "_bench_cached", False):
-        return ["moto.backends.list_of_moto_modules cached"]
-    modules = tuple(moto.backends.list_of_moto_modules())
-
-    def cached() -> tuple[str, ...]:
-        return modules
-
-    cached._bench_cached = True  # type: ignore[attr-defined]
-    moto.backends.list_of_moto_modules = cached
-    return ["moto.backends.list_of_moto_modules cached"]
-
-
 class _Discard(io.TextIOBase):
     """stdout while the stack runs: the handlers' EMF metric lines (CloudWatch's, in AWS)."""
 
@@ -915,21 +896,8 @@ class _Discard(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def fresh_moto() -> Iterator[None]:
-    """moto's backends live in this process: each runtime starts on an empty account and leaves
-    one behind (a second stack would otherwise meet the first one's resources)."""
-    from moto.moto_api._internal.models import moto_api_backend
-
-    moto_api_backend.reset()
-    try:
-        yield
-    finally:
-        moto_api_backend.reset()
-
-
-@contextlib.contextmanager
 def local_stack(probe: Probe) -> Iterator[tuple[LocalRuntime, TimedRequests]]:
-    with fresh_moto(), contextlib.redirect_stdout(_Discard()), LocalRuntime(parameters={"LogLevel": "ERROR"}) as rt:
+    with contextlib.redirect_stdout(_Discard()), LocalRuntime(parameters={"LogLevel": "ERROR"}) as rt:
         timed = probe.attach(rt)
         try:
             yield rt, timed
@@ -1112,7 +1080,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     problems: list[str] = []
-    results["local_stack_speedups"] = [] if options.no_speedups else speed_up_moto_dispatch()
 
     def step(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
