@@ -343,7 +343,7 @@ def _cold_start() -> None:
     """Forget the handlers' cached clients and settings, as a new Lambda container would."""
     from aws_lambda_powertools.utilities.parameters import base as parameter_providers
 
-    parameter_providers.DEFAULT_PROVIDERS.clear()  # their boto3 clients know the old endpoint
+    parameter_providers.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]  # clients of the old endpoint
     for name, module in list(sys.modules.items()):
         if not (name.startswith("modelrun.") or name.split(".")[0] in ("submit", "track", "report")):
             continue

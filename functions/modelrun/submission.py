@@ -96,7 +96,8 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
     request = RunRequest.model_validate(payload["request"])
     record = new_record(request)
     runs = table()
-    if not runs.create(record):
+    created = runs.create(record)
+    if not created:
         existing = runs.get(record.run_id)
         assert existing is not None
         if existing.job_id:
@@ -111,7 +112,8 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
     }
     jobs = batch()
     job_definition = jobs.job_definition(request.image, request.compute, tags)
-    job_id = jobs.find_job(record.job_queue, record.run_id)
+    # A fresh record means no attempt got as far as SubmitJob: only a redelivery needs the lookup.
+    job_id = None if created else jobs.find_job(record.job_queue, record.run_id)
     if job_id:
         logger.warning("adopting a job submitted by an earlier attempt", extra={"run_id": record.run_id})
     else:
