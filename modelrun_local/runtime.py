@@ -569,5 +569,5 @@ class LocalRuntime:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= settle:
                 return
-            time.sleep(0.05)
+            time.sleep(0.2)  # each check walks every queued message in moto
         raise TimeoutError(f"the local stack was still busy after {timeout} s")
