@@ -326,9 +326,12 @@ def expected_polling_delay(model_seconds: float, start_interval: float, run_inte
     total = 0.0
     for i in range(steps):
         t = (i + 0.5) / steps * start_interval
-        while t < model_seconds:
-            t += run_interval
-        total += t - model_seconds
+        if t >= model_seconds:  # ended before the first look
+            total += t - model_seconds
+        elif model_seconds - t < run_interval:  # ended before the second look
+            total += t + run_interval - model_seconds
+        else:  # a later interval: run times aren't whole multiples of it, so a uniform phase
+            total += run_interval / 2
     return total / steps
 
 
