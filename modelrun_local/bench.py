@@ -60,7 +60,7 @@ from aws_lambda_powertools.utilities.validation import validate
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import SCHEMA_VERSION, RunRequest
-from modelrun.domain import naming
+from modelrun.domain.run import run_id_for
 from modelrun_local import moto_hooks
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT, load_template
@@ -214,7 +214,7 @@ def plan(repository: str, image: str, pr: int, commit: int, workflow_run_id: int
             },
         }
     )
-    run_id = naming.run_id(repository, pr, head_ref, sha, workflow_run_id, 1)
+    run_id = run_id_for(request)
     return Planned(request, run_id, pr)
 
 

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import RunRequest
 from modelrun.domain import naming
-from modelrun.domain.run import RunRecord
+from modelrun.domain.run import RunRecord, run_id_for
 from modelrun.domain.status import RunStatus
 from modelrun_cli.app import app
 from modelrun_cli.enqueue import build_request, send
@@ -84,14 +84,7 @@ class World:
 
     def submit(self, name: str, request: RunRequest) -> str:
         send(request, self.queue_url)
-        run_id = naming.run_id(
-            request.repository,
-            request.pr_number,
-            request.head_ref,
-            request.head_sha,
-            request.workflow.run_id,
-            request.workflow.run_attempt,
-        )
+        run_id = run_id_for(request)
         self.ids[name] = run_id
         return run_id
 

@@ -16,6 +16,18 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def run_id_for(request: RunRequest) -> str:
+    """The run id every copy of this request maps to (see domain.naming)."""
+    return naming.run_id(
+        request.repository,
+        request.pr_number,
+        request.head_ref,
+        request.head_sha,
+        request.workflow.run_id,
+        request.workflow.run_attempt,
+    )
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -54,21 +66,13 @@ class RunRecord(BaseModel):
     summary: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     report_url: str | None = None
-    execution_name: str | None = None
     request: dict[str, Any] | None = None  # the run request as received: `modelrun rerun` resends it
 
     @classmethod
     def new(
         cls, request: RunRequest, *, job_queue: str, bucket: str, vcpus: float, memory_mib: int, gpus: int
     ) -> RunRecord:
-        run = naming.run_id(
-            request.repository,
-            request.pr_number,
-            request.head_ref,
-            request.head_sha,
-            request.workflow.run_id,
-            request.workflow.run_attempt,
-        )
+        run = run_id_for(request)
         now = utcnow()
         return cls(
             run_id=run,
