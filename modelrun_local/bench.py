@@ -1030,7 +1030,6 @@ class Options:
     enqueue_repeats: int
     out: Path
     model_seconds: float
-    no_speedups: bool
     argv: list[str] = field(default_factory=list)
 
 
@@ -1046,7 +1045,6 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--model-seconds", type=float, default=AVM_RUN_SECONDS, help="the model duration for CI runner time"
     )
-    parser.add_argument("--no-speedups", action="store_true", help="leave moto's per-request module listing as it is")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -1063,7 +1061,6 @@ def parse(argv: list[str] | None) -> Options:
         enqueue_repeats=1 if quick else 5,
         out=args.out,
         model_seconds=args.model_seconds,
-        no_speedups=bool(args.no_speedups),
         argv=list(argv if argv is not None else sys.argv[1:]),
     )
 

@@ -15,10 +15,15 @@ moto offers no public extension point for these, so each hook has one smoke test
   call back into the server.
 - ``backends.list_of_moto_modules`` lists moto's package directory on every request, under a
   lock: the list is computed once.
+- The state machine interpreter parses the definition (ANTLR) and builds a boto3 client for
+  every execution and task: the parse is cached per definition (the program's components keep
+  no execution state for the Pass/Task/Choice/Fail states used here; it lives in the
+  execution's Environment), and the Lambda/SNS task clients are built once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -30,6 +35,9 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sns
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 # (function name or ARN, payload) -> (response payload, error type or None)
 LambdaRouter = Callable[[str, bytes], tuple[bytes, str | None]]
@@ -39,6 +47,8 @@ _original_invoke = LambdaSimpleBackend.invoke
 _original_finish = BatchSimpleBackend._mark_job_as_finished
 _original_dispatch = DomainDispatcherApplication.__call__
 _original_modules = backends.list_of_moto_modules
+_original_parse = AmazonStateLanguageParser.parse
+_original_task_clients = {m: m.boto_client_for for m in (lambda_eval_utils, state_task_service_sns)}
 _one_at_a_time = threading.Lock()
 
 
@@ -54,6 +64,23 @@ def serialise_requests() -> None:
     DomainDispatcherApplication.__call__ = dispatch  # type: ignore[method-assign]
     modules = list(_original_modules())
     backends.list_of_moto_modules = lambda: modules
+
+
+def reuse_state_machine_work() -> None:
+    parse = functools.lru_cache(maxsize=8)(_original_parse)
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        with lock:  # boto3's default session must not build clients on two threads at once
+            key = (region, service)
+            if key not in clients:
+                clients[key] = _original_task_clients[lambda_eval_utils](region, service, state_credentials)
+            return clients[key]
+
+    for module in _original_task_clients:
+        module.boto_client_for = client_for  # type: ignore[attr-defined]
 
 
 def route_lambda_invokes(router: LambdaRouter) -> None:
@@ -87,6 +114,9 @@ def restore() -> None:
     backends.list_of_moto_modules = _original_modules
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
+    AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
+    for module, original in _original_task_clients.items():
+        module.boto_client_for = original  # type: ignore[attr-defined]
 
 
 # --- the Batch job object: the few fields the executor moves ---------------------------------

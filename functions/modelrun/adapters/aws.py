@@ -32,6 +32,27 @@ def _to_dynamo(value: Any) -> Any:
     return json.loads(json.dumps(value), parse_float=Decimal)
 
 
+# Nested documents (the report, its summary, the request) are stored as JSON text: nothing
+# filters on what is inside them, and one string is far cheaper to write and read back than a
+# map of maps whose every value is typed on the wire.
+_DOCUMENTS = frozenset({"summary", "report", "request"})
+
+
+def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = _to_dynamo(
+        {k: json.dumps(v, separators=(",", ":")) if k in _DOCUMENTS and v is not None else v for k, v in fields.items()}
+    )
+    return item
+
+
+def _to_record(item: dict[str, Any]) -> RunRecord:
+    plain = _from_dynamo(item)
+    for key in _DOCUMENTS & plain.keys():
+        if isinstance(plain[key], str):  # records written before documents were text are maps
+            plain[key] = json.loads(plain[key])
+    return RunRecord.model_validate(plain)
+
+
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -55,7 +76,7 @@ class RunsTable:
     def create(self, record: RunRecord) -> bool:
         """Write a new record; False when the run id exists already (a duplicate delivery)."""
         try:
-            self.table.put_item(Item=_to_dynamo(record.item()), ConditionExpression="attribute_not_exists(run_id)")
+            self.table.put_item(Item=_to_item(record.item()), ConditionExpression="attribute_not_exists(run_id)")
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
@@ -64,14 +85,14 @@ class RunsTable:
 
     def get(self, run_id: str) -> RunRecord | None:
         item = self.table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item")
-        return RunRecord.model_validate(_from_dynamo(item)) if item else None
+        return _to_record(item) if item else None
 
     def update(self, before: RunRecord, **changes: Any) -> RunRecord:
         """Optimistic write: applies only if status and attempt are still what ``before`` saw."""
         changes["updated_at"] = utcnow()
         after = before.model_copy(update=changes)
         names = {f"#{k}": k for k in changes}
-        values = {f":{k}": v for k, v in _to_dynamo(after.item()).items() if k in changes}
+        values = {f":{k}": v for k, v in _to_item(after.item()).items() if k in changes}
         sets = [f"#{k} = :{k}" for k in changes if f":{k}" in values]
         removes = [f"#{k}" for k in changes if f":{k}" not in values]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
@@ -99,7 +120,7 @@ class RunsTable:
             UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
             ConditionExpression="attribute_exists(run_id)",
             ExpressionAttributeNames={f"#{k}": k for k in fields},
-            ExpressionAttributeValues={f":{k}": v for k, v in _to_dynamo(fields).items()},
+            ExpressionAttributeValues={f":{k}": v for k, v in _to_item(fields).items()},
         )
 
     def _query(self, index: str, key: str, value: str, newest_first: bool = True) -> list[RunRecord]:
@@ -112,7 +133,7 @@ class RunsTable:
         }
         while True:
             page = self.table.query(**kwargs)
-            records += [RunRecord.model_validate(_from_dynamo(i)) for i in page.get("Items", [])]
+            records += [_to_record(i) for i in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 return records
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -136,7 +157,7 @@ class RunsTable:
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return [RunRecord.model_validate(_from_dynamo(i)) for i in items]
+        return [_to_record(i) for i in items]
 
     # The PR's sticky comment: its id and the hash of what we last wrote, in one item per PR.
     def comment_state(self, pr_key: str) -> dict[str, Any]:

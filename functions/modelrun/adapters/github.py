@@ -10,9 +10,11 @@ Enterprise Server works the same way).
 from __future__ import annotations
 
 import hashlib
+import ssl
 from functools import cache
 from typing import Any
 
+import httpx
 from aws_lambda_powertools.utilities import parameters
 from githubkit import AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed
@@ -48,7 +50,22 @@ def _client(secret_arn: str, api_url: str) -> tuple[GitHub[Any], str | None]:
         auth = TokenAuthStrategy(creds["token"])
     else:
         raise GitHubRejected("the GitHub credentials secret holds neither an app nor a token")
-    return GitHub(auth, base_url=api_url, auto_retry=False, timeout=10.0), creds.get("bot_login")
+    # githubkit opens an httpx client per request outside a `with` block: one TLS context, made
+    # once, keeps that cheap. Its HTTP cache is off: every call here is a write or must be fresh.
+    client = GitHub(
+        auth,
+        base_url=api_url,
+        auto_retry=False,
+        timeout=10.0,
+        ssl_verify=_tls_context(),
+        http_cache=False,
+    )
+    return client, creds.get("bot_login")
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # what httpx would build per client, built once
 
 
 def _translate(error: Exception) -> Exception:
