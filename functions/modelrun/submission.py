@@ -138,7 +138,7 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
 
     if settings().supersede_older_runs and record.pr_key:
         supersede_older(record)
-    ahead = max(0, jobs.runnable_ahead(record.job_queue) - 1)
+    ahead = jobs.runnable_ahead(record.job_queue, job_id)
     comments.refresh_quietly(runs, record, runs_ahead=ahead)
     return record.item()
 

@@ -285,6 +285,7 @@ def test_comment_failed_with_reason_and_log_tail() -> None:
 def test_comment_queued_with_runs_ahead() -> None:
     assert "on the CPU queue, 2 runs ahead" in render_comment([record()], runs_ahead=2)
     assert "on the CPU queue, 1 run ahead" in render_comment([record()], runs_ahead=1)
+    assert "on the CPU queue, 100+ runs ahead" in render_comment([record()], runs_ahead=100)
     gpu = record(req=request(compute="gpu"), compute="gpu")
     assert "on the GPU queue, 0 runs ahead" in render_comment([gpu], runs_ahead=0)
 

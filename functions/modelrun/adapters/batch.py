@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from modelrun.adapters.aws import client
 from modelrun.domain import naming
+from modelrun.domain.report import RUNS_AHEAD_CAP
 
 ACTIVE_BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
@@ -108,14 +109,15 @@ class BatchJobs:
             if error.response["Error"]["Code"] != "ClientException":
                 raise
 
-    def runnable_ahead(self, job_queue: str) -> int:
-        """Jobs waiting in the queue before a new one (SUBMITTED to RUNNABLE)."""
-        count = 0
-        for status in ("SUBMITTED", "PENDING", "RUNNABLE"):
-            paginator = self.batch.get_paginator("list_jobs")
-            for page in paginator.paginate(jobQueue=job_queue, jobStatus=status):
-                count += len(page.get("jobSummaryList", []))
-        return count
+    def runnable_ahead(self, job_queue: str, own_job_id: str) -> int:
+        """Jobs waiting for capacity before ours: one page of RUNNABLE jobs, at most RUNS_AHEAD_CAP.
+
+        SUBMITTED and PENDING last seconds (no dependencies here), so RUNNABLE is the wait that
+        matters; one bounded call keeps a long queue from making every submission slower.
+        """
+        page = self.batch.list_jobs(jobQueue=job_queue, jobStatus="RUNNABLE", maxResults=RUNS_AHEAD_CAP)
+        ahead = sum(1 for job in page.get("jobSummaryList", []) if job["jobId"] != own_job_id)
+        return RUNS_AHEAD_CAP if page.get("nextToken") else min(ahead, RUNS_AHEAD_CAP)
 
     def deregister_for_images(self, images: set[str]) -> int:
         count = 0

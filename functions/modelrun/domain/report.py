@@ -20,6 +20,7 @@ from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 
 MARKER = "<!-- modelrun:sticky-comment v1 -->"
+RUNS_AHEAD_CAP = 100  # a queue longer than this reads "100+ runs ahead"
 MAX_COMMENT = 60_000  # GitHub's limit is 65,536 characters
 
 # Lower is better for these; the ratio statistics are judged against IAAO ranges instead.
@@ -196,6 +197,8 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
     text = f"{ICONS[status]} **{status.value}**"
     if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
         ahead = "" if runs_ahead is None else f", {runs_ahead} run{'s' if runs_ahead != 1 else ''} ahead"
+        if runs_ahead is not None and runs_ahead >= RUNS_AHEAD_CAP:
+            ahead = f", {RUNS_AHEAD_CAP}+ runs ahead"
         text += f" on the {queue} queue{ahead}"
     elif status in (RunStatus.STARTING, RunStatus.RUNNING):
         text += f" on {queue}" + (f" since {record.started_at[11:19]} UTC" if record.started_at else "")

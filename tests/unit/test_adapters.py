@@ -1,0 +1,119 @@
+"""The AWS adapters' own choices: how a record is stored, and how the queue ahead is counted.
+
+DynamoDB is moto in-process (``mock_aws``); Batch is botocore's Stubber, which checks the exact
+request the adapter sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from modelrun.adapters import aws
+from modelrun.adapters.aws import RunsTable
+from modelrun.adapters.batch import BatchJobs
+from modelrun.domain.report import RUNS_AHEAD_CAP
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+from tests.unit.test_domain import metrics_report, record
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunsTable]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="runs",
+            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield RunsTable("runs")
+
+
+def raw(table: RunsTable, run_id: str) -> dict[str, Any]:
+    low_level = boto3.client("dynamodb")  # typed attribute values, as DynamoDB stores them
+    item: dict[str, Any] = low_level.get_item(TableName="runs", Key={"run_id": {"S": run_id}})["Item"]
+    return item
+
+
+def test_documents_are_stored_as_json_text_and_read_back_as_documents(table: RunsTable) -> None:
+    report = metrics_report()
+    rec = record(RunStatus.SUCCEEDED, report=report, summary={"metrics": report["metrics"]})
+    assert table.create(rec)
+    stored = raw(table, rec.run_id)
+    for key in ("report", "summary", "request"):
+        assert set(stored[key]) == {"S"}, key  # one string attribute, not a map of typed values
+    assert json.loads(stored["report"]["S"]) == json.loads(json.dumps(report))
+    back = table.get(rec.run_id)
+    assert back is not None
+    assert back.report == rec.report
+    assert back.summary == rec.summary
+    assert back.request == rec.request
+
+
+def test_updates_and_field_writes_store_documents_as_text_too(table: RunsTable) -> None:
+    rec = record(RunStatus.RUNNING)
+    table.create(rec)
+    after = table.update(rec, status=RunStatus.SUCCEEDED, summary={"metrics": {"rmse": 1.5}})
+    table.set_fields(rec.run_id, report={"metrics": {"rmse": 1.5}, "data": {"n_test": 10}})
+    stored = raw(table, rec.run_id)
+    assert set(stored["summary"]) == {"S"} and set(stored["report"]) == {"S"}
+    back = table.get(rec.run_id)
+    assert back is not None and back.status is RunStatus.SUCCEEDED == after.status
+    assert back.summary == {"metrics": {"rmse": 1.5}}
+    assert back.report == {"metrics": {"rmse": 1.5}, "data": {"n_test": 10}}
+
+
+def test_records_written_with_documents_as_maps_still_read(table: RunsTable) -> None:
+    rec = record(RunStatus.SUCCEEDED, summary={"metrics": {"rmse": 2.25, "r2": 0.9}})
+    table.table.put_item(Item=aws._to_dynamo(rec.item()))  # the layout before documents were text
+    back = table.get(rec.run_id)
+    assert back is not None
+    assert back.summary == {"metrics": {"rmse": 2.25, "r2": 0.9}}
+    assert back.request == rec.request
+
+
+def jobs_page(ids: list[str], more: bool = False) -> dict[str, Any]:
+    page: dict[str, Any] = {"jobSummaryList": [{"jobId": i, "jobName": f"run-{i}"} for i in ids]}
+    if more:
+        page["nextToken"] = "next"
+    return page
+
+
+@pytest.mark.parametrize(
+    ("page", "ahead"),
+    [
+        (jobs_page([]), 0),
+        (jobs_page(["mine"]), 0),
+        (jobs_page(["a", "mine", "b"]), 2),
+        (jobs_page([str(i) for i in range(RUNS_AHEAD_CAP)], more=True), RUNS_AHEAD_CAP),
+    ],
+)
+def test_runs_ahead_is_one_bounded_call_for_runnable_jobs_not_counting_ours(
+    monkeypatch: pytest.MonkeyPatch, page: dict[str, Any], ahead: int
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    jobs = BatchJobs("arn:aws:iam::111122223333:role/job", "arn:aws:iam::111122223333:role/exec", 3600)
+    jobs.batch = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(jobs.batch) as stub:
+        stub.add_response(
+            "list_jobs", page, {"jobQueue": "modelrun-cpu", "jobStatus": "RUNNABLE", "maxResults": RUNS_AHEAD_CAP}
+        )
+        assert jobs.runnable_ahead("modelrun-cpu", "mine") == ahead
+        stub.assert_no_pending_responses()
+
+
+def test_a_record_round_trips_through_the_item_it_is_stored_as() -> None:
+    rec = record(RunStatus.FAILED, exit_code=3, status_reason="Essential container in task exited")
+    assert RunRecord.model_validate(rec.item()) == rec
