@@ -1,0 +1,136 @@
+"""Smoke tests of modelrun_local.moto_hooks: an upgrade of moto that moves what they patch, or
+changes what moto answers, fails here first (the flow tests exercise the hooks end to end)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.responses import DynamoResult
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+from modelrun_local import moto_hooks
+from modelrun_local.stack import ROOT
+
+ITEMS: list[dict[str, Any]] = [
+    {
+        "pk": "run#1",
+        "sk": 1,
+        "text": "héllo | <b>",
+        "number": Decimal("81234.5"),
+        "big": Decimal("12345678901234567890"),
+        "flag": True,
+        "nothing": None,
+        "blob": b"\x00\x01binary",
+        "map": {"nested": {"deeper": [Decimal(1), "two", {"three": False}]}, "empty": {}},
+        "list": [Decimal("0.001"), None, b"\xff", ["inner"]],
+        "strings": {"b", "a"},
+        "numbers": {Decimal(1), Decimal("2.5")},
+        "blobs": {b"x", b"y"},
+    },
+    {"pk": "run#1", "sk": 2, "report": '{"metrics":{"rmse":1.5}}', "status": "SUCCEEDED"},
+    {"pk": "run#2", "sk": 1, "status": "RUNNING"},
+]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+def dynamodb_answers() -> list[Any]:
+    """The same calls on a fresh table; what boto3 hands back (its parsed responses)."""
+    client = boto3.client("dynamodb")
+    name = "runs"
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table = boto3.resource("dynamodb").Table(name)
+    answers: list[Any] = []
+    for item in ITEMS:
+        answers.append(table.put_item(Item=item, ReturnValues="ALL_OLD"))
+    answers.append(table.put_item(Item={**ITEMS[1], "status": "FAILED"}, ReturnValues="ALL_OLD"))
+    answers.append(table.get_item(Key={"pk": "run#1", "sk": 1}, ConsistentRead=True))
+    answers.append(table.get_item(Key={"pk": "run#9", "sk": 1}))
+    answers.append(
+        table.update_item(
+            Key={"pk": "run#2", "sk": 1},
+            UpdateExpression="SET #s = :s, #m = :m",
+            ExpressionAttributeNames={"#s": "status", "#m": "map"},
+            ExpressionAttributeValues={":s": "SUCCEEDED", ":m": {"k": [Decimal("1.25")]}},
+            ReturnValues="ALL_NEW",
+        )
+    )
+    answers.append(table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "run#1"}))
+    answers.append(table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "run#1"}, Limit=1))
+    answers.append(table.scan(ReturnConsumedCapacity="TOTAL"))
+    answers.append(table.delete_item(Key={"pk": "run#2", "sk": 1}, ReturnValues="ALL_OLD"))
+    client.delete_table(TableName=name)
+    for answer in answers:
+        answer.pop("ResponseMetadata", None)
+    return answers
+
+
+def test_dynamodb_items_written_directly_read_back_as_moto_writes_them(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_moto = dynamodb_answers()
+    real = moto_hooks._original_dynamo_result
+    left_to_moto: list[str] = []
+
+    def moto_serialises(result: Any, context: Any) -> Any:
+        left_to_moto.append(context.operation_model.name)
+        return real(result, context)
+
+    monkeypatch.setattr(moto_hooks, "_original_dynamo_result", moto_serialises)
+    moto_hooks.write_dynamodb_items_directly()
+    try:
+        direct = dynamodb_answers()
+    finally:
+        moto_hooks.restore()
+        DynamoResult.execute_result = real  # type: ignore[method-assign]
+    assert direct == by_moto
+    assert not set(left_to_moto) & moto_hooks.DYNAMODB_WIRE_FORM_OPERATIONS, left_to_moto
+    item = next(a["Item"] for a in direct if "Item" in a)
+    assert item["blob"].value == b"\x00\x01binary" and base64.b64encode(item["blob"].value)
+    assert any(a.get("LastEvaluatedKey") for a in direct)  # a paged query kept its key
+
+
+def test_state_machine_parse_is_reused_per_definition_and_restored() -> None:
+    definition = (ROOT / "statemachine" / "report_run.asl.json").read_text()
+    moto_hooks.reuse_state_machine_work()
+    try:
+        assert AmazonStateLanguageParser.parse(definition) is AmazonStateLanguageParser.parse(definition)
+    finally:
+        moto_hooks.restore()
+    assert AmazonStateLanguageParser.parse(definition) is not AmazonStateLanguageParser.parse(definition)
+
+
+def test_what_the_hooks_patch_is_still_where_they_patch_it() -> None:
+    from moto import backends
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.batch.models import Job
+    from moto.batch_simple.models import BatchSimpleBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sns
+
+    assert callable(LambdaSimpleBackend.invoke)
+    assert callable(BatchSimpleBackend._mark_job_as_finished)
+    assert callable(backends.list_of_moto_modules)
+    assert callable(lambda_eval_utils.boto_client_for) and callable(state_task_service_sns.boto_client_for)
+    for attribute in ("_start_attempt", "_mark_stopped", "_get_container_property", "describe"):
+        assert callable(getattr(Job, attribute)), attribute
