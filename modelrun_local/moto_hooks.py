@@ -109,7 +109,7 @@ def write_dynamodb_items_directly() -> None:
         status, headers, _ = ActionResult({}).execute_result(context)  # status and content type
         return status, headers, body
 
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign,assignment]
 
 
 def route_lambda_invokes(router: LambdaRouter) -> None:
