@@ -34,13 +34,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import jsonpath_ng.ext
 from moto import backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.core.responses import ActionContext, ActionResult
+from moto.core.utils import unix_time
 from moto.dynamodb.responses import DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.sqs.models import Message, SQSBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sns
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -56,6 +59,8 @@ _original_modules = backends.list_of_moto_modules
 _original_parse = AmazonStateLanguageParser.parse
 _original_task_clients = {m: m.boto_client_for for m in (lambda_eval_utils, state_task_service_sns)}
 _original_dynamo_result = DynamoResult.execute_result
+_original_retention_check = SQSBackend.is_message_valid_based_on_retention_period
+_original_jsonpath_parse = jsonpath_ng.ext.parse  # type: ignore[attr-defined]
 _one_at_a_time = threading.Lock()
 # Their results are items, keys and counts: already what goes on the wire.
 DYNAMODB_WIRE_FORM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
@@ -96,6 +101,16 @@ def _binary_as_base64(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()  # the JSON protocol's form of a blob
     raise TypeError(type(value).__name__)
+
+
+def keep_deep_queues_cheap() -> None:
+    def within_retention(self: SQSBackend, queue_name: str, message: Message) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())  # type: ignore[operator]
+
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention  # type: ignore[method-assign]
+    # moto imports `parse` from the module at each call: the cached one is found there.
+    setattr(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=64)(_original_jsonpath_parse))  # noqa: B010
 
 
 def write_dynamodb_items_directly() -> None:
@@ -144,6 +159,8 @@ def restore() -> None:
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
     DynamoResult.execute_result = _original_dynamo_result  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = _original_retention_check  # type: ignore[method-assign]
+    setattr(jsonpath_ng.ext, "parse", _original_jsonpath_parse)  # noqa: B010
     AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
     for module, original in _original_task_clients.items():
         module.boto_client_for = original  # type: ignore[attr-defined]

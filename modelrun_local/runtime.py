@@ -403,6 +403,7 @@ class LocalRuntime:
         moto_hooks.serialise_requests()
         moto_hooks.reuse_state_machine_work()
         moto_hooks.write_dynamodb_items_directly()
+        moto_hooks.keep_deep_queues_cheap()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto names each resource type its CloudFormation skips; stack.py handles those.
         logging.getLogger("moto").setLevel(logging.ERROR)

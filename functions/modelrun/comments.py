@@ -25,15 +25,17 @@ class CommentBusy(Exception):
     """Another writer holds the claim to create this PR's comment: try again shortly."""
 
 
-def refresh(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> bool:
-    """Re-render and write the PR's comment; True if GitHub was written to."""
+def refresh(
+    table: RunsTable, record: RunRecord, runs_ahead: int | None = None, pr_runs: list[RunRecord] | None = None
+) -> bool:
+    """Re-render and write the PR's comment; True if GitHub was written to.
+
+    ``pr_runs``: the PR's runs when the caller has just read them (saves a query)."""
     if record.pr_number is None or record.pr_key is None:
         return False  # a dispatch on a branch has no PR: the commit status carries the result
-    runs = table.runs_of_pr(record.pr_key)
-    if not runs or runs[0].run_id != record.run_id:
-        # Only the newest run of the PR owns the comment's headline.
-        runs = [record, *[r for r in runs if r.run_id != record.run_id]]
-        runs.sort(key=lambda r: r.created_at, reverse=True)
+    listed = table.runs_of_pr(record.pr_key) if pr_runs is None else pr_runs
+    # The index is eventually consistent: this run's own record is the fresh one.
+    runs = sorted([record, *(r for r in listed if r.run_id != record.run_id)], key=lambda r: r.created_at, reverse=True)
     body = render_comment(runs, runs_ahead if runs[0].run_id == record.run_id else None)
     state = table.comment_state(record.pr_key)
     sha = body_sha(body)
@@ -50,10 +52,12 @@ def refresh(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) 
     return True
 
 
-def refresh_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> None:
+def refresh_quietly(
+    table: RunsTable, record: RunRecord, runs_ahead: int | None = None, pr_runs: list[RunRecord] | None = None
+) -> None:
     """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
     try:
-        refresh(table, record, runs_ahead)
+        refresh(table, record, runs_ahead, pr_runs)
     except CommentBusy:
         logger.info(
             "PR comment being created by another writer; it will show this run", extra={"run_id": record.run_id}

@@ -136,10 +136,12 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
         record = runs.get(record.run_id) or record
     logger.info("run submitted", extra={"run_id": record.run_id, "job_id": job_id, "queue": record.job_queue})
 
-    if settings().supersede_older_runs and record.pr_key:
-        supersede_older(record)
+    # One read of the PR's runs serves both superseding and the comment.
+    pr_runs = runs.runs_of_pr(record.pr_key) if record.pr_key else None
+    if pr_runs is not None and settings().supersede_older_runs:
+        pr_runs = supersede_older(record, pr_runs)
     ahead = jobs.runnable_ahead(record.job_queue, job_id)
-    comments.refresh_quietly(runs, record, runs_ahead=ahead)
+    comments.refresh_quietly(runs, record, runs_ahead=ahead, pr_runs=pr_runs)
     return record.item()
 
 
@@ -162,28 +164,33 @@ def container_environment(record: RunRecord) -> dict[str, str]:
     }
 
 
-def supersede_older(record: RunRecord) -> list[str]:
-    """Older active runs of the same PR are superseded: their jobs stop, their records say why."""
-    assert record.pr_key
-    superseded = []
-    for older in table().runs_of_pr(record.pr_key):
+def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
+    """Older active runs of the same PR are superseded: their jobs stop, their records say why.
+
+    Returns the PR's runs as they are now."""
+    superseded: list[str] = []
+    now: list[RunRecord] = []
+    for older in pr_runs:
         if older.run_id == record.run_id or older.status.terminal or older.created_at > record.created_at:
+            now.append(older)
             continue
         if older.job_id:
             batch().terminate(older.job_id, f"superseded by {record.run_id}")
         try:
-            table().update(
+            older = table().update(
                 older,
                 status=RunStatus.SUPERSEDED,
                 status_reason=f"superseded by {record.head_sha[:8]}",
                 stopped_at=utcnow(),
             )
         except StaleWrite:
-            continue  # it moved on meanwhile (perhaps finished): leave it
-        superseded.append(older.run_id)
+            pass  # it moved on meanwhile (perhaps finished): leave it
+        else:
+            superseded.append(older.run_id)
+        now.append(older)
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
-    return superseded
+    return now
 
 
 def cleanup(request: CleanupRequest) -> list[str]:

@@ -4,6 +4,7 @@ changes what moto answers, fails here first (the flow tests exercise the hooks e
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -137,3 +138,40 @@ def test_what_the_hooks_patch_is_still_where_they_patch_it() -> None:
     assert callable(lambda_eval_utils.boto_client_for) and callable(state_task_service_sns.boto_client_for)
     for attribute in ("_start_attempt", "_mark_stopped", "_get_container_property", "describe"):
         assert callable(getattr(Job, attribute)), attribute
+
+
+def test_deep_queues_keep_the_retention_rule_and_eventbridge_its_routing(aws: None) -> None:
+    sqs = boto3.client("sqs")
+    moto_hooks.keep_deep_queues_cheap()
+    try:
+        url = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="expired")
+        sqs.send_message(QueueUrl=url, MessageBody="fresh")
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["short"]
+        old = next(m for m in queue._messages if m.body == "expired")
+        old.sent_timestamp -= 61_000  # sent 61 s ago: past the queue's retention period
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in got] == ["fresh"]
+
+        events = boto3.client("events")
+        target = sqs.create_queue(QueueName="events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="batch", EventPattern='{"source": ["aws.batch"]}')
+        events.put_targets(Rule="batch", Targets=[{"Id": "q", "Arn": arn}])
+        for status in ("RUNNING", "SUCCEEDED"):
+            events.put_events(
+                Entries=[
+                    {
+                        "Source": "aws.batch",
+                        "DetailType": "Batch Job State Change",
+                        "Detail": f'{{"status": "{status}"}}',
+                    }
+                ]
+            )
+        bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10)["Messages"]]
+        assert sorted(json.loads(b)["detail"]["status"] for b in bodies) == ["RUNNING", "SUCCEEDED"]
+        assert all(json.loads(b)["source"] == "aws.batch" for b in bodies)
+    finally:
+        moto_hooks.restore()
