@@ -147,13 +147,18 @@ def test_deep_queues_keep_the_retention_rule_and_eventbridge_its_routing(aws: No
         url = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         sqs.send_message(QueueUrl=url, MessageBody="expired")
         sqs.send_message(QueueUrl=url, MessageBody="fresh")
-        from moto.sqs.models import sqs_backends
+        from moto.sqs.models import SQSBackend, sqs_backends
 
-        queue = sqs_backends["123456789012"]["us-east-1"].queues["short"]
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        queue = backend.queues["short"]
         old = next(m for m in queue._messages if m.body == "expired")
         old.sent_timestamp -= 61_000  # sent 61 s ago: past the queue's retention period
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-        assert [m["Body"] for m in got] == ["fresh"]
+        verdicts = {
+            m.body: SQSBackend.is_message_valid_based_on_retention_period(backend, "short", m) for m in queue._messages
+        }
+        assert verdicts == {"expired": False, "fresh": True}
+        original = moto_hooks._original_retention_check
+        assert verdicts == {m.body: original(backend, "short", m) for m in queue._messages}
 
         events = boto3.client("events")
         target = sqs.create_queue(QueueName="events")["QueueUrl"]
