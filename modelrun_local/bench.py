@@ -61,7 +61,6 @@ from aws_lambda_powertools.utilities.validation import validate
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import SCHEMA_VERSION, RunRequest
 from modelrun.domain.run import run_id_for
-from modelrun_local import moto_hooks
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT, load_template
 
@@ -257,15 +256,11 @@ class Probe:
             self.job_ids[parsed["jobId"]] = parsed["jobName"]
 
     def attach(self, runtime: LocalRuntime) -> TimedRequests:
-        original = runtime.executor.emit
-
-        def emit(job: Any, status: str) -> None:
-            now = time.monotonic()
+        def state_set(job_name: str, status: str, at: float) -> None:
             with self.lock:
-                self.states.setdefault((str(job.job_name), status), now)
-            original(job, status)
+                self.states.setdefault((job_name, status), at)
 
-        setattr(runtime.executor, "emit", emit)  # noqa: B010 - an instance attribute, this process only
+        runtime.batch_state_listeners.append(state_set)
         timed = TimedRequests(runtime.github.requests)
         runtime.github.requests = timed
         return timed
@@ -557,13 +552,6 @@ def submit_latency_phase(runtime: LocalRuntime, image: str, singles: int, batche
     """The submit handler alone: invoked directly; jobs finish quietly, so no events follow."""
     mapping = next(m for m in runtime.stack.event_sources if m.function == "SubmitFunction")
     repository = runtime.repository
-    quiet = 0
-
-    def finish_quietly(job: Any) -> None:
-        nonlocal quiet
-        quiet += 1
-        moto_hooks.set_job_status(job, "SUCCEEDED")
-
     counter = iter(range(10**6))
 
     def bodies(n: int) -> list[str]:
@@ -585,13 +573,12 @@ def submit_latency_phase(runtime: LocalRuntime, image: str, singles: int, batche
             raise RuntimeError(f"submit handler failed in the latency bench: {result}")
         return elapsed
 
-    moto_hooks.take_over_batch_jobs(finish_quietly)
-    try:
+    before = runtime.executor.jobs_run
+    with runtime.executor.quietly():
         invoke(1)  # warm: the first invocation in this phase is not counted
         one = [invoke(1) for _ in range(singles)]
         ten = [invoke(10) for _ in range(batches)]
-    finally:
-        moto_hooks.take_over_batch_jobs(runtime.executor.accept)
+    quiet = runtime.executor.jobs_run - before
     per_message_ten = [t / 10 for t in ten]
     return {
         "method": "Lambdas.invoke('SubmitFunction', event) in-process against moto's server, warm; "

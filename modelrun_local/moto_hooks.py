@@ -42,7 +42,7 @@ from moto.batch_simple.models import BatchSimpleBackend
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.utils import unix_time
 from moto.dynamodb.responses import DynamoResult
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.sqs.models import Message, SQSBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sns
@@ -55,6 +55,7 @@ JobHandler = Callable[[Job], None]
 _original_invoke = LambdaSimpleBackend.invoke
 _original_finish = BatchSimpleBackend._mark_job_as_finished
 _original_dispatch = DomainDispatcherApplication.__call__
+_original_protocol = MotoRequestHandler.protocol_version
 _original_modules = backends.list_of_moto_modules
 _original_parse = AmazonStateLanguageParser.parse
 _original_task_clients = {m: m.boto_client_for for m in (lambda_eval_utils, state_task_service_sns)}
@@ -78,6 +79,11 @@ def serialise_requests() -> None:
     DomainDispatcherApplication.__call__ = dispatch  # type: ignore[method-assign]
     modules = list(_original_modules())
     backends.list_of_moto_modules = lambda: modules
+
+
+def keep_connections_alive() -> None:
+    """HTTP/1.1: a client's connection (and the server thread behind it) serves many requests."""
+    MotoRequestHandler.protocol_version = "HTTP/1.1"
 
 
 def reuse_state_machine_work() -> None:
@@ -154,6 +160,7 @@ def take_over_batch_jobs(handler: JobHandler) -> None:
 
 
 def restore() -> None:
+    MotoRequestHandler.protocol_version = _original_protocol
     DomainDispatcherApplication.__call__ = _original_dispatch  # type: ignore[method-assign]
     backends.list_of_moto_modules = _original_modules
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]

@@ -1,14 +1,14 @@
 """The embedded default: the whole stack on one machine, with no AWS account and no Docker.
 
-moto's server plays AWS, with the stack created from template.yaml (modelrun_local.stack). This
-module supplies only what moto lacks:
+moto's server plays AWS, in a process of its own (modelrun_local.aws_process), with the stack
+created from template.yaml (modelrun_local.stack). This module supplies only what moto lacks:
 - SQS event-source polling with Lambda's semantics (batch size, partial batch failures,
   visibility timeout, the DLQ after maxReceiveCount by the queue's own redrive policy);
-- Lambda invocations (from the pollers and from the state machine's Task states) routed to the
-  real handlers in-process, with each function's environment from the stack;
-- a Batch executor that runs each job's command as a local process with the job's environment,
-  sends its output to CloudWatch Logs and emits "Batch Job State Change" events through
-  EventBridge, so they reach the job-events queue by the template's own rule.
+- Lambda invocations (from the pollers, and from the state machine's Task states through an
+  invoke endpoint) routed to the real handlers in this process, with the stack's environment;
+- in the AWS process, a Batch executor that runs each job's command as a local process with
+  the job's environment, sends its output to CloudWatch Logs and emits "Batch Job State
+  Change" events through EventBridge, so they reach the job-events queue by the template's rule.
 The handlers talk to it through the standard ``AWS_ENDPOINT_URL``: only endpoints differ.
 """
 
@@ -18,33 +18,31 @@ import contextlib
 import hashlib
 import importlib
 import json
-import logging
+import multiprocessing
 import os
+import queue
 import socket
-import subprocess
 import sys
 import threading
 import time
 import traceback
 import uuid
-import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
-import requests
-from moto.server import ThreadedMotoServer
 
-from modelrun_local import moto_hooks
+from modelrun_local import aws_process
 from modelrun_local.github_server import LocalGitHub
 from modelrun_local.stack import ROOT, EventSourceMapping, Stack, deploy
 
 REGION = "us-east-1"
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
-LOG_GROUP = "/aws/batch/job"
+LOG_GROUP = aws_process.LOG_GROUP
 
 
 def _free_port() -> int:
@@ -74,14 +72,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@dataclass
-class LocalImage:
-    """A model image "pushed" locally: its digest maps to a directory run without Docker."""
-
-    directory: Path
-    python: Path
 
 
 class Lambdas:
@@ -205,138 +195,62 @@ class SqsPoller(threading.Thread):
             self.busy = False
 
 
-class BatchExecutor:
-    """Runs submitted Batch jobs as local processes and reports their state changes."""
+class InvokeEndpoint(ThreadingHTTPServer):
+    """Lambda's Invoke API for the state machine's tasks: POST /{function} with the payload."""
 
-    def __init__(self, runtime: LocalRuntime, workers: int = 4) -> None:
-        self.runtime = runtime
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-job")
-        self.events = boto3.client("events", region_name=REGION)
-        self.logs = boto3.client("logs", region_name=REGION)
-        self.active = 0
-        self.jobs_run = 0
-        self._lock = threading.Lock()
-        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-            self.logs.create_log_group(logGroupName=LOG_GROUP)
+    daemon_threads = True
 
-    def accept(self, job: Any) -> None:
-        """Called inside moto's SubmitJob: the job starts on a worker, SubmitJob returns at once."""
-        with self._lock:
-            self.active += 1
-        self.pool.submit(self._run, job)
+    def __init__(self, lambdas: Callable[[], Lambdas | None]) -> None:
+        runtime_lambdas = lambdas
 
-    def emit(self, job: Any, status: str) -> None:
-        moto_hooks.set_job_status(job, status)
-        detail = moto_hooks.describe_job(job)
-        detail["status"] = status
-        response = self.events.put_events(
-            Entries=[
-                {
-                    "Source": "aws.batch",
-                    "DetailType": "Batch Job State Change",
-                    "Detail": json.dumps(detail),
-                    "Resources": [detail.get("jobArn", "")],
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            raise RuntimeError(f"PutEvents failed: {response}")
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
 
-    def _run(self, job: Any) -> None:
-        try:
-            time.sleep(self.runtime.batch_delay_seconds)
-            for status in ("RUNNABLE", "STARTING"):
-                if moto_hooks.job_terminated(job):
-                    break
-                self.emit(job, status)
-            if moto_hooks.job_terminated(job):
-                moto_hooks.job_stopped(job, None, None)
-                self.emit(job, "FAILED")
+            def do_POST(self) -> None:
+                payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                target = runtime_lambdas()
+                if target is None:
+                    self.send_error(503, "the stack's functions are not loaded yet")
+                    return
+                body, error = target.route(unquote(self.path.lstrip("/")), payload)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if error:
+                    self.send_header(aws_process.ERROR_HEADER, "Unhandled")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
                 return
-            moto_hooks.job_started(job)
-            self.emit(job, "RUNNING")
-            exit_code, reason = self._execute(job)
-            moto_hooks.job_stopped(job, exit_code, reason)
-            self.emit(job, "SUCCEEDED" if exit_code == 0 else "FAILED")
-        except Exception:
-            if not self.runtime.stopping.is_set():  # a job cut short by stop() is expected
-                traceback.print_exc()
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True, name="lambda-invoke").start()
+
+
+class ExecutorState:
+    """The AWS process's Batch executor, as this process sees it."""
+
+    def __init__(self, shared: aws_process.Shared) -> None:
+        self.shared = shared
+
+    @property
+    def active(self) -> int:
+        return int(self.shared.active.value)
+
+    @property
+    def jobs_run(self) -> int:
+        return int(self.shared.jobs_run.value)
+
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        """Jobs submitted meanwhile finish at once as SUCCEEDED: no process, no events."""
+        self.shared.quiet.value = 1
+        try:
+            yield
         finally:
-            with self._lock:
-                self.active -= 1
-                self.jobs_run += 1
-
-    def _execute(self, job: Any) -> tuple[int, str | None]:
-        container = moto_hooks.job_container(job)
-        image = self.runtime.images.get(container["image"])
-        if image is None:
-            return 1, f"CannotPullContainerError: {container['image']} is not a pushed local image"
-        command = list(container["command"]) or ["python", "-m", "avm"]
-        if command[0] in ("python", "python3"):
-            command[0] = str(image.python)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", str(image.directory)),
-            "AWS_ENDPOINT_URL": self.runtime.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            **container["environment"],
-            **self.runtime.job_environment,
-        }
-        stream = moto_hooks.job_log_stream(job)
-        self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-        timeout = (getattr(job, "timeout", None) or {}).get("attemptDurationSeconds")
-        started = time.monotonic()
-        process = subprocess.Popen(
-            command,
-            cwd=image.directory,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        reason: str | None = None
-        lines: list[str] = []
-        lines_lock = threading.Lock()
-
-        def pump() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                with lines_lock:
-                    if line.strip():  # the awslogs driver drops empty lines; CloudWatch rejects them
-                        lines.append(line.rstrip("\n"))
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        while process.poll() is None:
-            if moto_hooks.job_terminated(job):
-                process.kill()
-                reason = "terminated"
-            elif timeout and time.monotonic() - started > timeout:
-                process.kill()
-                reason = "Job attempt duration exceeded timeout"
-            self._flush(stream, lines, lines_lock)
-            time.sleep(0.1)
-        reader.join(timeout=5)
-        self._flush(stream, lines, lines_lock)
-        code = process.returncode
-        if reason is None and code != 0:
-            reason = "Essential container in task exited"
-        return (code if code >= 0 else 137), reason
-
-    def _flush(self, stream: str, lines: list[str], lock: threading.Lock) -> None:
-        with lock:
-            batch, lines[:] = lines[:], []
-        if batch:
-            now = int(time.time() * 1000)
-            self.logs.put_log_events(
-                logGroupName=LOG_GROUP,
-                logStreamName=stream,
-                logEvents=[{"timestamp": now, "message": line} for line in batch],
-            )
+            self.shared.quiet.value = 0
 
 
 def _cold_start() -> None:
@@ -355,6 +269,9 @@ def _cold_start() -> None:
 class LocalRuntime:
     """Start with ``with LocalRuntime() as rt:``; ``rt.outputs`` has the stack's outputs."""
 
+    lambdas: Lambdas
+    executor: ExecutorState
+
     def __init__(
         self,
         *,
@@ -372,12 +289,13 @@ class LocalRuntime:
         self.job_environment = job_environment or {}
         self.fast_redelivery = fast_redelivery
         self.stopping = threading.Event()
-        self.images: dict[str, LocalImage] = {}
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.github = LocalGitHub(bot_login="modelrun[bot]")
-        self.server: ThreadedMotoServer | None = None
+        self.aws: multiprocessing.process.BaseProcess | None = None
         self.pollers: list[SqsPoller] = []
+        # Called with (job name, status, time.monotonic()) as the executor sets each status.
+        self.batch_state_listeners: list[Callable[[str, str, float], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -390,43 +308,27 @@ class LocalRuntime:
     def start(self) -> None:
         self._saved_environ = dict(os.environ)
         _cold_start()
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "MOTO_PORT": str(self.port),  # the state machine interpreter calls back here
-            }
+        os.environ.update(aws_process.aws_environment(self.endpoint))
+        self.invoke_endpoint = InvokeEndpoint(lambda: getattr(self, "lambdas", None))
+        # spawn, not fork: this process may run threads (a test's, an earlier runtime's).
+        ctx = multiprocessing.get_context("spawn")
+        self.shared = aws_process.Shared.make(ctx)
+        settings = aws_process.Settings(
+            port=self.port,
+            lambda_url=self.invoke_endpoint.url,
+            batch_delay_seconds=self.batch_delay_seconds,
+            job_environment=self.job_environment,
         )
-        moto_hooks.serialise_requests()
-        moto_hooks.reuse_state_machine_work()
-        moto_hooks.write_dynamodb_items_directly()
-        moto_hooks.keep_deep_queues_cheap()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        # moto names each resource type its CloudFormation skips; stack.py handles those.
-        logging.getLogger("moto").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-        # moto keeps its state per process: a runtime starts from an empty account.
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        requests.post(
-            f"{self.endpoint}/moto-api/config",
-            json={
-                "batch": {"use_docker": False},
-                "lambda": {"use_docker": False},
-                "stepfunctions": {"execute_state_machine": True},
-            },
-            timeout=10,
-        ).raise_for_status()
-        # Batch jobs keep the status the executor gives them (moto would otherwise advance it).
-        requests.post(
-            f"{self.endpoint}/moto-api/state-manager/set-transition",
-            json={"model_name": "batch::job", "transition": {"progression": "manual", "times": 10**9}},
-            timeout=10,
-        ).raise_for_status()
+        self.aws = ctx.Process(
+            target=aws_process.serve, args=(settings, self.shared), name="modelrun-local-aws", daemon=True
+        )
+        self.aws.start()
+        deadline = time.monotonic() + 120
+        while not self.shared.ready.wait(0.2):
+            if not self.aws.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the local AWS process did not start (exit code {self.aws.exitcode})")
+        self.executor = ExecutorState(self.shared)
+        threading.Thread(target=self._relay_batch_states, daemon=True, name="batch-states").start()
         self.github.start()
         parameters = {
             "GitHubRepository": self.repository,
@@ -439,9 +341,6 @@ class LocalRuntime:
         self._configure_secret()
         self._apply_function_environment()
         self.lambdas = Lambdas(self.stack)
-        self.executor = BatchExecutor(self)
-        moto_hooks.route_lambda_invokes(self.lambdas.route)
-        moto_hooks.take_over_batch_jobs(self.executor.accept)
         if self.fast_redelivery:
             self._shorten_visibility()
         for mapping in self.stack.event_sources:
@@ -453,16 +352,31 @@ class LocalRuntime:
         self.stopping.set()
         for poller in self.pollers:
             poller.join(timeout=5)
-        if hasattr(self, "executor"):
-            self.executor.pool.shutdown(wait=False, cancel_futures=True)
-        moto_hooks.restore()
+        if self.aws is not None:
+            self.shared.stop.set()
+            self.aws.join(timeout=10)
+            if self.aws.is_alive():
+                self.aws.kill()
+                self.aws.join(timeout=5)
+        if hasattr(self, "invoke_endpoint"):
+            self.invoke_endpoint.shutdown()
+            self.invoke_endpoint.server_close()
         self.github.stop()
-        if self.server:
-            self.server.stop()
         # Leave the process as it was: later code (or tests) must not reach a stopped endpoint.
         os.environ.clear()
         os.environ.update(self._saved_environ)
         _cold_start()
+
+    def _relay_batch_states(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                name, status, at = self.shared.states.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            for listener in list(self.batch_state_listeners):
+                listener(name, status, at)
 
     # -- what moto can't do from the template alone -----------------------------------------
     def _create_executing_state_machine(self) -> None:
@@ -519,7 +433,10 @@ class LocalRuntime:
 
     # -- helpers for the demo, the CLI and the tests -----------------------------------------
     def push_image(self, directory: Path, tag: str, python: Path | None = None) -> str:
-        """Like `docker build && docker push`: an ECR image whose digest maps to ``directory``."""
+        """Like `docker build && docker push`: an ECR image whose manifest names ``directory``.
+
+        The executor runs the job's command there, with ``python`` (the directory's own
+        ``.venv`` if it has one, else this interpreter) standing in for the image's."""
         ecr = boto3.client("ecr")
         repository = self.stack.outputs["ModelRepositoryUri"]
         name = repository.split("/", 1)[1]
@@ -528,23 +445,29 @@ class LocalRuntime:
         for path in files:
             digest_source.update(str(path.relative_to(directory)).encode())
             digest_source.update(path.read_bytes())
+        if python is None:
+            own = directory / ".venv" / "bin" / "python"
+            python = own if own.exists() else Path(sys.executable)
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
-                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {"digest": f"sha256:{digest_source.hexdigest()}", "size": 0},
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": f"sha256:{digest_source.hexdigest()}",
+                    "size": 0,
+                },
                 "layers": [],
+                "annotations": {
+                    aws_process.ANNOTATION_DIRECTORY: str(directory.resolve()),
+                    aws_process.ANNOTATION_PYTHON: str(python),
+                },
             }
         )
         # The digest is the manifest's sha256, as a registry computes it (moto doesn't).
         digest = f"sha256:{hashlib.sha256(manifest.encode()).hexdigest()}"
         ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
-        uri = f"{repository}@{digest}"
-        if python is None:
-            own = directory / ".venv" / "bin" / "python"
-            python = own if own.exists() else Path(sys.executable)
-        self.images[uri] = LocalImage(directory=directory, python=python)
-        return uri
+        return f"{repository}@{digest}"
 
     def wait_until_idle(self, timeout: float = 120.0, settle: float = 0.5) -> None:
         """Until every queue is drained, no job runs and no execution is running."""

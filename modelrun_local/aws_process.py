@@ -1,0 +1,305 @@
+"""The AWS side of the local stack, in a process of its own: moto's server, the hooks of
+``moto_hooks``, and the Batch executor.
+
+AWS is somewhere else for the handlers, and here it is too: the runtime's process (pollers,
+handlers, the local GitHub) and this one each get a core, and talk only as they would in AWS:
+the handlers call moto's server over HTTP, and the state machine's Lambda tasks reach the
+handlers over HTTP through the runtime's invoke endpoint (Lambda's Invoke API, in effect).
+Besides that the two processes share a few counters (jobs active, jobs run), a switch (finish
+jobs quietly, for the submit benchmark) and a queue of the executor's state changes, so that
+benchmarks can time them.
+
+A pushed image names its local directory and interpreter in its manifest's annotations
+(``LocalRuntime.push_image``); the executor reads them back through ECR's API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import subprocess
+import threading
+import time
+import traceback
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import requests
+
+REGION = "us-east-1"
+LOG_GROUP = "/aws/batch/job"
+ANNOTATION_DIRECTORY = "org.modelrun.local.directory"
+ANNOTATION_PYTHON = "org.modelrun.local.python"
+ERROR_HEADER = "X-Amz-Function-Error"
+
+
+@dataclass
+class Shared:
+    """What the two processes share. Made by the runtime before the AWS process starts."""
+
+    ready: Any
+    stop: Any
+    active: Any  # jobs accepted and not yet finished
+    jobs_run: Any
+    quiet: Any  # finish jobs at once as SUCCEEDED, with no process and no events
+    states: Any  # (job name, status, time.monotonic()) for each state the executor sets
+
+    @classmethod
+    def make(cls, ctx: SpawnContext) -> Shared:
+        return cls(
+            ready=ctx.Event(),
+            stop=ctx.Event(),
+            active=ctx.Value("i", 0),
+            jobs_run=ctx.Value("i", 0),
+            quiet=ctx.Value("b", 0),
+            states=ctx.Queue(),
+        )
+
+
+@dataclass
+class Settings:
+    port: int
+    lambda_url: str  # the runtime's invoke endpoint: POST {lambda_url}/{function}
+    batch_delay_seconds: float = 0.0
+    job_environment: dict[str, str] = field(default_factory=dict)
+    workers: int = 4
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+class BatchExecutor:
+    """Runs submitted Batch jobs as local processes and reports their state changes."""
+
+    def __init__(self, settings: Settings, shared: Shared, endpoint: str) -> None:
+        self.settings = settings
+        self.shared = shared
+        self.endpoint = endpoint
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="batch-job")
+        self.events = boto3.client("events", region_name=REGION)
+        self.logs = boto3.client("logs", region_name=REGION)
+        self.ecr = boto3.client("ecr", region_name=REGION)
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+            self.logs.create_log_group(logGroupName=LOG_GROUP)
+
+    def accept(self, job: Any) -> None:
+        """Called inside moto's SubmitJob: the job starts on a worker, SubmitJob returns at once."""
+        from modelrun_local import moto_hooks
+
+        if self.shared.quiet.value:
+            moto_hooks.set_job_status(job, "SUCCEEDED")
+            with self.shared.jobs_run.get_lock():
+                self.shared.jobs_run.value += 1
+            return
+        with self.shared.active.get_lock():
+            self.shared.active.value += 1
+        self.pool.submit(self._run, job)
+
+    def emit(self, job: Any, status: str) -> None:
+        from modelrun_local import moto_hooks
+
+        moto_hooks.set_job_status(job, status)
+        self.shared.states.put((str(job.job_name), status, time.monotonic()))
+        detail = moto_hooks.describe_job(job)
+        detail["status"] = status
+        response = self.events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.batch",
+                    "DetailType": "Batch Job State Change",
+                    "Detail": json.dumps(detail),
+                    "Resources": [detail.get("jobArn", "")],
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents failed: {response}")
+
+    def _run(self, job: Any) -> None:
+        from modelrun_local import moto_hooks
+
+        try:
+            time.sleep(self.settings.batch_delay_seconds)
+            for status in ("RUNNABLE", "STARTING"):
+                if moto_hooks.job_terminated(job):
+                    break
+                self.emit(job, status)
+            if moto_hooks.job_terminated(job):
+                moto_hooks.job_stopped(job, None, None)
+                self.emit(job, "FAILED")
+                return
+            moto_hooks.job_started(job)
+            self.emit(job, "RUNNING")
+            exit_code, reason = self._execute(job)
+            moto_hooks.job_stopped(job, exit_code, reason)
+            self.emit(job, "SUCCEEDED" if exit_code == 0 else "FAILED")
+        except Exception:
+            if not self.shared.stop.is_set():  # a job cut short by stop() is expected
+                traceback.print_exc()
+        finally:
+            with self.shared.active.get_lock():
+                self.shared.active.value -= 1
+            with self.shared.jobs_run.get_lock():
+                self.shared.jobs_run.value += 1
+
+    def local_image(self, uri: str) -> tuple[Path, str] | None:
+        """(directory, python) from the image's manifest annotations, or None if not pushed here."""
+        repository, _, reference = uri.partition("/")[2].partition("@")
+        image_id = {"imageDigest": reference} if reference else {"imageTag": repository.partition(":")[2]}
+        name = repository.partition(":")[0]
+        try:
+            images = self.ecr.batch_get_image(repositoryName=name, imageIds=[image_id])["images"]  # type: ignore[list-item]
+        except self.ecr.exceptions.RepositoryNotFoundException:
+            return None
+        for image in images:
+            annotations = json.loads(image.get("imageManifest", "{}")).get("annotations", {})
+            if ANNOTATION_DIRECTORY in annotations:
+                return Path(annotations[ANNOTATION_DIRECTORY]), str(annotations.get(ANNOTATION_PYTHON, "python3"))
+        return None
+
+    def _execute(self, job: Any) -> tuple[int, str | None]:
+        from modelrun_local import moto_hooks
+
+        container = moto_hooks.job_container(job)
+        image = self.local_image(container["image"])
+        if image is None:
+            return 1, f"CannotPullContainerError: {container['image']} is not a pushed local image"
+        directory, python = image
+        command = list(container["command"]) or ["python", "-m", "avm"]
+        if command[0] in ("python", "python3"):
+            command[0] = python
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", str(directory)),
+            **aws_environment(self.endpoint),
+            **container["environment"],
+            **self.settings.job_environment,
+        }
+        stream = moto_hooks.job_log_stream(job)
+        self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        timeout = (getattr(job, "timeout", None) or {}).get("attemptDurationSeconds")
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command,
+            cwd=directory,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        reason: str | None = None
+        lines: list[str] = []
+        lines_lock = threading.Lock()
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                with lines_lock:
+                    if line.strip():  # the awslogs driver drops empty lines; CloudWatch rejects them
+                        lines.append(line.rstrip("\n"))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        while process.poll() is None:
+            if moto_hooks.job_terminated(job):
+                process.kill()
+                reason = "terminated"
+            elif timeout and time.monotonic() - started > timeout:
+                process.kill()
+                reason = "Job attempt duration exceeded timeout"
+            self._flush(stream, lines, lines_lock)
+            time.sleep(0.05)
+        reader.join(timeout=5)
+        self._flush(stream, lines, lines_lock)
+        code = process.returncode
+        if reason is None and code != 0:
+            reason = "Essential container in task exited"
+        return (code if code >= 0 else 137), reason
+
+    def _flush(self, stream: str, lines: list[str], lock: threading.Lock) -> None:
+        with lock:
+            batch, lines[:] = lines[:], []
+        if batch:
+            now = int(time.time() * 1000)
+            self.logs.put_log_events(
+                logGroupName=LOG_GROUP,
+                logStreamName=stream,
+                logEvents=[{"timestamp": now, "message": line} for line in batch],
+            )
+
+
+def _invoke_over_http(lambda_url: str) -> Any:
+    """The state machine's Lambda tasks, sent to the runtime's invoke endpoint."""
+
+    def route(name: str, payload: bytes) -> tuple[bytes, str | None]:
+        response = requests.post(f"{lambda_url}/{quote(name, safe='')}", data=payload, timeout=900)
+        if response.status_code != 200:
+            error = {"errorType": "ServiceException", "errorMessage": response.text[:500]}
+            return json.dumps(error).encode(), "ServiceException"
+        return response.content, response.headers.get(ERROR_HEADER)
+
+    return route
+
+
+def serve(settings: Settings, shared: Shared) -> None:
+    """The AWS process: runs until ``shared.stop`` is set (or the runtime's process is gone)."""
+    endpoint = f"http://127.0.0.1:{settings.port}"
+    os.environ.update(aws_environment(endpoint))
+    os.environ["MOTO_PORT"] = str(settings.port)  # the state machine interpreter calls back here
+    from moto.server import ThreadedMotoServer
+
+    from modelrun_local import moto_hooks
+
+    moto_hooks.serialise_requests()
+    moto_hooks.reuse_state_machine_work()
+    moto_hooks.write_dynamodb_items_directly()
+    moto_hooks.keep_deep_queues_cheap()
+    moto_hooks.keep_connections_alive()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto names each resource type its CloudFormation skips; stack.py handles those.
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.port, verbose=False)
+    server.start()
+    requests.post(
+        f"{endpoint}/moto-api/config",
+        json={
+            "batch": {"use_docker": False},
+            "lambda": {"use_docker": False},
+            "stepfunctions": {"execute_state_machine": True},
+        },
+        timeout=10,
+    ).raise_for_status()
+    # Batch jobs keep the status the executor gives them (moto would otherwise advance it).
+    requests.post(
+        f"{endpoint}/moto-api/state-manager/set-transition",
+        json={"model_name": "batch::job", "transition": {"progression": "manual", "times": 10**9}},
+        timeout=10,
+    ).raise_for_status()
+    moto_hooks.route_lambda_invokes(_invoke_over_http(settings.lambda_url))
+    executor = BatchExecutor(settings, shared, endpoint)
+    moto_hooks.take_over_batch_jobs(executor.accept)
+    shared.ready.set()
+    parent = multiprocessing.parent_process()
+    while not shared.stop.wait(0.5):
+        if parent is not None and not parent.is_alive():
+            break
+    executor.pool.shutdown(wait=False, cancel_futures=True)
+    server.stop()
