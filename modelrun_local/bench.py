@@ -1,7 +1,8 @@
 """Benchmarks of the pipeline on the embedded local stack: ``python -m modelrun_local.bench``.
 
-What it measures, and how (all times are ``time.monotonic()`` in this process, which hosts the
-whole stack: moto's server, the pollers, the Batch executor, the handlers and the local GitHub):
+What it measures, and how (all times are ``time.monotonic()``, one clock for the machine: this
+process hosts the pollers, the handlers and the local GitHub; the AWS process moto's server and
+the Batch executor, which reports each status it sets with its time):
 
 - **Overhead per run** (runs one after another, a no-op model: ``python -c`` writes a valid
   ``metrics.json`` by one HTTP PUT, no imports beyond the standard library):
@@ -9,7 +10,7 @@ whole stack: moto's server, the pollers, the Batch executor, the handlers and th
   ``after-call.batch.SubmitJob`` event in the submit handler's own client (registered on boto3's
   default session before the handler's clients exist: no patching of the handler);
   (b) *terminal state -> PR comment written*: from the moment the executor sets the job's
-  terminal status and emits the Batch event (``BatchExecutor.emit`` wrapped in this process) to
+  terminal status and emits the Batch event (the executor's report of that instant) to
   the moment the local GitHub has applied the comment edit (its request log is timed here), and
   to the commit status (the report's last GitHub call).
 - **Polling baseline, side by side**: a thread calls ``batch.describe_jobs`` for every submitted

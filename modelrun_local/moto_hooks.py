@@ -4,7 +4,7 @@ moto offers no public extension point for these, so each hook has one smoke test
 (tests/integration/test_moto_hooks.py) that fails loudly when an upgrade moves the internals.
 
 - Lambda invokes without Docker are served by ``LambdaSimpleBackend.invoke``: route them to the
-  real handler in-process, and report a raised exception the way AWS does
+  real handler (through the runtime's invoke endpoint), and report a raised exception the way AWS does
   (``x-amz-function-error: Unhandled`` and a payload with ``errorType``/``errorMessage``), so the
   state machine's Retry and Catch match on the exception's name.
 - A submitted Batch job is marked finished at once in ``BatchSimpleBackend._mark_job_as_finished``:
