@@ -33,3 +33,36 @@ def test_polling_delay_model() -> None:
     # A long model: half the running interval on average; a short one is often caught while starting.
     assert bench.expected_polling_delay(10_000, 60, 300) == pytest.approx(150, abs=1)
     assert bench.expected_polling_delay(18, 60, 300) == pytest.approx(0.3 * 291 + 0.7 * 21, abs=1)
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_run_request_is_reported_as_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The throughput check counts what reached Batch: a request that never arrives is caught."""
+    real_client = bench.boto3.client
+    dropped: list[str] = []
+
+    class LosingSqs:
+        def __init__(self, client: object) -> None:
+            self.client = client
+
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> object:
+            if not dropped:
+                dropped.append(Entries[0]["MessageBody"])
+                Entries = Entries[1:]  # the first message is lost on the way
+            return self.client.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.client, name)
+
+    def client(service: str, *args: object, **kwargs: object) -> object:
+        made = real_client(service, *args, **kwargs)  # type: ignore[call-overload]
+        return LosingSqs(made) if service == "sqs" else made
+
+    with bench.Probe() as probe, bench.noop_image_dir() as image_dir, bench.local_stack(probe) as (runtime, timed):
+        image = runtime.push_image(image_dir, tag="bench-noop")
+        monkeypatch.setattr(bench.boto3, "client", client)
+        results = bench.throughput_phase(runtime, probe, timed, image, requests=4, prs=2, dup=0.0)
+
+    assert dropped
+    assert any("(lost)" in problem for problem in results["problems"]), results["problems"]
+    assert results["batch_jobs_created"] == 3
