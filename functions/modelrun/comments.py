@@ -25,6 +25,15 @@ class CommentBusy(Exception):
     """Another writer holds the claim to create this PR's comment: try again shortly."""
 
 
+def runs_for_comment(record: RunRecord, listed: list[RunRecord]) -> list[RunRecord]:
+    """The PR's runs, newest first, with this run's entry as fresh as either source has it:
+    the caller's record, unless the listing holds a later write (another event moved the run
+    on meanwhile). The index may also lag and miss the run altogether."""
+    newer = [r for r in listed if r.run_id == record.run_id and r.updated_at > record.updated_at]
+    runs = [newer[0] if newer else record, *(r for r in listed if r.run_id != record.run_id)]
+    return sorted(runs, key=lambda r: r.created_at, reverse=True)
+
+
 def refresh(
     table: RunsTable, record: RunRecord, runs_ahead: int | None = None, pr_runs: list[RunRecord] | None = None
 ) -> bool:
@@ -33,9 +42,7 @@ def refresh(
     ``pr_runs``: the PR's runs when the caller has just read them (saves a query)."""
     if record.pr_number is None or record.pr_key is None:
         return False  # a dispatch on a branch has no PR: the commit status carries the result
-    listed = table.runs_of_pr(record.pr_key) if pr_runs is None else pr_runs
-    # The index is eventually consistent: this run's own record is the fresh one.
-    runs = sorted([record, *(r for r in listed if r.run_id != record.run_id)], key=lambda r: r.created_at, reverse=True)
+    runs = runs_for_comment(record, table.runs_of_pr(record.pr_key) if pr_runs is None else pr_runs)
     body = render_comment(runs, runs_ahead if runs[0].run_id == record.run_id else None)
     state = table.comment_state(record.pr_key)
     sha = body_sha(body)

@@ -1,19 +1,17 @@
 """The AWS adapters' own choices: how a record is stored, and how the queue ahead is counted.
 
-DynamoDB is moto in-process (``mock_aws``); Batch is botocore's Stubber, which checks the exact
+DynamoDB is moto in this process (the ``aws`` fixture); Batch is botocore's Stubber, which checks the exact
 request the adapter sends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from modelrun.adapters import aws
 from modelrun.adapters.aws import RunsTable
@@ -25,20 +23,14 @@ from tests.unit.test_domain import metrics_report, record
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunsTable]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="runs",
-            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield RunsTable("runs")
+def table(aws: None) -> RunsTable:
+    boto3.client("dynamodb").create_table(
+        TableName="runs",
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return RunsTable("runs")
 
 
 def raw(table: RunsTable, run_id: str) -> dict[str, Any]:

@@ -463,3 +463,16 @@ def test_sqs_records_from_the_local_poller_have_lambdas_shape() -> None:
     produced = SqsPoller.record(poller, message)  # type: ignore[arg-type]
     assert set(produced) == set(documented)
     assert produced == documented
+
+
+def test_the_comment_shows_each_run_as_fresh_as_it_was_last_written() -> None:
+    from modelrun.comments import runs_for_comment
+
+    older = record(RunStatus.SUCCEEDED, req=request(head_sha="0" * 40), created_at="2026-01-01T00:00:00.000Z")
+    submitted = record(RunStatus.SUBMITTED, updated_at="2026-01-02T00:00:01.000Z")
+    running = submitted.model_copy(update={"status": RunStatus.RUNNING, "updated_at": "2026-01-02T00:00:02.000Z"})
+    # The submit handler still holds SUBMITTED while the listing already says RUNNING: RUNNING wins.
+    assert [r.status for r in runs_for_comment(submitted, [running, older])] == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
+    # The listing lags behind the caller's write, or misses the run: the caller's record wins.
+    assert [r.status for r in runs_for_comment(running, [submitted, older])] == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
+    assert [r.run_id for r in runs_for_comment(running, [older])] == [running.run_id, older.run_id]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.dynamodb.responses import DynamoResult
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
@@ -37,17 +35,6 @@ ITEMS: list[dict[str, Any]] = [
     {"pk": "run#1", "sk": 2, "report": '{"metrics":{"rmse":1.5}}', "status": "SUCCEEDED"},
     {"pk": "run#2", "sk": 1, "status": "RUNNING"},
 ]
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
 
 
 def dynamodb_answers() -> list[Any]:
