@@ -697,6 +697,9 @@ def throughput_phase(
     if executions != reported:
         problems.append(f"{executions} report executions for {reported} reported (SUCCEEDED/FAILED) runs")
 
+    received_again: Counter[str] = Counter()
+    for poller in runtime.pollers:
+        received_again[poller.mapping.function] += poller.redelivered
     unique = len(expected)
     gh = github_breakdown(github_requests)
     return {
@@ -725,6 +728,7 @@ def throughput_phase(
         "submit_failures_redelivered": sum(
             p.failures for p in runtime.pollers if p.mapping.function == "SubmitFunction"
         ),
+        "messages_received_again": received_again,
         "problems": problems,
     }
 
@@ -1041,9 +1045,9 @@ def parse(argv: list[str] | None) -> Options:
         prs=args.prs or (8 if quick else 200),
         duplicates=args.duplicates,
         poll_interval=args.poll_interval,
-        singles=5 if quick else 60,
-        batches=2 if quick else 20,
-        import_repeats=1 if quick else 5,
+        singles=5 if quick else 30,
+        batches=2 if quick else 10,
+        import_repeats=1 if quick else 3,
         build=not quick,
         zipped=not quick,
         enqueue_repeats=1 if quick else 5,

@@ -129,6 +129,7 @@ class SqsPoller(threading.Thread):
         self.queue_url = self.sqs.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
         self.busy = False
         self.failures = 0
+        self.redelivered = 0  # messages received again (a failure, or the visibility timeout ran out)
 
     def record(self, message: Any) -> dict[str, Any]:
         # Shaped as `sam local generate-event sqs receive-message` makes them.
@@ -173,6 +174,7 @@ class SqsPoller(threading.Thread):
             time.sleep(0.05)
             return
         self.busy = True
+        self.redelivered += sum(1 for m in messages if int(m["Attributes"].get("ApproximateReceiveCount", 1)) > 1)
         try:
             event = {"Records": [self.record(m) for m in messages]}
             result, error = self.runtime.lambdas.invoke(self.mapping.function, event)
