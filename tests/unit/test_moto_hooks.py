@@ -167,3 +167,42 @@ def test_deep_queues_keep_the_retention_rule_and_eventbridge_its_routing(aws: No
         assert all(json.loads(b)["source"] == "aws.batch" for b in bodies)
     finally:
         moto_hooks.restore()
+
+
+def test_table_items_sorted_by_plain_values_come_in_moto_s_own_order(aws: None) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName="numbers",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName="strings",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for pk in ("b", "a", "B", "comment#x", "run-10", "run-9", "é"):
+        client.put_item(TableName="strings", Item={"pk": {"S": pk}})
+        for sk in ("10", "9", "-1.5", "100", "0.25"):  # numbers sort as numbers, not as text
+            client.put_item(TableName="numbers", Item={"pk": {"S": pk}, "sk": {"N": sk}})
+    tables = dynamodb_backends["123456789012"]["us-east-1"].tables
+
+    def keys(table: Any) -> list[Any]:
+        return [(i.hash_key.value, i.range_key.value if i.range_key else None) for i in table.all_items()]
+
+    by_moto = {name: keys(tables[name]) for name in ("numbers", "strings")}
+    moto_hooks.sort_table_items_by_plain_values()
+    try:
+        assert Table.all_items is not moto_hooks._original_all_items
+        assert {name: keys(tables[name]) for name in ("numbers", "strings")} == by_moto
+    finally:
+        moto_hooks.restore()
+    assert by_moto["numbers"][:5] == [("B", "-1.5"), ("B", "0.25"), ("B", "9"), ("B", "10"), ("B", "100")]
