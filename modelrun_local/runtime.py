@@ -40,7 +40,7 @@ from modelrun_local import aws_process
 from modelrun_local.github_server import LocalGitHub
 from modelrun_local.stack import ROOT, EventSourceMapping, Stack, deploy
 
-REGION = "us-east-1"
+REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
 LOG_GROUP = aws_process.LOG_GROUP
 
