@@ -270,7 +270,6 @@ def serve(settings: Settings, shared: Shared) -> None:
     moto_hooks.serialise_requests()
     moto_hooks.reuse_state_machine_work()
     moto_hooks.write_dynamodb_items_directly()
-    moto_hooks.sort_table_items_by_plain_values()
     moto_hooks.keep_deep_queues_cheap()
     moto_hooks.keep_connections_alive()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -41,8 +41,6 @@ from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.core.responses import ActionContext, ActionResult
 from moto.core.utils import unix_time
-from moto.dynamodb.models.dynamo_type import Item
-from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.sqs.models import Message, SQSBackend
@@ -63,7 +61,6 @@ _original_parse = AmazonStateLanguageParser.parse
 _original_task_clients = {m: m.boto_client_for for m in (lambda_eval_utils, state_task_service_sns)}
 _original_dynamo_result = DynamoResult.execute_result
 _original_retention_check = SQSBackend.is_message_valid_based_on_retention_period
-_original_all_items = Table.all_items
 _original_jsonpath_parse = jsonpath_ng.ext.parse  # type: ignore[attr-defined]
 _one_at_a_time = threading.Lock()
 # Their results are items, keys and counts: already what goes on the wire.
@@ -122,22 +119,6 @@ def keep_deep_queues_cheap() -> None:
     setattr(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=64)(_original_jsonpath_parse))  # noqa: B010
 
 
-def sort_table_items_by_plain_values() -> None:
-    def all_items(self: Table) -> list[Item]:
-        items: list[Item] = []
-        for hash_set in self.items.values():
-            if self.range_key_attr:
-                items.extend(hash_set.values())
-            else:
-                items.append(hash_set)  # type: ignore[arg-type]
-        return sorted(
-            items,
-            key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value) if x.range_key else x.hash_key.cast_value,
-        )
-
-    Table.all_items = all_items  # type: ignore[method-assign]
-
-
 def write_dynamodb_items_directly() -> None:
     def execute_result(self: DynamoResult, context: ActionContext) -> Any:
         if context.operation_model.name not in DYNAMODB_WIRE_FORM_OPERATIONS:
@@ -185,7 +166,6 @@ def restore() -> None:
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
     DynamoResult.execute_result = _original_dynamo_result  # type: ignore[method-assign]
-    Table.all_items = _original_all_items  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = _original_retention_check  # type: ignore[method-assign]
     setattr(jsonpath_ng.ext, "parse", _original_jsonpath_parse)  # noqa: B010
     AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
