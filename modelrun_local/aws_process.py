@@ -34,6 +34,9 @@ from urllib.parse import quote
 
 import boto3
 import requests
+from moto.server import ThreadedMotoServer
+
+from modelrun_local import moto_hooks
 
 REGION = "us-east-1"
 LOG_GROUP = "/aws/batch/job"
@@ -100,8 +103,6 @@ class BatchExecutor:
 
     def accept(self, job: Any) -> None:
         """Called inside moto's SubmitJob: the job starts on a worker, SubmitJob returns at once."""
-        from modelrun_local import moto_hooks
-
         if self.shared.quiet.value:
             moto_hooks.set_job_status(job, "SUCCEEDED")
             with self.shared.jobs_run.get_lock():
@@ -112,8 +113,6 @@ class BatchExecutor:
         self.pool.submit(self._run, job)
 
     def emit(self, job: Any, status: str) -> None:
-        from modelrun_local import moto_hooks
-
         moto_hooks.set_job_status(job, status)
         self.shared.states.put((str(job.job_name), status, time.monotonic()))
         detail = moto_hooks.describe_job(job)
@@ -132,8 +131,6 @@ class BatchExecutor:
             raise RuntimeError(f"PutEvents failed: {response}")
 
     def _run(self, job: Any) -> None:
-        from modelrun_local import moto_hooks
-
         try:
             time.sleep(self.settings.batch_delay_seconds)
             for status in ("RUNNABLE", "STARTING"):
@@ -174,8 +171,6 @@ class BatchExecutor:
         return None
 
     def _execute(self, job: Any) -> tuple[int, str | None]:
-        from modelrun_local import moto_hooks
-
         container = moto_hooks.job_container(job)
         image = self.local_image(container["image"])
         if image is None:
@@ -263,10 +258,6 @@ def serve(settings: Settings, shared: Shared) -> None:
     endpoint = f"http://127.0.0.1:{settings.port}"
     os.environ.update(aws_environment(endpoint))
     os.environ["MOTO_PORT"] = str(settings.port)  # the state machine interpreter calls back here
-    from moto.server import ThreadedMotoServer
-
-    from modelrun_local import moto_hooks
-
     moto_hooks.serialise_requests()
     moto_hooks.reuse_state_machine_work()
     moto_hooks.write_dynamodb_items_directly()

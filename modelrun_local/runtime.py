@@ -203,14 +203,12 @@ class InvokeEndpoint(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, lambdas: Callable[[], Lambdas | None]) -> None:
-        runtime_lambdas = lambdas
-
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
                 payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                target = runtime_lambdas()
+                target = lambdas()
                 if target is None:
                     self.send_error(503, "the stack's functions are not loaded yet")
                     return
@@ -283,7 +281,6 @@ class LocalRuntime:
         batch_delay_seconds: float = 0.0,
         job_environment: dict[str, str] | None = None,
         fast_redelivery: bool = True,
-        pollers_per_queue: int = 1,
     ) -> None:
         self.stack_name = stack_name
         self.repository = repository
@@ -291,7 +288,6 @@ class LocalRuntime:
         self.batch_delay_seconds = batch_delay_seconds
         self.job_environment = job_environment or {}
         self.fast_redelivery = fast_redelivery
-        self.pollers_per_queue = pollers_per_queue
         self.stopping = threading.Event()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -351,10 +347,9 @@ class LocalRuntime:
             # Lambda polls with up to MaximumConcurrency batches at once. Locally one poller per
             # queue is the fastest: a 1,000-run burst took 316 s with one, 341 s with three
             # (the AWS process is the bottleneck, and more writers meet more contention).
-            for _ in range(min(mapping.maximum_concurrency, self.pollers_per_queue)):
-                poller = SqsPoller(self, mapping)
-                poller.start()
-                self.pollers.append(poller)
+            poller = SqsPoller(self, mapping)
+            poller.start()
+            self.pollers.append(poller)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -37,7 +37,6 @@ class EventSourceMapping:
     batch_size: int
     report_batch_item_failures: bool
     batching_window_seconds: int
-    maximum_concurrency: int  # Lambda polls with this many concurrent batches at most
 
 
 @dataclass
@@ -102,7 +101,6 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
                     batch_size=int(props.get("BatchSize", 10)),
                     report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                     batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
-                    maximum_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)),
                 )
             )
             del cfn["Resources"][logical_id]

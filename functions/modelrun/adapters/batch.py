@@ -117,7 +117,7 @@ class BatchJobs:
         """
         page = self.batch.list_jobs(jobQueue=job_queue, jobStatus="RUNNABLE", maxResults=RUNS_AHEAD_CAP)
         ahead = sum(1 for job in page.get("jobSummaryList", []) if job["jobId"] != own_job_id)
-        return RUNS_AHEAD_CAP if page.get("nextToken") else min(ahead, RUNS_AHEAD_CAP)
+        return RUNS_AHEAD_CAP if page.get("nextToken") else ahead
 
     def deregister_for_images(self, images: set[str]) -> int:
         count = 0

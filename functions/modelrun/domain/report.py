@@ -196,9 +196,12 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
     queue = "GPU" if record.compute == "gpu" else "CPU"
     text = f"{ICONS[status]} **{status.value}**"
     if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
-        ahead = "" if runs_ahead is None else f", {runs_ahead} run{'s' if runs_ahead != 1 else ''} ahead"
-        if runs_ahead is not None and runs_ahead >= RUNS_AHEAD_CAP:
+        if runs_ahead is None:
+            ahead = ""
+        elif runs_ahead >= RUNS_AHEAD_CAP:
             ahead = f", {RUNS_AHEAD_CAP}+ runs ahead"
+        else:
+            ahead = f", {runs_ahead} run{'s' if runs_ahead != 1 else ''} ahead"
         text += f" on the {queue} queue{ahead}"
     elif status in (RunStatus.STARTING, RunStatus.RUNNING):
         text += f" on {queue}" + (f" since {record.started_at[11:19]} UTC" if record.started_at else "")
