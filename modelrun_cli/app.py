@@ -133,9 +133,17 @@ def enqueue(
         return
     if not queue_url:
         raise typer.BadParameter("--queue-url (or MODELRUN_QUEUE_URL) is required unless --dry-run")
+    try:
+        # The evidence: this job's OIDC token, for the stack's audience (its queue's URL).
+        message = _enqueue.with_identity(message, _enqueue.oidc_token(os.environ, queue_url))
+    except _enqueue.TokenUnavailable as exc:
+        typer.echo(f"modelrun: {exc}; nothing sent", err=True)
+        _annotate("error", f"{exc}; nothing sent")
+        raise typer.Exit(1) from None
     message_id = _enqueue.send(message, queue_url)
     what = "cleanup request" if cleanup else "model run"
-    typer.echo(f"Queued the {what} (SQS message {message_id}):\n{message.model_dump_json(indent=2)}")
+    shown = message.model_dump_json(indent=2, exclude={"identity"})
+    typer.echo(f"Queued the {what} with its OIDC token (SQS message {message_id}):\n{shown}")
     _append_summary(_enqueue.summary_markdown(message, message_id))
 
 
@@ -190,7 +198,7 @@ def list_runs(
     where = "local" if target.local else target.region
     title = f"modelrun runs · stack {target.name} ({where})"
     if not chosen:
-        out.print(f"{title}: no runs" + (" match" if records else " yet"))
+        out.print(_views.plain(f"{title}: no runs" + (" match" if records else " yet")))
     else:
         out.print(_views.runs_table(chosen, positions, title))
     waiting: dict[str, int] = {}
@@ -253,17 +261,19 @@ def logs(
         if not record.log_stream:
             fail(f"run {record.run_id} has no log yet ({record.status.value}): try --follow", exit_code=1)
         for line in _runs.LogReader(logs_client, record.log_stream).read():
-            typer.echo(line)
+            typer.echo(_views.safe(line))  # the job's output: no escape sequences reach the terminal
         return
     record = _follow(table, logs_client, record, interval)
     _err().print(
         Text.assemble(
             "run ",
-            (record.run_id, "bold"),
+            (_views.safe(record.run_id), "bold"),
             " ended ",
             _views.status_text(record.status),
             f" (exit code {record.exit_code})" if record.exit_code is not None else "",
-            f": {record.status_reason}" if record.status_reason and record.status is not RunStatus.SUCCEEDED else "",
+            _views.plain(f": {record.status_reason}")
+            if record.status_reason and record.status is not RunStatus.SUCCEEDED
+            else "",
         )
     )
     if record.status is not RunStatus.SUCCEEDED:
@@ -276,7 +286,9 @@ def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
     console = _err()
 
     def line() -> Text:
-        text = Text.assemble((_runs.short_id(record.run_id), "bold"), " · ", _views.status_text(record.status))
+        text = Text.assemble(
+            (_views.safe(_runs.short_id(record.run_id)), "bold"), " · ", _views.status_text(record.status)
+        )
         took = _runs.elapsed_seconds(record)
         if took is not None:
             text.append(f" · {_views.duration(took)}")
@@ -294,13 +306,13 @@ def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
                 reader = _runs.LogReader(logs_client, record.log_stream)
             if reader is not None:
                 for text in reader.read():
-                    typer.echo(text)
+                    typer.echo(_views.safe(text))
             status.update(line())
             if record.status.terminal:
                 if reader is not None:  # the last lines may land just after the final status
                     time.sleep(min(interval, 0.5))
                     for text in reader.read():
-                        typer.echo(text)
+                        typer.echo(_views.safe(text))
                 return record
             time.sleep(interval)
 
@@ -325,15 +337,19 @@ def cancel(
     reason = _runs.cancel(target, table, record, _runs.whoami(target))
     out = _out()
     job = f" (job {record.job_id})" if record.job_id else " (no job yet)"
-    out.print(Text.assemble("Cancelling ", (record.run_id, "bold"), job, f": {reason}"))
+    out.print(Text.assemble("Cancelling ", (_views.safe(record.run_id), "bold"), _views.plain(f"{job}: {reason}")))
     if not wait:
         return
     with _err().status("waiting for Batch to stop the job…"):
         ended = _runs.wait_until_ended(table, record.run_id, timeout)
     if ended is None:
-        out.print(f"Still stopping after {timeout:g} s: `modelrun show {_runs.short_id(record.run_id)}` to check.")
+        out.print(
+            _views.plain(
+                f"Still stopping after {timeout:g} s: `modelrun show {_runs.short_id(record.run_id)}` to check."
+            )
+        )
         return
-    out.print(Text.assemble("Run ", (ended.run_id, "bold"), " is ", _views.status_text(ended.status)))
+    out.print(Text.assemble("Run ", (_views.safe(ended.run_id), "bold"), " is ", _views.status_text(ended.status)))
     if ended.status is not RunStatus.CANCELLED:
         raise typer.Exit(1)  # it ended otherwise first (finished, or was superseded)
 
@@ -361,8 +377,8 @@ def rerun(
     _out().print(
         Text.assemble(
             "Queued a rerun of ",
-            (record.run_id, "bold"),
-            f" as attempt {request.workflow.run_attempt} by {request.triggered_by}.\n",
+            (_views.safe(record.run_id), "bold"),
+            _views.plain(f" as attempt {request.workflow.run_attempt} by {request.triggered_by}.\n"),
             f"SQS message {message_id}; follow it with `modelrun runs",
             f" --pr {request.pr_number}`" if request.pr_number else "`",
             ".",

@@ -13,24 +13,30 @@ start a run (a fork PR, a draft, a closed PR) raise :class:`Skip`.
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 import boto3
 
-from modelrun.contracts import SCHEMA_VERSION, CleanupRequest, RunRequest
+from modelrun.contracts import SCHEMA_VERSION, CleanupRequest, Identity, RunRequest
 
 __all__ = [
     "MissingEnvironment",
     "Skip",
+    "TokenUnavailable",
     "build_cleanup",
     "build_request",
+    "oidc_token",
     "send",
     "summary_markdown",
+    "with_identity",
 ]
 
-RUN_EVENTS = ("pull_request", "workflow_dispatch")
+RUN_EVENTS = ("pull_request", "push", "workflow_dispatch")
 _SQS_HOST = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
@@ -56,15 +62,55 @@ def _repository(event: Mapping[str, Any], env: Mapping[str, str]) -> str:
     return str(repository)
 
 
-def _workflow_run(repository: str, env: Mapping[str, str]) -> dict[str, Any]:
+def _workflow_run(env: Mapping[str, str]) -> dict[str, Any]:
     run_id = _require(env, "GITHUB_RUN_ID")
     attempt = env.get("GITHUB_RUN_ATTEMPT", "").strip() or "1"
-    server = (env.get("GITHUB_SERVER_URL", "").strip() or "https://github.com").rstrip("/")
-    return {
-        "run_id": run_id,
-        "run_attempt": attempt,
-        "url": f"{server}/{repository}/actions/runs/{run_id}/attempts/{attempt}",
-    }
+    if not (run_id.isdigit() and attempt.isdigit()):
+        raise MissingEnvironment("GITHUB_RUN_ID and GITHUB_RUN_ATTEMPT must be numbers")
+    return {"run_id": int(run_id), "run_attempt": int(attempt)}
+
+
+def _branch(env: Mapping[str, str], event_name: str) -> str:
+    """The branch a push or dispatch ran on, from GITHUB_REF: a tag named "main" is not main."""
+    ref = _require(env, "GITHUB_REF")
+    if not ref.startswith("refs/heads/"):
+        raise Skip(f"Skipped: {event_name} runs start only on branches (refs/heads/…), not {ref}.")
+    return ref.removeprefix("refs/heads/")
+
+
+class TokenUnavailable(RuntimeError):
+    """The job could not get its OIDC token (no `permissions: id-token: write`?)."""
+
+
+def oidc_token(env: Mapping[str, str], audience: str, opener: Any = None) -> str:
+    """The job's GitHub OIDC token for ``audience``, as a GitHub Actions step gets one: GET
+    ``$ACTIONS_ID_TOKEN_REQUEST_URL&audience=…`` with ``$ACTIONS_ID_TOKEN_REQUEST_TOKEN``."""
+    url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "").strip()
+    bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "").strip()
+    if not url or not bearer:
+        raise TokenUnavailable(
+            "ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set: the job needs `permissions: id-token: write`"
+        )
+    if not url.startswith(("https://", "http://127.0.0.1:")):
+        raise TokenUnavailable("ACTIONS_ID_TOKEN_REQUEST_URL must be https")
+    separator = "&" if "?" in url else "?"
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        f"{url}{separator}{urllib.parse.urlencode({'audience': audience})}",
+        headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
+    )
+    try:
+        with (opener or urllib.request.urlopen)(request, timeout=10) as response:
+            value = json.load(response).get("value")
+    except (OSError, ValueError) as error:
+        raise TokenUnavailable(f"the OIDC token request failed: {error}") from error
+    if not isinstance(value, str) or not value:
+        raise TokenUnavailable("the OIDC token request returned no token")
+    return value
+
+
+def with_identity(message: RunRequest | CleanupRequest, token: str) -> RunRequest | CleanupRequest:
+    """The message with its evidence attached."""
+    return message.model_copy(update={"identity": Identity(oidc_token=token)})
 
 
 def _triggered_by(event: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
@@ -144,13 +190,12 @@ def build_request(
             "base_ref": base.get("ref"),
         }
         inputs: Mapping[str, Any] = {}
-    elif event_name == "workflow_dispatch":
-        inputs = event.get("inputs") or {}
-        ref_name = env.get("GITHUB_REF_NAME") or str(event.get("ref", "")).removeprefix("refs/heads/")
+    elif event_name in ("workflow_dispatch", "push"):
+        inputs = (event.get("inputs") or {}) if event_name == "workflow_dispatch" else {}
         fields = {
             "pr_number": None,
             "head_sha": _require(env, "GITHUB_SHA"),
-            "head_ref": ref_name,
+            "head_ref": _branch(env, event_name),
             "base_ref": (event.get("repository") or {}).get("default_branch"),
         }
     else:
@@ -167,7 +212,7 @@ def build_request(
             "note": _blank_to_none(note) if note is not None else _blank_to_none(inputs.get("note")),
             "triggered_by": _triggered_by(event, env),
             "event": event_name,
-            "workflow": _workflow_run(repository, env),
+            "workflow": _workflow_run(env),
         }
     )
 
@@ -187,7 +232,7 @@ def build_cleanup(event: dict[str, Any], env: Mapping[str, str]) -> CleanupReque
             "repository": repository,
             "pr_number": number,
             "triggered_by": _triggered_by(event, env),
-            "workflow": _workflow_run(repository, env),
+            "workflow": _workflow_run(env),
         }
     )
 
@@ -250,11 +295,9 @@ def summary_markdown(message: RunRequest | CleanupRequest, message_id: str | Non
             )
         after += " This workflow is done; the run continues on AWS Batch."
     rows += [
-        ("Triggered by", f"@{message.triggered_by}"),
-        (
-            "Workflow run",
-            f"[{message.workflow.run_id} attempt {message.workflow.run_attempt}]({message.workflow.url})",
-        ),
+        ("Triggered by", f"`{message.triggered_by}`"),
+        ("Workflow run", f"{message.workflow.run_id} attempt {message.workflow.run_attempt}"),
+        ("Identity", "OIDC token attached (verified by the backend)" if message.identity else "none"),
     ]
     if message_id:
         rows.append(("SQS message id", f"`{message_id}`"))

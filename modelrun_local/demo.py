@@ -21,25 +21,12 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
-from modelrun_cli.enqueue import build_request, send
 from modelrun_local.runtime import LOG_GROUP, LocalRuntime
 from modelrun_local.stack import ROOT
+from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
 MODEL_DIR = ROOT / "model_container"
-
-
-def actions_env(repository: str, run_id: int, sha: str, ref: str, actor: str) -> dict[str, str]:
-    """The variables GitHub Actions sets for the enqueue step."""
-    return {
-        "GITHUB_REPOSITORY": repository,
-        "GITHUB_RUN_ID": str(run_id),
-        "GITHUB_RUN_ATTEMPT": "1",
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_ACTOR": actor,
-        "GITHUB_SHA": sha,
-        "GITHUB_REF_NAME": ref,
-    }
 
 
 def pull_request_event() -> dict[str, Any]:
@@ -64,37 +51,45 @@ def run_flow(
     runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.stdout, pr_image: str | None = None
 ) -> dict[str, Any]:
     queue_url = runtime.outputs["RunRequestsQueueUrl"]
-    event = pull_request_event()
-    repository = event["repository"]["full_name"]
+    event = retarget(pull_request_event(), runtime.repository)
+    repository = runtime.repository
     pr = event["pull_request"]
     runtime.github.add_pull(
         repository, pr["number"], pr["head"]["sha"], pr["head"]["ref"], pr["base"]["ref"], pr["user"]["login"]
     )
 
-    # main first: the baseline the PR is compared with.
-    dispatch = {"repository": event["repository"], "inputs": {"compute": "cpu", "note": "nightly main"}}
-    main_sha = "0" * 39 + "1"
-    base = build_request(
-        "workflow_dispatch",
-        dispatch,
-        actions_env(repository, 9_000_001, main_sha, pr["base"]["ref"], "modelrun-nightly"),
-        image=image,
+    # main first: a merge to main ran the model (a push in main's environment): the baseline.
+    main_sha = pr["base"]["sha"]
+    main_job = branch_job(
+        runtime.github,
+        event["repository"],
+        "push",
+        branch=pr["base"]["ref"],
+        sha=main_sha,
+        run_id=9_000_001,
+        actor="modelrun-maintainer",
     )
-    out.write(f"→ main baseline run queued ({base.head_ref} @ {base.head_sha[:8]})\n")
-    send(base, queue_url)
+    base = main_job.request(image)
+    out.write(f"→ main baseline run queued ({base.head_ref} @ {base.head_sha[:8]}, push to main)\n")
+    main_job.send(base, queue_url)
     runtime.wait_until_idle(timeout=timeout)
 
-    request = build_request(
-        "pull_request",
-        event,
-        actions_env(repository, 9_000_002, pr["head"]["sha"], pr["head"]["ref"], pr["user"]["login"]),
-        image=pr_image or image,
-        note="num_leaves 63 -> 127: try a deeper tree",
+    job = pull_request_job(runtime.github, event, run_id=9_000_002)
+    request = job.request(pr_image or image, note="num_leaves 63 -> 127: try a deeper tree")
+    out.write(
+        f"→ PR #{request.pr_number} run queued ({request.head_ref} @ {request.head_sha[:8]}), "
+        "with the job's OIDC token\n"
     )
-    out.write(f"→ PR #{request.pr_number} run queued ({request.head_ref} @ {request.head_sha[:8]})\n")
     started = time.monotonic()
-    send(request, queue_url)
+    job.send(request, queue_url)
     runtime.wait_until_idle(timeout=timeout)
+    verified = RunsTable(runtime.outputs["RunsTableName"]).scan()
+    for record in verified:
+        if record.head_sha == request.head_sha:
+            out.write(
+                f"  verified: {record.repository} {record.event} in environment {record.environment}, "
+                f"PR #{record.pr_number} head {record.head_sha[:8]} (from the token and GitHub's API)\n"
+            )
     elapsed = time.monotonic() - started
     return {"request": request, "elapsed": elapsed, "repository": repository, "pr": pr["number"]}
 
@@ -131,15 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 100)
         s3 = boto3.client("s3")
         bucket = runtime.outputs["ResultsBucketName"]
-        prefix = f"runs/{pr_run.run_id}/"
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        results = pr_run.results_uri.removeprefix(f"s3://{bucket}/")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=results).get("Contents", [])]
+        report_key = f"reports/{pr_run.run_id}/report.html"
         print(f"Run {pr_run.run_id}: {pr_run.status.value} in {result['elapsed']:.1f} s from enqueue to comment")
-        print(f"Report and artifacts: s3://{bucket}/{prefix} ({len(keys)} objects)")
-        if f"{prefix}report.html" in keys:
+        print(f"Artifacts: s3://{bucket}/{results} ({len(keys)} objects; the prefix's random part is the run's own)")
+        try:
+            html = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            html = b""
+        if html:
             local = ROOT / ".modelrun" / "report.html"
             local.parent.mkdir(exist_ok=True)
-            local.write_bytes(s3.get_object(Bucket=bucket, Key=f"{prefix}report.html")["Body"].read())
-            print(f"  report.html copied to {local}")
+            local.write_bytes(html)
+            print(f"Report: s3://{bucket}/{report_key}, copied to {local}")
         stream = pr_run.log_stream
         print(f"Logs: CloudWatch Logs {LOG_GROUP} / {stream}")
         if stream:

@@ -48,6 +48,9 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from modelrun_local import oidc_issuer
+from modelrun_local.oidc_issuer import LocalIssuer
+
 __all__ = [
     "DESCRIPTION_PATH",
     "GitHubDescription",
@@ -72,6 +75,8 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("patch", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
+    ("get", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"),
+    ("get", "/repos/{owner}/{repo}"),
 )
 
 # GitHub's server URL in the description; requests are checked as if sent there.
@@ -333,6 +338,10 @@ class LocalGitHub:
         self._installation_tokens: dict[str, datetime] = {}
         self._faults: list[tuple[int, int | None]] = []
         self._rate_remaining = 5000
+        self._workflow_runs: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.default_branch = "main"
+        # GitHub Actions' OIDC issuer for the jobs started by actions_job().
+        self.issuer = LocalIssuer()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -342,6 +351,7 @@ class LocalGitHub:
         github_description()  # load before serving, so the first request is not the slow one
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.issuer.bind(self.url)
         # A short poll interval: shutdown() waits up to one interval, 0.5 s by default.
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -404,6 +414,173 @@ class LocalGitHub:
         with self._lock:
             return sum(1 for r in self.requests if r.write or not writes_only)
 
+    def actions_job(
+        self,
+        repository: str,
+        event_name: str,
+        *,
+        sha: str,
+        run_id: int,
+        actor: str,
+        environment: str | None,
+        run_attempt: int = 1,
+        ref: str | None = None,
+        pull_request: tuple[int, str, str, str] | None = None,  # number, head ref, base ref, base sha
+        workflow_ref: str | None = None,
+        triggering_actor: str | None = None,
+    ) -> dict[str, str]:
+        """Start a job of a workflow run: GitHub records the run (its API serves it) and the job
+        gets its token endpoint. Returns the variables GitHub Actions sets for the job's steps.
+
+        For a pull request ``sha`` is the PR's head commit; the job's GITHUB_SHA and the token's
+        ``sha`` are the merge commit, its ref ``refs/pull/N/merge``, as on GitHub."""
+        default_ref = f"refs/heads/{self.default_branch}"
+        if pull_request is not None:
+            number, head_ref, base_ref, base_sha = pull_request
+            ref = f"refs/pull/{number}/merge"
+            job_sha = hashlib.sha1(f"merge:{sha}:{base_sha}".encode()).hexdigest()  # noqa: S324 - a fake SHA
+            head_branch = head_ref
+        else:
+            ref = ref or default_ref
+            job_sha, head_ref, base_ref, head_branch = sha, "", "", ref.removeprefix("refs/heads/")
+        workflow_ref = workflow_ref or f"{repository}/.github/workflows/run-model.yaml@{ref}"
+        job = oidc_issuer.Job(
+            repository=repository,
+            event_name=event_name,
+            ref=ref,
+            sha=job_sha,
+            run_id=run_id,
+            run_attempt=run_attempt,
+            actor=actor,
+            environment=environment,
+            workflow_ref=workflow_ref,
+            head_ref=head_ref,
+            base_ref=base_ref,
+        )
+        with self._lock:
+            self._workflow_runs[(repository.lower(), run_id, run_attempt)] = self._workflow_run_json(
+                repository, event_name, sha, head_branch, run_id, run_attempt, actor, triggering_actor, pull_request
+            )
+        bearer = self.issuer.register(job)
+        return {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": repository,
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_RUN_ID": str(run_id),
+            "GITHUB_RUN_ATTEMPT": str(run_attempt),
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_ACTOR": actor,
+            "GITHUB_TRIGGERING_ACTOR": triggering_actor or actor,
+            "GITHUB_SHA": job_sha,
+            "GITHUB_REF": ref,
+            "GITHUB_REF_NAME": ref.removeprefix("refs/heads/").removeprefix("refs/"),
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.issuer.issuer}/request?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": bearer,
+        }
+
+    def _issuer_endpoint(self, request: Request, path: str) -> Response:
+        def answer(status: int, body: Any) -> Response:
+            return Response(json.dumps(body), status=status, content_type="application/json")
+
+        if request.method != "GET":
+            return answer(405, {"message": "Method Not Allowed"})
+        if path == "/.well-known/openid-configuration":
+            return answer(200, self.issuer.discovery())
+        if path == "/.well-known/jwks":
+            return answer(200, self.issuer.jwks())
+        if path == "/request":
+            token = self.issuer.token_for(self._bearer(request), request.args.get("audience"))
+            if token is None:
+                return answer(401, {"message": "Bad credentials"})
+            return answer(200, {"count": 1, "value": token})
+        return answer(404, {"message": "Not Found"})
+
+    def _workflow_run_json(
+        self,
+        repo: str,
+        event_name: str,
+        head_sha: str,
+        head_branch: str,
+        run_id: int,
+        attempt: int,
+        actor: str,
+        triggering_actor: str | None,
+        pull_request: tuple[int, str, str, str] | None,
+    ) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo}"
+        now = _iso(_now())
+        repository = self._repository(repo)
+        suite = _stable_id(f"suite:{repo}:{run_id}:{attempt}")
+        pulls = []
+        if pull_request is not None:
+            number, head_ref, base_ref, base_sha = pull_request
+            rid = repository["id"]
+            pulls.append(
+                {
+                    "id": _stable_id(f"pull:{repo.lower()}#{number}"),
+                    "number": number,
+                    "url": f"{api}/pulls/{number}",
+                    "head": {"ref": head_ref, "sha": head_sha, "repo": {"id": rid, "url": api, "name": repo}},
+                    "base": {"ref": base_ref, "sha": base_sha, "repo": {"id": rid, "url": api, "name": repo}},
+                }
+            )
+        person = {"name": actor, "email": f"{actor}@users.noreply.github.com"}
+        return {
+            "id": run_id,
+            "name": "run-model",
+            "node_id": _node_id("WFR", run_id),
+            "check_suite_id": suite,
+            "check_suite_node_id": _node_id("CS", suite),
+            "head_branch": head_branch,
+            "head_sha": head_sha,
+            "path": ".github/workflows/run-model.yaml",
+            "display_title": f"run-model #{run_id}",
+            "run_number": run_id % 10_000,
+            "run_attempt": attempt,
+            "event": event_name,
+            "status": "in_progress",
+            "conclusion": None,
+            "workflow_id": _stable_id(f"workflow:{repo}"),
+            "url": f"{api}/actions/runs/{run_id}",
+            "html_url": f"https://github.com/{repo}/actions/runs/{run_id}",
+            "pull_requests": pulls,
+            "created_at": now,
+            "updated_at": now,
+            "run_started_at": now,
+            "actor": self._user(actor),
+            "triggering_actor": self._user(triggering_actor or actor),
+            "jobs_url": f"{api}/actions/runs/{run_id}/attempts/{attempt}/jobs",
+            "logs_url": f"{api}/actions/runs/{run_id}/attempts/{attempt}/logs",
+            "check_suite_url": f"{api}/check-suites/{suite}",
+            "artifacts_url": f"{api}/actions/runs/{run_id}/artifacts",
+            "cancel_url": f"{api}/actions/runs/{run_id}/cancel",
+            "rerun_url": f"{api}/actions/runs/{run_id}/rerun",
+            "previous_attempt_url": f"{api}/actions/runs/{run_id}/attempts/{attempt - 1}" if attempt > 1 else None,
+            "workflow_url": f"{api}/actions/workflows/{_stable_id(f'workflow:{repo}')}",
+            "head_commit": {
+                "id": head_sha,
+                "tree_id": hashlib.sha1(f"tree:{head_sha}".encode()).hexdigest(),  # noqa: S324 - a fake SHA
+                "message": "A commit",
+                "timestamp": now,
+                "author": person,
+                "committer": person,
+            },
+            "repository": repository,
+            "head_repository": repository,
+        }
+
+    def _full_repository(self, repo: str) -> dict[str, Any]:
+        full = self._repository(repo)
+        full.update(
+            {
+                "default_branch": self.default_branch,
+                "has_discussions": False,
+                "network_count": 0,
+                "subscribers_count": 0,
+            }
+        )
+        return full
+
     # -- WSGI ----------------------------------------------------------------------------------
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -414,6 +591,8 @@ class LocalGitHub:
     def _handle(self, request: Request) -> Response:
         method = request.method.lower()
         path = request.path
+        if path.startswith(oidc_issuer.PATH):
+            return self._issuer_endpoint(request, path.removeprefix(oidc_issuer.PATH))
         description = github_description()
         found = description.find(method, path)
         operation = found[0] if found else None
@@ -657,6 +836,13 @@ class LocalGitHub:
                 if pull is None:
                     raise _Reject(404, _error("Not Found", docs, 404), "no such pull request (add_pull it)")
                 return 200, copy.deepcopy(pull), self._cache_headers(pull)
+            case "actions/get-workflow-run-attempt":
+                found_run = self._workflow_runs.get((key, int(params["run_id"]), int(params["attempt_number"])))
+                if found_run is None:
+                    raise _Reject(404, _error("Not Found", docs, 404), "no such workflow run (actions_job it)")
+                return 200, copy.deepcopy(found_run), {}
+            case "repos/get":
+                return 200, self._full_repository(repo), {}
             case "apps/create-installation-access-token":
                 return 201, self._new_installation_token(int(params["installation_id"]), body), {}
         raise _Reject(404, _error("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover

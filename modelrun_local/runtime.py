@@ -331,8 +331,10 @@ class LocalRuntime:
         threading.Thread(target=self._relay_batch_states, daemon=True, name="batch-states").start()
         self.github.start()
         parameters = {
-            "GitHubRepository": self.repository,
+            "GitHubRepositories": self.repository,
             "GitHubApiUrl": self.github.url,
+            # The local GitHub is the Actions OIDC issuer, shaped as GitHub Enterprise Server's.
+            "GitHubOidcIssuer": self.github.issuer.issuer,
             **self.parameters,
         }
         self.stack = deploy(self.stack_name, parameters, REGION)

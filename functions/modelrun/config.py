@@ -35,6 +35,14 @@ class Settings:
     default_gpus: int = 1
     supersede_older_runs: bool = True
     model_repository_uri: str = ""
+    allowed_repositories: frozenset[str] = frozenset()
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_max_age_seconds: int = 900
+    approval_environment: str = ""
+    baseline_environment: str = ""
+    operator_queue_arn: str = ""
+    github_server_url: str = "https://github.com"
 
     # track only
     report_state_machine_arn: str = ""
@@ -61,4 +69,14 @@ def settings() -> Settings:
         supersede_older_runs=_get("SUPERSEDE_OLDER_RUNS", "true").lower() == "true",
         report_state_machine_arn=_get("REPORT_STATE_MACHINE_ARN", ""),
         model_repository_uri=_get("MODEL_REPOSITORY_URI", ""),
+        allowed_repositories=frozenset(
+            r.strip().lower() for r in _get("ALLOWED_REPOSITORIES", "").split(",") if r.strip()
+        ),
+        oidc_issuer=_get("OIDC_ISSUER", ""),
+        oidc_audience=_get("OIDC_AUDIENCE", ""),
+        oidc_max_age_seconds=int(_get("OIDC_MAX_AGE_SECONDS", "900")),
+        approval_environment=_get("APPROVAL_ENVIRONMENT", ""),
+        baseline_environment=_get("BASELINE_ENVIRONMENT", ""),
+        operator_queue_arn=_get("OPERATOR_QUEUE_ARN", ""),
+        github_server_url=_get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
     )

@@ -14,35 +14,68 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 SCHEMA_VERSION = "1"
 
 # ECR (or any OCI registry) reference pinned by digest: registry/repo[:tag]@sha256:<64 hex>.
+# \Z, not $: "$" also matches before a trailing newline.
 IMAGE_BY_DIGEST = re.compile(
-    r"^[a-z0-9][a-z0-9.\-:]*(?:/[a-z0-9._\-]+)+(?::[A-Za-z0-9_.\-]{1,128})?@sha256:[0-9a-f]{64}$"
+    r"^[a-z0-9][a-z0-9.\-:]*(?:/[a-z0-9._\-]+)+(?::[A-Za-z0-9_.\-]{1,128})?@sha256:[0-9a-f]{64}\Z"
 )
-REPOSITORY = r"^[A-Za-z0-9_.\-]{1,39}/[A-Za-z0-9_.\-]{1,100}$"
+# owner/name as GitHub allows them (owners: letters, digits, hyphens); "." and ".." are not
+# repository names (they would walk GitHub's API paths: "../etc").
+REPOSITORY = (
+    r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/"
+    r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,98}|\.\.[A-Za-z0-9_.-]{1,98})$"
+)
+# A compact JWS (header.payload.signature, base64url): what GitHub's token endpoint returns.
+JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+# Control characters (C0, DEL, C1) and the invisible formatting characters that reorder or hide
+# text (bidi embeddings, overrides and isolates; zero-width marks): none belongs in a name or note.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(value: str) -> str:
+    if _UNPRINTABLE.search(value):
+        raise ValueError("must not contain control characters or invisible formatting characters")
+    return value
+
+
+def printable_note(value: str) -> str:
+    # A note may span lines; nothing else invisible.
+    return printable(value.replace("\n", " ").replace("\t", " ")) and value
+
+
+Printable = Annotated[str, AfterValidator(printable)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # strict: JSON numbers only where numbers are asked for ("42", 3.0 and true are refused).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_strip_whitespace=False)
 
 
 class WorkflowRun(_Strict):
-    """The GitHub Actions run that sent the message: the idempotency key is (id, attempt)."""
+    """The GitHub Actions run that sent the message: the idempotency key is (id, attempt).
 
-    run_id: Annotated[int, Field(gt=0, description="GITHUB_RUN_ID")]
+    No URL: every link modelrun shows is built by the backend from verified ids."""
+
+    run_id: Annotated[int, Field(gt=0, lt=2**53, description="GITHUB_RUN_ID")]
     run_attempt: Annotated[int, Field(ge=1, le=100, description="GITHUB_RUN_ATTEMPT")]
-    url: HttpUrl
 
 
 class Resources(_Strict):
     """Optional overrides of the stack's default job size."""
 
-    vcpus: Annotated[float | None, Field(gt=0, le=96)] = None
+    vcpus: Annotated[float | None, Field(gt=0, le=96, allow_inf_nan=False)] = None
     memory_mib: Annotated[int | None, Field(ge=512, le=786432)] = None
     gpus: Annotated[int | None, Field(ge=0, le=8)] = None
+
+
+class Identity(_Strict):
+    """The evidence: the job's GitHub OIDC token, requested with the stack's audience."""
+
+    oidc_token: Annotated[str, Field(min_length=20, max_length=8192, pattern=JWT, repr=False)]
 
 
 class RunRequest(_Strict):
@@ -51,31 +84,29 @@ class RunRequest(_Strict):
     schema_version: Literal["1"]
     kind: Literal["run"]
     repository: Annotated[str, Field(pattern=REPOSITORY, description="owner/name")]
-    pr_number: Annotated[int | None, Field(gt=0, description="None for a dispatch on a branch")] = None
+    pr_number: Annotated[int | None, Field(gt=0, lt=2**31, description="None for a push or a dispatch on a branch")] = (
+        None
+    )
     head_sha: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
-    head_ref: Annotated[str, Field(min_length=1, max_length=255)]
-    base_ref: Annotated[str, Field(min_length=1, max_length=255)]
-    image: Annotated[str, Field(description="image URI pinned by digest (…@sha256:…)")]
+    head_ref: Annotated[Printable, Field(min_length=1, max_length=255)]
+    base_ref: Annotated[Printable, Field(min_length=1, max_length=255)]
+    image: Annotated[str, Field(max_length=512, description="image URI pinned by digest (…@sha256:…)")]
     compute: Literal["cpu", "gpu"] = "cpu"
     resources: Resources = Resources()
-    command: Annotated[list[Annotated[str, Field(max_length=1024)]] | None, Field(max_length=64)] = None
-    note: Annotated[str | None, Field(max_length=1000)] = None
-    triggered_by: Annotated[str, Field(min_length=1, max_length=39)]
-    event: Literal["pull_request", "workflow_dispatch"]
+    command: Annotated[list[Annotated[Printable, Field(max_length=1024)]] | None, Field(max_length=64)] = None
+    note: Annotated[str | None, Field(max_length=1000), AfterValidator(lambda v: v and printable_note(v))] = None
+    triggered_by: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?(?:\[bot\])?$")]
+    event: Literal["pull_request", "push", "workflow_dispatch"]
     workflow: WorkflowRun
+    identity: Identity | None = Field(
+        default=None, description="Required by the backend: a request without evidence is refused."
+    )
 
     @field_validator("image")
     @classmethod
     def _pinned_by_digest(cls, value: str) -> str:
         if not IMAGE_BY_DIGEST.match(value):
             raise ValueError("must be an image URI pinned by digest, like repo@sha256:<64 hex>")
-        return value
-
-    @field_validator("head_ref", "base_ref")
-    @classmethod
-    def _no_control_characters(cls, value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("must not contain control characters")
         return value
 
 
@@ -85,13 +116,27 @@ class CleanupRequest(_Strict):
     schema_version: Literal["1"]
     kind: Literal["cleanup"]
     repository: Annotated[str, Field(pattern=REPOSITORY)]
-    pr_number: Annotated[int, Field(gt=0)]
-    triggered_by: Annotated[str, Field(min_length=1, max_length=39)]
+    pr_number: Annotated[int, Field(gt=0, lt=2**31)]
+    triggered_by: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?(?:\[bot\])?$")]
     workflow: WorkflowRun
+    identity: Identity | None = None
+
+
+class RerunRequest(_Strict):
+    """An operator's rerun (``modelrun rerun``), accepted only from the operator queue: who may
+    send there is decided by IAM, and the sender is read from SQS's SenderId, not from here."""
+
+    schema_version: Literal["1"]
+    kind: Literal["rerun"]
+    run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+    attempt: Annotated[int, Field(ge=2, le=100, description="the workflow attempt the rerun counts as")]
+    requested_by: Annotated[Printable, Field(min_length=1, max_length=64)]
 
 
 Message = Annotated[RunRequest | CleanupRequest, Field(discriminator="kind")]
 MESSAGE: TypeAdapter[RunRequest | CleanupRequest] = TypeAdapter(Message)
+OperatorMessage = Annotated[RerunRequest | RunRequest | CleanupRequest, Field(discriminator="kind")]
+OPERATOR_MESSAGE: TypeAdapter[RerunRequest | RunRequest | CleanupRequest] = TypeAdapter(OperatorMessage)
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run-request.v1.schema.json"
 

@@ -6,6 +6,7 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import fastjsonschema
 from aws_lambda_powertools import Logger
@@ -45,9 +46,10 @@ def metrics_validator() -> Any:
 
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
     """Stable links for the team (AWS sign-in required): the bucket stays private."""
+    query = f"region={quote(region)}&prefix={quote(key, safe='/')}"
     if folder:
-        return f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={region}&prefix={key}"
-    return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
+        return f"https://s3.console.aws.amazon.com/s3/buckets/{quote(bucket)}?{query}"
+    return f"https://s3.console.aws.amazon.com/s3/object/{quote(bucket)}?{query}"
 
 
 def _record(run_id: str) -> RunRecord:
@@ -57,11 +59,27 @@ def _record(run_id: str) -> RunRecord:
     return record
 
 
+def baseline_for(record: RunRecord) -> tuple[RunRecord | None, str]:
+    """The verified main run to compare with: the run of the PR's base commit when there is one,
+    else the latest (a main run compares with the main run before it). Only verified runs of
+    the default branch are in the baseline index, so nothing else can become a baseline."""
+    baselines = [
+        r
+        for r in table().baselines(naming.branch_key(record.repository, record.base_ref))
+        if r.run_id != record.run_id and r.created_at < record.created_at
+    ]
+    if record.base_sha:
+        of_base = next((r for r in baselines if r.head_sha == record.base_sha), None)
+        if of_base is not None:
+            return of_base, "base_commit"
+    return (baselines[0], "latest") if baselines else (None, "none")
+
+
 def collect(run_id: str) -> dict[str, Any]:
     """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
     record = _record(run_id)
     s = settings()
-    prefix = naming.results_prefix(run_id)
+    prefix = naming.report_prefix(run_id)
     doc: dict[str, Any] = {"status": record.status.value}
     fields: dict[str, Any] = {}
     if record.status is RunStatus.SUCCEEDED:
@@ -79,10 +97,15 @@ def collect(run_id: str) -> dict[str, Any]:
             logger.warning(problem, extra={"run_id": run_id})
         else:
             assert metrics is not None
-            baseline = table().latest_succeeded(naming.branch_key(record.repository, record.base_ref))
+            baseline, which = baseline_for(record)
             doc |= {k: metrics.get(k) for k in ("metrics", "ratio_study", "model", "data", "by_area", "artifacts")}
-            if baseline and baseline.run_id != run_id and baseline.summary:
-                doc["baseline"] = {"run_id": baseline.run_id, "head_sha": baseline.head_sha, **baseline.summary}
+            if baseline is not None and baseline.summary:
+                doc["baseline"] = {
+                    "run_id": baseline.run_id,
+                    "head_sha": baseline.head_sha,
+                    "which": which,
+                    **baseline.summary,
+                }
             fields["summary"] = report.summary_of(metrics)
             images = {
                 Path(key).name: results().s3.get_object(Bucket=s.results_bucket, Key=key)["Body"].read()
@@ -93,7 +116,8 @@ def collect(run_id: str) -> dict[str, Any]:
             results().put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             doc["report_key"] = f"{prefix}report.html"
             doc["report_url"] = console_url(s.results_bucket, f"{prefix}report.html", s.region)
-            doc["artifacts_url"] = console_url(s.results_bucket, prefix, s.region, folder=True)
+            results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")
+            doc["artifacts_url"] = console_url(s.results_bucket, results_key, s.region, folder=True)
     elif record.log_stream:
         doc["log_tail"] = tail_log(record.log_stream, LOG_TAIL_LINES)
     # The comment shows the report's compact part; by_area and artifacts stay in S3.

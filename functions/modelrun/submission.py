@@ -15,6 +15,9 @@ Exactly once in effect, although SQS delivers at least once and a Lambda may die
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import secrets
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -30,9 +33,10 @@ from modelrun import comments
 from modelrun.adapters.aws import RunsTable, StaleWrite
 from modelrun.adapters.batch import BatchJobs
 from modelrun.config import settings
-from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming
-from modelrun.domain.run import RunRecord, utcnow
+from modelrun.domain.evidence import Verified
+from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 
 logger = Logger(child=True)
@@ -57,13 +61,16 @@ def _persistence() -> DynamoDBPersistenceLayer:
 IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 24 * 3600)
 
 
-def new_record(request: RunRequest) -> RunRecord:
+def new_record(request: RunRequest, verified: Verified) -> RunRecord:
     s = settings()
     gpu = request.compute == "gpu"
     return RunRecord.new(
         request,
+        verified,
         job_queue=s.gpu_job_queue if gpu else s.cpu_job_queue,
         bucket=s.results_bucket,
+        results_key=secrets.token_hex(16),
+        server_url=s.github_server_url,
         vcpus=request.resources.vcpus or s.default_vcpus,
         memory_mib=request.resources.memory_mib or s.default_memory_mib,
         gpus=(request.resources.gpus if request.resources.gpus is not None else s.default_gpus) if gpu else 0,
@@ -84,17 +91,25 @@ def check_allowed(request: RunRequest) -> None:
         raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
 
 
-def submit(request: RunRequest) -> RunRecord:
+def submit(request: RunRequest, verified: Verified) -> RunRecord:
+    """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
     check_allowed(request)
-    record = new_record(request)
-    # The idempotency layer persists by a JSON payload, keyed on the derived run id.
-    result = _submit_once()(payload={"run_id": record.run_id, "request": request.model_dump(mode="json")})
+    run_id = run_id_for(request)
+    # The idempotency layer persists by a JSON payload, keyed on the derived run id. The token
+    # is not part of it: it proved the request and is not stored anywhere.
+    result = _submit_once()(
+        payload={
+            "run_id": run_id,
+            "request": request.model_dump(mode="json", exclude={"identity"}),
+            "verified": dataclasses.asdict(verified),
+        }
+    )
     return RunRecord.model_validate(result)
 
 
 def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
     request = RunRequest.model_validate(payload["request"])
-    record = new_record(request)
+    record = new_record(request, Verified(**payload["verified"]))
     runs = table()
     created = runs.create(record)
     if not created:
@@ -191,6 +206,35 @@ def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunReco
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
     return now
+
+
+def rerun(message: RerunRequest, operator_id: str) -> RunRecord:
+    """An operator's rerun: the stored, verified run again as a new attempt (same commit, image
+    and command). Its identity is the original's evidence; who asked is logged."""
+    original = table().get(message.run_id)
+    if original is None or not original.request:
+        raise Rejected(f"rerun: run {message.run_id} is unknown or has no stored request")
+    data = copy.deepcopy(original.request)
+    data["workflow"]["run_attempt"] = message.attempt
+    request = RunRequest.model_validate(data)
+    verified = Verified(
+        repository=original.repository,
+        event=original.event or request.event,
+        environment=original.environment or "",
+        actor=message.requested_by,
+        pr_number=original.pr_number,
+        head_sha=original.head_sha,
+        head_ref=original.head_ref,
+        base_ref=original.base_ref,
+        base_sha=original.base_sha,
+        default_branch=None,
+        baseline=original.baseline,
+    )
+    logger.info(
+        "operator rerun",
+        extra={"run_id": message.run_id, "attempt": message.attempt, "sender_id": operator_id},
+    )
+    return submit(request, verified)
 
 
 def cleanup(request: CleanupRequest) -> list[str]:

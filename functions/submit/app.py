@@ -12,10 +12,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from modelrun import submission
+from modelrun import submission, verification
 from modelrun.adapters.aws import client
 from modelrun.config import settings
-from modelrun.contracts import MESSAGE, CleanupRequest
+from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
+from modelrun.domain.evidence import Unverified
 
 logger = Logger()
 # The namespace is read at import; the template sets it, the default keeps imports order-proof.
@@ -23,14 +24,32 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "mode
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+def sent_at(record: SQSRecord) -> float:
+    """When the message was first sent, in seconds: SQS's own SentTimestamp, or for a redrive
+    from the operator queue (only operators can send there) the original's, which it carries."""
+    original = record.message_attributes["sent_at"]
+    if original is not None and original.string_value and _from_operator(record):
+        return int(original.string_value) / 1000
+    return int(record.attributes.sent_timestamp) / 1000
+
+
+def _from_operator(record: SQSRecord) -> bool:
+    arn = settings().operator_queue_arn
+    return bool(arn) and record.event_source_arn == arn
+
+
 def reject(record: SQSRecord, reason: str) -> None:
-    """A message that can never succeed goes straight to the DLQ with its reason, not round again."""
+    """A message that can never succeed goes straight to the DLQ with its reason, not round again.
+
+    The body goes as it came (a redrive re-verifies it, token included: the token is valid only
+    for this stack's audience and only at its original send time, which travels with it)."""
     client("sqs").send_message(
         QueueUrl=settings().rejected_queue_url,
         MessageBody=record.body,
         MessageAttributes={
             "reason": {"DataType": "String", "StringValue": reason[:4000]},
             "source_message_id": {"DataType": "String", "StringValue": record.message_id},
+            "sent_at": {"DataType": "Number", "StringValue": str(int(sent_at(record) * 1000))},
         },
     )
     logger.error("run request rejected", extra={"reason": reason, "message_id": record.message_id})
@@ -46,20 +65,28 @@ def describe(error: ValidationError) -> str:
 
 
 def record_handler(record: SQSRecord) -> None:
+    operator = _from_operator(record)
     try:
-        message = MESSAGE.validate_json(record.body)
+        message = (OPERATOR_MESSAGE if operator else MESSAGE).validate_json(record.body)
     except ValidationError as error:
         reject(record, describe(error))
         return
-    if isinstance(message, CleanupRequest):
-        submission.cleanup(message)
-        return
     try:
-        submission.submit(message)
+        if isinstance(message, RerunRequest):
+            # IAM decided who may send to the operator queue; SenderId says who did.
+            submission.rerun(message, operator_id=record.attributes.sender_id)
+        elif isinstance(message, CleanupRequest):
+            verification.verify_cleanup(message, sent_at(record))
+            submission.cleanup(message)
+        else:
+            verified = verification.verify_run(message, sent_at(record))
+            submission.submit(message, verified)
+            metrics.add_metric(name="RunsSubmitted", unit=MetricUnit.Count, value=1)
+    except Unverified as error:
+        reject(record, f"unverified: {error}")
+        metrics.add_metric(name="RunRequestsUnverified", unit=MetricUnit.Count, value=1)
     except submission.Rejected as error:
         reject(record, str(error))
-        return
-    metrics.add_metric(name="RunsSubmitted", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

@@ -4,7 +4,6 @@ number, SHA and workflow run id, and jobs run a tiny placeholder instead of the 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -16,8 +15,10 @@ import pytest
 
 from modelrun.contracts import RunRequest
 from modelrun.domain.naming import execution_name
-from modelrun_cli.enqueue import build_request, send
+from modelrun_cli.enqueue import send, with_identity
 from modelrun_local.runtime import LOG_GROUP, NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.workflow_job import Job, pull_request_job, retarget
+from tests.records import new_record
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPOSITORY = "county-assessor/avm"
@@ -36,11 +37,8 @@ class Flow:
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
 
-    def request(self, pr: int, run_id: int, mode: list[str], sha: str | None = None) -> RunRequest:
-        event: dict[str, Any] = copy.deepcopy(
-            json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text())
-        )
-        sha = sha or f"{pr:08x}{run_id:032x}"[-40:]
+    def event(self, pr: int, sha: str) -> dict[str, Any]:
+        event = retarget(json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text()), REPOSITORY)
         event["number"] = pr
         event["pull_request"]["number"] = pr
         event["pull_request"]["head"]["sha"] = sha
@@ -48,17 +46,19 @@ class Flow:
         self.runtime.github.add_pull(
             REPOSITORY, pr, sha, pull["head"]["ref"], pull["base"]["ref"], pull["user"]["login"]
         )
-        env = {
-            "GITHUB_REPOSITORY": REPOSITORY,
-            "GITHUB_RUN_ID": str(run_id),
-            "GITHUB_RUN_ATTEMPT": "1",
-            "GITHUB_SERVER_URL": "https://github.com",
-            "GITHUB_ACTOR": pull["user"]["login"],
-            "GITHUB_SHA": sha,
-            "GITHUB_REF_NAME": pull["head"]["ref"],
-        }
-        built = build_request("pull_request", event, env, image=self.image)
-        return RunRequest.model_validate(built.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
+        return event
+
+    def job(self, pr: int, run_id: int, sha: str | None = None, **kwargs: Any) -> Job:
+        """An approved pull_request job of the PR (GitHub records its workflow run)."""
+        sha = sha or f"{pr:08x}{run_id:032x}"[-40:]
+        return pull_request_job(self.runtime.github, self.event(pr, sha), run_id=run_id, **kwargs)
+
+    def request(self, pr: int, run_id: int, mode: list[str], sha: str | None = None) -> RunRequest:
+        """The job's run request with its OIDC token attached, ready to send."""
+        job = self.job(pr, run_id, sha)
+        built = job.request(self.image)
+        request = RunRequest.model_validate(built.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
+        return with_identity(request, job.token(self.queue_url))  # type: ignore[return-value]
 
     def record(self, run_id: str) -> dict[str, Any]:
         item: dict[str, Any] = self.table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item", {})
@@ -120,7 +120,7 @@ def test_happy_path_end_to_end(flow: Flow) -> None:
     assert "placeholder model starting (ok)" in messages and "wrote metrics.json" in messages
 
     bucket = flow.runtime.outputs["ResultsBucketName"]
-    html = flow.s3.get_object(Bucket=bucket, Key=f"runs/{run_id}/report.html")["Body"].read().decode()
+    html = flow.s3.get_object(Bucket=bucket, Key=f"reports/{run_id}/report.html")["Body"].read().decode()
     assert "<h1>modelrun report</h1>" in html and run_id in html
 
     executions = flow.executions(run_id)
@@ -315,15 +315,10 @@ def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> N
     while time.monotonic() < deadline and not all(status_of(r) == "RUNNING" for r in (closing, other)):
         time.sleep(0.1)
     assert status_of(closing) == status_of(other) == "RUNNING"
-    cleanup = {
-        "schema_version": "1",
-        "kind": "cleanup",
-        "repository": REPOSITORY,
-        "pr_number": 160,
-        "triggered_by": "octocat",
-        "workflow": {"run_id": 7_000_162, "run_attempt": 1, "url": "https://github.com/x/y/actions/runs/7000162"},
-    }
-    flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=json.dumps(cleanup))
+    # The cleanup workflow's job for the closed PR (its own workflow run) sends the request.
+    closed = flow.event(160, closing.head_sha) | {"action": "closed"}
+    cleaner = pull_request_job(flow.runtime.github, closed, run_id=7_000_162)
+    cleaner.send(cleaner.cleanup(), flow.queue_url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and status_of(closing) != "CANCELLED":
         time.sleep(0.1)
@@ -356,7 +351,6 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
     import itertools
 
     from modelrun.adapters.aws import RunsTable
-    from modelrun.domain.run import RunRecord
     from modelrun.domain.status import RunStatus
 
     table = RunsTable(flow.runtime.outputs["RunsTableName"])
@@ -366,7 +360,9 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
     source = flow.request(pr=999, run_id=8_000_999, mode=["ok"])
     send(source, flow.queue_url)
     flow.wait()
-    metrics = flow.s3.get_object(Bucket=bucket, Key=f"runs/{flow.run_id_of(source)}/metrics.json")["Body"].read()
+    metrics = flow.s3.get_object(
+        Bucket=bucket, Key=flow.record(flow.run_id_of(source))["results_uri"].split("/", 3)[3] + "metrics.json"
+    )["Body"].read()
     events = boto3.client("events")
     scenarios: dict[str, tuple[int, str]] = {}
     pr = 1000
@@ -374,7 +370,7 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
         for order in itertools.permutations(["RUNNABLE", "STARTING", "RUNNING", terminal]):
             pr += 1
             request = flow.request(pr=pr, run_id=8_000_000 + pr, mode=["ok"])
-            record = RunRecord.new(
+            record = new_record(
                 request,
                 job_queue=queue,
                 bucket=flow.runtime.outputs["ResultsBucketName"],
@@ -385,7 +381,9 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
             job_id = f"job-{pr}"
             assert table.create(record.model_copy(update={"job_id": job_id, "status": RunStatus.SUBMITTED}))
             if terminal == "SUCCEEDED":  # what the model would have written
-                flow.s3.put_object(Bucket=bucket, Key=f"runs/{record.run_id}/metrics.json", Body=metrics)
+                flow.s3.put_object(
+                    Bucket=bucket, Key=record.results_uri.split("/", 3)[3] + "metrics.json", Body=metrics
+                )
             scenarios[record.run_id] = (pr, terminal)
             entries = [_event(record.run_id, job_id, queue, s, 1 if s == terminal else 0) for s in order] * 2
             for start in range(0, len(entries), 10):

@@ -142,11 +142,13 @@ class RunsTable:
         """Newest first."""
         return self._query("by_pr", "pr_key", pr_key)
 
-    def latest_succeeded(self, branch_key: str) -> RunRecord | None:
-        for record in self._query("by_branch", "branch_key", branch_key):
-            if record.status is RunStatus.SUCCEEDED and record.summary:
-                return record
-        return None
+    def baselines(self, branch_key: str) -> list[RunRecord]:
+        """The default branch's succeeded, verified runs with results, newest first."""
+        return [
+            r
+            for r in self._query("by_branch", "branch_key", branch_key)
+            if r.status is RunStatus.SUCCEEDED and r.summary and r.baseline
+        ]
 
     def scan(self) -> list[RunRecord]:
         items: list[dict[str, Any]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import time
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from githubkit import AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed
 
+from modelrun.domain.evidence import WorkflowRunFacts
 from modelrun.domain.report import MARKER
 
 
@@ -138,3 +140,41 @@ class PullRequests:
             self.gh.rest.repos.create_commit_status(owner, repo, sha, **kwargs)
         except (RequestFailed, RequestError) as error:
             raise _translate(error) from error
+
+
+class Repositories:
+    """What GitHub says about a repository and its workflow runs: the evidence for a run request.
+
+    Needs the credential's read access to Actions and metadata (GitHub App permissions
+    "Actions: read" and "Metadata: read"; a fine-grained token the same)."""
+
+    _DEFAULT_BRANCH_TTL_S = 300
+
+    def __init__(self, secret_arn: str, api_url: str) -> None:
+        self.gh, _ = _client(secret_arn, api_url)
+
+    def workflow_run(self, repository: str, run_id: int, attempt: int) -> WorkflowRunFacts:
+        owner, repo = repository.split("/", 1)
+        try:
+            response = self.gh.rest.actions.get_workflow_run_attempt(
+                owner, repo, run_id, attempt, exclude_pull_requests=False
+            )
+        except (RequestFailed, RequestError) as error:
+            raise _translate(error) from error
+        return WorkflowRunFacts.from_api(dict(response.json()))
+
+    def default_branch(self, repository: str) -> str:
+        cached = _default_branches.get(repository.lower())
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        owner, repo = repository.split("/", 1)
+        try:
+            branch = str(self.gh.rest.repos.get(owner, repo).json()["default_branch"])
+        except (RequestFailed, RequestError) as error:
+            raise _translate(error) from error
+        _default_branches[repository.lower()] = (branch, time.monotonic() + self._DEFAULT_BRANCH_TTL_S)
+        return branch
+
+
+# Per container: a repository's default branch rarely changes; five minutes is fresh enough.
+_default_branches: dict[str, tuple[str, float]] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from urllib.parse import quote
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -61,5 +62,17 @@ def branch_key(repository: str, ref: str) -> str:
     return f"{repository}@{ref}"
 
 
-def results_prefix(run: str) -> str:
-    return f"runs/{run}/"
+def results_prefix(run: str, key: str) -> str:
+    """A run's results prefix: its id and a random key only its own job is given. The job role
+    may write under runs/ but not list or read it, so no container can find another's prefix."""
+    return f"runs/{run}/{key}/"
+
+
+def report_prefix(run: str) -> str:
+    """Where CollectResults writes the report: no job may write here."""
+    return f"reports/{run}/"
+
+
+def workflow_run_url(server_url: str, repository: str, run_id: int, attempt: int) -> str:
+    """The workflow run's page, built from verified parts only (never a URL from a request)."""
+    return f"{server_url.rstrip('/')}/{quote(repository, safe='/')}/actions/runs/{int(run_id)}/attempts/{int(attempt)}"

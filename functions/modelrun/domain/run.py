@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from modelrun.contracts import RunRequest
 from modelrun.domain import naming
+from modelrun.domain.evidence import Verified
 from modelrun.domain.status import RunStatus
 
 
@@ -35,7 +36,12 @@ class RunRecord(BaseModel):
     repository: str
     pr_number: int | None = None
     pr_key: str | None = None
-    branch_key: str
+    # Set only on verified runs of the default branch: the by_branch index holds baselines only.
+    branch_key: str | None = None
+    event: str | None = None
+    environment: str | None = None
+    base_sha: str | None = None  # a PR's base commit: its main run is the PR's baseline
+    baseline: bool = False
     head_sha: str
     head_ref: str
     base_ref: str
@@ -70,34 +76,53 @@ class RunRecord(BaseModel):
 
     @classmethod
     def new(
-        cls, request: RunRequest, *, job_queue: str, bucket: str, vcpus: float, memory_mib: int, gpus: int
+        cls,
+        request: RunRequest,
+        verified: Verified,
+        *,
+        job_queue: str,
+        bucket: str,
+        results_key: str,
+        server_url: str,
+        vcpus: float,
+        memory_mib: int,
+        gpus: int,
     ) -> RunRecord:
+        """A run from a verified request: identity fields come from the evidence, links are
+        built here. ``results_key`` is the random part of the run's results prefix."""
         run = run_id_for(request)
         now = utcnow()
         return cls(
             run_id=run,
-            repository=request.repository,
-            pr_number=request.pr_number,
-            pr_key=naming.pr_key(request.repository, request.pr_number) if request.pr_number else None,
-            branch_key=naming.branch_key(request.repository, request.head_ref),
-            head_sha=request.head_sha,
-            head_ref=request.head_ref,
-            base_ref=request.base_ref,
+            repository=verified.repository,
+            pr_number=verified.pr_number,
+            pr_key=naming.pr_key(verified.repository, verified.pr_number) if verified.pr_number else None,
+            branch_key=naming.branch_key(verified.repository, verified.head_ref) if verified.baseline else None,
+            event=verified.event,
+            environment=verified.environment,
+            base_sha=verified.base_sha,
+            baseline=verified.baseline,
+            head_sha=verified.head_sha,
+            head_ref=verified.head_ref,
+            base_ref=verified.base_ref,
             image=request.image,
             compute=request.compute,
             job_queue=job_queue,
             created_at=now,
             updated_at=now,
-            results_uri=f"s3://{bucket}/{naming.results_prefix(run)}",
-            triggered_by=request.triggered_by,
+            results_uri=f"s3://{bucket}/{naming.results_prefix(run, results_key)}",
+            triggered_by=verified.actor,
             note=request.note,
-            workflow_url=str(request.workflow.url),
+            workflow_url=naming.workflow_run_url(
+                server_url, verified.repository, request.workflow.run_id, request.workflow.run_attempt
+            ),
             workflow_run_id=request.workflow.run_id,
             workflow_attempt=request.workflow.run_attempt,
             vcpus=vcpus,
             memory_mib=memory_mib,
             gpus=gpus,
-            request=request.model_dump(mode="json"),
+            # Without the token: it is evidence for this submission only, never stored.
+            request=request.model_dump(mode="json", exclude={"identity"}),
         )
 
     def item(self) -> dict[str, Any]:

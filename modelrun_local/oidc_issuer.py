@@ -1,0 +1,121 @@
+"""The local GitHub's OIDC issuer: what GitHub Actions gives a job with ``id-token: write``.
+
+Shaped as GitHub Enterprise Server publishes it: issuer ``<server>/_services/token``, discovery at
+``<issuer>/.well-known/openid-configuration``, keys at ``<issuer>/.well-known/jwks``, and a job's
+token from ``$ACTIONS_ID_TOKEN_REQUEST_URL&audience=…`` with the bearer
+``$ACTIONS_ID_TOKEN_REQUEST_TOKEN``. Tokens are RS256 JWTs with GitHub's claims, signed by a key
+made per process: the submit function verifies them exactly as it verifies GitHub's.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+PATH = "/_services/token"
+TOKEN_LIFETIME_S = 300  # GitHub's job tokens are short-lived too
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a workflow run, as its token describes it."""
+
+    repository: str
+    event_name: str
+    ref: str
+    sha: str
+    run_id: int
+    run_attempt: int
+    actor: str
+    environment: str | None
+    workflow_ref: str
+    head_ref: str = ""
+    base_ref: str = ""
+
+
+class LocalIssuer:
+    def __init__(self) -> None:
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = uuid.uuid4().hex
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self.issuer = ""  # set when the server knows its URL
+
+    def bind(self, server_url: str) -> None:
+        self.issuer = f"{server_url}{PATH}"
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer}/.well-known/jwks",
+            "subject_types_supported": ["public", "pairwise"],
+            "response_types_supported": ["id_token"],
+            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "run_id"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid"],
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
+        return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def register(self, job: Job) -> str:
+        """A request token for the job (``ACTIONS_ID_TOKEN_REQUEST_TOKEN``)."""
+        bearer = secrets.token_urlsafe(24)
+        with self._lock:
+            self._jobs[bearer] = job
+        return bearer
+
+    def token_for(self, bearer: str | None, audience: str | None) -> str | None:
+        with self._lock:
+            job = self._jobs.get(bearer or "")
+        if job is None:
+            return None
+        return self.mint(job, audience or f"https://github.com/{job.repository.split('/')[0]}")
+
+    def mint(self, job: Job, audience: str, issued_at: float | None = None, key: Any = None) -> str:
+        """The job's token (tests pass ``issued_at`` or another ``key`` to forge or age one)."""
+        now = int(issued_at if issued_at is not None else time.time())
+        owner = job.repository.split("/", 1)[0]
+        if job.environment:
+            subject = f"repo:{job.repository}:environment:{job.environment}"
+        elif job.event_name == "pull_request":
+            subject = f"repo:{job.repository}:pull_request"
+        else:
+            subject = f"repo:{job.repository}:ref:{job.ref}"
+        claims: dict[str, Any] = {
+            "jti": str(uuid.uuid4()),
+            "sub": subject,
+            "aud": audience,
+            "ref": job.ref,
+            "sha": job.sha,
+            "repository": job.repository,
+            "repository_owner": owner,
+            "run_id": str(job.run_id),
+            "run_number": str(job.run_id % 10_000),
+            "run_attempt": str(job.run_attempt),
+            "actor": job.actor,
+            "workflow": "run-model",
+            "head_ref": job.head_ref,
+            "base_ref": job.base_ref,
+            "event_name": job.event_name,
+            "ref_type": "branch" if job.ref.startswith("refs/heads/") else "",
+            "workflow_ref": job.workflow_ref,
+            "job_workflow_ref": job.workflow_ref,
+            "runner_environment": "github-hosted",
+            "iss": self.issuer,
+            "nbf": now,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_S,
+        }
+        if job.environment:
+            claims["environment"] = job.environment
+        return jwt.encode(claims, key or self._key, algorithm="RS256", headers={"kid": self.kid})

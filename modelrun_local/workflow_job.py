@@ -1,0 +1,115 @@
+"""The workflow's enqueue step, run the way GitHub Actions runs it.
+
+GitHub records the workflow run and gives the job its OIDC token endpoint (the local GitHub does
+both, see ``LocalGitHub.actions_job``); the step then does what ``modelrun enqueue`` does in the
+workflow: build the request from the event payload and the job's variables, fetch the token for
+the stack's audience (the queue's URL), attach it and send.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun_cli.enqueue import build_cleanup, build_request, oidc_token, send, with_identity
+from modelrun_local.github_server import LocalGitHub
+
+APPROVAL_ENVIRONMENT = "staging"
+BASELINE_ENVIRONMENT = "modelrun-main"
+
+
+@dataclass
+class Job:
+    """A started job: its variables, and what it sends."""
+
+    github: LocalGitHub
+    event_name: str
+    event: dict[str, Any]
+    env: dict[str, str]
+
+    def request(self, image: str, **kwargs: Any) -> RunRequest:
+        return build_request(self.event_name, self.event, self.env, image=image, **kwargs)
+
+    def cleanup(self) -> CleanupRequest:
+        return build_cleanup(self.event, self.env)
+
+    def token(self, audience: str) -> str:
+        return oidc_token(self.env, audience)
+
+    def send(self, message: RunRequest | CleanupRequest, queue_url: str) -> str:
+        """Attach the job's token (audience: the queue's URL) and send, as the workflow does."""
+        return send(with_identity(message, self.token(queue_url)), queue_url)
+
+
+def retarget(event: dict[str, Any], repository: str) -> dict[str, Any]:
+    """A webhook sample moved to ``repository`` (the samples name GitHub's example repository)."""
+    event = copy.deepcopy(event)
+    owner, name = repository.split("/", 1)
+    repos = [event.get("repository")]
+    pull = event.get("pull_request") or {}
+    repos += [(pull.get("head") or {}).get("repo"), (pull.get("base") or {}).get("repo")]
+    for repo in repos:
+        if repo:
+            repo["full_name"], repo["name"] = repository, name
+            repo.setdefault("owner", {})["login"] = owner
+    return event
+
+
+def pull_request_job(
+    github: LocalGitHub,
+    event: dict[str, Any],
+    *,
+    run_id: int,
+    run_attempt: int = 1,
+    environment: str | None = APPROVAL_ENVIRONMENT,
+    actor: str | None = None,
+) -> Job:
+    """A ``pull_request`` job in the approval environment (its reviewers approved it)."""
+    pull = event["pull_request"]
+    repository = event["repository"]["full_name"]
+    env = github.actions_job(
+        repository,
+        "pull_request",
+        sha=pull["head"]["sha"],
+        run_id=run_id,
+        run_attempt=run_attempt,
+        actor=actor or pull["user"]["login"],
+        environment=environment,
+        pull_request=(pull["number"], pull["head"]["ref"], pull["base"]["ref"], pull["base"]["sha"]),
+    )
+    return Job(github, "pull_request", event, env)
+
+
+def branch_job(
+    github: LocalGitHub,
+    repository_payload: dict[str, Any],
+    event_name: str,
+    *,
+    branch: str,
+    sha: str,
+    run_id: int,
+    actor: str,
+    environment: str | None = BASELINE_ENVIRONMENT,
+    inputs: dict[str, Any] | None = None,
+    ref: str | None = None,
+) -> Job:
+    """A ``push`` or ``workflow_dispatch`` job on a branch (the default branch's environment by
+    default: a merge to main re-baselines)."""
+    repository = repository_payload["full_name"]
+    event: dict[str, Any] = {"repository": repository_payload, "ref": ref or f"refs/heads/{branch}"}
+    if event_name == "workflow_dispatch":
+        event["inputs"] = inputs or {}
+    else:
+        event["after"] = sha
+    env = github.actions_job(
+        repository,
+        event_name,
+        sha=sha,
+        run_id=run_id,
+        actor=actor,
+        environment=environment,
+        ref=ref or f"refs/heads/{branch}",
+    )
+    return Job(github, event_name, event, env)
