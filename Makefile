@@ -28,6 +28,7 @@ lint:
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) zizmor --offline .github  # workflows and dependabot.yml; any finding fails
 	$(MAKE) -C model_container lint
 
 template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build (all offline but for PyPI)

@@ -372,15 +372,17 @@ def rerun(
     table = target.runs()
     records = table.scan()
     record = _runs.resolve(table, run, records)
-    request = _runs.rerun_request(record, records, as_user or _runs.whoami(target))
-    message_id = _enqueue.send(request, target.output("RunRequestsQueueUrl"), sqs_client=target.client("sqs"))
+    rerun_message = _runs.rerun_request(record, records, as_user or _runs.whoami(target))
+    message_id = target.client("sqs").send_message(
+        QueueUrl=target.output("OperatorRequestsQueueUrl"), MessageBody=rerun_message.model_dump_json()
+    )["MessageId"]
     _out().print(
         Text.assemble(
             "Queued a rerun of ",
             (_views.safe(record.run_id), "bold"),
-            _views.plain(f" as attempt {request.workflow.run_attempt} by {request.triggered_by}.\n"),
-            f"SQS message {message_id}; follow it with `modelrun runs",
-            f" --pr {request.pr_number}`" if request.pr_number else "`",
+            _views.plain(f" as attempt {rerun_message.attempt} by {rerun_message.requested_by}.\n"),
+            f"SQS message {message_id} on the operator queue; follow it with `modelrun runs",
+            f" --pr {record.pr_number}`" if record.pr_number else "`",
             ".",
         )
     )

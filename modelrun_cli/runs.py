@@ -7,7 +7,6 @@ the CLI reads them exactly as the submit and track functions write them.
 
 from __future__ import annotations
 
-import copy
 import getpass
 import json
 import os
@@ -23,7 +22,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from modelrun.adapters.aws import RunsTable, StaleWrite
-from modelrun.contracts import RunRequest
+from modelrun.contracts import RerunRequest
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun_cli.connect import Stack, fail
@@ -243,8 +242,10 @@ def wait_until_ended(
 # --- rerun ------------------------------------------------------------------------------------
 
 
-def rerun_request(record: RunRecord, records: Iterable[RunRecord], triggered_by: str) -> RunRequest:
-    """The stored request again, as the next attempt of its workflow run."""
+def rerun_request(record: RunRecord, records: Iterable[RunRecord], requested_by: str) -> RerunRequest:
+    """The operator's rerun of a stored run, as the next attempt of its workflow run. It goes to
+    the operator queue: IAM decides who may send there, and the backend reruns the run's own
+    verified request (same commit, image and command), never a request from here."""
     if not record.request:
         fail(
             f"run {record.run_id} has no stored request (it predates reruns): push a commit or re-run the workflow",
@@ -256,14 +257,13 @@ def rerun_request(record: RunRecord, records: Iterable[RunRecord], triggered_by:
         if r.workflow_run_id == record.workflow_run_id and r.repository == record.repository
     ]
     attempt = max([record.workflow_attempt, *attempts]) + 1
-    data = copy.deepcopy(record.request)
-    data["workflow"]["run_attempt"] = attempt
-    data["triggered_by"] = login_from(triggered_by)
     try:
-        return RunRequest.model_validate(data)
+        return RerunRequest(
+            schema_version="1", kind="rerun", run_id=record.run_id, attempt=attempt, requested_by=requested_by[:64]
+        )
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        fail(f"cannot rerun {record.run_id}: the stored request is no longer valid ({problems})", exit_code=1)
+        fail(f"cannot rerun {record.run_id}: {problems}", exit_code=1)
 
 
 # --- logs -------------------------------------------------------------------------------------
@@ -312,6 +312,7 @@ class DeadLetter:
     receive_count: int
     receipt_handle: str
     sent_at: str | None
+    sent_ms: str | None = None  # SQS's SentTimestamp, as sent
 
     @property
     def reason(self) -> str:
@@ -341,15 +342,19 @@ class DeadLetter:
 
 
 def dead_letter_queues(stack: Stack, which: str) -> tuple[str, str]:
-    """(DLQ url, source queue url) for ``run-requests`` or ``job-events``."""
+    """(DLQ url, queue to redrive to) for ``run-requests`` or ``job-events``.
+
+    Run requests go back through the operator queue: only operators can send there, so the
+    original send time they carry (``sent_at``, against which the token is checked again) is
+    believed; on the run-requests queue anyone holding the workflow's role could claim one."""
     if which not in DLQS:
         fail(f"unknown queue {which!r}: run-requests or job-events")
     dlq = stack.output(DLQS[which])
+    if which == "run-requests":
+        return dlq, stack.output("OperatorRequestsQueueUrl")
     sources = stack.client("sqs").list_dead_letter_source_queues(QueueUrl=dlq).get("queueUrls", [])
     if len(sources) == 1:
         return dlq, str(sources[0])
-    if which == "run-requests":
-        return dlq, stack.output("RunRequestsQueueUrl")
     fail(f"cannot tell which queue feeds {dlq} ({len(sources)} source queues)")
 
 
@@ -381,6 +386,7 @@ def receive_dead_letters(sqs: Any, dlq_url: str, hold_seconds: int = 300, limit:
                     sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC).isoformat(timespec="seconds")
                     if sent
                     else None,
+                    sent_ms=sent,
                 ),
             )
     return list(letters.values())
@@ -416,8 +422,12 @@ def move(sqs: Any, letters: list[DeadLetter], dlq_url: str, source_url: str) -> 
     moved = 0
     for letter in letters:
         params: dict[str, Any] = {"QueueUrl": source_url, "MessageBody": letter.body}
-        if letter.attributes:
-            params["MessageAttributes"] = _attributes_to_send(letter.attributes)
+        attributes = _attributes_to_send(letter.attributes)
+        if "sent_at" not in attributes and letter.sent_ms:
+            # Moved here by SQS after its retries: SentTimestamp is still the original send.
+            attributes["sent_at"] = {"DataType": "Number", "StringValue": letter.sent_ms}
+        if attributes:
+            params["MessageAttributes"] = attributes
         if source_url.endswith(".fifo"):
             params["MessageGroupId"] = "redrive"
             params["MessageDeduplicationId"] = letter.message_id

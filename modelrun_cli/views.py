@@ -1,16 +1,23 @@
-"""How the CLI draws runs with rich: the runs table, one run in full, dead letters."""
+"""How the CLI draws runs with rich: the runs table, one run in full, dead letters.
+
+Everything from a run request, the job or the model (branch names, notes, reasons, log lines,
+metric names) is user text: it reaches rich as :class:`Text` (never parsed as markup) and
+without control characters (no escape sequences reach the terminal), see :func:`plain`.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from modelrun.domain.report import METRIC_LABELS, RATIO_LABELS
+from modelrun.domain.report import METRIC_LABELS, RATIO_LABELS, visible
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun_cli.runs import DeadLetter, elapsed_seconds, headline, parse_time, report_links, short_id
@@ -27,6 +34,18 @@ STATUS_STYLE = {
     RunStatus.SUPERSEDED: "dim",
 }
 DASH = "—"
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colour codes in log lines: dropped, their text kept
+
+
+def safe(text: object) -> str:
+    """User text for the terminal: colour codes dropped, every other control character (ESC, CR,
+    NUL, ...) and bidi control shown as U+FFFD, zero-width characters removed; newline and tab stay."""
+    return visible(_SGR.sub("", str(text)), keep="\n\t")
+
+
+def plain(text: object, style: str = "") -> Text:
+    """User text as rich Text: printed as written (``[bold]``, ``[link=...]`` are not markup)."""
+    return Text(safe(text), style=style)
 
 
 def status_text(status: RunStatus) -> Text:
@@ -63,7 +82,7 @@ def compute(record: RunRecord) -> str:
 
 
 def runs_table(records: list[RunRecord], positions: dict[str, int], title: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=plain(title), title_justify="left", header_style="bold")
     table.add_column("run", no_wrap=True)
     table.add_column("PR", justify="right", no_wrap=True)
     table.add_column("author", no_wrap=True, max_width=20, overflow="ellipsis")
@@ -80,9 +99,9 @@ def runs_table(records: list[RunRecord], positions: dict[str, int], title: str) 
         running = record.status in (RunStatus.STARTING, RunStatus.RUNNING)
         took = duration(elapsed_seconds(record))
         table.add_row(
-            short_id(record.run_id),
-            f"#{record.pr_number}" if record.pr_number else record.head_ref,
-            record.triggered_by,
+            plain(short_id(record.run_id)),
+            plain(f"#{record.pr_number}" if record.pr_number else record.head_ref),
+            plain(record.triggered_by),
             compute(record),
             status_text(record.status),
             f"#{position}" if position else "",
@@ -109,26 +128,29 @@ def run_detail(record: RunRecord, position: int | None) -> RenderableType:
         state.append(f"  #{position} in the {compute(record)} queue", style="yellow")
     facts.add_row("status", state)
     if record.status_reason:
-        facts.add_row("reason", record.status_reason)
+        facts.add_row("reason", plain(record.status_reason))
     if record.exit_code is not None:
         facts.add_row("exit code", str(record.exit_code))
-    facts.add_row("repository", record.repository)
+    facts.add_row("repository", plain(record.repository))
     facts.add_row("pull request", f"#{record.pr_number}" if record.pr_number else "none (dispatch)")
-    facts.add_row("commit", f"{record.head_sha[:12]} on {record.head_ref} (base {record.base_ref})")
+    facts.add_row("commit", plain(f"{record.head_sha[:12]} on {record.head_ref} (base {record.base_ref})"))
     facts.add_row(
         "triggered by",
-        f"{record.triggered_by}  (workflow run {record.workflow_run_id}, attempt {record.workflow_attempt})",
+        plain(f"{record.triggered_by}  (workflow run {record.workflow_run_id}, attempt {record.workflow_attempt})"),
     )
     if record.note:
-        facts.add_row("note", record.note)
+        facts.add_row("note", plain(record.note))
     size = f"{record.vcpus:g} vCPU, {record.memory_mib} MiB" + (f", {record.gpus} GPU" if record.gpus else "")
     facts.add_row("compute", f"{compute(record)} · {size}")
-    facts.add_row("job queue", record.job_queue.rsplit("/", 1)[-1])
+    facts.add_row("job queue", plain(record.job_queue.rsplit("/", 1)[-1]))
     facts.add_row(
         "job",
-        f"{record.job_id or DASH}" + (f"  (Batch attempt {record.batch_attempt})" if record.batch_attempt > 1 else ""),
+        plain(
+            f"{record.job_id or DASH}"
+            + (f"  (Batch attempt {record.batch_attempt})" if record.batch_attempt > 1 else "")
+        ),
     )
-    facts.add_row("image", record.image)
+    facts.add_row("image", plain(record.image))
     facts.add_row("created", when(record.created_at, seconds=True))
     facts.add_row("started", when(record.started_at, seconds=True))
     facts.add_row("stopped", when(record.stopped_at, seconds=True))
@@ -140,8 +162,8 @@ def run_detail(record: RunRecord, position: int | None) -> RenderableType:
         parts += [Text(""), metrics]
     problem = (record.report or {}).get("contract_error")
     if problem:
-        parts += [Text(""), Text(f"⚠ {problem}", style="bold red")]
-    title = Text.assemble(("run ", "bold"), (record.run_id, "bold"))
+        parts += [Text(""), plain(f"⚠ {problem}", style="bold red")]
+    title = Text.assemble(("run ", "bold"), (safe(record.run_id), "bold"))
     return Panel(Group(*parts), title=title, title_align="left", border_style=STATUS_STYLE[record.status])
 
 
@@ -150,7 +172,9 @@ def links(record: RunRecord) -> list[Text]:
     lines = []
     for name, url in report_links(record).items():
         line = Text(f"{name:<10}", style="bold")
-        line.append(url, style=f"link {url}" if url.startswith("http") else "")
+        url = safe(url)
+        # Style(link=...), not a style string: a URL with spaces or brackets can't break it
+        line.append(url, style=Style(link=url) if re.fullmatch(r"https?://\S+", url) else "")
         lines.append(line)
     return lines
 
@@ -166,15 +190,20 @@ def _metrics(record: RunRecord) -> Table | None:
     table.add_column("metric")
     table.add_column("this run", justify="right")
     if baseline:
-        table.add_column(f"main {str(baseline.get('head_sha', ''))[:8]}", justify="right")
+        table.add_column(plain(f"main {str(baseline.get('head_sha', ''))[:8]}"), justify="right")
     table.add_column("IAAO standard")
 
-    def cell(value: Any) -> str:
-        return number(value) if isinstance(value, int | float) else ("" if value is None else str(value))
+    def cell(value: Any) -> Text:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                return Text(number(value))
+            except (OverflowError, ValueError):  # an int too large for a float
+                return Text("?")
+        return plain("" if value is None else value)
 
     def add(label: str, value: Any, base: Any, passed: bool | None) -> None:
         verdict = Text("pass", style="green") if passed else Text("fail", style="red") if passed is False else Text("")
-        table.add_row(label, cell(value), *([cell(base)] if baseline else []), verdict)
+        table.add_row(plain(label), cell(value), *([cell(base)] if baseline else []), verdict)
 
     base_metrics = baseline.get("metrics") or {}
     for key in [*(k for k in METRIC_LABELS if k in metrics), *sorted(set(metrics) - set(METRIC_LABELS))]:
@@ -193,11 +222,18 @@ def _metrics(record: RunRecord) -> Table | None:
 
 
 def dead_letters_table(letters: list[DeadLetter], queue: str) -> Table:
-    table = Table(title=f"{len(letters)} message(s) in the {queue} DLQ", title_justify="left", header_style="bold")
+    table = Table(
+        title=plain(f"{len(letters)} message(s) in the {queue} DLQ"), title_justify="left", header_style="bold"
+    )
     table.add_column("message", no_wrap=True)
     table.add_column("sent", no_wrap=True)
     table.add_column("about", overflow="fold")
     table.add_column("why it is there", overflow="fold", style="red")
     for letter in letters:
-        table.add_row(letter.message_id[:8], when(letter.sent_at, seconds=True), letter.subject, letter.reason)
+        table.add_row(
+            plain(letter.message_id[:8]),
+            when(letter.sent_at, seconds=True),
+            plain(letter.subject),
+            plain(letter.reason),
+        )
     return table

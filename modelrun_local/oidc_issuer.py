@@ -119,3 +119,10 @@ class LocalIssuer:
         if job.environment:
             claims["environment"] = job.environment
         return jwt.encode(claims, key or self._key, algorithm="RS256", headers={"kid": self.kid})
+
+    def mint_like(self, token: str, *, issued_at: float) -> str:
+        """The same claims, issued at another time (a test's stale token), signed by this issuer."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        now = int(issued_at)
+        claims |= {"iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME_S}
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})

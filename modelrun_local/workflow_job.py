@@ -43,8 +43,9 @@ class Job:
         return send(with_identity(message, self.token(queue_url)), queue_url)
 
 
-def retarget(event: dict[str, Any], repository: str) -> dict[str, Any]:
-    """A webhook sample moved to ``repository`` (the samples name GitHub's example repository)."""
+def retarget(event: dict[str, Any], repository: str, default_branch: str = "main") -> dict[str, Any]:
+    """A webhook sample moved to ``repository`` whose default branch is ``default_branch``, a PR
+    against it (the samples name GitHub's example repository, default branch ``master``)."""
     event = copy.deepcopy(event)
     owner, name = repository.split("/", 1)
     repos = [event.get("repository")]
@@ -52,8 +53,11 @@ def retarget(event: dict[str, Any], repository: str) -> dict[str, Any]:
     repos += [(pull.get("head") or {}).get("repo"), (pull.get("base") or {}).get("repo")]
     for repo in repos:
         if repo:
-            repo["full_name"], repo["name"] = repository, name
+            repo["full_name"], repo["name"], repo["default_branch"] = repository, name, default_branch
             repo.setdefault("owner", {})["login"] = owner
+    if pull.get("base"):
+        pull["base"]["ref"] = default_branch
+        pull["base"]["label"] = f"{owner}:{default_branch}"
     return event
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,48 +68,304 @@ def test_the_results_bucket_is_private_encrypted_and_tls_only(cfn: dict[str, Any
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_github_role_trust_is_pinned_to_the_repository_and_approval_environment(cfn: dict[str, Any]) -> None:
-    role = cfn["Resources"]["GitHubActionsRole"]["Properties"]
-    [statement] = role["AssumeRolePolicyDocument"]["Statement"]
+# --- a small resolver for the intrinsics the IAM documents use, and IAM's string conditions -----
+
+SAMPLE_PARAMETERS: dict[str, Any] = {
+    "GitHubRepositories": ["octo-org/residential-avm", "octo-org/condo-avm"],
+    "ApprovalEnvironment": "staging",
+    "BaselineEnvironment": "modelrun-main",
+    "ModelRepositoryName": "modelrun-models",
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "modelrun",
+}
+
+
+def resolve(node: Any, parameters: dict[str, Any] = SAMPLE_PARAMETERS) -> Any:
+    """Ref (parameters), Fn::Sub (string form), Fn::Join and Fn::Split, as CloudFormation does."""
+    if isinstance(node, list):
+        return [resolve(item, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        return parameters[node["Ref"]]
+    if set(node) == {"Fn::Sub"}:
+        assert isinstance(node["Fn::Sub"], str), "only the string form is resolved here"
+        return re.sub(r"\$\{([\w:]+)\}", lambda m: str(parameters[m.group(1)]), node["Fn::Sub"])
+    if set(node) == {"Fn::Join"}:
+        delimiter, items = node["Fn::Join"]
+        assert isinstance(delimiter, str), "Fn::Join's delimiter must be a literal"
+        return delimiter.join(resolve(items, parameters))
+    if set(node) == {"Fn::Split"}:
+        delimiter, text = node["Fn::Split"]
+        assert isinstance(delimiter, str), "Fn::Split's delimiter must be a literal"
+        return resolve(text, parameters).split(delimiter)
+    return {key: resolve(value, parameters) for key, value in node.items()}
+
+
+def iam_like(pattern: str, value: str) -> bool:
+    """IAM's StringLike: `*` any run of characters, `?` one character, case-sensitive."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def conditions_allow(conditions: dict[str, dict[str, Any]], claims: dict[str, str]) -> bool:
+    """Every operator must hold (AND); within one, any listed value matches (OR)."""
+    for operator, tests in conditions.items():
+        for key, patterns in tests.items():
+            value = claims.get(key)
+            if value is None:
+                return False
+            patterns = as_list(patterns)
+            if operator == "StringEquals":
+                ok = value in patterns
+            elif operator in ("StringLike", "ForAnyValue:StringLike"):  # single-valued key: the same
+                ok = any(iam_like(p, value) for p in patterns)
+            elif operator == "StringNotLike":
+                ok = not any(iam_like(p, value) for p in patterns)
+            else:
+                raise AssertionError(f"unexpected condition operator {operator}")
+            if not ok:
+                return False
+    return True
+
+
+def trusts(cfn: dict[str, Any], role: str, sub: str, aud: str = "sts.amazonaws.com") -> bool:
+    [statement] = cfn["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    conditions = statement["Condition"]
-    assert list(conditions) == ["StringEquals"]  # no StringLike wildcards
-    assert conditions["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-    assert conditions["StringEquals"]["token.actions.githubusercontent.com:sub"] == {
-        "Fn::Sub": "repo:${GitHubRepository}:environment:${ApprovalEnvironment}"
-    }
+    assert resolve(statement["Principal"]["Federated"]) == (
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    )
+    prefix = "token.actions.githubusercontent.com"
+    return conditions_allow(resolve(statement["Condition"]), {f"{prefix}:sub": sub, f"{prefix}:aud": aud})
 
 
-def test_github_role_may_only_push_to_the_stacks_repository_and_enqueue(cfn: dict[str, Any]) -> None:
-    role = cfn["Resources"]["GitHubActionsRole"]["Properties"]
+REPOS = SAMPLE_PARAMETERS["GitHubRepositories"]
+UNTRUSTED_SUBS = [
+    "repo:octo-org/other-model:environment:staging",  # not on the allow-list
+    "repo:octo-org/residential-avm-fork:environment:staging",  # a longer name, same prefix
+    "repo:octo-org:environment:staging",
+    "repo:octo-org/residential-avm:environment:production",  # another environment
+    "repo:octo-org/residential-avm:environment:Staging",  # IAM compares case-sensitively
+    "repo:octo-org/residential-avm:environment:x:environment:staging",  # a name that ends like one
+    "repo:octo-org/residential-avm:environment:staging:environment:x",
+    "repo:octo-org/residential-avm:pull_request",  # a job outside any environment
+    "repo:octo-org/residential-avm:ref:refs/heads/main",
+    "repo:octo-org/evil:environment:repo:octo-org/residential-avm:environment:staging",
+    "",
+]
+
+
+def test_github_role_trusts_each_listed_repository_in_either_environment(cfn: dict[str, Any]) -> None:
+    for repo in REPOS:
+        for environment in ("staging", "modelrun-main"):
+            assert trusts(cfn, "GitHubActionsRole", f"repo:{repo}:environment:{environment}")
+        assert not trusts(
+            cfn, "GitHubActionsRole", f"repo:{repo}:environment:staging", aud="https://github.com/octo-org"
+        )
+    for sub in UNTRUSTED_SUBS:
+        assert not trusts(cfn, "GitHubActionsRole", sub), sub
+
+
+def test_baseline_role_trusts_only_the_baseline_environment(cfn: dict[str, Any]) -> None:
+    for repo in REPOS:
+        assert trusts(cfn, "GitHubBaselineRole", f"repo:{repo}:environment:modelrun-main")
+        assert not trusts(cfn, "GitHubBaselineRole", f"repo:{repo}:environment:staging")
+    for sub in UNTRUSTED_SUBS:
+        assert not trusts(cfn, "GitHubBaselineRole", sub), sub
+
+
+def test_the_trust_follows_the_parameters(cfn: dict[str, Any]) -> None:
+    one_repo = {**SAMPLE_PARAMETERS, "GitHubRepositories": ["acme/condo"], "ApprovalEnvironment": "approve"}
+    [statement] = cfn["Resources"]["GitHubActionsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    conditions = resolve(statement["Condition"], one_repo)
+    claims = {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    sub = "token.actions.githubusercontent.com:sub"
+    assert conditions_allow(conditions, {**claims, sub: "repo:acme/condo:environment:approve"})
+    assert not conditions_allow(conditions, {**claims, sub: "repo:acme/condo:environment:staging"})
+    assert not conditions_allow(conditions, {**claims, sub: "repo:octo-org/condo-avm:environment:approve"})
+
+
+ECR_PUSH = {
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+}
+ECR_PULL = {"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+
+
+def granted(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     assert "ManagedPolicyArns" not in role
     [policy] = role["Policies"]
-    granted = {
-        (s["Sid"], json.dumps(s["Resource"], sort_keys=True)): set(
-            s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-        )
+    assert all(s["Effect"] == "Allow" for s in policy["PolicyDocument"]["Statement"])
+    return {
+        (s["Sid"], json.dumps(s["Resource"], sort_keys=True)): set(as_list(s["Action"]))
         for s in policy["PolicyDocument"]["Statement"]
     }
-    assert all(s["Effect"] == "Allow" for s in policy["PolicyDocument"]["Statement"])
-    assert granted == {
+
+
+def test_github_roles_may_only_push_images_use_the_cache_as_allowed_and_enqueue(cfn: dict[str, Any]) -> None:
+    common = {
         ("EcrLogin", '"*"'): {"ecr:GetAuthorizationToken"},  # account-wide by AWS's design
-        ("PushModelImage", '{"Fn::GetAtt": ["ModelRepository", "Arn"]}'): {
-            "ecr:BatchCheckLayerAvailability",
-            "ecr:BatchGetImage",
-            "ecr:CompleteLayerUpload",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:InitiateLayerUpload",
-            "ecr:PutImage",
-            "ecr:UploadLayerPart",
-        },
+        ("PushModelImage", '{"Fn::GetAtt": ["ModelRepository", "Arn"]}'): ECR_PUSH,
         ("EnqueueRun", '{"Fn::GetAtt": ["RunRequestsQueue", "Arn"]}'): {"sqs:SendMessage"},
     }
+    cache = '{"Fn::GetAtt": ["ModelCacheRepository", "Arn"]}'
+    # PR runs read the shared layer cache, never write it; only default-branch runs do.
+    assert granted(cfn["Resources"]["GitHubActionsRole"]["Properties"]) == {
+        **common,
+        ("PullBuildCache", cache): ECR_PULL,
+    }
+    assert granted(cfn["Resources"]["GitHubBaselineRole"]["Properties"]) == {
+        **common,
+        ("PushBuildCache", cache): ECR_PUSH,
+    }
+
+
+def test_model_image_tags_are_immutable_and_the_cache_has_a_repository_of_its_own(cfn: dict[str, Any]) -> None:
+    images = cfn["Resources"]["ModelRepository"]["Properties"]
+    cache = cfn["Resources"]["ModelCacheRepository"]["Properties"]
+    assert images["ImageTagMutability"] == "IMMUTABLE"
+    assert resolve(images["RepositoryName"]) == "modelrun-models"
+    # The workflow derives the cache repository's name the same way.
+    assert resolve(cache["RepositoryName"]) == "modelrun-models-cache"
+    assert cache["ImageTagMutability"] == "MUTABLE"  # buildcache-* tags move with each build
+    assert json.loads(cache["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+
+
+def test_ec2_compute_environments_require_imdsv2_with_one_hop(cfn: dict[str, Any]) -> None:
+    ec2 = {
+        name: env["Properties"]["ComputeResources"]
+        for name, env in resources_of(cfn, "AWS::Batch::ComputeEnvironment").items()
+        if env["Properties"]["ComputeResources"]["Type"] in ("EC2", "SPOT")
+    }
+    assert set(ec2) == {"GpuComputeEnvironment"}
+    for resources in ec2.values():
+        template = resources["LaunchTemplate"]
+        [name] = {template["LaunchTemplateId"]["Ref"], template["Version"]["Fn::GetAtt"][0]}
+        assert template["Version"] == {"Fn::GetAtt": [name, "LatestVersionNumber"]}
+        launch_template = cfn["Resources"][name]
+        assert launch_template["Type"] == "AWS::EC2::LaunchTemplate"
+        assert launch_template["Properties"]["LaunchTemplateData"]["MetadataOptions"] == {
+            "HttpEndpoint": "enabled",
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": 1,
+        }
+
+
+# --- alerts: every publisher of the encrypted topic can use its key ----------------------------
+
+
+def mentions(node: Any, logical_id: str) -> bool:
+    return f'"{logical_id}"' in json.dumps(node)
+
+
+def statement_allows(statement: dict[str, Any], action: str) -> bool:
+    return statement.get("Effect") == "Allow" and any(iam_like(a, action) for a in as_list(statement["Action"]))
+
+
+def alert_key_problems(cfn: dict[str, Any]) -> list[str]:
+    """Why a publisher of AlertsTopic could not use the topic's KMS key (empty: every one can)."""
+    resources = cfn["Resources"]
+    key_ref = resources["AlertsTopic"]["Properties"]["KmsMasterKeyId"]
+    if not isinstance(key_ref, dict):
+        return [f"AlertsTopic is encrypted with {key_ref!r}, not a key of this stack"]
+    [key_id] = [name for name in resources if mentions(key_ref, name)]
+    key = resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
+    use = ("kms:GenerateDataKey", "kms:Decrypt")
+    problems = []
+
+    def admitted_service(service: str) -> bool:
+        return any(
+            service in as_list(s.get("Principal", {}).get("Service", []))
+            and all(statement_allows(s, action) for action in use)
+            and "aws:SourceAccount" in json.dumps(s.get("Condition", {}))
+            for s in key_statements
+        )
+
+    # Services that publish: CloudWatch alarms (AlarmActions), EventBridge rules (targets).
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and mentions(props.get("AlarmActions", []), "AlertsTopic"):
+            if not admitted_service("cloudwatch.amazonaws.com"):
+                problems.append(f"{name}: the key policy does not admit cloudwatch.amazonaws.com")
+        if resource["Type"] == "AWS::Events::Rule" and mentions(props.get("Targets", []), "AlertsTopic"):
+            if not admitted_service("events.amazonaws.com"):
+                problems.append(f"{name}: the key policy does not admit events.amazonaws.com")
+
+    # Roles (of state machines and functions) that may publish: their own policy grants the key.
+    # The key policy's account statement lets IAM policies grant it.
+    if not any(
+        s.get("Principal", {}).get("AWS") == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+        and statement_allows(s, "kms:CreateGrant")
+        for s in key_statements
+    ):
+        problems.append(f"{key_id}: the account cannot administer the key, so IAM policies grant nothing")
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        statements = [
+            statement
+            for policy in resource["Properties"].get("Policies", [])
+            for statement in as_list(policy["PolicyDocument"]["Statement"])
+        ]
+        publishes = any(
+            statement_allows(s, "sns:Publish") and mentions(s["Resource"], "AlertsTopic") for s in statements
+        )
+        if publishes and not all(
+            any(statement_allows(s, action) and mentions(s["Resource"], key_id) for s in statements) for action in use
+        ):
+            problems.append(f"{name}: publishes to AlertsTopic without kms:GenerateDataKey and kms:Decrypt on {key_id}")
+    return problems
+
+
+def test_every_publisher_of_the_alerts_topic_can_use_its_key(cfn: dict[str, Any]) -> None:
+    assert alert_key_problems(cfn) == []
+    resources = cfn["Resources"]
+    key = resources["AlertsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    alias = resources["AlertsKeyAlias"]["Properties"]
+    assert alias["TargetKeyId"] == {"Ref": "AlertsKey"}
+    assert resolve(alias["AliasName"]) == "alias/modelrun-alerts"
+    # The topic policy lets alarms of this account publish.
+    [topic_statement] = resources["AlertsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert topic_statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert resolve(topic_statement["Condition"]["StringEquals"]) == {"aws:SourceAccount": "123456789012"}
+
+
+@pytest.mark.parametrize("mutation", ["alias", "key policy", "state machine role"])
+def test_the_alerts_key_check_catches_a_missing_grant(cfn: dict[str, Any], mutation: str) -> None:
+    broken = copy.deepcopy(cfn)
+    resources = broken["Resources"]
+    if mutation == "alias":
+        resources["AlertsTopic"]["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
+        expected = "not a key of this stack"
+    elif mutation == "key policy":
+        statements = resources["AlertsKey"]["Properties"]["KeyPolicy"]["Statement"]
+        statements[:] = [s for s in statements if s.get("Sid") != "CloudWatchAlarmsPublish"]
+        expected = "does not admit cloudwatch.amazonaws.com"
+    else:
+        policies = resources["ReportStateMachineRole"]["Properties"]["Policies"]
+        policies[:] = [p for p in policies if not mentions(p, "AlertsKey")]
+        expected = "ReportStateMachineRole: publishes to AlertsTopic without"
+    problems = alert_key_problems(broken)
+    assert problems and all(expected in p for p in problems[:1]), problems
 
 
 def test_the_state_machine_definition_gets_every_substitution(cfn: dict[str, Any]) -> None:
     text, substitutions = cfn["Resources"]["ReportStateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
-    import re
-
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(substitutions)
 
 

@@ -6,6 +6,7 @@ The gate job's script is run for real (bash) for each approval mode and event.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,20 @@ def uses(job: dict[str, Any], action: str) -> dict[str, Any]:
 
 RUN_MODEL = load("run-model.yaml")
 CLEANUP = load("cleanup.yaml")
+BASELINE_ENVIRONMENT = "(vars.MODELRUN_BASELINE_ENVIRONMENT || 'modelrun-main')"
+APPROVAL_ENVIRONMENT = "(vars.MODELRUN_ENVIRONMENT || 'staging')"
+# `uses: owner/repo[/path]@<40 hex> # vX.Y.Z` (YAML drops comments, so this reads the text).
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
+
+
+def uses_lines(path: Path) -> list[tuple[str, str]]:
+    return [
+        (match["ref"], match["comment"])
+        for line in path.read_text().splitlines()
+        if (match := USES_LINE.match(line)) and not line.lstrip().startswith("#")
+    ]
 
 
 def test_both_workflows_are_present() -> None:
@@ -99,9 +114,60 @@ def test_no_workflow_builds_untrusted_code_with_secrets(path: Path) -> None:
     assert "secrets." not in path.read_text(), "AWS access is by OIDC only; no stored secrets"
 
 
+def test_zizmor_finds_nothing() -> None:
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--no-progress", str(ROOT / ".github")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.name)
+def test_every_action_is_pinned_to_a_commit_with_its_version_in_a_comment(path: Path) -> None:
+    found = uses_lines(path)
+    assert found, "no uses: lines found"
+    for ref, comment in found:
+        assert PINNED.match(ref), f"{ref}: pin a full 40-hex commit SHA"
+        assert VERSION_COMMENT.match(comment), f"{ref}: add the version as a trailing comment (# v1.2.3)"
+    # the YAML agrees with the text (no uses: this scan missed)
+    workflow = yaml.safe_load(path.read_text())
+    in_yaml = [step["uses"] for job in workflow["jobs"].values() for step in job.get("steps", []) if "uses" in step]
+    assert in_yaml == [ref for ref, _ in found]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.name)
+def test_no_pip_cache_in_a_job_that_holds_aws_credentials(path: Path) -> None:
+    workflow = yaml.safe_load(path.read_text())
+    for name, job in workflow["jobs"].items():
+        if job.get("permissions", {}).get("id-token") != "write":
+            continue
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith(("actions/setup-python@", "actions/cache@")):
+                assert "cache" not in step.get("with", {}), f"{name}: no dependency cache with credentials"
+                assert not step["uses"].startswith("actions/cache@"), name
+
+
+def test_dependabot_keeps_the_actions_current() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    ecosystems = {(update["package-ecosystem"], update["directory"]) for update in config["updates"]}
+    assert ("github-actions", "/") in ecosystems
+    assert {("uv", "/"), ("uv", "/model_container")} <= ecosystems
+
+
+def test_no_reference_to_missing_docs() -> None:
+    for path in WORKFLOW_FILES:
+        for doc in re.findall(r"docs/[\w./-]+\.md", path.read_text()):
+            assert (ROOT / doc).exists(), f"{path.name} points to {doc}, which does not exist"
+
+
 def test_run_model_triggers() -> None:
     on = triggers(RUN_MODEL)
-    assert set(on) == {"pull_request", "workflow_dispatch"}
+    assert set(on) == {"push", "pull_request", "workflow_dispatch"}
+    # every merge re-baselines
+    assert on["push"] == {"branches": ["main"]}
     assert on["pull_request"]["branches"] == ["main"]
     assert set(on["pull_request"]["types"]) == {
         "opened",
@@ -121,6 +187,8 @@ def test_run_model_cancels_stale_builds_of_the_same_pull_request() -> None:
     concurrency = RUN_MODEL["concurrency"]
     assert concurrency["group"].startswith("run-model-${{ github.event.pull_request.number || github.ref }}")
     assert concurrency["cancel-in-progress"] is True
+    # each push to main has a group of its own: no merge's baseline run is cancelled by the next
+    assert "github.event_name == 'push' && format('-{0}', github.sha)" in concurrency["group"]
     # closing the PR cancels a build in progress: the cleanup joins the same group
     assert CLEANUP["concurrency"]["group"] == "run-model-${{ github.event.pull_request.number }}"
 
@@ -135,8 +203,16 @@ def test_run_model_gate_runs_first_and_holds_no_permissions() -> None:
 
 def test_run_job_is_approved_by_the_environment_with_minimal_permissions() -> None:
     run = RUN_MODEL["jobs"]["run"]
-    assert run["environment"] == "${{ vars.MODELRUN_ENVIRONMENT || 'staging' }}"
+    # The baseline environment only for the gate's default-branch runs, and never for a PR event.
+    assert run["environment"] == (
+        "${{ needs.gate.outputs.baseline == 'true' && github.event_name != 'pull_request' && "
+        f"{BASELINE_ENVIRONMENT} || {APPROVAL_ENVIRONMENT} }}}}"
+    )
     assert run["permissions"] == {"id-token": "write", "contents": "read"}
+    assert run["env"]["WRITE_CACHE"] == (
+        "${{ needs.gate.outputs.baseline == 'true' && github.event_name != 'pull_request' && "
+        "vars.MODELRUN_BASELINE_ROLE_ARN != '' }}"
+    )
     assert run["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha || github.sha }}"
     assert run["env"]["ECR_REPOSITORY"] == "${{ vars.MODELRUN_ECR_REPOSITORY || 'modelrun-models' }}"
 
@@ -148,10 +224,12 @@ def test_run_job_builds_the_pr_head_and_pushes_it_to_ecr() -> None:
     assert checkout["with"]["persist-credentials"] is False
 
     aws = uses(run, "aws-actions/configure-aws-credentials")
-    assert aws["uses"].endswith("@v6")
-    assert aws["with"]["role-to-assume"] == "${{ vars.MODELRUN_ROLE_ARN }}"
+    # the baseline role (which alone may write the build cache) only when the cache is written
+    assert aws["with"]["role-to-assume"] == (
+        "${{ env.WRITE_CACHE == 'true' && vars.MODELRUN_BASELINE_ROLE_ARN || vars.MODELRUN_ROLE_ARN }}"
+    )
     assert aws["with"]["aws-region"] == "${{ vars.MODELRUN_AWS_REGION }}"
-    assert uses(run, "aws-actions/amazon-ecr-login")["uses"].endswith("@v2")
+    uses(run, "aws-actions/amazon-ecr-login")
     uses(run, "docker/setup-buildx-action")
 
     build = uses(run, "docker/build-push-action")
@@ -159,10 +237,9 @@ def test_run_job_builds_the_pr_head_and_pushes_it_to_ecr() -> None:
     assert build["with"]["context"] == "model_container"
     assert build["with"]["push"] is True
     assert "COMPUTE=${{ env.COMPUTE }}" in build["with"]["build-args"]
-    assert build["with"]["cache-from"].startswith("type=registry,")
-    assert build["with"]["cache-to"].startswith("type=registry,")
-    name_step = next(step for step in steps(run) if step.get("id") == "image")
-    assert 'tag="$HEAD_SHA"' in name_step["run"]
+    assert build["with"]["tags"] == "${{ steps.image.outputs.tag }}"
+    assert build["with"]["cache-from"] == "type=registry,ref=${{ steps.image.outputs.cache }}"
+    assert build["with"]["cache-to"] == "${{ steps.image.outputs.cache-to }}"
 
 
 def test_run_job_ends_by_enqueueing_the_digest_pinned_image() -> None:
@@ -196,6 +273,65 @@ def test_codeowners_cover_the_model_and_the_workflows() -> None:
     assert "/.github/ " in owners
 
 
+# --- the image step's script, run for real -------------------------------------------------------
+
+IMAGE_STEP = next(step for step in steps(RUN_MODEL["jobs"]["run"]) if step.get("id") == "image")
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def name_image(tmp_path: Path, **env: str) -> dict[str, str]:
+    script = tmp_path / "image.sh"
+    script.write_text(IMAGE_STEP["run"])
+    output = tmp_path / "image-output"
+    output.write_text("")
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={
+            "PATH": os.environ["PATH"],
+            "REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "ECR_REPOSITORY": "modelrun-models",
+            "HEAD_SHA": SHA,
+            "COMPUTE": "cpu",
+            "WRITE_CACHE": "false",
+            "GITHUB_REPOSITORY": "octo-org/avm",
+            "GITHUB_RUN_ID": "4242",
+            "GITHUB_RUN_ATTEMPT": "1",
+            **env,
+            "GITHUB_OUTPUT": str(output),
+        },
+        check=True,
+    )
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def test_image_tags_never_repeat_so_the_repository_can_be_immutable(tmp_path: Path) -> None:
+    assert "${{" not in IMAGE_STEP["run"]
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    out = name_image(tmp_path)
+    assert out["repository"] == f"{registry}/modelrun-models"
+    assert out["tag"] == f"{registry}/modelrun-models:{SHA}-4242-1"
+    # a re-run of the same commit pushes a new tag; so does the GPU build
+    assert name_image(tmp_path, GITHUB_RUN_ATTEMPT="2")["tag"].endswith(f":{SHA}-4242-2")
+    assert name_image(tmp_path, COMPUTE="gpu")["tag"].endswith(f":{SHA}-gpu-4242-1")
+
+
+def test_only_the_default_branch_writes_the_layer_cache(tmp_path: Path) -> None:
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    cache = f"{registry}/modelrun-models-cache:buildcache-cpu-octo-org.avm"
+    pr = name_image(tmp_path)
+    assert pr["cache"] == cache  # read by every run, from the cache repository
+    assert pr["cache-to"] == ""  # written by none but the default branch's
+    baseline = name_image(tmp_path, WRITE_CACHE="true")
+    assert baseline["cache-to"] == (
+        f"type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true"
+    )
+    # one stack serves several model repositories: each has its own cache tag, at most 128 long
+    other = name_image(tmp_path, GITHUB_REPOSITORY="octo-org/condo-avm", COMPUTE="gpu")
+    assert other["cache"].endswith(":buildcache-gpu-octo-org.condo-avm")
+    long = name_image(tmp_path, GITHUB_REPOSITORY="o" * 39 + "/" + "n" * 100)
+    assert len(long["cache"].rsplit(":", 1)[1]) == 128
+
+
 # --- the gate's script, run for real ------------------------------------------------------------
 
 GATE_STEP = steps(RUN_MODEL["jobs"]["gate"])[0]
@@ -216,7 +352,13 @@ PR = {
     "ADDED_LABEL": "",
     "HAS_RUN_LABEL": "false",
     "ENVIRONMENT": "staging",
+    "BASELINE_ENVIRONMENT": "modelrun-main",
+    "BASELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/modelrun-github-baseline",
+    "REF": "refs/pull/7/merge",
+    "DEFAULT_BRANCH": "main",
 }
+PUSH = {"EVENT_NAME": "push", "ACTION": "", "REF": "refs/heads/main", "PR_NUMBER": "", "HEAD_REPO": "", "DRAFT": ""}
+DISPATCH = {"EVENT_NAME": "workflow_dispatch", "ACTION": "", "PR_NUMBER": "", "HEAD_REPO": "", "DRAFT": ""}
 
 
 def gate(tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str, str]:
@@ -250,38 +392,85 @@ def test_gate_step_reads_untrusted_values_through_env_only() -> None:
         assert name in GATE_STEP["env"]
 
 
+PR_CASES: list[tuple[dict[str, str], bool, str]] = [
+    ({}, True, "approves"),
+    ({"ACTION": "opened"}, True, ""),
+    ({"HEAD_REPO": "someone/avm"}, False, "comes from a fork (someone/avm)"),
+    ({"HEAD_REPO": ""}, False, "a deleted fork"),
+    ({"DRAFT": "true"}, False, "is a draft"),
+    ({"ACTION": "labeled", "ADDED_LABEL": "bug"}, False, "Labels do not start model runs"),
+    ({"GATE": "dispatch-only"}, False, "by hand only"),
+    ({"GATE": "label"}, False, "has no 'run-model' label"),
+    ({"GATE": "label", "HAS_RUN_LABEL": "true"}, True, ""),
+    ({"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "run-model", "HAS_RUN_LABEL": "true"}, True, ""),
+    ({"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "bug", "HAS_RUN_LABEL": "true"}, False, "'bug'"),
+    ({"GATE": "label", "HAS_RUN_LABEL": "true", "DRAFT": "true"}, False, "is a draft"),
+]
+
+
+@pytest.mark.parametrize(("env", "runs", "says"), PR_CASES)
+@pytest.mark.parametrize("ref", ["refs/pull/7/merge", "refs/heads/main"], ids=["pr-ref", "pr-claiming-main"])
+def test_pull_request_events_never_get_the_baseline_environment(
+    tmp_path: Path, env: dict[str, str], runs: bool, says: str, ref: str
+) -> None:
+    rc, outputs, summary, stdout = gate(tmp_path, **env, REF=ref)
+
+    assert rc == 0, stdout
+    assert outputs == {"run": "true" if runs else "false", "baseline": "false"}
+    assert says in summary
+    assert "Baseline run" not in summary
+    if not runs:
+        assert summary.startswith("### modelrun: no run")
+        assert "::notice title=modelrun::" in stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "runs", "baseline", "says"),
+    [
+        # a push to the default branch runs in every gate mode: merged code re-baselines
+        (PUSH, True, True, "Baseline run of refs/heads/main in the 'modelrun-main' environment"),
+        ({**PUSH, "GATE": "dispatch-only"}, True, True, "Baseline run"),
+        ({**PUSH, "GATE": "label"}, True, True, "Baseline run"),
+        ({**PUSH, "REF": "refs/heads/release"}, False, False, "only pushes to the default branch, main, do"),
+        ({**PUSH, "DEFAULT_BRANCH": "trunk"}, False, False, "only pushes to the default branch, trunk, do"),
+        ({**PUSH, "DEFAULT_BRANCH": ""}, False, False, "do not start model runs"),
+        ({**DISPATCH, "REF": "refs/heads/main"}, True, True, "Baseline run"),
+        ({**DISPATCH, "REF": "refs/heads/feature"}, True, False, "approves"),
+        ({**DISPATCH, "REF": "refs/heads/feature", "GATE": "dispatch-only"}, True, False, ""),
+        ({**DISPATCH, "REF": "refs/tags/v1"}, True, False, ""),
+    ],
+)
+def test_gate_decides_pushes_and_dispatches(
+    tmp_path: Path, env: dict[str, str], runs: bool, baseline: bool, says: str
+) -> None:
+    rc, outputs, summary, stdout = gate(tmp_path, **env)
+
+    assert rc == 0, stdout
+    assert outputs == {"run": str(runs).lower(), "baseline": str(baseline).lower()}
+    assert says in summary
+    assert ("Baseline run" in summary) is baseline
+    assert "::warning" not in stdout
+
+
+def test_a_baseline_run_without_the_baseline_role_warns_that_the_cache_stays(tmp_path: Path) -> None:
+    rc, outputs, _, stdout = gate(tmp_path, **PUSH, BASELINE_ROLE_ARN="")
+    assert (rc, outputs) == (0, {"run": "true", "baseline": "true"})
+    assert "MODELRUN_BASELINE_ROLE_ARN is not set" in stdout
+
+
 @pytest.mark.parametrize(
     ("env", "runs", "says"),
     [
-        ({}, True, "approves"),
-        ({"ACTION": "opened"}, True, ""),
+        *PR_CASES,
         ({"EVENT_NAME": "workflow_dispatch", "ACTION": "", "HEAD_REPO": ""}, True, ""),
-        ({"HEAD_REPO": "someone/avm"}, False, "comes from a fork (someone/avm)"),
-        ({"HEAD_REPO": ""}, False, "a deleted fork"),
-        ({"DRAFT": "true"}, False, "is a draft"),
-        ({"ACTION": "labeled", "ADDED_LABEL": "bug"}, False, "Labels do not start model runs"),
-        ({"GATE": "dispatch-only"}, False, "by hand only"),
         ({"GATE": "dispatch-only", "EVENT_NAME": "workflow_dispatch", "ACTION": ""}, True, ""),
-        ({"GATE": "label"}, False, "has no 'run-model' label"),
-        ({"GATE": "label", "HAS_RUN_LABEL": "true"}, True, ""),
-        (
-            {"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "run-model", "HAS_RUN_LABEL": "true"},
-            True,
-            "",
-        ),
-        (
-            {"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "bug", "HAS_RUN_LABEL": "true"},
-            False,
-            "'bug'",
-        ),
-        ({"GATE": "label", "HAS_RUN_LABEL": "true", "DRAFT": "true"}, False, "is a draft"),
     ],
 )
 def test_gate_decides(tmp_path: Path, env: dict[str, str], runs: bool, says: str) -> None:
     rc, outputs, summary, stdout = gate(tmp_path, **env)
 
     assert rc == 0, stdout
-    assert outputs == {"run": "true" if runs else "false"}
+    assert outputs["run"] == ("true" if runs else "false")
     assert says in summary
     if not runs:
         assert summary.startswith("### modelrun: no run")
@@ -301,4 +490,4 @@ def test_gate_fails_fast_when_the_stack_outputs_are_not_configured(tmp_path: Pat
     assert "Set the repository variables MODELRUN_ROLE_ARN MODELRUN_QUEUE_URL" in stdout
     # a skipped event needs no configuration
     rc, outputs, _, _ = gate(tmp_path, QUEUE_URL="", DRAFT="true")
-    assert (rc, outputs) == (0, {"run": "false"})
+    assert (rc, outputs) == (0, {"run": "false", "baseline": "false"})

@@ -13,8 +13,10 @@ import html
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
@@ -52,31 +54,75 @@ PRICE_GB_HOUR = {"cpu": 0.004445 * 0.3, "gpu": 0.0}
 PRICE_GPU_HOUR = 0.526 * 0.4  # g4dn.xlarge on Spot, about 60% below on-demand
 
 # `<`, `>` and `&` are left to html.escape: a backslash before an entity would show it raw.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~|-])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~|$-])")
+REPLACEMENT = "\ufffd"  # what a control or bidi character in user text is shown as
+# Bidi embeddings, overrides, isolates and marks reorder what people read ("Trojan Source").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+WORD_JOINER = "\u2060"
+# Where GitHub would make a link or a notification out of plain text: URL autolinks (`https://`,
+# `ftp://`, `www.`), e-mail autolinks and @mentions (`@`), issue references (`#1`,
+# `owner/repo#2`, `GH-3`). A word joiner at each spot stops them and reads the same.
+_LINK_SPOTS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=[@#])|(?<=gh-)(?=\d)", re.IGNORECASE)
+# Inside <code> GitHub links no references and pings nobody, but GFM's autolinks still apply.
+_AUTOLINK_SPOTS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.IGNORECASE)
+
+
+def visible(text: object, keep: str = "") -> str:
+    """User text with nothing invisible left in it that changes what people read or what a terminal does.
+
+    Control characters (NUL, ESC, CR, ...; those in ``keep`` excepted), bidi controls and lone
+    surrogates become U+FFFD; other invisible format characters (zero-width spaces and joiners,
+    BOM, tags) are dropped.
+    """
+    out = []
+    for char in str(text):
+        if char in keep:
+            out.append(char)
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs") or char in _BIDI:
+            out.append(REPLACEMENT)
+        elif category != "Cf":
+            out.append(char)
+    return "".join(out)
+
+
+def _one_line(text: object, limit: int) -> str:
+    # whitespace (newlines included: they would end a table row) collapses to single spaces
+    value = " ".join(visible(text, keep="\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85").split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def break_links(text: str, references: bool = True) -> str:
+    """A word joiner wherever GitHub (or Slack) would otherwise autolink, mention or reference
+    (``references=False``: autolinks only, for code, where branch names stay copyable)."""
+    return (_LINK_SPOTS if references else _AUTOLINK_SPOTS).sub(WORD_JOINER, text)
 
 
 def inert(text: object, limit: int = 200) -> str:
     """User-written text made safe for Markdown inline use (tables included)."""
-    value = " ".join(str(text).split())  # no newlines: they would end a table row
-    if len(value) > limit:
-        value = value[: limit - 1] + "…"
+    value = break_links(_one_line(text, limit))
     value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)  # `|` becomes `\|`, GitHub's pipe inside tables
-    value = html.escape(value, quote=False)
-    # A zero-width joiner after @ stops mentions (and team pings) without changing what people read.
-    return value.replace("@", "@\u2060")
+    return html.escape(value, quote=False)
 
 
 def code(text: object, limit: int = 120) -> str:
-    """Inline code for identifiers such as branch names; backticks can't close it early."""
-    value = html.escape(" ".join(str(text).split())[:limit].replace("`", "'").replace("|", "¦"))
-    # GitHub still parses Markdown inside <code>: entities keep links and emphasis out.
-    value = value.translate({ord(c): f"&#{ord(c)};" for c in "[]()*_~@"})
-    return f"<code>{value}</code>"
+    """Inline code for identifiers such as branch names: nothing in it can end it early or render.
+
+    GitHub parses Markdown inside ``<code>``, so every ASCII punctuation character is an entity:
+    no backslash, backtick, pipe, bracket or ``<`` of the text is syntax (a text ending in a backslash
+    can't escape the closing tag), and the word joiners of :func:`break_links` stop autolinks.
+    """
+    value = break_links(_one_line(text, limit), references=False)
+    return "<code>" + value.translate(_ENTITIES) + "</code>"
+
+
+_ENTITIES = {c: f"&#{c};" for c in range(0x21, 0x7F) if not chr(c).isalnum()}
 
 
 def code_block(lines: Iterable[str], limit: int = 4000) -> str:
     """A fenced block longer than any backtick run inside it: nothing inside renders."""
-    body = "\n".join(line.replace("\r", "") for line in lines)[-limit:]
+    body = "\n".join(visible(line, keep="\t\n") for line in lines)[-limit:]
     longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{body}\n{fence}"
@@ -179,16 +225,39 @@ def ratio_table(report: dict[str, Any]) -> list[str]:
     return rows
 
 
+def baseline_text(baseline: dict[str, Any] | None) -> str:
+    """Which main run the PR is compared with, in words."""
+    if not baseline:
+        return "none yet (no verified run of the default branch has succeeded)"
+    sha = code(str(baseline.get("head_sha", ""))[:8])
+    if baseline.get("which") == "base_commit":
+        return f"main's run of this PR's base commit {sha}"
+    if baseline.get("which") == "latest":
+        return f"the latest main run {sha} (the PR's base commit has no run)"
+    return f"main run {sha}"
+
+
+def link(label: str, url: str | None) -> str:
+    """A markdown link to a URL the backend built; anything else is left out, not linked."""
+    if not url or not _LINK_TARGET.match(url):
+        return ""
+    return f"[{label}]({quote(url, safe=_URL_SAFE)})"
+
+
+# https only, no characters that could end the link target or start markup.
+_LINK_TARGET = re.compile(r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/[^\s()<>\[\]`\\]*$")
+_URL_SAFE = "/:?&=#%+,;@~!$*'-._"
+
+
 def _links(record: RunRecord) -> str:
-    links = []
-    if record.log_url:
-        links.append(f"[Logs]({record.log_url})")
     report = record.report or {}
-    for label, key in (("Full report", "report_url"), ("Artifacts", "artifacts_url")):
-        if report.get(key):
-            links.append(f"[{label}]({report[key]})")
-    links.append(f"[Workflow run]({record.workflow_url})")
-    return " · ".join(links)
+    links = [
+        link("Logs", record.log_url),
+        link("Full report", report.get("report_url")),
+        link("Artifacts", report.get("artifacts_url")),
+        link("Workflow run", record.workflow_url),
+    ]
+    return " · ".join(x for x in links if x)
 
 
 def _headline(record: RunRecord, runs_ahead: int | None) -> str:
@@ -228,7 +297,8 @@ def _history(runs: Sequence[RunRecord]) -> list[str]:
         rmse = (summary.get("metrics") or {}).get("rmse")
         cod = ((summary.get("ratio_study") or {}).get("cod") or {}).get("value")
         lines.append(
-            f"| [{run.workflow_run_id}.{run.workflow_attempt}]({run.workflow_url}) | {code(run.head_sha[:8])} "
+            f"| {link(f'{run.workflow_run_id}.{run.workflow_attempt}', run.workflow_url) or run.workflow_run_id} "
+            f"| {code(run.head_sha[:8])} "
             f"| {ICONS[run.status]} {run.status.value} | {fmt_number(rmse)} | {fmt_number(cod)} "
             f"| {run.created_at[:16].replace('T', ' ')} |"
         )
@@ -261,7 +331,7 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
                 "",
                 f"<sub>{inert(model.get('library', 'model'), 30)} on {inert(model.get('device_used', '?'), 10)} · "
                 f"{fmt_number(data.get('n_train'))} train / {fmt_number(data.get('n_test'))} holdout sales · "
-                f"baseline: {'latest successful run of main' if report.get('baseline') else 'none yet on main'}</sub>",
+                f"baseline: {baseline_text(report.get('baseline'))}</sub>",
             ]
     elif latest.status is RunStatus.SUCCEEDED:
         lines += ["", "_The results are being collected._"]
@@ -303,33 +373,55 @@ def commit_status(record: RunRecord) -> tuple[str, str]:
     return "pending", f"Run {record.status.value.lower()}"
 
 
+def slack_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack wants them in message text: no ``<!channel>``, ``<@U1>`` or ``<url|label>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_text(text: object, limit: int = 200) -> str:
+    """User text for a Slack (AWS Chatbot) title or description: one line, no control sequences, no links."""
+    return slack_escape(break_links(_one_line(text, limit)))
+
+
+def slack_link(url: str, label: str) -> str:
+    """A Slack link to a URL the backend built; anything that could break out of ``<url|label>`` stays text."""
+    if re.fullmatch(r"https://[^\s<>|]+", url):
+        return f"<{slack_escape(url)}|{slack_escape(label)}>"
+    return slack_text(f"{label}: {url}", 400)
+
+
 def notification(record: RunRecord) -> dict[str, str]:
     """An SNS message with per-protocol bodies: AWS Chatbot's custom format, plain text for e-mail."""
     state, line = commit_status(record)
-    where = f"PR #{record.pr_number}" if record.pr_number else f"branch {record.head_ref}"
-    title = f"{ICONS[record.status]} modelrun {record.status.value.lower()}: {record.repository} {where}"
+    where = f"PR #{record.pr_number}" if record.pr_number else f"branch {slack_text(record.head_ref, 120)}"
+    title = (
+        f"{ICONS[record.status]} modelrun {record.status.value.lower()}: {slack_text(record.repository, 100)} {where}"
+    )
     chatbot = {
         "version": "1.0",
         "source": "custom",
         "content": {
             "textType": "client-markdown",
-            "title": title[:250],
-            "description": f"{line}\nRun `{record.run_id}` · <{record.workflow_url}|workflow run>",
+            "title": re.sub(r"&[a-z]*$", "", title[:250]),  # no entity cut in half
+            "description": f"{slack_text(line, 300)}\nRun `{slack_escape(visible(record.run_id))}` · "
+            + slack_link(record.workflow_url, "workflow run"),
         },
         "metadata": {"enableCustomActions": False, "threadId": record.pr_key or record.branch_key},
     }
+    plain_where = f"PR #{record.pr_number}" if record.pr_number else f"branch {_one_line(record.head_ref, 120)}"
+    plain_title = f"{ICONS[record.status]} modelrun {record.status.value.lower()}: {record.repository} {plain_where}"
     email = "\n".join(
         [
-            title,
+            visible(plain_title),
             "",
-            line,
-            f"Run: {record.run_id}",
-            f"Commit: {record.head_sha}",
-            f"Workflow run: {record.workflow_url}",
-            f"Logs: {record.log_url or '-'}",
+            _one_line(line, 300),
+            f"Run: {visible(record.run_id)}",
+            f"Commit: {visible(record.head_sha)}",
+            f"Workflow run: {visible(record.workflow_url)}",
+            f"Logs: {visible(record.log_url or '-')}",
         ]
     )
-    subject = re.sub(r"[^\x20-\x7e]", "", f"modelrun {record.status.value.lower()}: {record.repository} {where}")
+    subject = re.sub(r"[^\x20-\x7e]", "", f"modelrun {record.status.value.lower()}: {record.repository} {plain_where}")
     return {
         "subject": subject[:99],
         "message": json.dumps({"default": json.dumps(chatbot), "email": email}),

@@ -1,0 +1,287 @@
+"""Attacks on what a PR shows, as an approved PR author holding the workflow's role would try
+them: raw run requests sent to the queue with their own job's evidence (or none). Each must end
+in the DLQ with its reason, with no GitHub write, no baseline and no cancelled run, while honest
+runs still flow. One LocalRuntime for the module; jobs run the tiny placeholder model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from modelrun.adapters.aws import RunsTable
+from modelrun.contracts import RunRequest
+from modelrun.domain.run import RunRecord
+from modelrun_cli.enqueue import with_identity
+from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REPOSITORY = "county-assessor/avm"
+OTHER_REPOSITORY = "county-assessor/condo"  # reachable with the stack's GitHub credential, not served
+
+
+class Stack:
+    def __init__(self, runtime: LocalRuntime, image: str, scratch: Path) -> None:
+        self.runtime = runtime
+        self.github = runtime.github
+        self.image = image
+        self.scratch = scratch
+        self.queue_url = runtime.outputs["RunRequestsQueueUrl"]
+        self.dlq_url = runtime.outputs["RunRequestsDLQUrl"]
+        self.sqs = boto3.client("sqs")
+        self.table = RunsTable(runtime.outputs["RunsTableName"])
+        self.main_sha = "c" * 40
+        self.repo_payload = retarget(self.pr_payload(), REPOSITORY)["repository"]
+
+    def pr_payload(self) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text())
+        return event
+
+    def pr_job(self, pr: int, run_id: int, sha: str, **kwargs: Any) -> Job:
+        event = retarget(self.pr_payload(), REPOSITORY)
+        event["number"] = event["pull_request"]["number"] = pr
+        event["pull_request"]["head"]["sha"] = sha
+        event["pull_request"]["head"]["ref"] = f"feature-{pr}"
+        event["pull_request"]["base"]["sha"] = self.main_sha
+        pull = event["pull_request"]
+        self.github.add_pull(REPOSITORY, pr, sha, pull["head"]["ref"], "main", pull["user"]["login"])
+        return pull_request_job(self.github, event, run_id=run_id, **kwargs)
+
+    def with_command(self, request: RunRequest, *mode: str) -> RunRequest:
+        return RunRequest.model_validate(request.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
+
+    def honest_pr_run(self, pr: int, run_id: int, sha: str, *mode: str) -> RunRequest:
+        job = self.pr_job(pr, run_id, sha)
+        request = self.with_command(job.request(self.image), *(mode or ("ok",)))
+        job.send(request, self.queue_url)
+        return request
+
+    def record_of(self, sha: str) -> RunRecord | None:
+        found = [r for r in self.table.scan() if r.head_sha == sha]
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+    def wait(self, timeout: float = 60) -> None:
+        self.runtime.wait_until_idle(timeout=timeout)
+
+    def wait_status(self, sha: str, status: str, timeout: float = 30) -> RunRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.record_of(sha)
+            if record is not None and record.status.value == status:
+                return record
+            time.sleep(0.1)
+        raise AssertionError(f"{sha[:8]} never reached {status}: {self.record_of(sha)}")
+
+    def quiet_github(self) -> int:
+        """GitHub writes so far, once none has come for a second (runs may still be running)."""
+        writes, since = self.github.api_calls(writes_only=True), time.monotonic()
+        while time.monotonic() - since < 1.0:
+            time.sleep(0.1)
+            now = self.github.api_calls(writes_only=True)
+            if now != writes:
+                writes, since = now, time.monotonic()
+        return writes
+
+    def refused(self, body: str | dict[str, Any]) -> str:
+        """Send a raw message and return the reason it was dead-lettered with. Fails if anything
+        was written to GitHub meanwhile."""
+        writes = self.quiet_github()
+        text = body if isinstance(body, str) else json.dumps(body)
+        message_id = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=text)["MessageId"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for m in self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+            ).get("Messages", []):
+                attributes = m.get("MessageAttributes", {})
+                if attributes.get("source_message_id", {}).get("StringValue") == message_id:
+                    self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+                    assert self.quiet_github() == writes, "a refused request wrote to GitHub"
+                    return str(attributes["reason"]["StringValue"])
+        raise AssertionError(f"message {message_id} is not in the DLQ")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
+        image = runtime.push_image(NOOP_MODEL_DIR, tag="noop")
+        s = Stack(runtime, image, tmp_path_factory.mktemp("flags"))
+        # main's baseline: a merge to main ran the model (push, main's environment).
+        job = branch_job(
+            runtime.github, s.repo_payload, "push", branch="main", sha=s.main_sha, run_id=5_000_001, actor="maintainer"
+        )
+        job.send(s.with_command(job.request(image), "ok"), s.queue_url)
+        s.wait()
+        record = s.record_of(s.main_sha)
+        assert record is not None and record.status.value == "SUCCEEDED" and record.baseline
+        yield s
+
+
+def body_of(request: RunRequest, **changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(request.model_dump_json())
+    for key, value in changes.items():
+        doc[key] = value
+    return doc
+
+
+def test_an_honest_pr_run_is_verified_and_compared_with_its_base_commits_main_run(stack: Stack) -> None:
+    request = stack.honest_pr_run(300, 5_000_300, "3" * 40)
+    stack.wait()
+    record = stack.record_of(request.head_sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    assert (record.event, record.environment, record.base_sha, record.baseline) == (
+        "pull_request",
+        "staging",
+        stack.main_sha,
+        False,
+    )
+    [comment] = stack.github.comments(REPOSITORY, 300)
+    assert "main's run of this PR's base commit" in comment["body"] and stack.main_sha[:8] in comment["body"]
+    # The only workflow link is the one the backend built from the verified run id.
+    assert f"(https://github.com/{REPOSITORY}/actions/runs/5000300/attempts/1)" in comment["body"]
+
+
+def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack: Stack) -> None:
+    flag = stack.scratch / "victim"
+    victim = stack.honest_pr_run(301, 5_000_301, "4" * 40, "wait-for", str(flag))
+    stack.wait_status(victim.head_sha, "RUNNING")
+    # The attacker's own approved job (PR 302) sends a request for PR 301's head commit.
+    attacker = stack.pr_job(302, 5_000_302, "5" * 40)
+    forged = with_identity(
+        stack.with_command(attacker.request(stack.image), "ok"), attacker.token(stack.queue_url)
+    ).model_copy(update={"pr_number": 301, "head_sha": victim.head_sha})
+    reason = stack.refused(forged.model_dump_json())
+    assert reason.startswith("unverified: head_sha: ")
+    # The attacker's own commit, claimed for the other PR.
+    reason = stack.refused(forged.model_copy(update={"head_sha": "5" * 40}).model_dump_json())
+    assert reason.startswith("unverified: pr_number: ")
+    assert stack.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
+    assert not stack.github.statuses(REPOSITORY, "5" * 40)
+    flag.write_text("go")
+    stack.wait()
+    assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+
+
+def test_a_request_for_another_repository_is_refused(stack: Stack) -> None:
+    job = stack.pr_job(303, 5_000_303, "6" * 40)
+    request = with_identity(job.request(stack.image), job.token(stack.queue_url))
+    reason = stack.refused(body_of(request, repository=OTHER_REPOSITORY))  # type: ignore[arg-type]
+    assert "repository" in reason
+    assert not stack.github.comments(OTHER_REPOSITORY, 303)
+    # A job of a repository the stack does not serve, with its own genuine token.
+    env = stack.github.actions_job(
+        OTHER_REPOSITORY,
+        "workflow_dispatch",
+        sha="7" * 40,
+        run_id=5_000_304,
+        actor="mallory",
+        environment="modelrun-main",
+        ref="refs/heads/main",
+    )
+    from modelrun_cli.enqueue import oidc_token
+
+    doc = body_of(request, repository=OTHER_REPOSITORY, pr_number=None, event="workflow_dispatch")
+    doc |= {"head_sha": "7" * 40, "head_ref": "main", "triggered_by": "mallory"}
+    doc["workflow"] = {"run_id": 5_000_304, "run_attempt": 1}
+    doc["identity"] = {"oidc_token": oidc_token(env, stack.queue_url)}
+    assert "not served by this stack" in stack.refused(doc)
+
+
+def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: Stack) -> None:
+    # The PR's job claims to be a dispatch on main.
+    job = stack.pr_job(305, 5_000_305, "8" * 40)
+    request = with_identity(job.request(stack.image), job.token(stack.queue_url))
+    doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main")  # type: ignore[arg-type]
+    assert "event" in stack.refused(doc)
+    # A dispatch on a tag named main is not main.
+    env = stack.github.actions_job(
+        REPOSITORY,
+        "workflow_dispatch",
+        sha="9" * 40,
+        run_id=5_000_306,
+        actor="Codertocat",
+        environment="modelrun-main",
+        ref="refs/tags/main",
+    )
+    from modelrun_cli.enqueue import oidc_token
+
+    doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main", head_sha="9" * 40)
+    doc["workflow"] = {"run_id": 5_000_306, "run_attempt": 1}
+    doc["identity"] = {"oidc_token": oidc_token(env, stack.queue_url)}
+    assert "branch" in stack.refused(doc)
+    # A dispatch on main from the approval environment runs, but is no baseline.
+    branch = branch_job(
+        stack.github,
+        stack.repo_payload,
+        "workflow_dispatch",
+        branch="main",
+        sha="a" * 40,
+        run_id=5_000_307,
+        actor="Codertocat",
+        environment="staging",
+    )
+    branch.send(stack.with_command(branch.request(stack.image), "ok"), stack.queue_url)
+    stack.wait()
+    record = stack.record_of("a" * 40)
+    assert record is not None and record.status.value == "SUCCEEDED" and not record.baseline
+    assert [r.run_id for r in stack.table.baselines(f"{REPOSITORY}@main")] == [
+        stack.record_of(stack.main_sha).run_id  # type: ignore[union-attr]
+    ]
+
+
+def test_a_forged_cleanup_cannot_cancel_another_prs_run(stack: Stack) -> None:
+    flag = stack.scratch / "cleanup"
+    victim = stack.honest_pr_run(308, 5_000_308, "b" * 40, "wait-for", str(flag))
+    stack.wait_status(victim.head_sha, "RUNNING")
+    attacker = stack.pr_job(309, 5_000_309, "d" * 40)
+    cleanup = with_identity(attacker.cleanup(), attacker.token(stack.queue_url)).model_copy(update={"pr_number": 308})
+    assert "pr_number" in stack.refused(cleanup.model_dump_json())
+    assert stack.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
+    flag.write_text("go")
+    stack.wait()
+    assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+
+
+def test_no_evidence_or_forged_evidence_is_refused(stack: Stack) -> None:
+    job = stack.pr_job(310, 5_000_310, "e" * 40)
+    request = job.request(stack.image)
+    assert "no OIDC token" in stack.refused(request.model_dump_json())
+    token = job.token(stack.queue_url)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    kid = jwt.get_unverified_header(token)["kid"]
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged_signature = jwt.encode(claims, other_key, algorithm="RS256", headers={"kid": kid})
+    assert "Signature" in stack.refused(body_of(request, identity={"oidc_token": forged_signature}))
+    wrong_audience = job.token("https://sqs.us-east-1.amazonaws.com/123456789012/someone-elses-queue")
+    assert "audience" in stack.refused(body_of(request, identity={"oidc_token": wrong_audience})).lower()
+    stale = stack.github.issuer.mint_like(token, issued_at=time.time() - 3600)
+    assert "expired" in stack.refused(body_of(request, identity={"oidc_token": stale}))
+
+
+def test_a_request_url_cannot_reach_the_comment(stack: Stack) -> None:
+    job = stack.pr_job(311, 5_000_311, "f" * 40)
+    request = with_identity(job.request(stack.image), job.token(stack.queue_url))
+    doc = body_of(request)
+    doc["workflow"]["url"] = "https://github.com/x/y/actions/runs/1) [click here](https://evil.example"
+    reason = stack.refused(doc)
+    assert reason.startswith("invalid run request: ") and "workflow.url" in reason
+    assert not stack.github.comments(REPOSITORY, 311)
+
+
+def test_the_honest_request_still_flows_after_the_attacks(stack: Stack) -> None:
+    job = stack.pr_job(312, 5_000_312, "1" * 40)
+    request = stack.with_command(job.request(stack.image), "ok")
+    job.send(request, stack.queue_url)
+    job.send(request, stack.queue_url)  # a duplicate delivery, with a fresh token: one run
+    stack.wait()
+    assert stack.record_of(request.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+    assert len(stack.github.comments(REPOSITORY, 312)) == 1

@@ -1,0 +1,198 @@
+"""The CLI prints user text as written: no Rich markup, no terminal escape sequences.
+
+A run's note, branch, login, status reason, log lines, dead-letter reasons and the model's metric
+names are the PR author's (or the model's) text: ``[link=...]`` must not become a hyperlink,
+``[/bold]`` must not crash ``modelrun show``, and ESC, CR, BEL or bidi controls must not reach
+the terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from rich.console import Console, RenderableType
+
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+from modelrun_cli import views
+from modelrun_cli.runs import DeadLetter
+
+SHA = "1a2b3c4d" + "e" * 32
+WORKFLOW_URL = "https://github.com/county-assessor/avm/actions/runs/9000002/attempts/1"
+
+MARKUP = [
+    "[link=https://evil.example]click[/link]",
+    "[/bold]",
+    "[/]",
+    "[bold red]loud[/bold red] [blink]x",
+    "[@click=app.quit]x[/]",
+    ":warning: :smile:",
+    "\\[escaped] and \\",
+    "[",
+]
+CONTROL = [
+    "esc \x1b[2J\x1b[H cleared",
+    "osc \x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\ end",
+    "title \x1b]0;pwned\x07 bell",
+    "clipboard \x1b]52;c;ZXZpbA==\x07",
+    "carriage\roverwritten",
+    "nul\x00 del\x7f c1\x9b31m",
+    "bidi \u202eevil\u202c \u2066iso\u2069",
+    "zero\u200bwidth\ufeff",
+]
+HOSTILE = MARKUP + CONTROL
+
+
+def make_record(status: RunStatus = RunStatus.FAILED, **fields: Any) -> RunRecord:
+    base: dict[str, Any] = {
+        "run_id": "avm-pr42-feature-1a2b3c4d-9000002-1",
+        "repository": "county-assessor/avm",
+        "pr_number": 42,
+        "head_sha": SHA,
+        "head_ref": "feature/deeper-trees",
+        "base_ref": "main",
+        "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32,
+        "compute": "cpu",
+        "job_queue": "arn:aws:batch:us-east-1:111122223333:job-queue/modelrun-cpu",
+        "status": status,
+        "created_at": "2026-01-02T03:04:05.000Z",
+        "updated_at": "2026-01-02T03:04:05.000Z",
+        "started_at": "2026-01-02T03:05:00.000Z",
+        "stopped_at": "2026-01-02T03:09:00.000Z",
+        "results_uri": "s3://results/runs/avm-pr42/",
+        "triggered_by": "octocat",
+        "workflow_url": WORKFLOW_URL,
+        "workflow_run_id": 9_000_002,
+        "workflow_attempt": 1,
+        "vcpus": 2,
+        "memory_mib": 8192,
+    }
+    return RunRecord.model_validate(base | fields)
+
+
+def hostile_record(evil: str) -> RunRecord:
+    return make_record(
+        RunStatus.FAILED,
+        note=evil,
+        head_ref=evil,
+        base_ref=evil,
+        triggered_by=evil,
+        status_reason=evil,
+        job_id=evil,
+        image=evil,
+        exit_code=3,
+        summary={
+            "metrics": {"rmse": 1.5, evil: 2.5, "huge": 10**400},
+            "ratio_study": {"cod": {"value": evil, "pass": True}, evil: {"value": 1.0, "pass": False}},
+        },
+        report={
+            "contract_error": evil,
+            "baseline": {"head_sha": evil, "metrics": {"rmse": 1.0, evil: evil}},
+            "report_url": f"https://evil.example/{evil}",
+            "artifacts_url": evil,
+        },
+    )
+
+
+def plain_output(*renderables: RenderableType) -> str:
+    """What a terminal without colours receives: every escape sequence in it came from user text."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, color_system=None, width=200, highlight=False)
+    for renderable in renderables:
+        console.print(renderable)
+    return out.getvalue()
+
+
+def terminal_output(*renderables: RenderableType) -> str:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, color_system="truecolor", width=200, highlight=False)
+    for renderable in renderables:
+        console.print(renderable)
+    return out.getvalue()
+
+
+def assert_no_control(text: str) -> None:
+    bad = [f"U+{ord(c):04X}" for c in text if (ord(c) < 0x20 and c not in "\n") or 0x7F <= ord(c) <= 0x9F]
+    bad += [f"U+{ord(c):04X}" for c in text if c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b"]
+    assert not bad, (bad, text)
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_show_prints_hostile_text_literally(evil: str) -> None:
+    record = hostile_record(evil)
+    detail = views.run_detail(record, position=None)
+    text = plain_output(detail, *views.links(record))
+    assert_no_control(text)
+    if evil in MARKUP:
+        assert evil.split("\n")[0][:8] in text  # printed as written, not eaten as markup
+    recorded = Console(record=True, width=200, force_terminal=True)
+    recorded.print(detail)
+    assert_no_control(recorded.export_text())
+    # the only hyperlinks are the links printed under the panel, never one from the note
+    assert "\x1b]8;" not in terminal_output(detail)
+
+
+def test_markup_in_a_note_is_not_a_hyperlink() -> None:
+    record = make_record(note="[link=https://evil.example]click me[/link] [/bold]")
+    output = terminal_output(views.run_detail(record, position=None))
+    assert "[link=https://evil.example]click me[/link] [/bold]" in plain_output(views.run_detail(record, None))
+    assert "evil.example" in output and "\x1b]8;" not in output
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_runs_table_prints_hostile_text_literally(evil: str) -> None:
+    records = [hostile_record(evil), make_record(RunStatus.RUNNING, pr_number=None, head_ref=evil)]
+    table = views.runs_table(records, {records[1].run_id: 1}, title=evil)
+    text = plain_output(table)
+    assert_no_control(text)
+    assert "\x1b]8;" not in terminal_output(table)
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_dead_letters_print_literally(evil: str) -> None:
+    letters = [
+        DeadLetter(
+            message_id=evil,
+            body=json.dumps({"repository": "county-assessor/avm", "head_ref": evil, "head_sha": SHA}),
+            attributes={"reason": {"StringValue": evil, "DataType": "String"}},
+            receive_count=3,
+            receipt_handle="r",
+            sent_at=None,
+        ),
+        DeadLetter(message_id="m2", body=evil, attributes={}, receive_count=2, receipt_handle="r", sent_at=None),
+        DeadLetter(
+            message_id="m3",
+            body=json.dumps({"detail": {"jobName": evil, "status": evil}}),
+            attributes={},
+            receive_count=2,
+            receipt_handle="r",
+            sent_at=None,
+        ),
+    ]
+    table = views.dead_letters_table(letters, "run-requests")
+    text = plain_output(table)
+    assert_no_control(text)
+    assert "\x1b]8;" not in terminal_output(table)
+
+
+def test_our_links_stay_clickable_and_odd_urls_cannot_break_the_style() -> None:
+    record = make_record(report={"report_url": "https://x.example/a b [/link] c", "artifacts_url": "s3://b/k"})
+    lines = views.links(record)
+    output = terminal_output(*lines)  # no crash on a URL with spaces or brackets
+    assert "\x1b]8;id=" in output and WORKFLOW_URL in output
+    assert "https://x.example/a b [/link] c" in plain_output(*lines)
+
+
+@pytest.mark.parametrize("evil", CONTROL)
+def test_log_lines_and_plain_text_lose_their_control_characters(evil: str) -> None:
+    assert_no_control(views.safe(evil))
+    assert_no_control(views.plain(evil).plain)
+
+
+def test_colour_codes_in_log_lines_are_dropped_and_their_text_kept() -> None:
+    assert views.safe("\x1b[1;31mERROR\x1b[0m: boom\tdone") == "ERROR: boom\tdone"
+    assert views.safe("a\nb") == "a\nb"
+    assert views.safe("\x1b]0;title\x07x") == "\ufffd]0;title\ufffdx"
