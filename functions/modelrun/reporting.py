@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import fastjsonschema
 from aws_lambda_powertools import Logger
 
 from modelrun import comments
-from modelrun.adapters.aws import Results, RunsTable, tail_log
+from modelrun.adapters.aws import Results, RunsTable, TooLarge, tail_log
 from modelrun.adapters.github import PullRequests
 from modelrun.config import settings
 from modelrun.domain import naming, report
+from modelrun.domain import results as results_contract
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 
 logger = Logger(child=True)
-METRICS_SCHEMA = Path(__file__).parent / "schemas" / "metrics.v1.schema.json"
 LOG_TAIL_LINES = 30
 
 
@@ -36,12 +34,6 @@ def table() -> RunsTable:
 @cache
 def results() -> Results:
     return Results(settings().results_bucket)
-
-
-@cache
-def metrics_validator() -> Any:
-    """The container contract, compiled once per container (compiling costs more than validating)."""
-    return fastjsonschema.compile(json.loads(METRICS_SCHEMA.read_text()))
 
 
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
@@ -75,23 +67,49 @@ def baseline_for(record: RunRecord) -> tuple[RunRecord | None, str]:
     return (baselines[0], "latest") if baselines else (None, "none")
 
 
+def read_images(results_uri: str) -> dict[str, bytes]:
+    """The run's plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES and a
+    real PNG; the rest are left out (and logged), never read."""
+    images: dict[str, bytes] = {}
+    bucket = results_uri.removeprefix("s3://").split("/", 1)[0]
+    for key, size in sorted(results().sizes(results_uri).items()):
+        if not key.endswith(".png"):
+            continue
+        if len(images) >= results_contract.MAX_IMAGES or size > results_contract.MAX_IMAGE_BYTES:
+            logger.warning("plot left out of the report", extra={"key": key, "bytes": size})
+            continue
+        try:
+            data = results().read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
+            results_contract.check_image(Path(key).name, data)
+        except (results_contract.ContractError, TooLarge) as error:
+            logger.warning("plot left out of the report", extra={"key": key, "reason": str(error)})
+            continue
+        images[Path(key).name] = data
+    return images
+
+
 def collect(run_id: str) -> dict[str, Any]:
     """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
     record = _record(run_id)
     s = settings()
+    if record.report and record.report.get("status") == record.status.value:
+        # Collected already (a retried task or a second execution): results, once collected,
+        # do not change, whatever is in the bucket now.
+        return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
     prefix = naming.report_prefix(run_id)
     doc: dict[str, Any] = {"status": record.status.value}
     fields: dict[str, Any] = {}
     if record.status is RunStatus.SUCCEEDED:
-        metrics = results().read_json(f"{record.results_uri}metrics.json")
+        metrics: dict[str, Any] | None = None
         problem = None
-        if metrics is None:
-            problem = "the run succeeded but wrote no metrics.json"
-        else:
-            try:
-                metrics_validator()(metrics)
-            except fastjsonschema.JsonSchemaValueException as error:
-                problem = f"metrics.json does not follow the container contract: {error.message}"
+        try:
+            raw = results().read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
+            if raw is None:
+                problem = "the run succeeded but wrote no metrics.json"
+            else:
+                metrics = results_contract.parse_metrics(raw, record.run_id)
+        except (results_contract.ContractError, TooLarge) as error:
+            problem = f"metrics.json does not follow the container contract: {error}"
         if problem:
             doc["contract_error"] = problem
             logger.warning(problem, extra={"run_id": run_id})
@@ -107,11 +125,7 @@ def collect(run_id: str) -> dict[str, Any]:
                     **baseline.summary,
                 }
             fields["summary"] = report.summary_of(metrics)
-            images = {
-                Path(key).name: results().s3.get_object(Bucket=s.results_bucket, Key=key)["Body"].read()
-                for key in results().list(record.results_uri)
-                if key.endswith(".png")
-            }
+            images = read_images(record.results_uri)
             html = report.render_html(record, doc, images)
             results().put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             doc["report_key"] = f"{prefix}report.html"

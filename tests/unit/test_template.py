@@ -28,12 +28,35 @@ def resources_of(cfn: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def test_both_queues_feed_their_function_with_partial_batch_failures(cfn: dict[str, Any]) -> None:
     mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping")
-    by_function = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in mappings.values()}
-    assert set(by_function) == {"SubmitFunction", "TrackFunction"}
-    assert by_function["SubmitFunction"]["EventSourceArn"] == {"Fn::GetAtt": ["RunRequestsQueue", "Arn"]}
-    assert by_function["TrackFunction"]["EventSourceArn"] == {"Fn::GetAtt": ["JobEventsQueue", "Arn"]}
-    for props in by_function.values():
+    by_queue = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"] for m in mappings.values()}
+    assert {q: m["FunctionName"]["Ref"] for q, m in by_queue.items()} == {
+        "RunRequestsQueue": "SubmitFunction",
+        "OperatorRequestsQueue": "SubmitFunction",
+        "JobEventsQueue": "TrackFunction",
+    }
+    for props in by_queue.values():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in role["Properties"].get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_a_job_may_only_write_results_never_read_or_list_them(cfn: dict[str, Any]) -> None:
+    [statement] = _statements(cfn["Resources"]["JobRole"])
+    assert statement["Action"] == "s3:PutObject"
+    assert statement["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/runs/*"}
+
+
+def test_only_operators_send_to_the_operator_queue(cfn: dict[str, Any]) -> None:
+    """The GitHub roles (held by every approved job) may send run requests, never operator ones."""
+    for name in ("GitHubActionsRole", "GitHubBaselineRole"):
+        sends = [s for s in _statements(cfn["Resources"][name]) if "sqs:SendMessage" in str(s["Action"])]
+        assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": ["RunRequestsQueue", "Arn"]}], name
+    submit = cfn["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert submit["OPERATOR_QUEUE_ARN"] == {"Fn::GetAtt": ["OperatorRequestsQueue", "Arn"]}
+    # The token's audience is the queue the workflow sends to: this stack's own.
+    assert submit["OIDC_AUDIENCE"] == {"Ref": "RunRequestsQueue"}
 
 
 def test_every_queue_has_a_dlq_with_an_alarm(cfn: dict[str, Any]) -> None:
@@ -43,7 +66,7 @@ def test_every_queue_has_a_dlq_with_an_alarm(cfn: dict[str, Any]) -> None:
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"RunRequestsDLQ", "JobEventsDLQ"}
+    assert dlqs == {"RunRequestsDLQ", "JobEventsDLQ"}  # the operator queue shares the run-requests DLQ
     alarmed = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in resources_of(cfn, "AWS::CloudWatch::Alarm").values()

@@ -189,6 +189,10 @@ class RunsTable:
         )
 
 
+class TooLarge(Exception):
+    """An object is larger than the reader accepts (a container contract breach)."""
+
+
 class Results:
     """The results bucket: what the model wrote and the reports modelrun writes."""
 
@@ -210,6 +214,32 @@ class Results:
                 return None
             raise
         return json.loads(body)
+
+    def read_capped(self, uri: str, limit: int) -> bytes | None:
+        """The object's bytes, None if absent; a larger object raises ``TooLarge`` unread."""
+        bucket, key = self.split(uri)
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        body = response["Body"]
+        if int(response.get("ContentLength", 0)) > limit:
+            body.close()
+            raise TooLarge(f"{key} is {response['ContentLength']} bytes (at most {limit})")
+        data: bytes = body.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"{key} is over {limit} bytes")
+        return data
+
+    def sizes(self, prefix_uri: str) -> dict[str, int]:
+        """Key -> size of every object under the prefix."""
+        bucket, prefix = self.split(prefix_uri)
+        sizes: dict[str, int] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            sizes |= {o["Key"]: int(o["Size"]) for o in page.get("Contents", [])}
+        return sizes
 
     def list(self, prefix_uri: str) -> list[str]:
         bucket, prefix = self.split(prefix_uri)

@@ -1,0 +1,210 @@
+"""Comparing a run request with its evidence (modelrun.domain.evidence): pure, no AWS, no GitHub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.domain.evidence import (
+    Claims,
+    Policy,
+    Unverified,
+    WorkflowRunFacts,
+    check_token_time,
+    verify_cleanup,
+    verify_run,
+)
+
+REPO = "county-assessor/avm"
+HEAD = "a" * 40
+MERGE = "m" * 40
+MAIN = "c" * 40
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelrun-models@sha256:" + "b" * 64
+POLICY = Policy(repositories=frozenset({REPO}), approval_environment="staging", baseline_environment="modelrun-main")
+
+
+def claims(**changes: Any) -> Claims:
+    fields: dict[str, Any] = {
+        "iss": "https://token.actions.githubusercontent.com",
+        "aud": "https://sqs.us-east-1.amazonaws.com/123456789012/runs",
+        "iat": 1_000,
+        "exp": 1_300,
+        "nbf": 1_000,
+        "repository": REPO,
+        "ref": "refs/pull/42/merge",
+        "sha": MERGE,
+        "event_name": "pull_request",
+        "run_id": "900",
+        "run_attempt": "1",
+        "actor": "octocat",
+        "environment": "staging",
+        "workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/42/merge",
+        "head_ref": "feature/x",
+        "base_ref": "main",
+    }
+    return Claims.model_validate(fields | changes)
+
+
+def run(**changes: Any) -> WorkflowRunFacts:
+    doc: dict[str, Any] = {
+        "id": 900,
+        "run_attempt": 1,
+        "event": "pull_request",
+        "head_sha": HEAD,
+        "head_branch": "feature/x",
+        "repository": {"full_name": REPO},
+        "actor": {"login": "octocat"},
+        "triggering_actor": {"login": "octocat"},
+        "pull_requests": [
+            {"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": {"ref": "main", "sha": MAIN}}
+        ],
+    }
+    return WorkflowRunFacts.from_api(doc | changes)
+
+
+def request(**changes: Any) -> RunRequest:
+    fields: dict[str, Any] = {
+        "schema_version": "1",
+        "kind": "run",
+        "repository": REPO,
+        "pr_number": 42,
+        "head_sha": HEAD,
+        "head_ref": "feature/x",
+        "base_ref": "main",
+        "image": IMAGE,
+        "triggered_by": "octocat",
+        "event": "pull_request",
+        "workflow": {"run_id": 900, "run_attempt": 1},
+    }
+    return RunRequest.model_validate(fields | changes)
+
+
+def test_an_honest_pull_request_run_is_verified_with_its_base_commit() -> None:
+    verified = verify_run(request(), claims(), run(), POLICY, None)
+    assert (verified.pr_number, verified.head_sha, verified.base_sha, verified.baseline) == (42, HEAD, MAIN, False)
+    assert verified.environment == "staging"
+
+
+@pytest.mark.parametrize(
+    ("body", "evidence", "run_changes", "expected"),
+    [
+        ({"pr_number": 7}, {}, {}, "pr_number"),
+        ({"head_sha": "d" * 40}, {}, {}, "head_sha"),
+        ({"repository": "county-assessor/condo"}, {}, {}, "repository"),
+        ({}, {"repository": "evil/avm"}, {"repository": {"full_name": "evil/avm"}}, "not served"),
+        ({"workflow": {"run_id": 901, "run_attempt": 1}}, {}, {}, "workflow.run_id"),
+        ({"workflow": {"run_id": 900, "run_attempt": 2}}, {}, {}, "workflow.run_attempt"),
+        ({"event": "workflow_dispatch", "pr_number": None}, {}, {}, "event"),
+        ({"base_ref": "release"}, {}, {}, "base_ref"),
+        ({"head_ref": "other"}, {}, {}, "head_ref"),
+        ({"triggered_by": "mallory"}, {}, {}, "triggered_by"),
+        ({}, {"environment": None}, {}, "no approval gate"),
+        ({}, {"environment": "modelrun-main"}, {}, "approved in 'staging'"),
+        ({}, {}, {"pull_requests": []}, "does not list pull request #42"),
+        ({}, {}, {"id": 901}, "workflow run's id"),
+        ({}, {}, {"event": "push"}, "workflow run's event"),
+        ({}, {"ref": "refs/heads/main"}, {}, "refs/pull/<n>/merge"),
+    ],
+)
+def test_a_run_request_that_disagrees_with_the_evidence_is_unverified(
+    body: dict[str, Any], evidence: dict[str, Any], run_changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(Unverified, match=expected):
+        verify_run(request(**body), claims(**evidence), run(**run_changes), POLICY, None)
+
+
+def branch(event: str, ref: str = "refs/heads/main", environment: str = "modelrun-main", **more: Any) -> Any:
+    token = claims(
+        event_name=event,
+        ref=ref,
+        sha=MAIN,
+        environment=environment,
+        workflow_ref=f"{REPO}/.github/workflows/run-model.yaml@{ref}",
+        head_ref="",
+        base_ref="",
+        **more,
+    )
+    facts = run(event=event, head_sha=MAIN, pull_requests=[])
+    body = request(event=event, pr_number=None, head_sha=MAIN, head_ref=ref.rsplit("/", 1)[-1], base_ref="main")
+    return body, token, facts
+
+
+def test_a_push_to_main_in_mains_environment_is_a_baseline() -> None:
+    verified = verify_run(*branch("push"), POLICY, "main")
+    assert verified.baseline and verified.head_ref == "main" and verified.base_sha is None
+
+
+@pytest.mark.parametrize(
+    ("build", "default", "expected"),
+    [
+        (lambda: branch("workflow_dispatch", environment="staging"), "main", None),  # runs, not a baseline
+        (lambda: branch("push", ref="refs/heads/feature"), "main", "serves only the default branch"),
+        (lambda: branch("workflow_dispatch", ref="refs/tags/main"), "main", "must be on a branch"),
+        (lambda: branch("push"), "trunk", "base_ref"),
+        (lambda: branch("push"), None, "default"),
+    ],
+)
+def test_branch_runs_become_baselines_only_on_the_default_branch_in_its_environment(
+    build: Any, default: str | None, expected: str | None
+) -> None:
+    body, token, facts = build()
+    if expected is None:
+        assert not verify_run(body, token, facts, POLICY, default).baseline
+    else:
+        with pytest.raises(Unverified, match=expected):
+            verify_run(body, token, facts, POLICY, default)
+
+
+def test_a_pr_workflow_file_on_main_is_no_baseline() -> None:
+    body, token, facts = branch("workflow_dispatch")
+    token = token.model_copy(update={"workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/9/merge"})
+    assert not verify_run(body, token, facts, POLICY, "main").baseline
+
+
+def cleanup(**changes: Any) -> CleanupRequest:
+    fields: dict[str, Any] = {
+        "schema_version": "1",
+        "kind": "cleanup",
+        "repository": REPO,
+        "pr_number": 42,
+        "triggered_by": "octocat",
+        "workflow": {"run_id": 900, "run_attempt": 1},
+    }
+    return CleanupRequest.model_validate(fields | changes)
+
+
+def test_a_cleanup_may_only_clean_up_its_own_pull_request() -> None:
+    verify_cleanup(cleanup(), claims(), run(), POLICY)
+    with pytest.raises(Unverified, match="pr_number"):
+        verify_cleanup(cleanup(pr_number=41), claims(), run(), POLICY)
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "expected"),
+    [
+        (1_000, None),
+        (1_300, None),  # at expiry
+        (1_350, None),  # within the clock skew
+        (940, None),
+        (900, "issued after"),
+        (1_400, "expired"),
+    ],
+)
+def test_the_token_must_be_valid_when_the_message_was_sent(sent_at: float, expected: str | None) -> None:
+    if expected is None:
+        check_token_time(claims(), sent_at, max_age_seconds=900)
+    else:
+        with pytest.raises(Unverified, match=expected):
+            check_token_time(claims(), sent_at, max_age_seconds=900)
+
+
+def test_a_long_lived_token_cannot_be_reused_long_after_it_was_issued() -> None:
+    with pytest.raises(Unverified, match="more than 900 s"):
+        check_token_time(claims(exp=100_000), 1_000 + 901, max_age_seconds=900)
+
+
+def test_an_unreadable_workflow_run_record_is_unverified() -> None:
+    with pytest.raises(Unverified, match="not readable"):
+        WorkflowRunFacts.from_api({"id": 1})
