@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,26 @@ def translate(template: dict[str, Any]) -> dict[str, Any]:
     return cfn
 
 
+class ParameterRefused(ValueError):
+    """A parameter value CloudFormation would refuse (moto does not check them)."""
+
+
+def check_parameters(template: dict[str, Any], params: dict[str, str]) -> None:
+    """AllowedPattern and AllowedValues, as CloudFormation applies them (each list item too)."""
+    for key, value in params.items():
+        spec = template.get("Parameters", {}).get(key)
+        if spec is None:
+            raise ParameterRefused(f"{key}: not a parameter of template.yaml")
+        items = value.split(",") if "List" in spec["Type"] else [value]
+        for item in items:
+            pattern = spec.get("AllowedPattern")
+            if pattern and not re.fullmatch(pattern, item):
+                raise ParameterRefused(f"{key}: {item!r} does not match {pattern}")
+            allowed = spec.get("AllowedValues")
+            if allowed and item not in allowed:
+                raise ParameterRefused(f"{key}: {item!r} is not one of {allowed}")
+
+
 def _network(region: str) -> tuple[str, list[str]]:
     ec2 = boto3.client("ec2", region_name=region)
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
@@ -127,6 +148,7 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
         ),
     )
     params = {"VpcId": vpc, "SubnetIds": ",".join(subnets), **parameters}
+    check_parameters(template, params)
     # moto splits list parameters only when they are passed, not their defaults: pass them.
     for key, spec in template.get("Parameters", {}).items():
         if key not in params and "List" in spec["Type"] and "Default" in spec:

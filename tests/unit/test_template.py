@@ -420,3 +420,23 @@ def test_the_report_schema_loads_in_powertools_validator() -> None:
         validate(event={}, schema=schema)
     assert sys.version_info[:2] == (3, 12), "the Lambda runtime is python3.12"
     assert Path(ROOT / "template.yaml").read_text().count("Runtime: python3.12") == 1
+
+
+def test_the_local_stack_refuses_parameters_cloudformation_would_refuse() -> None:
+    from modelrun_local.stack import ParameterRefused, check_parameters
+
+    template = load_template()
+    check_parameters(template, {"GitHubOidcIssuer": "https://token.actions.githubusercontent.com"})
+    check_parameters(template, {"GitHubOidcIssuer": "https://ghes.example.org/_services/token"})
+    check_parameters(template, {"GitHubOidcIssuer": "http://127.0.0.1:8123/_services/token"})
+    for refused in (
+        "http://token.actions.githubusercontent.com",
+        "https://evil.example/x",
+        "http://10.0.0.1:80/_services/token",
+    ):
+        with pytest.raises(ParameterRefused, match="GitHubOidcIssuer"):
+            check_parameters(template, {"GitHubOidcIssuer": refused})
+    with pytest.raises(ParameterRefused, match="LogLevel"):
+        check_parameters(template, {"LogLevel": "LOUD"})
+    with pytest.raises(ParameterRefused, match="NoSuchParameter"):
+        check_parameters(template, {"NoSuchParameter": "x"})
