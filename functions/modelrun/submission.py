@@ -217,19 +217,7 @@ def rerun(message: RerunRequest, operator_id: str) -> RunRecord:
     data = copy.deepcopy(original.request)
     data["workflow"]["run_attempt"] = message.attempt
     request = RunRequest.model_validate(data)
-    verified = Verified(
-        repository=original.repository,
-        event=original.event or request.event,
-        environment=original.environment or "",
-        actor=message.requested_by,
-        pr_number=original.pr_number,
-        head_sha=original.head_sha,
-        head_ref=original.head_ref,
-        base_ref=original.base_ref,
-        base_sha=original.base_sha,
-        default_branch=None,
-        baseline=original.baseline,
-    )
+    verified = dataclasses.replace(original.evidence(), actor=message.requested_by)
     logger.info(
         "operator rerun",
         extra={"run_id": message.run_id, "attempt": message.attempt, "sender_id": operator_id},

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import RunRequest
 from modelrun.domain.run import RunRecord
-from modelrun_cli.enqueue import with_identity
+from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
 
@@ -126,6 +126,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
+def dispatch(stack: Stack, repository: str, sha: str, run_id: int, actor: str, ref: str) -> dict[str, Any]:
+    """The fields a genuine dispatch job of ``repository`` on ``ref`` would send, with its token."""
+    env = stack.github.actions_job(
+        repository, "workflow_dispatch", sha=sha, run_id=run_id, actor=actor, environment="modelrun-main", ref=ref
+    )
+    return {
+        "head_sha": sha,
+        "head_ref": "main",
+        "triggered_by": actor,
+        "workflow": {"run_id": run_id, "run_attempt": 1},
+        "identity": {"oidc_token": oidc_token(env, stack.queue_url)},
+    }
+
+
 def body_of(request: RunRequest, **changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(request.model_dump_json())
     for key, value in changes.items():
@@ -178,21 +192,8 @@ def test_a_request_for_another_repository_is_refused(stack: Stack) -> None:
     assert "repository" in reason
     assert not stack.github.comments(OTHER_REPOSITORY, 303)
     # A job of a repository the stack does not serve, with its own genuine token.
-    env = stack.github.actions_job(
-        OTHER_REPOSITORY,
-        "workflow_dispatch",
-        sha="7" * 40,
-        run_id=5_000_304,
-        actor="mallory",
-        environment="modelrun-main",
-        ref="refs/heads/main",
-    )
-    from modelrun_cli.enqueue import oidc_token
-
     doc = body_of(request, repository=OTHER_REPOSITORY, pr_number=None, event="workflow_dispatch")
-    doc |= {"head_sha": "7" * 40, "head_ref": "main", "triggered_by": "mallory"}
-    doc["workflow"] = {"run_id": 5_000_304, "run_attempt": 1}
-    doc["identity"] = {"oidc_token": oidc_token(env, stack.queue_url)}
+    doc |= dispatch(stack, OTHER_REPOSITORY, "7" * 40, 5_000_304, "mallory", "refs/heads/main")
     assert "not served by this stack" in stack.refused(doc)
 
 
@@ -203,20 +204,8 @@ def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: Stack) -> N
     doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main")  # type: ignore[arg-type]
     assert "event" in stack.refused(doc)
     # A dispatch on a tag named main is not main.
-    env = stack.github.actions_job(
-        REPOSITORY,
-        "workflow_dispatch",
-        sha="9" * 40,
-        run_id=5_000_306,
-        actor="Codertocat",
-        environment="modelrun-main",
-        ref="refs/tags/main",
-    )
-    from modelrun_cli.enqueue import oidc_token
-
-    doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main", head_sha="9" * 40)
-    doc["workflow"] = {"run_id": 5_000_306, "run_attempt": 1}
-    doc["identity"] = {"oidc_token": oidc_token(env, stack.queue_url)}
+    doc = body_of(request, event="workflow_dispatch", pr_number=None)
+    doc |= dispatch(stack, REPOSITORY, "9" * 40, 5_000_306, "Codertocat", "refs/tags/main")
     assert "branch" in stack.refused(doc)
     # A dispatch on main from the approval environment runs, but is no baseline.
     branch = branch_job(

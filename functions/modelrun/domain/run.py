@@ -125,6 +125,23 @@ class RunRecord(BaseModel):
             request=request.model_dump(mode="json", exclude={"identity"}),
         )
 
+    def evidence(self) -> Verified:
+        """What was verified when this run was submitted (an operator's rerun reuses it)."""
+        request = self.request or {}
+        return Verified(
+            repository=self.repository,
+            event=self.event or str(request.get("event", "")),
+            environment=self.environment or "",
+            actor=self.triggered_by,
+            pr_number=self.pr_number,
+            head_sha=self.head_sha,
+            head_ref=self.head_ref,
+            base_ref=self.base_ref,
+            base_sha=self.base_sha,
+            default_branch=None,
+            baseline=self.baseline,
+        )
+
     def item(self) -> dict[str, Any]:
         """The DynamoDB item: no None values (sparse GSIs stay sparse)."""
         return self.model_dump(mode="json", exclude_none=True)
