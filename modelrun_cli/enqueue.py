@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from modelrun.contracts import SCHEMA_VERSION, CleanupRequest, Identity, RunRequest
+from modelrun.domain import naming
 
 __all__ = [
     "MissingEnvironment",
@@ -91,7 +92,7 @@ def oidc_token(env: Mapping[str, str], audience: str, opener: Any = None) -> str
         raise TokenUnavailable(
             "ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are not set: the job needs `permissions: id-token: write`"
         )
-    if not url.startswith(("https://", "http://127.0.0.1:")):
+    if not naming.https_or_loopback(url):
         raise TokenUnavailable("ACTIONS_ID_TOKEN_REQUEST_URL must be https")
     separator = "&" if "?" in url else "?"
     request = urllib.request.Request(  # noqa: S310 - scheme checked above

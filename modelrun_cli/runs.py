@@ -259,7 +259,11 @@ def rerun_request(record: RunRecord, records: Iterable[RunRecord], requested_by:
     attempt = max([record.workflow_attempt, *attempts]) + 1
     try:
         return RerunRequest(
-            schema_version="1", kind="rerun", run_id=record.run_id, attempt=attempt, requested_by=requested_by[:64]
+            schema_version="1",
+            kind="rerun",
+            run_id=record.run_id,
+            attempt=attempt,
+            requested_by=login_from(requested_by),
         )
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

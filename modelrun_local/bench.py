@@ -62,8 +62,10 @@ from aws_lambda_powertools.utilities.validation import validate
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import SCHEMA_VERSION, RunRequest
 from modelrun.domain.run import run_id_for
+from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT, load_template
+from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT
 
 OUT_DIR = ROOT / "bench"
 METRICS_SCHEMA = ROOT / "model_container" / "metrics.schema.json"
@@ -95,15 +97,17 @@ LONG_MODEL_SECONDS = 3600.0  # an illustration: a one-hour model
 
 # The no-op model: the container contract's minimum. One HTTP PUT of metrics.json (read from the
 # image directory, run id filled in) to the results prefix on the local S3; no boto3 import.
+# One line: the contract refuses control characters (newlines too) in a command's arguments.
 NOOP_SCRIPT = (
-    "import json,os,urllib.request as u\n"
-    "b,k=os.environ['MODELRUN_RESULTS_URI'][5:].split('/',1)\n"
-    "m=json.load(open('metrics.json'))\n"
-    "m['run_id']=os.environ['MODELRUN_RUN_ID']\n"
-    "r=u.Request(os.environ['AWS_ENDPOINT_URL']+'/'+b+'/'+k+'metrics.json',data=json.dumps(m).encode(),method='PUT',\n"
-    "  headers={'Content-Type':'application/json'})\n"
-    "u.urlopen(r).read()\n"
+    "import json,os,urllib.request as u;"
+    "b,k=os.environ['MODELRUN_RESULTS_URI'][5:].split('/',1);"
+    "m=json.load(open('metrics.json'));"
+    "m['run_id']=os.environ['MODELRUN_RUN_ID'];"
+    "u.urlopen(u.Request(os.environ['AWS_ENDPOINT_URL']+'/'+b+'/'+k+'metrics.json',data=json.dumps(m).encode(),"
+    "method='PUT',headers={'Content-Type':'application/json'})).read()"
 )
+# The bench's PRs are all against main at this commit (GitHub's record of each PR names it).
+BASE_SHA = hashlib.sha1(b"bench-main").hexdigest()  # noqa: S324 - a fake commit SHA
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -190,9 +194,24 @@ class Planned:
     pr: int
 
 
-def plan(repository: str, image: str, pr: int, commit: int, workflow_run_id: int) -> Planned:
+def plan(runtime: LocalRuntime, image: str, pr: int, commit: int, workflow_run_id: int) -> Planned:
+    """A verifiable run request, as the approved workflow job sends it: GitHub records the PR and
+    the workflow run (the evidence the submit function checks) and the job gets its OIDC token for
+    the stack's audience (the run-requests queue's URL) from the local issuer: an RSA signature
+    and one loopback HTTP call, about a millisecond or two."""
+    repository = runtime.repository
     sha = hashlib.sha1(f"bench-{pr}-{commit}".encode()).hexdigest()  # noqa: S324 - a fake commit SHA
     head_ref = f"bench/pr-{pr}"
+    runtime.github.add_pull(repository, pr, sha, head_ref, "main", "bench")
+    env = runtime.github.actions_job(
+        repository,
+        "pull_request",
+        sha=sha,
+        run_id=workflow_run_id,
+        actor="bench",
+        environment=APPROVAL_ENVIRONMENT,
+        pull_request=(pr, head_ref, "main", BASE_SHA),
+    )
     request = RunRequest.model_validate(
         {
             "schema_version": SCHEMA_VERSION,
@@ -207,15 +226,12 @@ def plan(repository: str, image: str, pr: int, commit: int, workflow_run_id: int
             "command": ["python", "-c", NOOP_SCRIPT],
             "triggered_by": "bench",
             "event": "pull_request",
-            "workflow": {
-                "run_id": workflow_run_id,
-                "run_attempt": 1,
-                "url": f"https://github.com/{repository}/actions/runs/{workflow_run_id}/attempts/1",
-            },
+            "workflow": {"run_id": workflow_run_id, "run_attempt": 1},
         }
     )
-    run_id = run_id_for(request)
-    return Planned(request, run_id, pr)
+    signed = with_identity(request, oidc_token(env, runtime.outputs["RunRequestsQueueUrl"]))
+    assert isinstance(signed, RunRequest)
+    return Planned(signed, run_id_for(signed), pr)
 
 
 class TimedRequests(list[Any]):
@@ -400,10 +416,9 @@ def overhead_phase(
     problems: list[str] = []
     for i in range(runs):
         pr = 1000 + i // 2
-        p = plan(repository, image, pr, i % 2, 5_000_000 + i)
+        p = plan(runtime, image, pr, i % 2, 5_000_000 + i)
         planned.append(p)
         head = p.request
-        runtime.github.add_pull(repository, pr, head.head_sha, head.head_ref, head.base_ref, "bench")
         before = len(timed)
         sent[p.run_id] = time.monotonic()
         sqs.send_message(QueueUrl=queue_url, MessageBody=head.model_dump_json())
@@ -499,17 +514,26 @@ def enqueue_step_seconds(runtime: LocalRuntime, image: str, repeats: int) -> dic
     """The CI step of our design after the image push: ``modelrun enqueue`` as a process."""
     fixture = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
     event = json.loads(fixture.read_text())
+    pull = event["pull_request"]
     times = []
     for i in range(repeats):
+        # The job's variables as GitHub sets them, its token endpoint included (the step fetches
+        # its OIDC token, then sends). The sample's repository is not the stack's: the backend
+        # refuses these requests unrun, as it would any repository outside its allow-list.
+        job = runtime.github.actions_job(
+            event["repository"]["full_name"],
+            "pull_request",
+            sha=pull["head"]["sha"],
+            run_id=7_000_000 + i,
+            actor="bench",
+            environment=APPROVAL_ENVIRONMENT,
+            pull_request=(pull["number"], pull["head"]["ref"], pull["base"]["ref"], pull["base"]["sha"]),
+        )
         env = {
             **os.environ,
+            **job,
             "GITHUB_EVENT_PATH": str(fixture),
             "GITHUB_EVENT_NAME": "pull_request",
-            "GITHUB_REPOSITORY": event["repository"]["full_name"],
-            "GITHUB_RUN_ID": str(7_000_000 + i),
-            "GITHUB_RUN_ATTEMPT": "1",
-            "GITHUB_ACTOR": "bench",
-            "GITHUB_SHA": event["pull_request"]["head"]["sha"],
             "MODELRUN_QUEUE_URL": runtime.outputs["RunRequestsQueueUrl"],
         }
         started = time.monotonic()
@@ -551,18 +575,21 @@ def sqs_event(bodies: list[str], queue_arn: str) -> dict[str, Any]:
 
 def submit_latency_phase(runtime: LocalRuntime, image: str, singles: int, batches: int) -> dict[str, Any]:
     """The submit handler alone: invoked directly; jobs finish quietly, so no events follow."""
-    mapping = next(m for m in runtime.stack.event_sources if m.function == "SubmitFunction")
-    repository = runtime.repository
+    # The run-requests queue's mapping (the submit function also reads the operator queue, where
+    # messages are believed to come from operators).
+    queue_arn = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=runtime.outputs["RunRequestsQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    mapping = next(
+        m for m in runtime.stack.event_sources if m.function == "SubmitFunction" and m.queue_arn == queue_arn
+    )
     counter = iter(range(10**6))
 
     def bodies(n: int) -> list[str]:
         out = []
         for _ in range(n):
             i = next(counter)
-            p = plan(repository, image, 20_000 + i, 0, 6_000_000 + i)
-            head = p.request
-            runtime.github.add_pull(repository, p.pr, head.head_sha, head.head_ref, head.base_ref, "bench")
-            out.append(head.model_dump_json())
+            out.append(plan(runtime, image, 20_000 + i, 0, 6_000_000 + i).request.model_dump_json())
         return out
 
     def invoke(n: int) -> float:
@@ -602,12 +629,9 @@ def throughput_phase(
     queue_url = runtime.outputs["RunRequestsQueueUrl"]
     sqs = boto3.client("sqs", region_name=REGION)
     planned: list[Planned] = []
-    for i in range(requests):
+    for i in range(requests):  # in order: GitHub's record of each PR ends at its latest commit
         pr = 1 + i % prs
-        planned.append(plan(repository, image, pr, i // prs, 1_000_000 + i))
-    for p in planned:  # the PR's latest commit
-        head = p.request
-        runtime.github.add_pull(repository, p.pr, head.head_sha, head.head_ref, head.base_ref, "bench")
+        planned.append(plan(runtime, image, pr, i // prs, 1_000_000 + i))
     rng = random.Random(8)  # noqa: S311 - a reproducible order, not a secret
     duplicates = rng.sample(range(requests), round(requests * dup))
     # Each duplicate re-sent a little later (up to 50 messages on), as SQS redelivers.

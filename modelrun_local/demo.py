@@ -48,8 +48,9 @@ def pr_checkout(workdir: Path) -> Path:
 
 
 def run_flow(
-    runtime: LocalRuntime, image: str, timeout: float, out: Any = sys.stdout, pr_image: str | None = None
+    runtime: LocalRuntime, image: str, timeout: float, out: Any = None, pr_image: str | None = None
 ) -> dict[str, Any]:
+    out = out or sys.stdout  # looked up per call: a caller may have redirected it
     queue_url = runtime.outputs["RunRequestsQueueUrl"]
     event = retarget(pull_request_event(), runtime.repository)
     repository = runtime.repository

@@ -26,6 +26,11 @@ def test_make_demo_flow_posts_one_comment_with_the_models_statistics(capsys: pyt
     assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \|", comment), "metrics compared with main's baseline"
     assert re.search(r"\| COD \| [\d.]+ \| [\d.]+ – [\d.]+ \|", comment), "IAAO statistics with a bootstrap CI"
     assert "[Full report](" in comment and "[Logs](" in comment
-    assert "report.html copied" in out
+    # main's verified baseline run (a push to main) of the PR's base commit is what it is compared with
+    assert "baseline: main's run of this PR's base commit <code>" in comment
+    assert "[Workflow run](https://github.com/county-assessor/avm/actions/runs/" in comment  # built by the backend
+    # results under the run's own random prefix; the report apart from them, copied here
+    assert re.search(r"Artifacts: s3://\S+/runs/avm-pr2-[^/\s]+/[0-9a-f]{32}/ \(\d+ objects", out)
+    assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report\.html", out)
     assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
     assert "Commit status: success" in out

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "modelrun")
 
 import submit.app as submit_app
-from modelrun import contracts
+from modelrun import config, contracts
 from modelrun.contracts import MESSAGE, SCHEMA_PATH, RunRequest, render_schema
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -44,28 +44,41 @@ VALID: dict[str, Any] = {
     "note": "try a deeper tree",
     "triggered_by": "octocat",
     "event": "pull_request",
-    "workflow": {
-        "run_id": 9000002,
-        "run_attempt": 1,
-        "url": "https://github.com/county-assessor/avm/actions/runs/9000002/attempts/1",
-    },
+    "workflow": {"run_id": 9000002, "run_attempt": 1},
+    # A compact JWS as GitHub's token endpoint returns it (its signature is the backend's concern).
+    "identity": {"oidc_token": "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"},
 }
 REQUIRED = [
     *sorted(name for name, field in RunRequest.model_fields.items() if field.is_required()),
     "workflow.run_id",
     "workflow.run_attempt",
-    "workflow.url",
+    "identity.oidc_token",
 ]
 
-# Values each field must refuse (pydantic's lax mode would accept "123" for an int, so none of those).
+# Values each field must refuse. The contract is strict: "42" for an int, 3.0 or true are refused.
 INVALID: dict[str, list[Any]] = {
     "schema_version": ["2", "v1", 1, None, ""],
-    "kind": ["walk", "Run", None, 5],
-    "repository": ["noslash", "a/b/c", "", 5, None, "o" * 40 + "/r", "own er/repo", ["a/b"]],
-    "pr_number": [0, -1, "abc", 1.5, [1], {"n": 1}],
-    "head_sha": ["ABCDEF" + "0" * 34, "abc", "0" * 41, "g" * 40, 123, None, "0" * 39 + " "],
-    "head_ref": ["", "a\nb", "tab\there", "x" * 256, 5, None, ["main"]],
-    "base_ref": ["", "a\rb", "\x7f", "x" * 256, 5, None],
+    "kind": ["walk", "Run", None, 5, "rerun"],
+    "repository": [
+        "noslash",
+        "a/b/c",
+        "",
+        5,
+        None,
+        "o" * 40 + "/r",
+        "own er/repo",
+        ["a/b"],
+        "own_er/repo",
+        "-owner/repo",
+        "owner/..",
+        "owner/.",
+        "../etc",
+        "owner/repo\n",
+    ],
+    "pr_number": [0, -1, "abc", 1.5, [1], {"n": 1}, "42", 42.0, True, 2**31],
+    "head_sha": ["ABCDEF" + "0" * 34, "abc", "0" * 41, "g" * 40, 123, None, "0" * 39 + " ", "0" * 40 + "\n"],
+    "head_ref": ["", "a\nb", "tab\there", "x" * 256, 5, None, ["main"], "main\u202e", "ma\u200bin", "\x85"],
+    "base_ref": ["", "a\rb", "\x7f", "x" * 256, 5, None, "\u2066main"],
     "image": [
         "repo:latest",
         "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model:abc",
@@ -87,14 +100,25 @@ INVALID: dict[str, list[Any]] = {
         "big",
         [2],
     ],
-    "command": ["python -m avm", [1, 2], ["x" * 1025], ["a"] * 65, {"cmd": "x"}],
-    "note": ["x" * 1001, 5, ["a"], {"n": "x"}],
-    "triggered_by": ["", "x" * 40, None, 5],
-    "event": ["push", "pull_request_target", None, 3],
+    "command": ["python -m avm", [1, 2], ["x" * 1025], ["a"] * 65, {"cmd": "x"}, ["rm", "\x1b[2J"]],
+    "note": ["x" * 1001, 5, ["a"], {"n": "x"}, "a\x00b", "\u202egnp.exe", "\x1b[31mred"],
+    "triggered_by": ["", "x" * 40, None, 5, "oct cat", "-octocat", "octocat-", "octo/cat", "octocat\n", "bot[bot"],
+    "event": ["pull_request_target", "release", "Push", None, 3],
     "workflow": ["https://github.com", None, 5, []],
-    "workflow.run_id": [0, -5, "abc", None, 1.5],
-    "workflow.run_attempt": [0, 101, "first", None],
-    "workflow.url": ["not a url", "", 5, None, "ftp//x"],
+    "workflow.run_id": [0, -5, "abc", None, 1.5, "9000002", 2**53, True],
+    "workflow.run_attempt": [0, 101, "first", None, "1", 1.0, True],
+    "identity": ["eyJ.eyJ.sig", 5, [], {"token": "x"}],
+    "identity.oidc_token": [
+        "",
+        "short.a.b",
+        "x" * 40,
+        "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0",
+        "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln bmF0dXJl",
+        "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl\n",
+        "a.b." + "c" * 8192,
+        5,
+        None,
+    ],
 }
 
 
@@ -126,7 +150,7 @@ mutations = st.one_of(
     ),
     st.tuples(
         st.just("unknown"),
-        st.sampled_from(["workflow.attempt", "workflow.token", "resources.cores"]),
+        st.sampled_from(["workflow.attempt", "workflow.url", "resources.cores", "identity.token"]),
         st.integers(),
     ),
 )
@@ -142,24 +166,42 @@ def mutate(kind: str, path: str, value: Any) -> dict[str, Any]:
 
 
 def expected_field(kind: str, path: str, value: Any) -> str:
-    if kind == "set" and path == "resources" and isinstance(value, dict):
-        return f"resources.{next(iter(value))}"
+    if kind == "set" and path in ("resources", "identity") and isinstance(value, dict):
+        return f"{path}.{next(iter(value))}"
     if kind == "set" and path == "command" and isinstance(value, list) and len(value) <= 64:
         return "command"  # the item index follows it: command.0
     return path
 
 
-def reason_for(body: str) -> str:
+# What the template gives the submit function (the handler reads its settings for every record:
+# which queue a record came from decides which messages it accepts).
+FUNCTION_ENVIRONMENT = {
+    "RUNS_TABLE": "runs",
+    "RESULTS_BUCKET": "results",
+    "GITHUB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:github",
+    "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
+}
+
+
+def reason_for(body: str, source_arn: str | None = None) -> str:
     """What the submit handler does with one SQS record of this body: the reason it rejects it."""
     event = json.loads((FIXTURES / "sqs" / "receive-message.json").read_text())
     raw = event["Records"][0] | {"body": body}
+    if source_arn:
+        raw["eventSourceARN"] = source_arn
     reasons: list[str] = []
-    with (
-        mock.patch.object(submit_app, "reject", side_effect=lambda record, reason: reasons.append(reason)),
-        mock.patch.object(submit_app.submission, "submit", side_effect=AssertionError("accepted")),
-        mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),
-    ):
-        submit_app.record_handler(SQSRecord(raw))
+    config.settings.cache_clear()
+    try:
+        with (
+            mock.patch.dict(os.environ, FUNCTION_ENVIRONMENT),
+            mock.patch.object(submit_app, "reject", side_effect=lambda record, reason: reasons.append(reason)),
+            mock.patch.object(submit_app.submission, "submit", side_effect=AssertionError("accepted")),
+            mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),
+            mock.patch.object(submit_app.submission, "rerun", side_effect=AssertionError("accepted")),
+        ):
+            submit_app.record_handler(SQSRecord(raw))
+    finally:
+        config.settings.cache_clear()
     assert len(reasons) == 1
     return reasons[0]
 
@@ -248,6 +290,48 @@ def test_the_handler_rejects_unknown_fields_and_non_json() -> None:
     assert "run.priority: Extra inputs are not permitted" in reason_for(json.dumps(VALID | {"priority": "high"}))
     assert reason_for("not json at all").startswith("invalid run request: ")
     assert "kind" in reason_for(json.dumps({k: v for k, v in VALID.items() if k != "kind"}))
+
+
+def test_a_valid_request_without_evidence_is_refused_unverified() -> None:
+    # Well formed, but nothing proves who sent it: refused before any lookup (submit is never called).
+    body = {k: v for k, v in VALID.items() if k != "identity"}
+    assert MESSAGE.validate_python(body).identity is None  # the contract allows it; the backend does not
+    reason = reason_for(json.dumps(body))
+    assert reason.startswith("unverified: identity:"), reason
+    cleanup = {
+        "schema_version": "1",
+        "kind": "cleanup",
+        "repository": VALID["repository"],
+        "pr_number": 42,
+        "triggered_by": "octocat",
+        "workflow": VALID["workflow"],
+    }
+    assert reason_for(json.dumps(cleanup)).startswith("unverified: identity:")
+
+
+def test_a_workflow_url_is_no_longer_part_of_the_contract() -> None:
+    # Links are built by the backend from verified ids: a URL from the request is refused.
+    body = copy.deepcopy(VALID)
+    body["workflow"]["url"] = "https://evil.example/actions/runs/1"
+    assert "run.workflow.url: Extra inputs are not permitted" in reason_for(json.dumps(body))
+
+
+RERUN = {"schema_version": "1", "kind": "rerun", "run_id": "avm-pr42-1a2b3c4d-9000002-1-abc123", "attempt": 2}
+
+
+def test_a_rerun_is_accepted_only_from_the_operator_queue() -> None:
+    body = json.dumps(RERUN | {"requested_by": "ops"})
+    # On the run-requests queue (the workflow's role can send there) a rerun is not a message kind.
+    assert "kind" in reason_for(body)
+    assert reason_for(body).startswith("invalid run request: ")
+    # On the operator queue it is handed to submission.rerun (patched to refuse here).
+    with pytest.raises(AssertionError, match="accepted"):
+        reason_for(body, source_arn=FUNCTION_ENVIRONMENT["OPERATOR_QUEUE_ARN"])
+    for bad in ({"attempt": 1}, {"attempt": 101}, {"attempt": "2"}, {"run_id": "../x"}, {"requested_by": "a\x1bb"}):
+        reason = reason_for(
+            json.dumps(RERUN | {"requested_by": "ops"} | bad), FUNCTION_ENVIRONMENT["OPERATOR_QUEUE_ARN"]
+        )
+        assert reason.startswith("invalid run request: rerun."), reason
 
 
 def test_describe_needs_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:

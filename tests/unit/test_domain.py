@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from modelrun.contracts import RunRequest
 from modelrun.domain import naming
@@ -22,6 +23,7 @@ from modelrun.domain.report import MARKER, notification, render_comment
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import TERMINAL, RunStatus, from_batch, moves_forward
 from modelrun.events import BatchJobStateChange
+from tests.records import new_record, verified_from
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHA = "1a2b3c4d" + "e" * 32
@@ -42,18 +44,14 @@ def request(**overrides: Any) -> RunRequest:
         "compute": "cpu",
         "triggered_by": "octocat",
         "event": "pull_request",
-        "workflow": {
-            "run_id": 9_000_002,
-            "run_attempt": 1,
-            "url": "https://github.com/county-assessor/avm/actions/runs/9000002",
-        },
+        "workflow": {"run_id": 9_000_002, "run_attempt": 1},
     }
     fields.update(overrides)
     return RunRequest.model_validate(fields)
 
 
 def record(status: RunStatus = RunStatus.QUEUED, req: RunRequest | None = None, **fields: Any) -> RunRecord:
-    base = RunRecord.new(req or request(), job_queue="modelrun-cpu", bucket="results", vcpus=2, memory_mib=8192, gpus=0)
+    base = new_record(req or request(), job_queue="modelrun-cpu", bucket="results", vcpus=2, memory_mib=8192, gpus=0)
     return base.model_copy(update={"status": status, **fields})
 
 
@@ -243,6 +241,59 @@ def test_execution_name_of_real_run_ids() -> None:
         assert len(naming.execution_name(run)) <= 80
 
 
+# -- a run record from a verified request -------------------------------------------------------
+def test_a_record_takes_identity_from_the_evidence_and_builds_its_own_links() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"
+    req = request(identity={"oidc_token": token})
+    verified = verified_from(req, actor="hubot", base_sha="b" * 40)
+    rec = new_record(
+        req,
+        verified=verified,
+        job_queue="q",
+        bucket="results",
+        results_key="0123456789abcdef" * 2,
+        server_url="https://ghe.example/",
+        vcpus=2,
+        memory_mib=8192,
+        gpus=0,
+    )
+    assert rec.triggered_by == "hubot" and rec.environment == "staging" and rec.event == "pull_request"
+    assert rec.base_sha == "b" * 40 and rec.pr_key == "county-assessor/avm#42"
+    assert rec.workflow_url == "https://ghe.example/county-assessor/avm/actions/runs/9000002/attempts/1"
+    # results under the run's own random key; the report elsewhere (no job may write there)
+    assert rec.results_uri == f"s3://results/runs/{rec.run_id}/{'0123456789abcdef' * 2}/"
+    assert naming.report_prefix(rec.run_id) == f"reports/{rec.run_id}/"
+    # the token proved this submission only: it is never stored
+    assert rec.request and "identity" not in rec.request and token not in json.dumps(rec.item(), default=str)
+    # a PR's run is never a baseline: no branch key
+    assert rec.branch_key is None and not rec.baseline
+
+
+def test_only_a_baseline_run_has_a_branch_key() -> None:
+    main = request(pr_number=None, head_ref="main", base_ref="main", event="push")
+    rec = new_record(main, job_queue="q", bucket="b", vcpus=2, memory_mib=8192, gpus=0)
+    assert rec.baseline and rec.branch_key == naming.branch_key("county-assessor/avm", "main")
+    unverified_main = new_record(
+        main,
+        verified=verified_from(main, baseline=False),
+        job_queue="q",
+        bucket="b",
+        vcpus=2,
+        memory_mib=8192,
+        gpus=0,
+    )
+    assert unverified_main.branch_key is None and not unverified_main.baseline
+    feature = request(pr_number=None, head_ref="feature", base_ref="main", event="workflow_dispatch")
+    assert new_record(feature, job_queue="q", bucket="b", vcpus=2, memory_mib=8192, gpus=0).branch_key is None
+
+
+def test_workflow_run_url_is_built_from_ids_only() -> None:
+    assert (
+        naming.workflow_run_url("https://github.com", "o/r", 5, 2) == "https://github.com/o/r/actions/runs/5/attempts/2"
+    )
+    assert "%20" in naming.workflow_run_url("https://github.com", "o/r x", 5, 2)
+
+
 # -- report rendering ----------------------------------------------------------------------------
 def test_comment_succeeded_with_metrics_and_baseline() -> None:
     rec = record(
@@ -259,7 +310,7 @@ def test_comment_succeeded_with_metrics_and_baseline() -> None:
     assert "| R² | 0.87 | 0.85 | +2.4% 🟢 |" in body
     assert "main <code>00000000</code>" in body
     assert "| COD | 9.1 |" in body and "❌ fail" in body and "✅ pass" in body
-    assert "baseline: latest successful run of main" in body
+    assert "baseline: main run <code>00000000</code>" in body
     assert "[Full report](https://console.aws.amazon.com/" in body
     assert "try a deeper tree" in body
     assert_tables_intact(body)
@@ -293,7 +344,7 @@ def test_comment_queued_with_runs_ahead() -> None:
 def test_comment_keeps_history_of_earlier_runs() -> None:
     older = record(
         RunStatus.SUPERSEDED,
-        req=request(workflow={"run_id": 1, "run_attempt": 1, "url": "https://github.com/x/y/actions/runs/1"}),
+        req=request(workflow={"run_id": 1, "run_attempt": 1}),
     )
     body = render_comment([record(RunStatus.RUNNING), older])
     assert "Earlier runs of this PR (1)" in body
@@ -358,8 +409,11 @@ def test_malicious_status_reason_and_log_tail_render_inert(evil: str) -> None:
 def test_malicious_branch_and_author_render_inert(evil: str) -> None:
     # head_ref rejects control characters at the contract; a branch name is otherwise free text
     ref = " ".join(evil.split())
-    req = request(head_ref=ref, base_ref=ref, triggered_by="x@evil")
-    body = render_comment([record(RunStatus.SUCCEEDED, req=req, report=metrics_report())])
+    # triggered_by must be a GitHub login at the contract; a stored record is rendered inert anyway
+    with pytest.raises(ValidationError, match="triggered_by"):
+        request(triggered_by="x@evil")
+    req = request(head_ref=ref, base_ref=ref)
+    body = render_comment([record(RunStatus.SUCCEEDED, req=req, report=metrics_report(), triggered_by="x@evil")])
     assert "<script" not in body.lower() and "<img" not in body.lower()
     assert not re.search(r"@[A-Za-z]", outside_code(body))
     assert body.count(MARKER) == 1

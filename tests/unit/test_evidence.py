@@ -208,3 +208,22 @@ def test_a_long_lived_token_cannot_be_reused_long_after_it_was_issued() -> None:
 def test_an_unreadable_workflow_run_record_is_unverified() -> None:
     with pytest.raises(Unverified, match="not readable"):
         WorkflowRunFacts.from_api({"id": 1})
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://token.actions.githubusercontent.com/.well-known/openid-configuration", True),
+        ("http://127.0.0.1:8123/_services/token/request?api-version=2.0", True),
+        ("http://127.0.0.1:1@evil.example/_services/token", False),
+        ("http://token.actions.githubusercontent.com/", False),
+        ("http://127.0.0.1/_services/token", False),
+        ("https://user:pw@example.org/", False),
+        ("file:///etc/passwd", False),
+        ("http://127.0.0.1:99999/", False),
+    ],
+)
+def test_tokens_and_keys_come_only_over_https_or_the_local_loopback(url: str, ok: bool) -> None:
+    from modelrun.domain.naming import https_or_loopback
+
+    assert https_or_loopback(url) is ok

@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 from pydantic import ValidationError
 
+from modelrun.domain import naming
 from modelrun.domain.evidence import Claims, Unverified
 
 _ALGORITHMS = ["RS256"]
@@ -28,7 +29,7 @@ class IssuerUnavailable(Exception):
 @cache
 def _jwks_client(issuer: str) -> jwt.PyJWKClient:
     url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-    if not url.startswith(("https://", "http://127.0.0.1:")):  # https, or the local stack's loopback
+    if not naming.https_or_loopback(url):
         raise IssuerUnavailable(f"issuer {issuer} is not https")
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:  # noqa: S310 - scheme checked above

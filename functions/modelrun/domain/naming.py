@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -76,3 +76,16 @@ def report_prefix(run: str) -> str:
 def workflow_run_url(server_url: str, repository: str, run_id: int, attempt: int) -> str:
     """The workflow run's page, built from verified parts only (never a URL from a request)."""
     return f"{server_url.rstrip('/')}/{quote(repository, safe='/')}/actions/runs/{int(run_id)}/attempts/{int(attempt)}"
+
+
+def https_or_loopback(url: str) -> bool:
+    """A URL worth fetching a token or keys from: https, or plain http to the local stack's
+    own loopback (a prefix test would let ``http://127.0.0.1:1@evil.example/`` through)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1" and port is not None)
