@@ -5,7 +5,9 @@ request's command override: ``python job.py MODE [ARG]`` where MODE is
 - ``ok``: write a minimal metrics.json (model_container/metrics.schema.json) and exit 0;
 - ``fail``: print a few log lines (one of them hostile Markdown/HTML) and exit 3;
 - ``sleep SECONDS``: sleep, then as ``ok``;
-- ``wait-for PATH``: wait (up to 60 s) until PATH exists, then as ``ok``.
+- ``wait-for PATH``: wait (up to 60 s) until PATH exists, then as ``ok``;
+- ``tamper RUN_ID``: a hostile model: writes forged metrics (RMSE 1) for another run where it
+  can guess that run's results live, and its own metrics.json claiming to be that run.
 """
 
 import json
@@ -62,5 +64,12 @@ doc = {
     },
 }
 bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
-boto3.client("s3").put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
+s3 = boto3.client("s3")
+if mode == "tamper":
+    victim = sys.argv[2]
+    doc = doc | {"run_id": victim, "metrics": doc["metrics"] | {"rmse": 1.0}}
+    for guess in (f"runs/{victim}/metrics.json", f"runs/{victim}/{prefix.split('/')[2]}/metrics.json"):
+        s3.put_object(Bucket=bucket, Key=guess, Body=json.dumps(doc).encode())
+        print(f"tampered with s3://{bucket}/{guess}", flush=True)
+s3.put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
 print("wrote metrics.json", flush=True)

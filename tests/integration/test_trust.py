@@ -266,6 +266,24 @@ def test_a_request_url_cannot_reach_the_comment(stack: Stack) -> None:
     assert not stack.github.comments(REPOSITORY, 311)
 
 
+def test_a_runs_container_cannot_change_another_runs_results(stack: Stack) -> None:
+    flag = stack.scratch / "tamper"
+    victim = stack.honest_pr_run(313, 5_000_313, "2" * 40, "wait-for", str(flag))
+    record = stack.wait_status(victim.head_sha, "RUNNING")
+    # Another approved PR's model writes forged metrics where it can guess the victim's go,
+    # and its own metrics.json claiming to be the victim's run.
+    attacker = stack.honest_pr_run(314, 5_000_314, "0" * 40, "tamper", record.run_id)
+    stack.wait_status(attacker.head_sha, "SUCCEEDED")
+    flag.write_text("go")
+    stack.wait()
+    [victim_comment] = stack.github.comments(REPOSITORY, 313)
+    assert "| RMSE | 81,234 |" in victim_comment["body"], victim_comment["body"][:600]
+    [attacker_comment] = stack.github.comments(REPOSITORY, 314)
+    assert "**No results:**" in attacker_comment["body"] and "is for run" in attacker_comment["body"]
+    assert "| RMSE | 1 |" not in attacker_comment["body"]
+    assert stack.github.statuses(REPOSITORY, attacker.head_sha)[-1]["state"] == "failure"
+
+
 def test_the_honest_request_still_flows_after_the_attacks(stack: Stack) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
     request = stack.with_command(job.request(stack.image), "ok")

@@ -530,3 +530,16 @@ def test_the_comment_shows_each_run_as_fresh_as_it_was_last_written() -> None:
     # The listing lags behind the caller's write, or misses the run: the caller's record wins.
     assert [r.status for r in runs_for_comment(running, [submitted, older])] == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
     assert [r.run_id for r in runs_for_comment(running, [older])] == [running.run_id, older.run_id]
+
+
+def test_a_succeeded_run_whose_metrics_were_refused_shows_no_numbers_and_fails_its_status() -> None:
+    from modelrun.domain.report import commit_status
+
+    refused = record(
+        RunStatus.SUCCEEDED,
+        report={"status": "SUCCEEDED", "contract_error": "metrics.json is for run 'other', not this run"},
+    )
+    body = render_comment([refused])
+    assert "**No results:**" in body and "is for run" in body and "| RMSE |" not in body
+    assert commit_status(refused)[0] == "failure"
+    assert commit_status(record(RunStatus.SUCCEEDED, report=metrics_report()))[0] == "success"

@@ -333,6 +333,9 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
                 f"{fmt_number(data.get('n_train'))} train / {fmt_number(data.get('n_test'))} holdout sales · "
                 f"baseline: {baseline_text(report.get('baseline'))}</sub>",
             ]
+    elif latest.status is RunStatus.SUCCEEDED and report.get("contract_error"):
+        # The job ended well but what it wrote was refused: no numbers to believe.
+        lines += ["", f"**No results:** {inert(report['contract_error'], 500)}"]
     elif latest.status is RunStatus.SUCCEEDED:
         lines += ["", "_The results are being collected._"]
     if latest.status in (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUPERSEDED):
@@ -357,6 +360,8 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
 def commit_status(record: RunRecord) -> tuple[str, str]:
     """The commit status (state, one-line description) for the run's head SHA."""
     report = record.report or {}
+    if record.status is RunStatus.SUCCEEDED and report.get("contract_error"):
+        return "failure", "No results: the model's metrics.json was refused (container contract)"
     if record.status is RunStatus.SUCCEEDED:
         metrics = report.get("metrics", {})
         study = report.get("ratio_study", {})
