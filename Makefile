@@ -1,6 +1,8 @@
 # modelrun: the two commands are `make demo` and `make test`; both set everything up first.
 SHELL := /bin/bash
-export UV_PYTHON_DOWNLOADS := never
+# uv uses a Python 3.12 it finds (pyenv's, the system's) and downloads one only where none is
+# installed; set UV_PYTHON_DOWNLOADS=never to forbid that (uv then fails, naming the version).
+export UV_PYTHON_DOWNLOADS ?= automatic
 export UV_LINK_MODE := copy
 export SAM_CLI_TELEMETRY := 0
 UV := .tools/bin/uv

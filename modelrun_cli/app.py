@@ -92,7 +92,9 @@ def enqueue(
     event_path: Annotated[
         Path, typer.Option(envvar="GITHUB_EVENT_PATH", help="The webhook payload of the triggering event.")
     ],
-    event_name: Annotated[str, typer.Option(envvar="GITHUB_EVENT_NAME", help="pull_request, push or workflow_dispatch.")],
+    event_name: Annotated[
+        str, typer.Option(envvar="GITHUB_EVENT_NAME", help="pull_request, push or workflow_dispatch.")
+    ],
     image: Annotated[
         str | None, typer.Option(help="The pushed image, pinned by digest: REGISTRY/REPO@sha256:...")
     ] = None,

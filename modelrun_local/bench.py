@@ -194,7 +194,9 @@ class Planned:
     pr: int
 
 
-def plan(runtime: LocalRuntime, image: str, pr: int, commit: int, workflow_run_id: int) -> Planned:
+def plan(
+    runtime: LocalRuntime, image: str, pr: int, commit: int, workflow_run_id: int, command: list[str] | None = None
+) -> Planned:
     """A verifiable run request, as the approved workflow job sends it: GitHub records the PR and
     the workflow run (the evidence the submit function checks) and the job gets its OIDC token for
     the stack's audience (the run-requests queue's URL) from the local issuer: an RSA signature
@@ -223,7 +225,7 @@ def plan(runtime: LocalRuntime, image: str, pr: int, commit: int, workflow_run_i
             "base_ref": "main",
             "image": image,
             "compute": "cpu",
-            "command": ["python", "-c", NOOP_SCRIPT],
+            "command": command or ["python", "-c", NOOP_SCRIPT],
             "triggered_by": "bench",
             "event": "pull_request",
             "workflow": {"run_id": workflow_run_id, "run_attempt": 1},
@@ -757,6 +759,158 @@ def throughput_phase(
     }
 
 
+# -- soak: what the PR shows converges (issue 17) ------------------------------------------------
+
+# GitHub faults that a retry outlasts, each as GitHub answers it: 5xx, 429 with Retry-After, a
+# secondary limit as a 403 without Retry-After, and the same aimed at each write (the first
+# comment create, a comment edit, a commit status).
+SOAK_FAULTS: list[tuple[str | None, int, int | None]] = [
+    (None, 502, None),
+    (None, 503, None),
+    (None, 429, 1),
+    (None, 403, None),
+    ("issues/create-comment", 502, None),
+    ("issues/update-comment", 403, None),
+    ("issues/update-comment", 500, None),
+    ("repos/create-commit-status", 403, None),
+    ("repos/create-commit-status", 502, None),
+]
+FAIL_SCRIPT = "import sys;print('soak: failing on purpose',flush=True);sys.exit(3)"
+
+
+def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int = 17) -> dict[str, Any]:
+    """``runs`` run requests over ``prs`` PRs, sent in waves, with GitHub faults of every kind
+    injected at random moments and random extra latency in every function and GitHub call. At
+    the end, each PR's comment must be exactly what its final run records render, each reported
+    run's commit status its final state, and no run lost or doubled."""
+    from modelrun.domain import report as report_text
+    from modelrun.domain.naming import pr_key
+
+    rng = random.Random(seed)  # noqa: S311 - reproducible chaos, not a secret
+    repository = runtime.repository
+    queue_url = runtime.outputs["RunRequestsQueueUrl"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    planned: list[Planned] = []
+    for i in range(runs):
+        command = ["python", "-c", FAIL_SCRIPT] if rng.random() < 0.2 else None
+        planned.append(plan(runtime, image, 1 + i % prs, i // prs, 2_000_000 + i, command))
+    expected = {p.run_id for p in planned}
+
+    lambda_latency = {"SubmitFunction": 1.5, "TrackFunction": 1.0, "CollectResultsFunction": 1.0}
+    runtime.lambdas.latency = lambda fn: rng.uniform(0, lambda_latency.get(fn, 1.0))
+    runtime.github.add_latency(lambda _op: rng.uniform(0, 0.25))
+    injected: Counter[str] = Counter()
+    stop = threading.Event()
+    chaos_until = 0.0
+
+    def chaos() -> None:
+        # Faults while runs arrive and for a while after; not for ever: locally every Retry
+        # delay is capped at 2 s, so an endless stream aimed at the last report left standing
+        # would exhaust in seconds the retry budget that on AWS lasts hours.
+        while not stop.wait(rng.uniform(0.3, 1.5)):
+            if chaos_until and time.monotonic() > chaos_until:
+                return
+            operation, status, retry_after = rng.choice(SOAK_FAULTS)
+            if operation is None:
+                runtime.github.fail_next(1, status=status, retry_after=retry_after)
+            else:
+                runtime.github.fail_next_of(operation, 1, status=status, retry_after=retry_after)
+            injected[f"{operation or 'any request'} {status}{' Retry-After' if retry_after else ''}"] += 1
+
+    chaos_thread = threading.Thread(target=chaos, daemon=True, name="soak-chaos")
+    started = time.monotonic()
+    chaos_thread.start()
+    order = list(range(runs))
+    for wave in range(0, runs, 10):  # waves of ten, a random pause between: runs overlap
+        entries = [
+            {"Id": str(j), "MessageBody": planned[i].request.model_dump_json()}
+            for j, i in enumerate(order[wave : wave + 10])
+        ]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+        time.sleep(rng.uniform(0.2, 2.0))
+    chaos_until = time.monotonic() + 30.0
+    problems: list[str] = []
+    try:
+        runtime.wait_until_idle(timeout=max(300.0, runs * 3.0), settle=3.0)
+    except TimeoutError as error:
+        problems.append(f"the stack did not settle: {error}")
+    stop.set()
+    chaos_thread.join()
+    runtime.lambdas.latency = None
+    runtime.github.add_latency(lambda _op: 0.0)
+    wall = time.monotonic() - started
+
+    table = RunsTable(runtime.outputs["RunsTableName"])
+    records = {r.run_id: r for r in table.scan() if r.run_id in expected}
+    batch = boto3.client("batch", region_name=REGION)
+    names: Counter[str] = Counter()
+    for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+        for page in batch.get_paginator("list_jobs").paginate(
+            jobQueue=runtime.outputs["CpuJobQueueArn"],
+            jobStatus=status,  # type: ignore[arg-type]
+        ):
+            names.update(j["jobName"] for j in page["jobSummaryList"] if j["jobName"] in expected)
+    lost = sorted(expected - set(records)) + sorted(expected - set(names))
+    doubled = sorted(n for n, c in names.items() if c > 1)
+    not_final = sorted(r.run_id for r in records.values() if not r.status.terminal)
+    stale_comments: list[int] = []
+    comment_counts: Counter[int] = Counter()
+    for pr in range(1, prs + 1):
+        comments = runtime.github.comments(repository, pr)
+        comment_counts[len(comments)] += 1
+        truth = report_text.render_comment(table.runs_of_pr(pr_key(repository, pr)))
+        if len(comments) != 1 or comments[0]["body"] != truth:
+            stale_comments.append(pr)
+    stale_statuses: list[str] = []
+    reported = [r for r in records.values() if r.status.value in TERMINAL]
+    for record in reported:
+        shown = runtime.github.statuses(repository, record.head_sha)
+        if not shown or shown[-1]["state"] != report_text.commit_status(record)[0]:
+            stale_statuses.append(record.run_id)
+    check_runs = sum(len(runtime.github.check_runs(repository, r.head_sha)) for r in records.values())
+    for label, items in (
+        ("runs lost (no record or no Batch job)", lost),
+        ("runs with more than one Batch job", doubled),
+        ("runs not in a final state", not_final),
+        ("PRs whose comment is not what their final records render (or not exactly one)", stale_comments),
+        ("reported runs whose last commit status is not their final state", stale_statuses),
+    ):
+        if items:
+            problems.append(f"{len(items)} {label}: {items[:5]}")
+    executions = Counter[str]()
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    causes: list[str] = []
+    for listed in sfn.get_paginator("list_executions").paginate(stateMachineArn=runtime.state_machine_arn):
+        executions.update(e["status"] for e in listed["executions"])
+        for execution in listed["executions"]:
+            if execution["status"] != "SUCCEEDED" and len(causes) < 20:
+                history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+                failed = [e.get("taskFailedEventDetails", {}) for e in history if e["type"] == "TaskFailed"]
+                causes += [f"{execution['name']}: {f.get('error')} {str(f.get('cause', ''))[:400]}" for f in failed]
+    if executions.get("SUCCEEDED", 0) != sum(executions.values()):
+        problems.append(f"report executions not SUCCEEDED: {dict(executions)}; causes: {causes[:3]}")
+    injected_answers = sum(1 for r in runtime.github.requests if r.injected)
+    return {
+        "runs": runs,
+        "prs": prs,
+        "wall_seconds": wall,
+        "run_statuses": dict(Counter(r.status.value for r in records.values())),
+        "faults_queued": dict(injected),
+        "faulted_github_answers": injected_answers,
+        "report_executions": dict(executions),
+        "report_failure_causes": causes,
+        "lost": len(lost),
+        "duplicated": len(doubled),
+        "stale_comments": len(stale_comments),
+        "stale_commit_statuses": len(stale_statuses),
+        "commit_statuses_checked": len(reported),
+        "comments_per_pr": dict(comment_counts),
+        "check_runs": check_runs,
+        "submit_redeliveries": sum(p.redelivered for p in runtime.pollers if p.mapping.function == "SubmitFunction"),
+        "problems": problems,
+    }
+
+
 # -- cold start -----------------------------------------------------------------------------------
 
 
@@ -940,6 +1094,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     t = results.get("throughput") or {}
     s = results.get("submit_latency") or {}
     c = results.get("cold_start") or {}
+    k = results.get("soak") or {}
     m = results["machine"]
     lines = [
         f"Measured {results['date']} on {m['platform']} ({m['cpu_count']} CPUs), Python {m['python']}, "
@@ -991,6 +1146,14 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| terminal records | {', '.join(f'{k} {v}' for k, v in t['run_statuses'].items())} |",
             f"| GitHub API requests per run under load | {g['per_run']:.2f} ({g['writes_per_run']:.2f} writes, "
             f"{g['list_calls_per_run']:.2f} list calls) |",
+        ]
+    if k:
+        lines += [
+            f"| soak: {k['runs']} runs over {k['prs']} PRs, {k['faulted_github_answers']} faulted GitHub answers, "
+            f"random latency in every function | {k['wall_seconds']:.0f} s; "
+            f"{', '.join(f'{n} {v}' for n, v in sorted(k['run_statuses'].items()))} |",
+            f"| soak: lost / duplicated / stale comments / stale commit statuses | {k['lost']} / {k['duplicated']} / "
+            f"{k['stale_comments']} of {k['prs']} / {k['stale_commit_statuses']} of {k['commit_statuses_checked']} |",
         ]
     if s:
         b1, b10 = s["batch_of_1_s"], s["batch_of_10_per_message_s"]
@@ -1046,6 +1209,9 @@ class Options:
     enqueue_repeats: int
     out: Path
     model_seconds: float
+    soak_runs: int = 200
+    soak_prs: int = 20
+    only_soak: bool = False
     argv: list[str] = field(default_factory=list)
 
 
@@ -1061,6 +1227,9 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--model-seconds", type=float, default=AVM_RUN_SECONDS, help="the model duration for CI runner time"
     )
+    parser.add_argument("--soak-runs", type=int, default=None, help="soak runs with GitHub faults (default 200)")
+    parser.add_argument("--soak-prs", type=int, default=None, help="PRs the soak's runs spread over (default 20)")
+    parser.add_argument("--only-soak", action="store_true", help="run the soak alone")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -1077,6 +1246,9 @@ def parse(argv: list[str] | None) -> Options:
         enqueue_repeats=1 if quick else 5,
         out=args.out,
         model_seconds=args.model_seconds,
+        soak_runs=args.soak_runs or (40 if quick else 200),
+        soak_prs=args.soak_prs or (8 if quick else 20),
+        only_soak=bool(args.only_soak),
         argv=list(argv if argv is not None else sys.argv[1:]),
     )
 
@@ -1096,29 +1268,39 @@ def main(argv: list[str] | None = None) -> int:
     def step(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
 
-    step("cold start: handler imports and deployment packages")
-    results["cold_start"] = cold_start_phase(options.import_repeats, options.build, options.zipped)
+    if not options.only_soak:
+        step("cold start: handler imports and deployment packages")
+        results["cold_start"] = cold_start_phase(options.import_repeats, options.build, options.zipped)
 
-    with Probe() as probe, noop_image_dir() as image_dir:
-        step(f"overhead: {options.runs} runs one after another, with a describe-jobs poller")
-        with local_stack(probe) as (runtime, timed):
-            image = runtime.push_image(image_dir, tag="bench-noop")
-            results["overhead"] = overhead_phase(runtime, probe, timed, image, options.runs, options.poll_interval)
-            problems += results["overhead"]["problems"]
-            step("CI step of our design: `modelrun enqueue` as a process")
-            results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
-            step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
-            results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
-        results["polling"] = polling_comparison(results["overhead"], results["enqueue_step_s"], options.model_seconds)
-
-    with Probe() as probe, noop_image_dir() as image_dir:
-        step(f"throughput: {options.requests} run requests over {options.prs} PRs")
-        with local_stack(probe) as (runtime, timed):
-            image = runtime.push_image(image_dir, tag="bench-noop")
-            results["throughput"] = throughput_phase(
-                runtime, probe, timed, image, options.requests, options.prs, options.duplicates
+        with Probe() as probe, noop_image_dir() as image_dir:
+            step(f"overhead: {options.runs} runs one after another, with a describe-jobs poller")
+            with local_stack(probe) as (runtime, timed):
+                image = runtime.push_image(image_dir, tag="bench-noop")
+                results["overhead"] = overhead_phase(runtime, probe, timed, image, options.runs, options.poll_interval)
+                problems += results["overhead"]["problems"]
+                step("CI step of our design: `modelrun enqueue` as a process")
+                results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
+                step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
+                results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
+            results["polling"] = polling_comparison(
+                results["overhead"], results["enqueue_step_s"], options.model_seconds
             )
-            problems += results["throughput"]["problems"]
+
+        with Probe() as probe, noop_image_dir() as image_dir:
+            step(f"throughput: {options.requests} run requests over {options.prs} PRs")
+            with local_stack(probe) as (runtime, timed):
+                image = runtime.push_image(image_dir, tag="bench-noop")
+                results["throughput"] = throughput_phase(
+                    runtime, probe, timed, image, options.requests, options.prs, options.duplicates
+                )
+                problems += results["throughput"]["problems"]
+
+    with Probe() as probe, noop_image_dir() as image_dir:
+        step(f"soak: {options.soak_runs} runs over {options.soak_prs} PRs, GitHub faults and latency injected")
+        with local_stack(probe) as (runtime, _timed):
+            image = runtime.push_image(image_dir, tag="bench-noop")
+            results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
+            problems += results["soak"]["problems"]
 
     results["wall_seconds"] = time.monotonic() - started
     results["problems"] = problems

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     job_env = {"MODELRUN_SAMPLE": args.sample} if args.sample else {}
     print("Starting the local stack (moto + template.yaml + local GitHub) …")
     t0 = time.monotonic()
-    with LocalRuntime(job_environment=job_env, parameters={"LogLevel": "WARNING"}) as runtime:
+    # GitHub App credentials in the secret, as the README recommends (the runtime's default).
+    with LocalRuntime(job_environment=job_env, parameters={"LogLevel": "WARNING"}, github_credentials="app") as runtime:
         print(
             f"  ready in {time.monotonic() - t0:.1f} s · AWS endpoint {runtime.endpoint} · GitHub {runtime.github.url}"
         )
@@ -151,8 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         statuses = runtime.github.statuses(result["repository"], request.head_sha)
         if statuses:
             print(f"Commit status: {statuses[-1]['state']} — {statuses[-1].get('description')}")
-        print(f"GitHub API requests: {len(runtime.github.requests)} in all")
-        ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1
+        requests = list(runtime.github.requests)
+        exchanges = sum(1 for r in requests if r.auth == "app")
+        refused = [r for r in requests if r.rejected]
+        print(
+            f"GitHub API requests: {len(requests)} in all, as GitHub App {runtime.github.app_id} "
+            f"({exchanges} installation token(s) from its signed JWTs); {len(refused)} refused"
+        )
+        for r in refused:
+            print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
+        ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused
     return 0 if ok else 1
 
 

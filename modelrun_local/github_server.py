@@ -6,6 +6,14 @@ requests GitHub would accept. Answers are shaped like GitHub's (ids, urls, users
 Link pagination, error bodies) and can themselves be checked against the description's response
 schemas (``LocalGitHub(check_responses=True)``), so the fake cannot drift into a shape of its own.
 
+Credentials are checked as GitHub checks them: a fixed token (``token``, None for none), or the
+App's: a JWT signed with the App's key (``app_credentials()`` gives what the secret holds), with
+GitHub's rules for ``iss``, ``iat`` and ``exp``, exchanged for an installation token that
+expires (``installation_token_ttl``, ``expire_installation_tokens()``); each recorded request
+names the credential it was accepted with. ``api_path=ENTERPRISE_API_PATH`` serves the API under
+``/api/v3`` as GitHub Enterprise Server does (``url`` then ends with it; the OIDC issuer stays
+at the server's root, ``/_services/token``).
+
 Usage::
 
     with LocalGitHub() as gh:
@@ -17,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import hashlib
 import json
@@ -27,7 +34,7 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +42,9 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
 
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import PathError
@@ -89,8 +99,11 @@ SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 COMMENT_BODY_MAX = 65536
 STATUS_DESCRIPTION_MAX = 140
 PER_PAGE_MAX = 100
-_INSTALLATION_TOKEN_TTL = timedelta(hours=1)
-_JWT_MAX_LIFETIME_S = 600  # GitHub refuses app JWTs valid for more than 10 minutes
+INSTALLATION_TOKEN_TTL = timedelta(hours=1)  # GitHub's installation tokens last an hour
+_JWT_MAX_LIFETIME_S = 600  # GitHub refuses app JWTs that expire more than 10 minutes ahead
+_JWT_CLOCK_SKEW_S = 60  # GitHub tolerates an 'iat' this far in the future (clock drift)
+# Where GitHub Enterprise Server serves the REST API: https://HOST/api/v3/...
+ENTERPRISE_API_PATH = "/api/v3"
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,6 +280,9 @@ class RecordedRequest:
     rejected: bool = False  # refused by auth or validation, or not an endpoint here
     injected: bool = False  # answered by fail_next()
     reason: str | None = None
+    # The credential that was accepted: "token" (the fixed token), "installation" (an
+    # installation token), "app" (an App JWT); None when none was.
+    auth: str | None = None
 
 
 class _Reject(Exception):
@@ -314,18 +330,36 @@ class LocalGitHub:
     def __init__(
         self,
         *,
-        token: str = "local-token",  # noqa: S107 - a local fake, not a secret
+        token: str | None = "local-token",  # noqa: S107 - a local fake, not a secret
         bot_login: str = "modelrun[bot]",
         check_responses: bool = False,
+        app_id: int | None = None,
+        installation_id: int | None = None,
+        app_key: rsa.RSAPrivateKey | None = None,
+        installation_token_ttl: timedelta = INSTALLATION_TOKEN_TTL,
+        api_path: str = "",
     ) -> None:
+        """``token``: a fixed token the REST endpoints accept (None: only installation tokens).
+        The App (``bot_login``'s) signs its JWTs with ``app_key`` (made here if not given) and is
+        installed once, as ``installation_id``. ``api_path``: where the REST API is served,
+        ``ENTERPRISE_API_PATH`` as on GitHub Enterprise Server; ``url`` includes it."""
+        if api_path and (not api_path.startswith("/") or api_path.endswith("/")):
+            raise ValueError(f"api_path must start with / and not end with one: {api_path!r}")
         self.token = token
         self.bot_login = bot_login
+        slug = bot_login.removesuffix("[bot]")
+        self.app_id = app_id if app_id is not None else _stable_id("app:" + slug)
+        self.installation_id = installation_id if installation_id is not None else _stable_id("installation:" + slug)
+        self._app_key = app_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.installation_token_ttl = installation_token_ttl
+        self.api_path = api_path
         # When set, every answer is also checked against the description's response schema;
         # failures land in ``response_errors`` (tests assert it stays empty).
         self.check_responses = check_responses
         self.response_errors: list[str] = []
         self.requests: list[RecordedRequest] = []
-        self.url = ""
+        self.server_url = ""  # http://127.0.0.1:PORT, the web server's root
+        self.url = ""  # the REST API's base URL (GITHUB_API_URL): server_url + api_path
         self._lock = threading.RLock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -350,8 +384,10 @@ class LocalGitHub:
             return self
         github_description()  # load before serving, so the first request is not the slow one
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self.issuer.bind(self.url)
+        self.server_url = f"http://127.0.0.1:{self._server.server_port}"
+        self.url = self.server_url + self.api_path
+        # The OIDC issuer hangs off the server's root, beside /api/v3 on Enterprise Server.
+        self.issuer.bind(self.server_url)
         # A short poll interval: shutdown() waits up to one interval, 0.5 s by default.
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -400,10 +436,65 @@ class LocalGitHub:
                 if r == repo.lower() and run["head_sha"] == sha
             ]
 
+    def app_credentials(self) -> dict[str, str]:
+        """The App's credentials as the README stores them in the secret (ids as strings, the
+        private key as the PEM file GitHub lets an App owner download)."""
+        pem = self._app_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ).decode()
+        return {"app_id": str(self.app_id), "installation_id": str(self.installation_id), "private_key": pem}
+
+    def expire_installation_tokens(self) -> int:
+        """Every installation token issued so far expires now (as an hour later); returns how many."""
+        with self._lock:
+            past = _now() - timedelta(seconds=1)
+            for token in self._installation_tokens:
+                self._installation_tokens[token] = past
+            return len(self._installation_tokens)
+
     def fail_next(self, n: int, status: int = 502, retry_after: int | None = None) -> None:
         """The next ``n`` requests answer ``status`` and change nothing (an outage or a rate limit)."""
         with self._lock:
             self._faults.extend([(status, retry_after)] * n)
+
+    def fail_next_of(self, operation_id: str, n: int, status: int = 502, retry_after: int | None = None) -> None:
+        """The next ``n`` requests of one operation (``issues/create-comment``, ...) answer
+        ``status`` and change nothing; other requests are served as usual."""
+        self._install_fault_hooks()
+        with self._lock:
+            self._operation_faults.setdefault(operation_id, []).extend([(status, retry_after)] * n)
+
+    def add_latency(self, latency: Callable[[str], float]) -> None:
+        """Before each request, sleep ``latency(operation_id or path)`` seconds (a slow GitHub)."""
+        self._install_fault_hooks()
+        self._latency_of: Callable[[str], float] | None = latency
+
+    def _install_fault_hooks(self) -> None:
+        # Wraps the instance's _handle once: no cost for a LocalGitHub without these faults.
+        if getattr(self, "_operation_faults", None) is not None:
+            return
+        self._operation_faults: dict[str, list[tuple[int, int | None]]] = {}
+        self._latency_of = None
+        handle = self._handle
+
+        def with_faults(request: Request) -> Response:
+            path = request.path.removeprefix(self.api_path) if self.api_path else request.path
+            found = github_description().find(request.method.lower(), path)
+            operation = found[0].operation_id if found else path
+            if self._latency_of is not None:
+                time.sleep(max(0.0, self._latency_of(operation)))
+            with self._lock:
+                queued = self._operation_faults.get(operation)
+                fault = queued.pop(0) if queued else None
+            if fault is None:
+                return handle(request)
+            body, headers = self._fault(*fault)
+            write = request.method.lower() in _WRITE_METHODS
+            record = {"method": request.method, "path": request.path, "write": write}
+            record |= {"operation": operation, "implemented": True}
+            return self._respond(request, fault[0], body, headers, record, injected=True)
+
+        self._handle = with_faults  # type: ignore[method-assign]
 
     def add_pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> None:
         with self._lock:
@@ -590,16 +681,20 @@ class LocalGitHub:
 
     def _handle(self, request: Request) -> Response:
         method = request.method.lower()
-        path = request.path
-        if path.startswith(oidc_issuer.PATH):
-            return self._issuer_endpoint(request, path.removeprefix(oidc_issuer.PATH))
+        if request.path.startswith(oidc_issuer.PATH):
+            return self._issuer_endpoint(request, request.path.removeprefix(oidc_issuer.PATH))
+        # The path as the description names it: on Enterprise Server, what follows /api/v3.
+        under_api = not self.api_path or request.path.startswith(self.api_path + "/")
+        path = request.path.removeprefix(self.api_path) if under_api else request.path
         description = github_description()
-        found = description.find(method, path)
+        found = description.find(method, path) if under_api else None
         operation = found[0] if found else None
         docs = operation.docs_url if operation else _DOCS
-        record = {"method": request.method, "path": path, "write": method in _WRITE_METHODS}
+        record: dict[str, Any] = {"method": request.method, "path": request.path, "write": method in _WRITE_METHODS}
+        record["api_path"] = path
         record["operation"] = operation.operation_id if operation else None
         record["implemented"] = bool(operation and (operation.method, operation.template) in description.implemented)
+        record["auth"] = None
         headers: dict[str, str] = {}
         try:
             with self._lock:
@@ -607,6 +702,9 @@ class LocalGitHub:
                     status, retry_after = self._faults.pop(0)
                     body, headers = self._fault(status, retry_after)
                     return self._respond(request, status, body, headers, record, injected=True)
+            if not under_api:
+                # Enterprise Server serves the REST API under /api/v3 only.
+                raise _Reject(404, _error("Not Found", _DOCS, 404), f"not under the API path {self.api_path}")
             if operation is None:
                 # GitHub answers an unknown method on a known path with 404 too.
                 why = "method not documented for path" if description.path_exists(path) else "no such path"
@@ -620,14 +718,14 @@ class LocalGitHub:
             self._check_api_version(request, docs)
             is_app_endpoint = operation.operation_id == "apps/create-installation-access-token"
             if is_app_endpoint:
-                self._check_app_jwt(request, docs)
+                record["auth"] = self._check_app_jwt(request, docs)
             else:
-                self._check_token(request, docs)
+                record["auth"] = self._check_token(request, docs)
             body_bytes = request.get_data(cache=True)
             parsed = self._check_request(description, method, path, request, body_bytes, docs)
             params = found[1] if found else {}
             with self._lock:
-                status, body, headers = self._dispatch(operation, params, request, parsed, docs)
+                status, body, headers = self._dispatch(operation, params, path, request, parsed, docs)
                 self._rate_remaining = max(self._rate_remaining - 1, 0)
             return self._respond(request, status, body, headers, record)
         except _Reject as rej:
@@ -672,7 +770,7 @@ class LocalGitHub:
         if self.check_responses and record["implemented"] and not injected:
             # Our own answers must be shaped as GitHub documents them.
             errs = github_description().response_errors(
-                request.method.lower(), request.path, request.args, status, out, data
+                request.method.lower(), record.get("api_path", request.path), request.args, status, out, data
             )
             with self._lock:
                 self.response_errors.extend(
@@ -693,6 +791,7 @@ class LocalGitHub:
                     rejected=rejected,
                     injected=injected,
                     reason=reason,
+                    auth=None if rejected or injected else record.get("auth"),
                 )
             )
         return Response(data, status=status, headers=out)
@@ -734,47 +833,66 @@ class LocalGitHub:
             return credential.strip()
         return None
 
-    def _check_token(self, request: Request, docs: str) -> None:
+    def _check_token(self, request: Request, docs: str) -> str:
+        """The kind of token the request carries, or a 401 as GitHub answers (an expired
+        installation token included: GitHub says "Bad credentials" for it too)."""
         credential = self._bearer(request)
         if credential is None:
             raise _Reject(401, _error("Requires authentication", docs, 401), "no credentials")
+        if self.token is not None and secrets.compare_digest(credential, self.token):
+            return "token"
         with self._lock:
             expires = self._installation_tokens.get(credential)
-        valid = secrets.compare_digest(credential, self.token) or (expires is not None and expires > _now())
-        if not valid:
+        if expires is None:
             raise _Reject(401, _error("Bad credentials", _DOCS, 401), "bad credentials")
+        if expires <= _now():
+            raise _Reject(401, _error("Bad credentials", _DOCS, 401), "installation token expired")
+        return "installation"
 
-    def _check_app_jwt(self, request: Request, docs: str) -> None:
-        # An app JWT: RS256-signed claims iat/exp/iss. The signature is not checked (there is no
-        # app key here); the shape and the lifetime GitHub enforces are.
+    def _check_app_jwt(self, request: Request, docs: str) -> str:
+        """An App JWT as GitHub checks it: RS256, signed by the App's key, 'iss' the App's id
+        (or client id), issued in the past, expiring in the future but at most 10 minutes ahead."""
         auth = request.headers.get("Authorization", "")
-        scheme, _, jwt = auth.partition(" ")
-        if scheme.lower() != "bearer" or jwt.count(".") != 2:
-            raise _Reject(
-                401,
-                _error("A JSON web token could not be decoded", docs, 401),
-                "access token needs an app JWT",
-            )
+        scheme, _, token = auth.partition(" ")
+        token = token.strip()
+
+        def refuse(message: str, reason: str | None = None) -> _Reject:
+            return _Reject(401, _error(message, docs, 401), reason or message)
+
+        if scheme.lower() != "bearer" or token.count(".") != 2:
+            raise refuse("A JSON web token could not be decoded", "access token needs an app JWT")
         try:
-            header_b64, claims_b64, _ = jwt.strip().split(".")
-            header = json.loads(_b64url(header_b64))
-            claims = json.loads(_b64url(claims_b64))
-        except (ValueError, binascii.Error) as exc:
-            raise _Reject(401, _error("A JSON web token could not be decoded", docs, 401), "undecodable JWT") from exc
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise refuse("A JSON web token could not be decoded", f"undecodable JWT: {exc}") from exc
+        if header.get("alg") != "RS256":
+            raise refuse("A JSON web token could not be decoded", "JWT alg must be RS256")
+        try:
+            # Times are checked below with GitHub's own rules and messages.
+            claims = jwt.decode(
+                token,
+                self._app_key.public_key(),
+                algorithms=["RS256"],
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_iss": False},
+            )
+        except jwt.InvalidSignatureError as exc:
+            raise refuse("A JSON web token could not be decoded", "JWT not signed by the App's key") from exc
+        except jwt.InvalidTokenError as exc:
+            raise refuse("A JSON web token could not be decoded", f"undecodable JWT: {exc}") from exc
         now = time.time()
-        problem = None
-        if not isinstance(header, dict) or header.get("alg") != "RS256":
-            problem = "JWT alg must be RS256"
-        elif not isinstance(claims, dict) or not all(isinstance(claims.get(k), int) for k in ("iat", "exp")):
-            problem = "'Issued at' and 'Expiration time' claims must be integers"
-        elif claims.get("iss") in (None, ""):
-            problem = "'Issuer' claim ('iss') must be the app's id or client id"
-        elif claims["exp"] <= now:
-            problem = "'Expiration time' claim ('exp') must be a numeric value representing the future time"
-        elif claims["exp"] - max(claims["iat"], int(now) - 60) > _JWT_MAX_LIFETIME_S + 60:
-            problem = "'Expiration time' claim ('exp') is too far in the future"
-        if problem:
-            raise _Reject(401, _error(problem, docs, 401), problem)
+        iat, exp, iss = claims.get("iat"), claims.get("exp"), claims.get("iss")
+        if not isinstance(iat, int) or not isinstance(exp, int):
+            raise refuse("'Issued at' and 'Expiration time' claims must be integers")
+        if str(iss) not in {str(self.app_id), self._app()["client_id"]}:
+            # GitHub looks the issuer up: another app's id, or none, finds no key to verify with.
+            raise refuse("A JSON web token could not be decoded", f"JWT issuer {iss!r} is not app {self.app_id}")
+        if iat > now + _JWT_CLOCK_SKEW_S:
+            raise refuse("'Issued at' claim ('iat') must be an Integer representing a time in the past")
+        if exp <= now:
+            raise refuse("'Expiration time' claim ('exp') must be a numeric value representing the future time")
+        if exp - now > _JWT_MAX_LIFETIME_S + _JWT_CLOCK_SKEW_S or exp - iat > _JWT_MAX_LIFETIME_S + _JWT_CLOCK_SKEW_S:
+            raise refuse("'Expiration time' claim ('exp') is too far in the future")
+        return "app"
 
     def _check_request(
         self, description: GitHubDescription, method: str, path: str, request: Request, body: bytes, docs: str
@@ -799,13 +917,13 @@ class LocalGitHub:
     # -- endpoints -----------------------------------------------------------------------------
 
     def _dispatch(
-        self, op: Operation, params: dict[str, str], request: Request, body: Any, docs: str
+        self, op: Operation, params: dict[str, str], path: str, request: Request, body: Any, docs: str
     ) -> tuple[int, Any, dict[str, str]]:
         repo = f"{params.get('owner', '')}/{params.get('repo', '')}"
         key = repo.lower()
         match op.operation_id:
             case "issues/list-comments":
-                return self._list_comments(request, key, int(params["issue_number"]))
+                return self._list_comments(request, path, key, int(params["issue_number"]))
             case "issues/create-comment":
                 text = self._comment_body(body, docs)
                 comment = self._new_comment(repo, int(params["issue_number"]), text)
@@ -844,7 +962,10 @@ class LocalGitHub:
             case "repos/get":
                 return 200, self._full_repository(repo), {}
             case "apps/create-installation-access-token":
-                return 201, self._new_installation_token(int(params["installation_id"]), body), {}
+                if int(params["installation_id"]) != self.installation_id:
+                    # GitHub: another app's installation, or none, is not found for this app.
+                    raise _Reject(404, _error("Not Found", docs, 404), "not this app's installation")
+                return 201, self._new_installation_token(body), {}
         raise _Reject(404, _error("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
 
     def _cache_headers(self, payload: Any) -> dict[str, str]:
@@ -857,7 +978,7 @@ class LocalGitHub:
             "Vary": "Accept, Authorization",
         }
 
-    def _list_comments(self, request: Request, key: str, number: int) -> tuple[int, Any, dict[str, str]]:
+    def _list_comments(self, request: Request, path: str, key: str, number: int) -> tuple[int, Any, dict[str, str]]:
         per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), PER_PAGE_MAX)
         page = max(request.args.get("page", 1, type=int) or 1, 1)
         since = request.args.get("since")
@@ -871,7 +992,7 @@ class LocalGitHub:
         base_args = {k: v for k, v in request.args.items() if k not in ("page", "per_page")}
 
         def url(p: int) -> str:
-            return f"{self.url}{request.path}?{urlencode({**base_args, 'per_page': per_page, 'page': p})}"
+            return f"{self.url}{path}?{urlencode({**base_args, 'per_page': per_page, 'page': p})}"
 
         if page > 1:
             links += [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']
@@ -1015,7 +1136,7 @@ class LocalGitHub:
 
     def _app(self) -> dict[str, Any]:
         slug = self.bot_login.removesuffix("[bot]")
-        app_id = _stable_id("app:" + slug)
+        app_id = self.app_id
         now = _iso(datetime(2024, 1, 1, tzinfo=UTC))
         return {
             "id": app_id,
@@ -1030,8 +1151,10 @@ class LocalGitHub:
             "created_at": now,
             "updated_at": now,
             "permissions": {
+                "actions": "read",
                 "checks": "write",
                 "issues": "write",
+                "metadata": "read",
                 "pull_requests": "write",
                 "statuses": "write",
             },
@@ -1104,9 +1227,9 @@ class LocalGitHub:
             run.update(before)  # a rejected request changes nothing
             raise
 
-    def _new_installation_token(self, installation_id: int, body: Any) -> dict[str, Any]:
+    def _new_installation_token(self, body: Any) -> dict[str, Any]:
         token = "ghs_" + secrets.token_urlsafe(27)[:36]
-        expires = _now() + _INSTALLATION_TOKEN_TTL
+        expires = _now() + self.installation_token_ttl
         self._installation_tokens[token] = expires
         body = body or {}
         result: dict[str, Any] = {
@@ -1119,6 +1242,7 @@ class LocalGitHub:
                     "issues": "write",
                     "pull_requests": "write",
                     "statuses": "write",
+                    "actions": "read",
                     "metadata": "read",
                 },
             ),
@@ -1299,10 +1423,6 @@ class LocalGitHub:
             "deletions": 0,
             "changed_files": 1,
         }
-
-
-def _b64url(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def _schema_errors(exc: BaseException) -> list[Any]:

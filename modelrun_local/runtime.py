@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import boto3
@@ -85,6 +85,8 @@ class Lambdas:
             self.by_name[fn["arn"]] = logical_id
             self.by_name[logical_id] = logical_id
         self.invocations: dict[str, int] = {}
+        # Extra seconds before each invocation of a function (logical id): a cold start, a slow host.
+        self.latency: Callable[[str], float] | None = None
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._lock = threading.Lock()
 
@@ -104,6 +106,8 @@ class Lambdas:
         context = LambdaContext(fn["name"], fn["arn"], timeout_seconds=int(fn["timeout"]))
         with self._lock:
             self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
+        if self.latency is not None:
+            time.sleep(max(0.0, self.latency(logical_id)))
         try:
             return self.handler(logical_id)(event, context), None
         except Exception as error:  # the Lambda runtime's "Unhandled" error shape
@@ -281,17 +285,34 @@ class LocalRuntime:
         batch_delay_seconds: float = 0.0,
         job_environment: dict[str, str] | None = None,
         fast_redelivery: bool = True,
+        retry_delay_cap_seconds: int | None = 2,
+        github_credentials: Literal["app", "token"] = "app",
+        github_api_path: str = "",
     ) -> None:
+        """``github_credentials``: what the secret holds, a GitHub App's credentials (the
+        README's recommendation) or a token. ``github_api_path``: ``"/api/v3"`` serves the local
+        GitHub's REST API where GitHub Enterprise Server does (GitHubApiUrl points there)."""
         self.stack_name = stack_name
         self.repository = repository
         self.parameters = parameters or {}
         self.batch_delay_seconds = batch_delay_seconds
         self.job_environment = job_environment or {}
         self.fast_redelivery = fast_redelivery
+        # moto's interpreter really sleeps each Retry interval: the local copy of the state
+        # machine caps them (MaxDelaySeconds on every Retrier, valid ASL), so a rate limit's
+        # minute-long wait takes seconds here. None keeps the template's delays.
+        self.retry_delay_cap_seconds = retry_delay_cap_seconds
         self.stopping = threading.Event()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.github = LocalGitHub(bot_login="modelrun[bot]")
+        self.github_credentials = github_credentials
+        # With App credentials the local GitHub accepts no fixed token: every backend call must
+        # carry an installation token, exchanged for a JWT the App's key signed.
+        self.github = LocalGitHub(
+            bot_login="modelrun[bot]",
+            token=None if github_credentials == "app" else "local-token",
+            api_path=github_api_path,
+        )
         self.aws: multiprocessing.process.BaseProcess | None = None
         self.pollers: list[SqsPoller] = []
         # Called with (job name, status, time.monotonic()) as the executor sets each status.
@@ -388,6 +409,11 @@ class LocalRuntime:
         """moto's CloudFormation puts state machines where they can't run: create it again
         through the API, from the same definition and substitutions."""
         template = json.loads((ROOT / "statemachine" / "report_run.asl.json").read_text())
+        if self.retry_delay_cap_seconds is not None:
+            for state in template["States"].values():
+                for retrier in state.get("Retry", []):
+                    cap = min(retrier.get("MaxDelaySeconds", 10**6), self.retry_delay_cap_seconds)
+                    retrier["MaxDelaySeconds"] = cap
         text = json.dumps(template)
         from modelrun_local.stack import load_template
 
@@ -407,7 +433,13 @@ class LocalRuntime:
         self.state_machine_arn = arn
 
     def _configure_secret(self) -> None:
-        secret = {"token": self.github.token, "bot_login": self.github.bot_login}
+        """The secret as the README has operators fill it in."""
+        secret: dict[str, str] = {"bot_login": self.github.bot_login}
+        if self.github_credentials == "app":
+            secret |= self.github.app_credentials()
+        else:
+            assert self.github.token is not None
+            secret["token"] = self.github.token
         boto3.client("secretsmanager").put_secret_value(
             SecretId=self.stack.resources["GitHubCredentials"], SecretString=json.dumps(secret)
         )

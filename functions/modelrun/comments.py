@@ -1,28 +1,30 @@
 """Keeping one PR's sticky comment in step with its runs.
 
 The comment is a pure function of the PR's run records (domain.report.render_comment), so any
-path (submit, track, report) can refresh it and they all agree. A hash of the last body written
-is kept beside the comment id: an unchanged body costs no GitHub call, and a known id costs no
-list call.
+path (submit, track, report) can refresh it and they all agree. Writes are ordered
+(modelrun.publishing): a body rendered from older records never replaces a newer one, and the
+body is always rendered from records read while the writer holds the PR's lease. The digest of
+the last body written is kept beside the comment id: an unchanged body costs no GitHub call,
+and a known id costs no list call.
 """
 
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from modelrun import publishing
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.github import PullRequests, body_sha
 from modelrun.config import settings
 from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
 
 logger = Logger(child=True)
 
-
-class CommentBusy(Exception):
-    """Another writer holds the claim to create this PR's comment: try again shortly."""
+_QUEUED = (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE)
 
 
 def runs_for_comment(record: RunRecord, listed: list[RunRecord]) -> list[RunRecord]:
@@ -34,29 +36,61 @@ def runs_for_comment(record: RunRecord, listed: list[RunRecord]) -> list[RunReco
     return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
 
-def refresh(
-    table: RunsTable, record: RunRecord, runs_ahead: int | None = None, pr_runs: list[RunRecord] | None = None
-) -> bool:
-    """Re-render and write the PR's comment; True if GitHub was written to.
+def version_of(runs: list[RunRecord]) -> str:
+    """The newest write a body of these runs reflects."""
+    return max(r.updated_at for r in runs)
 
-    ``pr_runs``: the PR's runs when the caller has just read them (saves a query)."""
+
+def comment_key(pr_key: str) -> str:
+    return f"comment#{pr_key}"
+
+
+def _body(runs: list[RunRecord], record: RunRecord, runs_ahead: int | None) -> str:
+    # The queue position is the caller's, and only while its run is the newest and still waits.
+    latest = runs[0]
+    ahead = runs_ahead if latest.run_id == record.run_id and latest.status in _QUEUED else None
+    return render_comment(runs, ahead)
+
+
+def refresh(
+    table: RunsTable,
+    record: RunRecord,
+    runs_ahead: int | None = None,
+    pr_runs: list[RunRecord] | None = None,
+    *,
+    wait: bool = True,
+) -> bool:
+    """Re-render and write the PR's comment, in order; True if GitHub was written to.
+
+    ``pr_runs``: the PR's runs when the caller has just read them; they decide only whether
+    anything changed (the body written is rendered from a fresh read). ``wait``: raise
+    ``PublishBusy`` while another writer holds the comment (the report retries), instead of
+    leaving this state to that writer."""
     if record.pr_number is None or record.pr_key is None:
         return False  # a dispatch on a branch has no PR: the commit status carries the result
-    runs = runs_for_comment(record, table.runs_of_pr(record.pr_key) if pr_runs is None else pr_runs)
-    body = render_comment(runs, runs_ahead if runs[0].run_id == record.run_id else None)
-    state = table.comment_state(record.pr_key)
-    sha = body_sha(body)
-    if state.get("body_sha") == sha:
+    pr_key, number = record.pr_key, record.pr_number
+    key = comment_key(pr_key)
+    seen = runs_for_comment(record, table.runs_of_pr(pr_key) if pr_runs is None else pr_runs)
+    state = table.publication(key)
+    if state.get("digest") == body_sha(_body(seen, record, runs_ahead)) and str(state.get("version", "")) >= version_of(
+        seen
+    ):
         return False
-    known_id = state.get("comment_id")
-    if known_id is None and not table.claim_comment(record.pr_key, owner=f"{record.run_id}:{uuid.uuid4()}"):
-        raise CommentBusy(f"another writer is creating the comment of {record.pr_key}")
-    s = settings()
-    prs = PullRequests(s.github_secret_arn, s.github_api_url)
-    comment_id = prs.upsert_comment(record.repository, record.pr_number, body, known_id)
-    table.save_comment_state(record.pr_key, comment_id, sha)
-    logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
-    return True
+
+    def render() -> publishing.Rendered:
+        runs = runs_for_comment(record, table.runs_of_pr(pr_key))
+        body = _body(runs, record, runs_ahead)
+        return publishing.Rendered(version_of(runs), body_sha(body), body)
+
+    def write(rendered: publishing.Rendered, current: dict[str, Any]) -> dict[str, Any]:
+        s = settings()
+        prs = PullRequests(s.github_secret_arn, s.github_api_url)
+        known = current.get("comment_id")
+        comment_id = prs.upsert_comment(record.repository, number, rendered.payload, int(known) if known else None)
+        logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
+        return {"comment_id": comment_id}
+
+    return publishing.publish(table, key, record.run_id, version_of(seen), render, write, wait=wait)
 
 
 def refresh_quietly(
@@ -64,10 +98,8 @@ def refresh_quietly(
 ) -> None:
     """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
     try:
-        refresh(table, record, runs_ahead, pr_runs)
-    except CommentBusy:
-        logger.info(
-            "PR comment being created by another writer; it will show this run", extra={"run_id": record.run_id}
-        )
+        refresh(table, record, runs_ahead, pr_runs, wait=False)
+    except publishing.PublishBusy:
+        logger.info("PR comment busy with another writer; it will show this run", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

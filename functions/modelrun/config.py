@@ -34,6 +34,8 @@ class Settings:
     default_memory_mib: int = 8192
     default_gpus: int = 1
     supersede_older_runs: bool = True
+    gpu_instance_types: tuple[str, ...] = ()
+    gpu_max_vcpus: int | None = None
     model_repository_uri: str = ""
     allowed_repositories: frozenset[str] = frozenset()
     oidc_issuer: str = ""
@@ -46,6 +48,7 @@ class Settings:
 
     # track only
     report_state_machine_arn: str = ""
+    rejected_events_queue_url: str = ""
 
 
 @cache
@@ -68,6 +71,9 @@ def settings() -> Settings:
         default_gpus=int(_get("DEFAULT_GPUS", "1")),
         supersede_older_runs=_get("SUPERSEDE_OLDER_RUNS", "true").lower() == "true",
         report_state_machine_arn=_get("REPORT_STATE_MACHINE_ARN", ""),
+        rejected_events_queue_url=_get("REJECTED_EVENTS_QUEUE_URL", ""),
+        gpu_instance_types=tuple(t.strip() for t in _get("GPU_INSTANCE_TYPES", "").split(",") if t.strip()),
+        gpu_max_vcpus=int(_get("GPU_MAX_VCPUS")) if _get("GPU_MAX_VCPUS", "") else None,
         model_repository_uri=_get("MODEL_REPOSITORY_URI", ""),
         allowed_repositories=frozenset(
             r.strip().lower() for r in _get("ALLOWED_REPOSITORIES", "").split(",") if r.strip()

@@ -67,7 +67,9 @@ class WorkflowRun(_Strict):
 class Resources(_Strict):
     """Optional overrides of the stack's default job size."""
 
-    vcpus: Annotated[float | None, Field(gt=0, le=96, allow_inf_nan=False)] = None
+    # Quarter vCPUs at least (Fargate's smallest; EC2 takes whole ones): also keeps the number
+    # within what DynamoDB can store (1e-200 would pass "> 0" and fail every write).
+    vcpus: Annotated[float | None, Field(ge=0.25, le=192, multiple_of=0.25, allow_inf_nan=False)] = None
     memory_mib: Annotated[int | None, Field(ge=512, le=786432)] = None
     gpus: Annotated[int | None, Field(ge=0, le=8)] = None
 

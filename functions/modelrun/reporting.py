@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
-from modelrun import comments
+from modelrun import comments, publishing
 from modelrun.adapters.aws import Results, RunsTable, TooLarge, tail_log
-from modelrun.adapters.github import PullRequests
+from modelrun.adapters.github import PullRequests, body_sha
 from modelrun.config import settings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
@@ -142,13 +142,41 @@ def collect(run_id: str) -> dict[str, Any]:
 
 
 def update_pull_request(run_id: str) -> dict[str, Any]:
-    """The sticky comment, then the commit status. GitHub errors propagate for the state machine to retry."""
+    """The sticky comment, then the commit status, each written in order (modelrun.publishing).
+    GitHub errors propagate for the state machine to retry."""
     record = _record(run_id)
-    written = comments.refresh(table(), record)
-    state, description = report.commit_status(record)
-    s = settings()
-    target = (record.report or {}).get("report_url") or record.workflow_url
-    PullRequests(s.github_secret_arn, s.github_api_url).set_status(
-        record.repository, record.head_sha, state, description, target
-    )
+    written = comments.refresh(table(), record, wait=True)
+    state = publish_commit_status(record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
+
+
+def runs_of_commit(record: RunRecord) -> list[RunRecord]:
+    """Every run of the record's head commit (a rerun is another run of the same commit), newest first."""
+    listed = table().runs_of_pr(record.pr_key) if record.pr_key else [table().get(record.run_id) or record]
+    same = [r for r in comments.runs_for_comment(record, listed) if r.head_sha == record.head_sha]
+    return same or [record]
+
+
+def publish_commit_status(record: RunRecord) -> str:
+    """The commit status of the commit's newest run, never an older state after a newer one."""
+    key = f"status#{record.repository.lower()}#{record.head_sha}"
+    shown: dict[str, str] = {}
+
+    def render() -> publishing.Rendered:
+        newest = runs_of_commit(record)[0]
+        state, description = report.commit_status(newest)
+        target = (newest.report or {}).get("report_url") or newest.workflow_url
+        shown["state"] = state
+        digest = body_sha(f"{state}\n{description}\n{target}")
+        return publishing.Rendered(newest.updated_at, digest, (state, description, target))
+
+    def write(rendered: publishing.Rendered, _: dict[str, Any]) -> dict[str, Any]:
+        state, description, target = rendered.payload
+        s = settings()
+        PullRequests(s.github_secret_arn, s.github_api_url).set_status(
+            record.repository, record.head_sha, state, description, target
+        )
+        return {}
+
+    publishing.publish(table(), key, record.run_id, record.updated_at, render, write, wait=True)
+    return shown.get("state") or report.commit_status(record)[0]

@@ -34,7 +34,7 @@ from modelrun.adapters.aws import RunsTable, StaleWrite
 from modelrun.adapters.batch import BatchJobs
 from modelrun.config import settings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
-from modelrun.domain import naming
+from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
@@ -91,9 +91,25 @@ def check_allowed(request: RunRequest) -> None:
         raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
 
 
+def check_size(request: RunRequest) -> None:
+    """The job's size (the request's, else the stack's defaults) must fit a compute environment:
+    Fargate's combinations for cpu, an instance of the GPU environment's types for gpu."""
+    s = settings()
+    vcpus = request.resources.vcpus or s.default_vcpus
+    memory = request.resources.memory_mib or s.default_memory_mib
+    if request.compute == "cpu":
+        problem = sizes.fargate_problem(vcpus, memory)
+    else:
+        gpus = request.resources.gpus if request.resources.gpus is not None else s.default_gpus
+        problem = sizes.ec2_gpu_problem(vcpus, memory, gpus, s.gpu_instance_types, s.gpu_max_vcpus)
+    if problem:
+        raise Rejected(f"no compute environment can run this size: {problem}")
+
+
 def submit(request: RunRequest, verified: Verified) -> RunRecord:
     """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
     check_allowed(request)
+    check_size(request)
     run_id = run_id_for(request)
     # The idempotency layer persists by a JSON payload, keyed on the derived run id. The token
     # is not part of it: it proved the request and is not stored anywhere.

@@ -37,8 +37,26 @@ def _iso(epoch_ms: int | None) -> str | None:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def attempts_of(detail: JobDetail) -> list[dict[str, Any]]:
+    """Batch's finished attempts (a Spot reclaim ends one), as the run record keeps them."""
+    out = []
+    for attempt in detail.attempts:
+        container = attempt.container
+        entry = {
+            "started_at": _iso(attempt.started_at),
+            "stopped_at": _iso(attempt.stopped_at),
+            "reason": attempt.status_reason or (container.reason if container else None),
+            "log_stream": container.log_stream_name if container else None,
+            "exit_code": container.exit_code if container else None,
+        }
+        out.append({k: v for k, v in entry.items() if v is not None})
+    return out
+
+
 def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict[str, Any]:
     changes: dict[str, Any] = {"status": status, "batch_attempt": detail.attempt}
+    if detail.attempts:
+        changes["attempts"] = attempts_of(detail)
     if record.job_id is None:
         changes["job_id"] = detail.job_id
     stream = detail.container.log_stream_name if detail.container else None
@@ -58,6 +76,11 @@ def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict
 CANCEL_REASON_PREFIX = "cancelled"
 
 
+def _queue_name(queue: str) -> str:
+    """A job queue's name, from its ARN (events) or its name (either may be stored)."""
+    return queue.rsplit("/", 1)[-1]
+
+
 def track(detail: JobDetail) -> str:
     """Apply one event; returns what happened (for logs and tests)."""
     new_status = from_batch(detail.status)
@@ -67,6 +90,14 @@ def track(detail: JobDetail) -> str:
         record = table().get(detail.job_name)
         if record is None or (record.job_id and record.job_id != detail.job_id):
             logger.info("event for a job that is not ours: ignored", extra={"job_id": detail.job_id})
+            return "ignored"
+        if _queue_name(detail.job_queue) != _queue_name(record.job_queue):
+            # The EventBridge rule filters on our queues on AWS; a job of the same name in
+            # another queue (another stack, a hand-made job) must not move this run.
+            logger.warning(
+                "event from a job queue that is not the run's: ignored",
+                extra={"run_id": record.run_id, "job_id": detail.job_id, "job_queue": detail.job_queue},
+            )
             return "ignored"
         if new_status.terminal and record.status is new_status:
             # A repeat of the terminal event (or a retry after a crash): make sure the report runs.
@@ -81,7 +112,8 @@ def track(detail: JobDetail) -> str:
         logger.info("run status", extra={"run_id": record.run_id, "status": record.status.value})
         if new_status.terminal:
             start_report(record)
-        elif new_status is RunStatus.RUNNING:
+        elif new_status is RunStatus.RUNNING or (new_status is RunStatus.RUNNABLE and detail.attempt > 0):
+            # RUNNABLE again after an attempt was lost (a Spot reclaim): say so, and that it waits.
             comments.refresh_quietly(table(), record)
         return "advanced"
     raise StaleWrite(detail.job_name)

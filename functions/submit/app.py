@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -17,11 +17,12 @@ from modelrun.adapters.aws import client
 from modelrun.config import settings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
 from modelrun.domain.evidence import Unverified
+from modelrun.sqs_batch import LoggedBatchProcessor
 
 logger = Logger()
 # The namespace is read at import; the template sets it, the default keeps imports order-proof.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelrun"))
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = LoggedBatchProcessor(event_type=EventType.SQS)  # each failure logged at ERROR
 
 
 def sent_at(record: SQSRecord) -> float:

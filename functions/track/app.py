@@ -5,18 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from modelrun import tracking
+from modelrun.adapters.aws import client
+from modelrun.config import settings
 from modelrun.events import JobEventRecord
+from modelrun.sqs_batch import LoggedBatchProcessor
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS, model=JobEventRecord)
+# Parsed here, not by the processor: a malformed event can never succeed, so it goes to the
+# DLQ at once with its reason instead of five deliveries and a DEBUG line.
+processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: JobEventRecord) -> str:
-    return tracking.track(record.body.detail)
+def reject(record: SQSRecord, reason: str) -> None:
+    client("sqs").send_message(
+        QueueUrl=settings().rejected_events_queue_url,
+        MessageBody=record.body,
+        MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": reason[:4000]},
+            "source_message_id": {"DataType": "String", "StringValue": record.message_id},
+        },
+    )
+    logger.error("job event rejected", extra={"reason": reason, "message_id": record.message_id})
+
+
+def record_handler(record: SQSRecord) -> str:
+    try:
+        parsed = JobEventRecord.model_validate(record.raw_event)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False))
+        reject(record, f"not a Batch Job State Change event: {fields}"[:4000])
+        return "rejected"
+    return tracking.track(parsed.body.detail)
 
 
 @logger.inject_lambda_context

@@ -67,7 +67,8 @@ bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split(
 s3 = boto3.client("s3")
 if mode == "tamper":
     victim = sys.argv[2]
-    doc = doc | {"run_id": victim, "metrics": doc["metrics"] | {"rmse": 1.0}}
+    forged_metrics = {"rmse": 1.0, "mae": 1.0, "mape": 0.1, "mdape": 0.1, "r2": 0.99, "median_ratio": 1.0}
+    doc = doc | {"run_id": victim, "metrics": forged_metrics}
     for guess in (f"runs/{victim}/metrics.json", f"runs/{victim}/{prefix.split('/')[2]}/metrics.json"):
         s3.put_object(Bucket=bucket, Key=guess, Body=json.dumps(doc).encode())
         print(f"tampered with s3://{bucket}/{guess}", flush=True)

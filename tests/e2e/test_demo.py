@@ -34,3 +34,6 @@ def test_make_demo_flow_posts_one_comment_with_the_models_statistics(capsys: pyt
     assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report\.html", out)
     assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
     assert "Commit status: success" in out
+    # on GitHub App credentials, every call accepted by the local GitHub's checks
+    assert re.search(r"GitHub API requests: \d+ in all, as GitHub App \d+ \([1-9]\d* installation token", out)
+    assert "; 0 refused" in out

@@ -10,13 +10,15 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt as pyjwt
 import pytest
 from githubkit import GitHub, TokenAuthStrategy
 
-from modelrun_local.github_server import LocalGitHub, github_description
+from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, github_description
 
 REPO = "octo/avm"
 TOKEN = "test-token"
@@ -197,16 +199,15 @@ def test_pull_request_seeded(gh: LocalGitHub, client: httpx.Client) -> None:
 
 
 def test_installation_token_from_app_jwt(gh: LocalGitHub) -> None:
-    url = f"{gh.url}/app/installations/42/access_tokens"
-    now = int(time.time())
-    jwt = _jwt({"iat": now - 60, "exp": now + 540, "iss": "12345"})
-    assert httpx.post(url, headers={"Authorization": f"token {TOKEN}"}).status_code == 401
-    too_long = _jwt({"iat": now, "exp": now + 3600, "iss": "12345"})
-    assert httpx.post(url, headers={"Authorization": f"Bearer {too_long}"}).status_code == 401
+    url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
+    jwt = _app_jwt(gh)
+    assert httpx.post(url, headers={"Authorization": f"token {TOKEN}"}).status_code == 401  # a token is no JWT
     issued = httpx.post(url, headers={"Authorization": f"Bearer {jwt}"})
-    assert issued.status_code == 201
+    assert issued.status_code == 201, issued.text
     token = issued.json()["token"]
-    assert token.startswith("ghs_") and issued.json()["expires_at"]
+    assert token.startswith("ghs_")
+    expires = datetime.fromisoformat(issued.json()["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert 3590 < expires - time.time() <= 3600  # an hour, as GitHub's
     comment = httpx.post(
         f"{gh.url}/repos/{REPO}/issues/4/comments",
         json={"body": "via app"},
@@ -218,6 +219,143 @@ def test_installation_token_from_app_jwt(gh: LocalGitHub) -> None:
         httpx.get(f"{gh.url}/repos/{REPO}/issues/4/comments", headers={"Authorization": f"Bearer {jwt}"}).status_code
         == 401
     )
+    assert [(r.status, r.auth) for r in gh.requests] == [(401, None), (201, "app"), (201, "installation"), (401, None)]
+
+
+def _app_jwt(gh: LocalGitHub, key: Any = None, headers: dict[str, Any] | None = None, **claims: Any) -> str:
+    """A JWT as githubkit makes one for the App: iat a minute back, exp nine minutes ahead."""
+    now = int(time.time())
+    body = {"iat": now - 60, "exp": now + 540, "iss": str(gh.app_id)} | claims
+    body = {k: v for k, v in body.items() if v is not None}
+    return pyjwt.encode(body, key or gh.app_credentials()["private_key"], algorithm="RS256", headers=headers)
+
+
+def _other_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _t(offset: int) -> int:
+    return int(time.time()) + offset
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "reason"),
+    [
+        ("signed by another key", lambda gh: _app_jwt(gh, key=_other_key()), "not signed by the App's key"),
+        ("another app's id", lambda gh: _app_jwt(gh, iss=str(gh.app_id + 1)), "is not app"),
+        ("no issuer", lambda gh: _app_jwt(gh, iss=None), "is not app"),
+        ("expired", lambda gh: _app_jwt(gh, iat=_t(-700), exp=_t(-100)), "representing the future time"),
+        ("valid for an hour", lambda gh: _app_jwt(gh, iat=_t(0), exp=_t(3600)), "too far in the future"),
+        ("issued in the future", lambda gh: _app_jwt(gh, iat=_t(300), exp=_t(500)), "a time in the past"),
+        ("no expiry", lambda gh: _app_jwt(gh, exp=None), "must be integers"),
+        ("not RS256", lambda gh: pyjwt.encode({"iss": str(gh.app_id)}, "s" * 32, algorithm="HS256"), "must be RS256"),
+        ("unsigned", lambda gh: _jwt({"iat": _t(-60), "exp": _t(540), "iss": str(gh.app_id)}), "not signed by"),
+        ("not a JWT", lambda gh: "ghs_notajwt", "needs an app JWT"),
+    ],
+)
+def test_the_app_endpoint_refuses_jwts_github_refuses(gh: LocalGitHub, case: str, make: Any, reason: str) -> None:
+    url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
+    refused = httpx.post(url, headers={"Authorization": f"Bearer {make(gh)}"})
+    assert refused.status_code == 401, case
+    assert refused.json()["message"] and refused.json()["documentation_url"].startswith("https://docs.github.com/")
+    (recorded,) = gh.requests
+    assert recorded.rejected and recorded.auth is None
+    assert reason in str(recorded.reason), recorded.reason
+
+
+def test_a_token_for_another_apps_installation_is_not_found(gh: LocalGitHub) -> None:
+    url = f"{gh.url}/app/installations/{gh.installation_id + 1}/access_tokens"
+    assert httpx.post(url, headers={"Authorization": f"Bearer {_app_jwt(gh)}"}).status_code == 404
+
+
+def test_an_expired_installation_token_is_refused_as_github_refuses_it(gh: LocalGitHub) -> None:
+    url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
+    token = httpx.post(url, headers={"Authorization": f"Bearer {_app_jwt(gh)}"}).json()["token"]
+    path = f"{gh.url}/repos/{REPO}/issues/4/comments"
+    assert httpx.get(path, headers={"Authorization": f"token {token}"}).status_code == 200
+    assert gh.expire_installation_tokens() == 1  # an hour later
+    expired = httpx.get(path, headers={"Authorization": f"token {token}"})
+    assert (expired.status_code, expired.json()["message"]) == (401, "Bad credentials")
+    assert gh.requests[-1].reason == "installation token expired"
+
+
+def test_installation_tokens_expire_after_their_lifetime() -> None:
+    with LocalGitHub(token=None, installation_token_ttl=timedelta(seconds=1)) as gh:
+        url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
+        token = httpx.post(url, headers={"Authorization": f"Bearer {_app_jwt(gh)}"}).json()["token"]
+        path = f"{gh.url}/repos/{REPO}/issues/4/comments"
+        deadline = time.time() + 3
+        while httpx.get(path, headers={"Authorization": f"token {token}"}).status_code == 200:
+            assert time.time() < deadline, "the token outlived its lifetime"
+            time.sleep(0.2)
+        assert gh.requests[-1].reason == "installation token expired"
+
+
+def test_without_a_fixed_token_only_installation_tokens_pass() -> None:
+    with LocalGitHub(token=None) as gh:
+        path = f"{gh.url}/repos/{REPO}/issues/4/comments"
+        assert httpx.get(path, headers={"Authorization": "token local-token"}).status_code == 401
+
+
+def test_githubkit_authenticates_as_the_app_installation() -> None:
+    from githubkit import AppInstallationAuthStrategy
+    from githubkit.cache import MemCacheStrategy
+
+    with LocalGitHub(token=None, check_responses=True) as gh:
+        creds = gh.app_credentials()
+        auth = AppInstallationAuthStrategy(
+            app_id=creds["app_id"], private_key=creds["private_key"], installation_id=int(creds["installation_id"])
+        )
+        github = GitHub(auth, base_url=gh.url, cache_strategy=MemCacheStrategy())
+        github.rest.issues.create_comment("octo", "avm", 11, body="<!-- modelrun -->\nqueued")
+        github.rest.repos.create_commit_status("octo", "avm", SHA, state="pending", context="modelrun")
+        assert [(r.operation, r.auth) for r in gh.requests] == [
+            ("apps/create-installation-access-token", "app"),
+            ("issues/create-comment", "installation"),
+            ("repos/create-commit-status", "installation"),
+        ]
+        assert gh.response_errors == []
+
+
+def test_enterprise_server_serves_the_api_under_api_v3() -> None:
+    """GitHub Enterprise Server: REST at https://HOST/api/v3/..., the OIDC issuer at
+    https://HOST/_services/token; URLs in answers name the API's base."""
+    from githubkit import AppInstallationAuthStrategy
+    from githubkit.cache import MemCacheStrategy
+
+    with LocalGitHub(token=TOKEN, api_path=ENTERPRISE_API_PATH, check_responses=True) as gh:
+        assert gh.url == f"{gh.server_url}/api/v3"
+        assert gh.issuer.issuer == f"{gh.server_url}/_services/token"
+        headers = {"Authorization": f"token {TOKEN}"}
+        at_root = httpx.post(f"{gh.server_url}/repos/{REPO}/issues/3/comments", json={"body": "x"}, headers=headers)
+        assert at_root.status_code == 404 and gh.requests[-1].reason == "not under the API path /api/v3"
+        for i in range(3):
+            created = httpx.post(f"{gh.url}/repos/{REPO}/issues/3/comments", json={"body": f"c{i}"}, headers=headers)
+            assert created.status_code == 201, created.text
+            assert created.json()["url"].startswith(f"{gh.url}/repos/{REPO}/issues/comments/")
+        page = httpx.get(f"{gh.url}/repos/{REPO}/issues/3/comments", params={"per_page": 2}, headers=headers)
+        assert page.links["next"]["url"].startswith(f"{gh.url}/repos/{REPO}/issues/3/comments?")
+        assert httpx.get(f"{gh.issuer.issuer}/.well-known/jwks").status_code == 200
+
+        # githubkit with an App, based at /api/v3: the token exchange and the calls land there
+        creds = gh.app_credentials()
+        auth = AppInstallationAuthStrategy(
+            app_id=creds["app_id"], private_key=creds["private_key"], installation_id=int(creds["installation_id"])
+        )
+        github = GitHub(auth, base_url=gh.url, cache_strategy=MemCacheStrategy())
+        listed: list[Any] = list(
+            github.rest.paginate(github.rest.issues.list_comments, owner="octo", repo="avm", issue_number=3, per_page=2)
+        )
+        assert [c.body for c in listed] == ["c0", "c1", "c2"]
+        tail = gh.requests[-3:]
+        assert [(r.path, r.auth) for r in tail] == [
+            (f"/api/v3/app/installations/{gh.installation_id}/access_tokens", "app"),
+            (f"/api/v3/repos/{REPO}/issues/3/comments", "installation"),
+            (f"/api/v3/repos/{REPO}/issues/3/comments", "installation"),
+        ]
+        assert gh.response_errors == []
 
 
 def test_githubkit_requests_pass_validation(gh: LocalGitHub) -> None:

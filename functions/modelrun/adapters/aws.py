@@ -35,7 +35,7 @@ def _to_dynamo(value: Any) -> Any:
 # Nested documents (the report, its summary, the request) are stored as JSON text: nothing
 # filters on what is inside them, and one string is far cheaper to write and read back than a
 # map of maps whose every value is typed on the wire.
-_DOCUMENTS = frozenset({"summary", "report", "request"})
+_DOCUMENTS = frozenset({"summary", "report", "request", "attempts"})
 
 
 def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
@@ -161,31 +161,73 @@ class RunsTable:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return [_to_record(i) for i in items]
 
-    # The PR's sticky comment: its id and the hash of what we last wrote, in one item per PR.
-    def comment_state(self, pr_key: str) -> dict[str, Any]:
-        item = self.table.get_item(Key={"run_id": f"comment#{pr_key}"}, ConsistentRead=True).get("Item")
+    # What was last published to GitHub for one target (a PR's comment, a commit's status), in
+    # one item per target: the version it reflects, its digest, the comment id, and a lease that
+    # lets one writer at a time talk to GitHub for that target (see modelrun.publishing).
+    def publication(self, key: str) -> dict[str, Any]:
+        item = self.table.get_item(Key={"run_id": key}, ConsistentRead=True).get("Item")
         return _from_dynamo(item) if item else {}
 
-    def claim_comment(self, pr_key: str, owner: str, stale_after_seconds: int = 60) -> bool:
-        """Only one writer may create a PR's comment; a claim older than a minute is abandoned."""
-        now = time.time()
+    def _conditional(self, key: str, **kwargs: Any) -> bool:
         try:
-            self.table.put_item(
-                Item={"run_id": f"comment#{pr_key}", "claimed_by": owner, "claimed_at": Decimal(str(now))},
-                ConditionExpression=(
-                    "attribute_not_exists(run_id) OR (attribute_not_exists(comment_id) AND claimed_at < :stale)"
-                ),
-                ExpressionAttributeValues={":stale": Decimal(str(now - stale_after_seconds))},
-            )
+            self.table.update_item(Key={"run_id": key}, **kwargs)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
-    def save_comment_state(self, pr_key: str, comment_id: int, body_sha: str) -> None:
-        self.table.put_item(
-            Item={"run_id": f"comment#{pr_key}", "comment_id": comment_id, "body_sha": body_sha, "updated_at": utcnow()}
+    def acquire(self, key: str, owner: str, lease_seconds: float) -> bool:
+        """Take the target's lease if nobody holds it (or the holder's lease ran out), or extend our own."""
+        now = time.time()
+        return self._conditional(
+            key,
+            UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+            ConditionExpression="attribute_not_exists(lease_owner) OR lease_until < :now OR lease_owner = :owner",
+            ExpressionAttributeValues={
+                ":owner": owner,
+                ":until": Decimal(str(now + lease_seconds)),
+                ":now": Decimal(str(now)),
+            },
+        )
+
+    def want(self, key: str, version: str) -> bool:
+        """Tell the lease holder that state of ``version`` waits to be shown: it renders again
+        before it lets go. False when nobody holds the lease any more (take it instead)."""
+        return self._conditional(
+            key,
+            UpdateExpression="SET wanted = :v",
+            ConditionExpression="attribute_exists(lease_owner) AND lease_until >= :now "
+            "AND (attribute_not_exists(wanted) OR wanted < :v)",
+            ExpressionAttributeValues={":v": version, ":now": Decimal(str(time.time()))},
+        ) or self._wanted_already(key, version)
+
+    def _wanted_already(self, key: str, version: str) -> bool:
+        item = self.publication(key)
+        held = bool(item.get("lease_owner")) and float(item.get("lease_until", 0)) >= time.time()
+        return held and str(item.get("wanted", "")) >= version
+
+    def publish(self, key: str, owner: str, version: str, **fields: Any) -> bool:
+        """Record what was published and let go of the lease, unless a newer state was asked for
+        meanwhile (``want``) or the lease was lost: then False, and the holder renders again."""
+        fields |= {"version": version, "updated_at": utcnow()}
+        return self._conditional(
+            key,
+            UpdateExpression="SET "
+            + ", ".join(f"#{k} = :{k}" for k in fields)
+            + " REMOVE lease_owner, lease_until, wanted",
+            ConditionExpression="lease_owner = :owner AND (attribute_not_exists(wanted) OR wanted <= :version)",
+            ExpressionAttributeNames={f"#{k}": k for k in fields},
+            ExpressionAttributeValues={":owner": owner, **{f":{k}": v for k, v in _to_dynamo(fields).items()}},
+        )
+
+    def release(self, key: str, owner: str) -> None:
+        """Let go of the lease without publishing (the write failed); ``wanted`` stays for the next writer."""
+        self._conditional(
+            key,
+            UpdateExpression="REMOVE lease_owner, lease_until",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":owner": owner},
         )
 
 

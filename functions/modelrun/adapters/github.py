@@ -2,67 +2,247 @@
 
 githubkit is the client; its own retries are off, because a POST that failed with a 5xx may
 still have landed. Retrying is the state machine's job (its Retry on ``GitHubUnavailable`` and
-``GitHubRateLimited``), and a retried write first looks for the comment by its marker, so a
-comment is never posted twice. The API base URL comes from ``GITHUB_API_URL`` (GitHub
-Enterprise Server works the same way).
+``GitHubRateLimited``; ``classify`` decides which answers are worth it), and a retried write
+first looks for the comment by its marker, so a comment is never posted twice. The API base
+URL comes from ``GITHUB_API_URL`` (GitHub Enterprise Server works the same way).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
+import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 import httpx
 from aws_lambda_powertools.utilities import parameters
-from githubkit import AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
-from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.cache import MemCacheStrategy
+from githubkit.exception import RequestError, RequestFailed
 
 from modelrun.domain.evidence import WorkflowRunFacts
 from modelrun.domain.report import MARKER
 
 
 class GitHubUnavailable(Exception):
-    """GitHub answered 5xx or could not be reached: retry later (the state machine backs off)."""
+    """GitHub answered 5xx, timed out or could not be reached: retry later (the state machine backs off)."""
 
 
 class GitHubRateLimited(Exception):
-    """Primary or secondary rate limit, or 429: retry after a while."""
+    """A primary or secondary rate limit (403 or 429): retry after ``retry_after`` seconds at the
+    earliest (the state machine waits at least a minute and backs off)."""
+
+    def __init__(self, message: str, retry_after: float = 60.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class GitHubRejected(Exception):
-    """GitHub refused the request (4xx): retrying will not help."""
+    """GitHub refused the request for good: retrying will not help (the alert names the cause)."""
+
+
+class GitHubBadCredentials(GitHubRejected):
+    """401: the stack's credential is wrong, expired or revoked."""
+
+
+class GitHubForbidden(GitHubRejected):
+    """403 that is not a rate limit: the credential lacks a permission (or the repository blocks it)."""
+
+
+class GitHubNotFound(GitHubRejected):
+    """404: the pull request, commit or repository is gone (or invisible to the credential)."""
+
+
+class GitHubInvalid(GitHubRejected):
+    """422 (or another 4xx): GitHub found the request itself invalid."""
+
+
+# GitHub's words for its secondary limits ("You have exceeded a secondary rate limit", and the
+# older "abuse detection mechanism").
+_SECONDARY = re.compile(r"secondary rate limit|abuse", re.IGNORECASE)
+SECONDARY_MIN_WAIT_S = 60.0  # GitHub: without Retry-After, wait at least one minute
+
+
+def classify(status: int, headers: Mapping[str, str], message: str, now: float | None = None) -> Exception:
+    """The exception for one GitHub error answer, by what GitHub documents
+    (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api and
+    .../troubleshooting-the-rest-api): which ones to retry, and when.
+
+    - ``Retry-After`` on a 403 or 429: a secondary rate limit; wait that long.
+    - ``x-ratelimit-remaining: 0`` on a 403 or 429: the primary limit; wait until ``x-ratelimit-reset``.
+    - a 403 or 429 whose message names a secondary limit (or abuse), or any 429: a secondary
+      limit without ``Retry-After``; wait at least a minute.
+    - 5xx (and 408): GitHub is unwell; retry with backoff.
+    - 401, other 403s, 404, 422 and other 4xx: retrying will not help; fail with the cause.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    text = message[:300]
+    if status in (403, 429):
+        retry_after = lower.get("retry-after", "")
+        if retry_after.strip().isdigit():
+            wait_s = float(retry_after)
+            return GitHubRateLimited(f"secondary rate limit ({status}), retry after {retry_after} s", wait_s)
+        if lower.get("x-ratelimit-remaining") == "0":
+            reset = lower.get("x-ratelimit-reset", "")
+            clock = time.time() if now is None else now
+            wait = max(float(reset) - clock, 1.0) if reset.strip().isdigit() else SECONDARY_MIN_WAIT_S
+            if _SECONDARY.search(message):
+                wait = max(wait, SECONDARY_MIN_WAIT_S)
+            return GitHubRateLimited(f"rate limit exhausted ({status}), resets in {wait:.0f} s", wait)
+        if status == 429 or _SECONDARY.search(message):
+            return GitHubRateLimited(
+                f"secondary rate limit ({status}) without Retry-After: wait at least a minute", SECONDARY_MIN_WAIT_S
+            )
+        return GitHubForbidden(f"GitHub answered 403 (missing permission?): {text}")
+    if status >= 500 or status == 408:
+        return GitHubUnavailable(f"GitHub answered {status}")
+    if status == 401:
+        return GitHubBadCredentials(f"GitHub answered 401 (bad or expired credentials): {text}")
+    if status == 404:
+        return GitHubNotFound(f"GitHub answered 404 (gone, or not visible to the credential): {text}")
+    return GitHubInvalid(f"GitHub answered {status}: {text}")
 
 
 def body_sha(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+class GitHubCredentialsBroken(GitHubBadCredentials):
+    """The credentials secret is missing or malformed, or GitHub refuses to exchange the App's
+    JWT for an installation token: fix the secret (README: "The GitHub credentials the backend
+    uses"). Raised before any other request, and never retried: it is no outage."""
+
+
+# An installation token is renewed this long before it expires: longer than any function runs
+# (120 s at most), so the token an invocation starts with outlives it. GitHub's last an hour.
+_RENEW_BEFORE_EXPIRY_S = 300.0
+
+
+@dataclass
+class _Session:
+    """The clients for one secret's credentials. With a GitHub App, ``app`` signs the App's JWTs
+    and exchanges them for the installation token that ``client`` carries."""
+
+    secret: dict[str, Any] | None = None  # what the clients were made from
+    bot_login: str | None = None
+    client: GitHub[Any] | None = None
+    app: GitHub[Any] | None = None
+    app_id: str = ""
+    installation_id: int = 0
+    renew_at: float = 0.0  # time.time() after which the installation token is renewed
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 @cache
+def _session(secret_arn: str, api_url: str) -> _Session:
+    return _Session()  # filled in by _client, per container
+
+
 def _client(secret_arn: str, api_url: str) -> tuple[GitHub[Any], str | None]:
-    creds: dict[str, Any] = parameters.get_secret(secret_arn, transform="json", max_age=300)  # type: ignore[assignment]
-    auth: Any
-    if creds.get("app_id"):
-        auth = AppInstallationAuthStrategy(
-            app_id=creds["app_id"], private_key=creds["private_key"], installation_id=int(creds["installation_id"])
-        )
-    elif creds.get("token"):
-        auth = TokenAuthStrategy(creds["token"])
-    else:
-        raise GitHubRejected("the GitHub credentials secret holds neither an app nor a token")
+    """The client for the secret's credentials, and the bot's login if the secret names it.
+
+    The secret is read as Powertools caches it (five minutes), so a fixed or rotated secret is
+    taken up without a cold start. Credentials that cannot work raise GitHubCredentialsBroken
+    here, before any request: inside githubkit's auth flow the same faults would surface as
+    "GitHub unreachable" and be retried for hours."""
+    try:
+        creds = parameters.get_secret(secret_arn, transform="json", max_age=300)
+    except TransformParameterError:
+        raise GitHubCredentialsBroken(f"the GitHub credentials secret {secret_arn} is not JSON") from None
+    if not isinstance(creds, dict):
+        raise GitHubCredentialsBroken(f"the GitHub credentials secret {secret_arn} is not a JSON object")
+    session = _session(secret_arn, api_url)
+    with session.lock:
+        if session.secret != creds:
+            _configure(session, creds, api_url)
+        if session.app is not None and time.time() >= session.renew_at:
+            _renew_installation_token(session, api_url)
+        assert session.client is not None
+        return session.client, session.bot_login
+
+
+def _options(api_url: str) -> dict[str, Any]:
     # githubkit opens an httpx client per request outside a `with` block: one TLS context, made
     # once, keeps that cheap. Its HTTP cache is off: every call here is a write or must be fresh.
-    client = GitHub(
-        auth,
-        base_url=api_url,
-        auto_retry=False,
-        timeout=10.0,
-        ssl_verify=_tls_context(),
-        http_cache=False,
-    )
-    return client, creds.get("bot_login")
+    return {
+        "base_url": api_url,
+        "auto_retry": False,
+        "timeout": 10.0,
+        "ssl_verify": _tls_context(),
+        "http_cache": False,
+    }
+
+
+def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
+    session.secret, session.client, session.app, session.renew_at = None, None, None, 0.0
+    app_fields = ("app_id", "installation_id", "private_key")
+    if any(creds.get(k) for k in app_fields):
+        missing = [k for k in app_fields if not creds.get(k)]
+        if missing:
+            raise GitHubCredentialsBroken(f"the GitHub App credentials in the secret lack {', '.join(missing)}")
+        app_id = str(creds["app_id"])
+        try:
+            installation_id = int(creds["installation_id"])
+        except (TypeError, ValueError):
+            raise GitHubCredentialsBroken(
+                "installation_id in the secret must be the installation's number (the end of its settings URL)"
+            ) from None
+        # Loaded once here: a key that is not a PEM RSA private key fails now, with its reason.
+        problem = None
+        try:
+            key = serialization.load_pem_private_key(str(creds["private_key"]).encode(), password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                problem = f"a {type(key).__name__}, not RSA"
+        except (TypeError, ValueError, UnsupportedAlgorithm) as error:
+            problem = str(error).split("\n")[0]  # cryptography's reason, never the key itself
+        if problem:
+            raise GitHubCredentialsBroken(
+                f"the private_key of GitHub App {app_id} in the secret is not a PEM RSA private key "
+                f"(the .pem file GitHub generates): {problem}"
+            )
+        # A JWT cache of its own: githubkit's default is one per process, keyed by app id alone.
+        session.app = GitHub(
+            AppAuthStrategy(app_id, creds["private_key"]), cache_strategy=MemCacheStrategy(), **_options(api_url)
+        )
+        session.app_id, session.installation_id = app_id, installation_id
+    elif creds.get("token"):
+        session.client = GitHub(TokenAuthStrategy(str(creds["token"])), **_options(api_url))
+    else:
+        raise GitHubCredentialsBroken(
+            "the GitHub credentials secret holds neither an App (app_id, installation_id, private_key) nor a token"
+        )
+    session.bot_login = creds.get("bot_login") or None
+    session.secret = dict(creds)
+
+
+def _renew_installation_token(session: _Session, api_url: str) -> None:
+    assert session.app is not None
+    try:
+        token = session.app.rest.apps.create_installation_access_token(session.installation_id).parsed_data
+    except RequestError as error:  # RequestFailed included
+        translated = _translate(error)
+        if isinstance(translated, GitHubRejected):
+            # 401 (JWT refused: wrong key or app id), 404 (no such installation of this app),
+            # 403 (installation suspended): the secret, or the App's installation, needs fixing.
+            raise GitHubCredentialsBroken(
+                f"GitHub refused an installation token for GitHub App {session.app_id}, installation "
+                f"{session.installation_id} ({translated}): check app_id, installation_id and private_key "
+                "in the secret, and that the App is installed"
+            ) from error
+        raise translated from error  # an outage or a rate limit: retried like any other call
+    expires = datetime.fromisoformat(token.expires_at.replace("Z", "+00:00")).timestamp()
+    session.client = GitHub(TokenAuthStrategy(token.token), **_options(api_url))
+    session.renew_at = expires - _RENEW_BEFORE_EXPIRY_S
 
 
 @cache
@@ -70,16 +250,21 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()  # what httpx would build per client, built once
 
 
+def _message(response: Any) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return str(response.text)
+    return str(doc.get("message", "")) if isinstance(doc, dict) else str(doc)
+
+
 def _translate(error: Exception) -> Exception:
-    if isinstance(error, RateLimitExceeded):
-        return GitHubRateLimited(f"rate limited, retry after {error.retry_after}")
+    """githubkit's exception as one of ours. Its own rate-limit detection is not enough: it
+    misses a secondary limit that comes as a 403 without ``Retry-After`` (remaining above 0),
+    so every error answer is classified from its status, headers and message here."""
     if isinstance(error, RequestFailed):
-        status = error.response.status_code
-        if status == 429:
-            return GitHubRateLimited("429 Too Many Requests")
-        if status >= 500:
-            return GitHubUnavailable(f"GitHub answered {status}")
-        return GitHubRejected(f"GitHub answered {status}: {error.response.text[:300]}")
+        response = error.response
+        return classify(response.status_code, dict(response.headers), _message(response))
     if isinstance(error, RequestError):
         return GitHubUnavailable(f"GitHub unreachable: {type(error).__name__}")
     return error

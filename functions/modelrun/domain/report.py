@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from modelrun.domain.run import RunRecord
+from modelrun.domain.run import RunRecord, seconds_between
 from modelrun.domain.status import RunStatus
 
 MARKER = "<!-- modelrun:sticky-comment v1 -->"
@@ -251,8 +251,9 @@ _URL_SAFE = "/:?&=#%+,;@~!$*'-._"
 
 def _links(record: RunRecord) -> str:
     report = record.report or {}
+    waiting = record.lost_attempts and record.status.active and record.status is not RunStatus.RUNNING
     links = [
-        link("Logs", record.log_url),
+        "" if waiting else link("Logs", record.log_url),  # the lost attempt's: listed with it
         link("Full report", report.get("report_url")),
         link("Artifacts", report.get("artifacts_url")),
         link("Workflow run", record.workflow_url),
@@ -260,10 +261,23 @@ def _links(record: RunRecord) -> str:
     return " · ".join(x for x in links if x)
 
 
+def is_spot_reclaim(reason: str | None) -> bool:
+    # Batch's reason when EC2 takes a Spot instance back ("Host EC2 (instance i-…) terminated.").
+    return bool(reason) and str(reason).startswith("Host EC2")
+
+
 def _headline(record: RunRecord, runs_ahead: int | None) -> str:
     status = record.status
     queue = "GPU" if record.compute == "gpu" else "CPU"
     text = f"{ICONS[status]} **{status.value}**"
+    lost = record.lost_attempts
+    if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE, RunStatus.STARTING) and lost:
+        why = "to a Spot reclaim" if is_spot_reclaim(lost[-1].get("reason")) else "(Batch retries it)"
+        text += (
+            f" · attempt {len(lost)} was lost {why}; attempt {len(lost) + 1} is waiting for a new instance "
+            f"on the {queue} queue"
+        )
+        return text
     if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
         if runs_ahead is None:
             ahead = ""
@@ -274,36 +288,89 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
         text += f" on the {queue} queue{ahead}"
     elif status in (RunStatus.STARTING, RunStatus.RUNNING):
         text += f" on {queue}" + (f" since {record.started_at[11:19]} UTC" if record.started_at else "")
+        if lost:
+            text += f" (attempt {len(lost) + 1})"
     elif status.terminal and record.duration_seconds is not None:
         cost = estimated_cost(record)
-        text += f" in {fmt_duration(record.duration_seconds)} on {queue}"
+        over = f" over {len(record.attempts or [])} attempts" if len(record.attempts or []) > 1 else ""
+        text += f" in {fmt_duration(record.duration_seconds)}{over} on {queue}"
         if cost is not None:
             text += f" (≈ ${cost:.3f} compute)" if cost >= 0.001 else " (< $0.001 compute)"
     return text
 
 
-def _history(runs: Sequence[RunRecord]) -> list[str]:
+def _attempts(record: RunRecord) -> list[str]:
+    """One line per Batch attempt once there was more than one (or one was lost)."""
+    attempts = record.attempts or []
+    if not record.lost_attempts:
+        return []
+    lines = ["", "**Attempts**", ""]
+    for number, attempt in enumerate(attempts, start=1):
+        started = str(attempt.get("started_at") or "")[11:19]
+        stopped = str(attempt.get("stopped_at") or "")[11:19]
+        reason = attempt.get("reason")
+        if record.status.terminal and number == len(attempts):
+            outcome = record.status.value.lower()
+        elif is_spot_reclaim(reason):
+            outcome = "lost to a Spot reclaim"
+        else:
+            outcome = f"ended: {inert(reason or 'no reason given', 120)}"
+        took = ""
+        if attempt.get("started_at") and attempt.get("stopped_at"):
+            took = f", {fmt_duration(seconds_between(attempt['started_at'], attempt['stopped_at']))}"
+        logs = link("logs", _log_link(record, attempt.get("log_stream")))
+        lines.append(
+            f"{number}. {started or '—'}–{stopped or '—'} UTC{took}: {outcome}" + (f" · {logs}" if logs else "")
+        )
+    if not record.status.terminal:
+        lines.append(f"{len(attempts) + 1}. waiting for a new instance")
+    return lines
+
+
+def _log_link(record: RunRecord, stream: object) -> str | None:
+    """The attempt's log link: the record's when it is that attempt's stream (the URL is built
+    by the backend; a stream name alone is not a link)."""
+    if stream and record.log_stream == stream:
+        return record.log_url
+    return None
+
+
+def _history_row(run: RunRecord) -> str:
+    summary = run.summary or {}
+    rmse = (summary.get("metrics") or {}).get("rmse")
+    cod = ((summary.get("ratio_study") or {}).get("cod") or {}).get("value")
+    return (
+        f"| {link(f'{run.workflow_run_id}.{run.workflow_attempt}', run.workflow_url) or run.workflow_run_id} "
+        f"| {code(run.head_sha[:8])} "
+        f"| {ICONS[run.status]} {run.status.value} | {fmt_number(rmse)} | {fmt_number(cod)} "
+        f"| {run.created_at[:16].replace('T', ' ')} |"
+    )
+
+
+def _history(runs: Sequence[RunRecord], budget: int | None = None) -> list[str]:
+    """The earlier runs, newest first, in a collapsed table. With a ``budget`` (characters),
+    the oldest rows give way first and the table and ``<details>`` are always closed."""
     if not runs:
         return []
-    lines = [
+    head = [
         "",
         f"<details><summary>Earlier runs of this PR ({len(runs)})</summary>",
         "",
         "| run | commit | status | RMSE | COD | started |",
         "|---|---|---|---:|---:|---|",
     ]
+    tail = ["", "</details>"]
+    rows: list[str] = []
+    used = sum(len(line) + 1 for line in head + tail) + 120  # room for the "not shown" line
     for run in runs:
-        summary = run.summary or {}
-        rmse = (summary.get("metrics") or {}).get("rmse")
-        cod = ((summary.get("ratio_study") or {}).get("cod") or {}).get("value")
-        lines.append(
-            f"| {link(f'{run.workflow_run_id}.{run.workflow_attempt}', run.workflow_url) or run.workflow_run_id} "
-            f"| {code(run.head_sha[:8])} "
-            f"| {ICONS[run.status]} {run.status.value} | {fmt_number(rmse)} | {fmt_number(cod)} "
-            f"| {run.created_at[:16].replace('T', ' ')} |"
-        )
-    lines += ["", "</details>"]
-    return lines
+        row = _history_row(run)
+        if budget is not None and used + len(row) + 1 > budget:
+            break
+        rows.append(row)
+        used += len(row) + 1
+    if len(rows) < len(runs):
+        rows += ["", f"_{len(runs) - len(rows)} older runs not shown (`modelrun runs` lists them all)._"]
+    return head + rows + tail
 
 
 def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> str:
@@ -352,9 +419,12 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
                 "",
                 "</details>",
             ]
-    lines += ["", _links(latest), *_history(earlier)]
-    body = "\n".join(lines) + "\n"
-    return body if len(body) <= MAX_COMMENT else body[: MAX_COMMENT - 40] + "\n\n_(truncated)_\n"
+    lines += _attempts(latest)
+    lines += ["", _links(latest)]
+    main = "\n".join(lines) + "\n"
+    # The run itself is bounded (notes, reasons and the log tail are capped): the history takes
+    # what is left, whole rows only, so no cut falls inside a table or a <details>.
+    return main + "\n".join(_history(earlier, MAX_COMMENT - len(main))) + ("\n" if earlier else "")
 
 
 def commit_status(record: RunRecord) -> tuple[str, str]:

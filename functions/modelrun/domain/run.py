@@ -52,6 +52,9 @@ class RunRecord(BaseModel):
     job_id: str | None = None
     status: RunStatus = RunStatus.QUEUED
     batch_attempt: int = 0
+    # Batch's finished attempts (started_at, stopped_at, reason, log_stream, exit_code), as the
+    # latest event lists them: a Spot reclaim ends one and Batch starts the next.
+    attempts: list[dict[str, Any]] | None = None
     status_reason: str | None = None
     exit_code: int | None = None
     created_at: str
@@ -148,8 +151,26 @@ class RunRecord(BaseModel):
 
     @property
     def duration_seconds(self) -> float | None:
+        """Compute time over every attempt (a reclaimed Spot attempt was paid for too)."""
+        finished = [a for a in self.attempts or [] if a.get("started_at") and a.get("stopped_at")]
+        if finished:
+            total = sum(seconds_between(a["started_at"], a["stopped_at"]) for a in finished)
+            last = finished[-1]["started_at"]
+            if self.started_at and self.stopped_at and self.started_at > last:
+                total += seconds_between(self.started_at, self.stopped_at)  # the last attempt, not yet listed
+            return total
         if not self.started_at or not self.stopped_at:
             return None
-        start = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
-        stop = datetime.fromisoformat(self.stopped_at.replace("Z", "+00:00"))
-        return max(0.0, (stop - start).total_seconds())
+        return seconds_between(self.started_at, self.stopped_at)
+
+    @property
+    def lost_attempts(self) -> list[dict[str, Any]]:
+        """Earlier attempts that ended without the run ending (Batch retried them)."""
+        attempts = self.attempts or []
+        return attempts if not self.status.terminal else attempts[:-1]
+
+
+def seconds_between(start: str, stop: str) -> float:
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(stop.replace("Z", "+00:00"))
+    return max(0.0, (end - begin).total_seconds())

@@ -1,0 +1,105 @@
+"""Ordered writes to GitHub: what a PR shows never goes back to an older state.
+
+Several writers publish to the same target (a PR's sticky comment, a commit's status): the
+submit path, the track path and the report, each with its own view of the run records, each
+delayed by anything (a slow GitHub call, a cold start). A body rendered from older records
+must never replace one rendered from newer records, and no writer's newer state may be lost.
+
+Per target, one item in the runs table holds the version last published (the newest
+``updated_at`` the published body reflects), its digest, and a short lease:
+
+1. The writer takes the lease (a conditional write). If another writer holds it, the writer
+   records the version it wanted to show (``wanted``) and leaves: the holder renders again
+   before it lets go, so the newer state is shown all the same.
+2. Holding the lease, the writer reads the records afresh and renders. It writes to GitHub
+   only if its version is not older than the one published and the digest differs.
+3. It records the version and lets go in one conditional write that fails if a newer state was
+   wanted meanwhile: then it renders again from fresh records, still holding the lease.
+4. A failed write lets go of the lease at once (the next writer need not wait for it to lapse).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from modelrun.adapters.aws import RunsTable
+
+logger = Logger(child=True)
+
+# Longer than the GitHub calls one render makes (10 s timeout each, at most three), so a live
+# holder never loses it; short enough that a crashed holder blocks nobody for long.
+LEASE_SECONDS = 45
+MAX_RENDERS = 5
+
+
+class PublishBusy(Exception):
+    """Another writer holds the target and has not taken this state in yet: try again shortly."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One render of a target from fresh records."""
+
+    version: str  # the newest updated_at of the records it reflects (ISO 8601, sorts as text)
+    digest: str
+    payload: Any
+
+
+def publish(
+    table: RunsTable,
+    key: str,
+    writer: str,
+    version_hint: str,
+    render: Callable[[], Rendered],
+    write: Callable[[Rendered, dict[str, Any]], dict[str, Any]],
+    *,
+    wait: bool,
+) -> bool:
+    """Publish ``render()`` to the target ``key`` in order; True if GitHub was written to.
+
+    ``version_hint``: the version the caller's own view reflects (what it asks to be shown when
+    the target is busy). ``write(rendered, state)`` talks to GitHub and returns the fields to
+    store beside the version (such as the comment id). ``wait``: raise :class:`PublishBusy`
+    when another writer holds the target (the caller retries), else leave it to that writer."""
+    owner = f"{writer}:{uuid.uuid4()}"
+    for _ in range(3):
+        if table.acquire(key, owner, LEASE_SECONDS):
+            break
+        if table.want(key, version_hint):
+            if wait:
+                raise PublishBusy(f"another writer is publishing {key}; it will show version {version_hint}")
+            logger.info("publication busy; its holder will show this state", extra={"key": key, "writer": writer})
+            return False
+    else:
+        raise PublishBusy(f"could not take the lease of {key}")
+    written = False
+    try:
+        for _ in range(MAX_RENDERS):
+            rendered = render()
+            state = table.publication(key)
+            published = str(state.get("version", ""))
+            fields: dict[str, Any] = {}
+            if rendered.version < published:
+                # Our fresh read is older than what GitHub shows (an index that lags): keep theirs.
+                logger.info("publication newer than this render: left as is", extra={"key": key})
+                version = published
+            elif state.get("digest") == rendered.digest:
+                version = rendered.version
+            else:
+                fields = write(rendered, state)
+                fields["digest"] = rendered.digest
+                written = True
+                version = rendered.version
+            if table.publish(key, owner, version, **fields):
+                return written
+            if not table.acquire(key, owner, LEASE_SECONDS):  # lost it: whoever has it renders afresh
+                raise PublishBusy(f"lost the lease of {key}")
+        raise PublishBusy(f"{key} kept changing while it was published")
+    except BaseException:
+        table.release(key, owner)
+        raise

@@ -1,0 +1,316 @@
+"""What the PR shows converges to the truth (issue 17), each defect attacked on the local stack:
+a slow submit step racing the report, a secondary rate limit without Retry-After, a failed first
+comment create, requests and events that can never succeed, a Spot reclaim with a wait between
+attempts, a job event from another queue, and a PR with 500 runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from modelrun.adapters.aws import RunsTable
+from modelrun.contracts import RunRequest
+from modelrun.domain.report import MAX_COMMENT
+from modelrun.domain.status import RunStatus
+from modelrun_cli.enqueue import send, with_identity
+from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from tests.integration.test_flow import REPOSITORY, Flow
+from tests.records import new_record
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+T0 = 1_795_000_000_000  # epoch ms of the synthetic events' first attempt
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+    with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
+        image = runtime.push_image(NOOP_MODEL_DIR, tag="placeholder")
+        yield Flow(runtime, image, tmp_path_factory.mktemp("flags"))
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _status_of(flow: Flow, request: RunRequest) -> str | None:
+    items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == request.head_sha and "job_queue" in i]
+    return str(items[0]["status"]) if items else None
+
+
+def _github_quiet(flow: Flow) -> None:
+    count = -1
+    while count != len(flow.runtime.github.requests):
+        count = len(flow.runtime.github.requests)
+        time.sleep(0.5)
+
+
+def _sized(flow: Flow, pr: int, run_id: int, resources: dict[str, Any]) -> RunRequest:
+    job = flow.job(pr, run_id)
+    data = job.request(flow.image).model_dump(mode="json") | {"resources": resources, "command": ["python", "job.py"]}
+    return with_identity(RunRequest.model_validate(data), job.token(flow.queue_url))  # type: ignore[return-value]
+
+
+def _dlq(flow: Flow, output: str) -> list[dict[str, Any]]:
+    url = flow.runtime.outputs[output]
+    messages = flow.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+    ).get("Messages", [])
+    for m in messages:
+        flow.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return messages
+
+
+def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 s of latency in the submit step, after it read the PR's runs and before it writes the
+    comment: the job runs and is reported meanwhile. The PR must end on the report."""
+    from modelrun.adapters.batch import BatchJobs
+
+    original = BatchJobs.runnable_ahead
+
+    def slow(self: BatchJobs, job_queue: str, own_job_id: str) -> int:
+        ahead = original(self, job_queue, own_job_id)
+        time.sleep(4)
+        return ahead
+
+    monkeypatch.setattr(BatchJobs, "runnable_ahead", slow)
+    requests = {pr: flow.request(pr=pr, run_id=7_170_000 + pr, mode=["ok"]) for pr in (1701, 1702)}
+    for request in requests.values():
+        send(request, flow.queue_url)
+    flow.wait(timeout=90)
+    for pr, request in requests.items():
+        assert _status_of(flow, request) == "SUCCEEDED"
+        [comment] = flow.comments(pr)
+        assert "✅ **SUCCEEDED**" in comment["body"] and "| RMSE | 81,234 |" in comment["body"], comment["body"][:200]
+        assert [s["state"] for s in flow.runtime.github.statuses(REPOSITORY, request.head_sha)][-1] == "success"
+
+
+def test_a_secondary_rate_limit_403_without_retry_after_is_retried(flow: Flow) -> None:
+    flag = flow.scratch / "release-1710"
+    request = flow.request(pr=1710, run_id=7_171_710, mode=["wait-for", str(flag)])
+    send(request, flow.queue_url)
+    _wait_for(lambda: _status_of(flow, request) == "RUNNING", 30, "RUNNING")
+    _github_quiet(flow)
+    # GitHub's secondary limit as a 403, no Retry-After, x-ratelimit-remaining above 0.
+    flow.runtime.github.fail_next_of("issues/update-comment", 1, status=403)
+    flow.runtime.github.fail_next_of("repos/create-commit-status", 1, status=403)
+    flag.write_text("go")
+    flow.wait(timeout=120)
+    run_id = flow.run_id_of(request)
+    [execution] = flow.executions(run_id)
+    assert execution["status"] == "SUCCEEDED"
+    [comment] = flow.comments(1710)
+    assert "✅ **SUCCEEDED**" in comment["body"]
+    assert [s["state"] for s in flow.runtime.github.statuses(REPOSITORY, request.head_sha)] == ["success"]
+    injected = [r for r in flow.runtime.github.requests if r.injected and r.status == 403]
+    assert len(injected) == 2
+
+
+def test_a_failed_first_create_does_not_block_the_prs_comment(flow: Flow) -> None:
+    flag = flow.scratch / "release-1720"
+    flow.runtime.github.fail_next_of("issues/create-comment", 1, status=502)
+    request = flow.request(pr=1720, run_id=7_171_720, mode=["wait-for", str(flag)])
+    sent = time.monotonic()
+    send(request, flow.queue_url)
+    # The submit step's create fails; the RUNNING update must create the comment, not wait a minute.
+    _wait_for(lambda: bool(flow.comments(1720)), 20, "the PR's first comment")
+    assert time.monotonic() - sent < 20
+    flag.write_text("go")
+    flow.wait(timeout=60)
+    [comment] = flow.comments(1720)
+    assert "✅ **SUCCEEDED**" in comment["body"]
+    posts = [r for r in flow.runtime.github.requests if r.method == "POST" and r.path.endswith("/issues/1720/comments")]
+    assert [r.status for r in posts] == [502, 201]
+
+
+def test_requests_that_can_never_run_are_rejected_with_the_field(flow: Flow) -> None:
+    """Valid-looking sizes nothing can place or store: straight to the DLQ, the reason naming the field."""
+    cases = {
+        7_171_731: {"vcpus": 3, "memory_mib": 8192},  # Fargate has no 3-vCPU size
+        7_171_732: {"vcpus": 2, "memory_mib": 1000},  # nor 2 vCPUs with 1000 MiB
+        7_171_733: {"vcpus": 1e-200},  # > 0, yet DynamoDB cannot store it
+    }
+    for run_id, resources in cases.items():
+        body = _sized(flow, 1730 + run_id % 10, run_id, resources).model_dump_json() if run_id != 7_171_733 else None
+        if body is None:  # the contract refuses it now: send what an old client would
+            raw = json.loads(_sized(flow, 1733, run_id, {"vcpus": 1}).model_dump_json())
+            raw["resources"] = resources
+            body = json.dumps(raw)
+        flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=body)
+    flow.wait(timeout=60)
+    reasons = sorted(m["MessageAttributes"]["reason"]["StringValue"] for m in _dlq(flow, "RunRequestsDLQUrl"))
+    assert len(reasons) == 3, reasons
+    assert sum("resources.vcpus" in r for r in reasons) == 2 and sum("resources.memory_mib" in r for r in reasons) == 1
+    assert not [i for i in flow.table.scan()["Items"] if str(i.get("workflow_run_id")) in {str(k) for k in cases}]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_handler_crash_is_logged_at_error_with_the_message_id(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelrun import sqs_batch, submission
+
+    def crash(request: RunRequest, verified: Any) -> Any:
+        raise RuntimeError("injected: the runs table is unreachable")
+
+    monkeypatch.setattr(submission, "submit", crash)
+    caught = _Records()
+    stdlib = sqs_batch.logger._logger  # the Powertools logger's own logging.Logger
+    stdlib.addHandler(caught)
+    try:
+        request = flow.request(pr=1740, run_id=7_171_740, mode=["ok"])
+        message_id = flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=request.model_dump_json())["MessageId"]
+        _wait_for(lambda: bool(caught.records), 20, "an ERROR log line")
+    finally:
+        monkeypatch.undo()  # let the redelivery succeed
+        stdlib.removeHandler(caught)
+    record = caught.records[0]
+    assert record.levelno == logging.ERROR
+    assert getattr(record, "message_id", None) == message_id
+    assert "injected: the runs table is unreachable" in str(getattr(record, "cause", ""))
+    flow.wait(timeout=60)
+
+
+def test_a_malformed_job_event_is_dead_lettered_with_its_reason(flow: Flow) -> None:
+    events_url = next(p.queue_url for p in flow.runtime.pollers if p.mapping.function == "TrackFunction")
+    bodies = [
+        "not json",
+        json.dumps({"source": "aws.batch", "detail-type": "Batch Job State Change", "id": "x", "detail": {}}),
+        json.dumps({"hello": "world"}),
+    ]
+    for body in bodies:
+        flow.sqs.send_message(QueueUrl=events_url, MessageBody=body)
+    flow.wait(timeout=30)
+    rejected = _dlq(flow, "JobEventsDLQUrl")
+    assert sorted(m["Body"] for m in rejected) == sorted(bodies)
+    for message in rejected:
+        reason = message["MessageAttributes"]["reason"]["StringValue"]
+        assert reason.startswith("not a Batch Job State Change event: ") and "body" in reason
+
+
+def _event(run_id: str, job_id: str, queue: str, status: str, attempts: list[dict[str, Any]], **extra: Any) -> Any:
+    sample = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
+    detail = sample["detail"] | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
+    detail["attempts"] = attempts
+    detail |= extra
+    return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}
+
+
+def _attempt(start_s: int, stop_s: int, reason: str, stream: str, exit_code: int | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"logStreamName": stream}
+    if exit_code is not None:
+        container["exitCode"] = exit_code
+    return {"startedAt": T0 + start_s * 1000, "stoppedAt": T0 + stop_s * 1000, "statusReason": reason,
+            "container": container}  # fmt: skip
+
+
+def _synthetic_run(flow: Flow, pr: int, job_id: str) -> str:
+    table = RunsTable(flow.runtime.outputs["RunsTableName"])
+    request = flow.request(pr=pr, run_id=7_170_000 + pr, mode=["ok"])
+    record = new_record(
+        request, job_queue=flow.runtime.outputs["CpuJobQueueArn"], bucket="b", vcpus=2, memory_mib=4096, gpus=0
+    )
+    assert table.create(record.model_copy(update={"job_id": job_id, "status": RunStatus.SUBMITTED}))
+    return record.run_id
+
+
+def test_a_spot_reclaim_shows_the_lost_attempt_the_wait_and_all_attempts_cost(flow: Flow) -> None:
+    queue = flow.runtime.outputs["CpuJobQueueArn"]
+    job_id = "job-spot-1750"
+    run_id = _synthetic_run(flow, 1750, job_id)
+    events = boto3.client("events")
+    first_stream = f"modelrun/default/{job_id}-a1"
+    running = _event(run_id, job_id, queue, "RUNNING", [], startedAt=T0, container={"logStreamName": first_stream})
+    reclaimed = _attempt(0, 120, "Host EC2 (instance i-0abc) terminated.", first_stream)
+    waiting = _event(run_id, job_id, queue, "RUNNABLE", [reclaimed], container={"logStreamName": first_stream})
+    for entry in (running, waiting):
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+        flow.wait()
+    [comment] = flow.comments(1750)
+    body = comment["body"]
+    assert "RUNNABLE" in body and "lost to a Spot reclaim" in body and "waiting for a new instance" in body, body
+    assert "RUNNING since" not in body
+    assert "**Attempts**" in body and "1. 11:06:40–11:08:40 UTC, 2m 0s: lost to a Spot reclaim" in body, body
+
+    second_stream = f"modelrun/default/{job_id}-a2"
+    done = _attempt(300, 360, "Essential container in task exited", second_stream, exit_code=3)
+    final = _event(
+        run_id,
+        job_id,
+        queue,
+        "FAILED",
+        [reclaimed, done],
+        startedAt=T0 + 300_000,
+        stoppedAt=T0 + 360_000,
+        statusReason="Essential container in task exited",
+        container={"logStreamName": second_stream, "exitCode": 3},
+    )
+    assert events.put_events(Entries=[final])["FailedEntryCount"] == 0
+    flow.wait(timeout=60)
+    [comment] = flow.comments(1750)
+    body = comment["body"]
+    # 120 s lost + 60 s last attempt: both count, in duration and cost.
+    assert "❌ **FAILED** in 3m 0s over 2 attempts on CPU" in body, body[:400]
+    assert "2. 11:11:40–11:12:40 UTC, 1m 0s: failed" in body, body
+
+
+def test_an_event_from_another_job_queue_is_ignored(flow: Flow) -> None:
+    job_id = "job-queue-1760"
+    run_id = _synthetic_run(flow, 1760, job_id)
+    other_queue = flow.runtime.outputs["GpuJobQueueArn"]
+    entry = _event(run_id, job_id, other_queue, "RUNNING", [], startedAt=T0, container={"logStreamName": "x"})
+    assert boto3.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    flow.wait()
+    assert flow.record(run_id)["status"] == "SUBMITTED"
+    assert not flow.comments(1760)
+
+
+def test_a_pr_with_500_runs_keeps_its_comment_whole(flow: Flow) -> None:
+    table = RunsTable(flow.runtime.outputs["RunsTableName"])
+    pr = 1770
+    template = flow.request(pr=pr, run_id=7_180_000, mode=["ok"])
+    for i in range(499):
+        request = template.model_copy(
+            update={"head_sha": f"{i:040x}", "workflow": template.workflow.model_copy(update={"run_id": 7_180_001 + i})}
+        )
+        record = new_record(request, job_queue="q", bucket="b", vcpus=2, memory_mib=4096, gpus=0)
+        stamp = f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00.000Z"
+        assert table.create(
+            record.model_copy(
+                update={"status": RunStatus.SUCCEEDED, "created_at": stamp, "updated_at": stamp, "job_id": f"j{i}"}
+            )
+        )
+    send(template, flow.queue_url)
+    flow.wait(timeout=90)
+    [comment] = flow.comments(pr)
+    body = comment["body"]
+    assert "✅ **SUCCEEDED**" in body
+    assert len(body) <= MAX_COMMENT
+    assert body.count("<details") == body.count("</details>") == 1
+    in_table = False
+    for line in body.splitlines():
+        if line.startswith("|"):
+            in_table = True
+            assert line.endswith("|"), line  # no row cut in half
+        elif in_table:
+            assert line == "", line  # a table ends with a blank line, never mid-markup
+            in_table = False
+    assert "older runs not shown" in body
+    assert body.rstrip().endswith("</details>")

@@ -1,0 +1,243 @@
+"""The backend's GitHub credentials: a GitHub App (the default on the local stack, as the README
+recommends) or a token, against the local GitHub, which verifies App JWTs with the App's key and
+lets installation tokens expire; credentials that cannot work fail at once, named as such; and
+the whole flow on token credentials and on GitHub Enterprise Server's /api/v3.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from modelrun.adapters import github
+from modelrun.adapters.github import (
+    GitHubCredentialsBroken,
+    GitHubRejected,
+    GitHubUnavailable,
+    PullRequests,
+    Repositories,
+)
+from modelrun.domain.report import MARKER
+from modelrun_cli.enqueue import send
+from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, RecordedRequest
+from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.stack import ROOT
+from tests.integration.test_flow import REPOSITORY, Flow
+
+REPO = "octo/avm"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:modelrun-github"
+EXCHANGE = "apps/create-installation-access-token"
+
+
+class Secrets:
+    """Secrets Manager as the adapter reads it (Powertools' get_secret), one secret's value."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def get_secret(self, name: str, transform: str | None = None, max_age: int = 0) -> Any:
+        assert (name, transform) == (ARN, "json")
+        if isinstance(self.value, str):
+            raise TransformParameterError("Expecting value: line 1 column 1 (char 0)")
+        return self.value
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[Secrets]:
+    store = Secrets()
+    monkeypatch.setattr(github.parameters, "get_secret", store.get_secret)  # type: ignore[attr-defined]
+    github._session.cache_clear()  # a cold container
+    yield store
+    github._session.cache_clear()
+
+
+@pytest.fixture
+def gh() -> Iterator[LocalGitHub]:
+    # No fixed token: only installation tokens get through.
+    with LocalGitHub(token=None, check_responses=True) as server:
+        yield server
+        assert server.response_errors == []
+
+
+def _pem(key: Any) -> str:
+    return str(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+    )
+
+
+def test_every_backend_call_on_app_credentials_passes_githubs_description(gh: LocalGitHub, secret: Secrets) -> None:
+    secret.value = gh.app_credentials() | {"bot_login": gh.bot_login}
+    gh.actions_job(REPO, "pull_request", sha=SHA, run_id=77, actor="octocat", environment="staging",
+                   pull_request=(7, "feature/x", "main", "f" * 40))  # fmt: skip
+    prs = PullRequests(ARN, gh.url)
+    comment_id = prs.upsert_comment(REPO, 7, MARKER + "\nqueued", None)
+    assert PullRequests(ARN, gh.url).upsert_comment(REPO, 7, MARKER + "\ndone", comment_id) == comment_id
+    assert PullRequests(ARN, gh.url).find_comment(REPO, 7) == (comment_id, MARKER + "\ndone")
+    PullRequests(ARN, gh.url).set_status(REPO, SHA, "success", "COD 8.1", "https://example.com/r")
+    repos = Repositories(ARN, gh.url)
+    assert repos.workflow_run(REPO, 77, 1).head_sha == SHA
+    github._default_branches.clear()
+    assert repos.default_branch(REPO) == "main"
+
+    assert not [r for r in gh.requests if r.rejected], gh.requests
+    # One exchange of the App's JWT for an installation token serves every later call.
+    assert (gh.requests[0].operation, gh.requests[0].auth) == (EXCHANGE, "app")
+    assert {r.auth for r in gh.requests[1:]} == {"installation"}
+    assert {r.operation for r in gh.requests[1:]} == {
+        "issues/list-comments",
+        "issues/create-comment",
+        "issues/update-comment",
+        "repos/create-commit-status",
+        "actions/get-workflow-run-attempt",
+        "repos/get",
+    }
+    assert [c["user"]["login"] for c in gh.comments(REPO, 7)] == ["modelrun[bot]"]
+
+
+def test_an_installation_token_is_renewed_before_it_expires(
+    gh: LocalGitHub, secret: Secrets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret.value = gh.app_credentials()
+    # A margin beyond the token's hour: each token is due for renewal as soon as it is issued.
+    monkeypatch.setattr(github, "_RENEW_BEFORE_EXPIRY_S", 3600.0 + 60)
+    PullRequests(ARN, gh.url).set_status(REPO, SHA, "pending", "queued", None)
+    assert gh.expire_installation_tokens() == 1  # the hour is up: the token would be refused
+    PullRequests(ARN, gh.url).set_status(REPO, SHA, "success", "done", None)
+    assert [(r.operation, r.status) for r in gh.requests] == [
+        (EXCHANGE, 201),
+        ("repos/create-commit-status", 201),
+        (EXCHANGE, 201),
+        ("repos/create-commit-status", 201),
+    ]
+
+
+def test_token_credentials_still_work(secret: Secrets) -> None:
+    with LocalGitHub(token="github_pat_local", check_responses=True) as gh:
+        secret.value = {"token": "github_pat_local"}
+        PullRequests(ARN, gh.url).set_status(REPO, SHA, "pending", "queued", None)
+        assert [(r.operation, r.auth) for r in gh.requests] == [("repos/create-commit-status", "token")]
+
+
+def _broken_secrets() -> list[tuple[str, Any, str]]:
+    ec_key = _pem(ec.generate_private_key(ec.SECP256R1()))
+    return [
+        ("the template's placeholder", {"token": ""}, "neither an App"),
+        ("empty", {}, "neither an App"),
+        ("not JSON", "app_id=1", "is not JSON"),
+        ("not an object", ["token"], "not a JSON object"),
+        ("no private key", {"app_id": "1", "installation_id": "2"}, "lack private_key"),
+        ("installation id not a number", {"app_id": "1", "installation_id": "x", "private_key": "k"}, "number"),
+        ("private key not PEM", {"app_id": "1", "installation_id": "2", "private_key": "ssh-rsa AAAA"}, "PEM"),
+        ("private key not RSA", {"app_id": "1", "installation_id": "2", "private_key": ec_key}, "not RSA"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "value", "message"), _broken_secrets(), ids=[c[0] for c in _broken_secrets()])
+def test_a_malformed_secret_fails_before_any_request_naming_the_fault(
+    gh: LocalGitHub, secret: Secrets, case: str, value: Any, message: str
+) -> None:
+    secret.value = value
+    with pytest.raises(GitHubCredentialsBroken, match=message) as raised:
+        PullRequests(ARN, gh.url)
+    assert gh.requests == []
+    assert "BEGIN" not in str(raised.value)  # a key never lands in a log line
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "status"),
+    [
+        ("a key GitHub does not know", lambda creds: creds | {"private_key": _pem(_rsa())}, 401),
+        ("another app's id", lambda creds: creds | {"app_id": str(int(creds["app_id"]) + 1)}, 401),
+        ("an installation of no such app", lambda creds: creds | {"installation_id": "1"}, 404),
+    ],
+)
+def test_app_credentials_github_refuses_fail_at_once_not_as_an_outage(
+    gh: LocalGitHub, secret: Secrets, case: str, change: Any, status: int
+) -> None:
+    secret.value = change(gh.app_credentials())
+    with pytest.raises(GitHubCredentialsBroken, match=f"GitHub refused an installation token .*{status}"):
+        Repositories(ARN, gh.url)
+    assert [(r.operation, r.status) for r in gh.requests] == [(EXCHANGE, status)]  # one try, no retries
+    # Fixed in the secret: taken up by the next invocation, without a cold start.
+    secret.value = gh.app_credentials()
+    assert Repositories(ARN, gh.url).default_branch(REPO) == "main"
+
+
+def test_an_outage_at_the_token_exchange_is_retried_as_one(gh: LocalGitHub, secret: Secrets) -> None:
+    secret.value = gh.app_credentials()
+    gh.fail_next(1, 502)
+    with pytest.raises(GitHubUnavailable):
+        PullRequests(ARN, gh.url)
+    PullRequests(ARN, gh.url).set_status(REPO, SHA, "pending", "queued", None)  # the next try gets through
+
+
+def test_broken_credentials_are_not_among_the_errors_the_state_machine_retries() -> None:
+    assert issubclass(GitHubCredentialsBroken, GitHubRejected)
+    definition = json.loads((ROOT / "statemachine" / "report_run.asl.json").read_text())
+    # The one state that calls GitHub: what its Retry names is retried for hours.
+    retried = {
+        name for retrier in definition["States"]["UpdatePullRequest"]["Retry"] for name in retrier["ErrorEquals"]
+    }
+    assert "GitHubUnavailable" in retried
+    assert not {"GitHubCredentialsBroken", "GitHubBadCredentials", "GitHubRejected", "States.ALL"} & retried
+
+
+def _rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# -- the flow on the local stack -------------------------------------------------------------------
+
+
+def _one_run(runtime: LocalRuntime, pr: int) -> list[RecordedRequest]:
+    flow = Flow(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="noop"), Path("/nonexistent"))
+    request = flow.request(pr=pr, run_id=9_300 + pr, mode=["ok"])
+    send(request, flow.queue_url)
+    flow.wait()
+    assert flow.record(flow.run_id_of(request))["status"] == "SUCCEEDED"
+    (comment,) = runtime.github.comments(REPOSITORY, pr)
+    assert "SUCCEEDED" in comment["body"]
+    assert [s["state"] for s in runtime.github.statuses(REPOSITORY, request.head_sha)][-1] == "success"
+    requests = list(runtime.github.requests)
+    assert not [r for r in requests if r.rejected], [r for r in requests if r.rejected]
+    return requests
+
+
+def test_the_flow_on_token_credentials() -> None:
+    with LocalRuntime(parameters={"LogLevel": "ERROR"}, github_credentials="token") as runtime:
+        stored = boto3.client("secretsmanager").get_secret_value(SecretId=runtime.stack.resources["GitHubCredentials"])
+        assert set(json.loads(stored["SecretString"])) == {"token", "bot_login"}
+        requests = _one_run(runtime, 31)
+    assert {r.auth for r in requests} == {"token"}
+    assert {"actions/get-workflow-run-attempt", "issues/create-comment", "repos/create-commit-status"} <= {
+        r.operation for r in requests
+    }
+
+
+def test_the_flow_on_github_enterprise_server() -> None:
+    """GitHubApiUrl at <server>/api/v3 and the issuer at <server>/_services/token, as on GHES;
+    on App credentials, the local stack's default."""
+    with LocalRuntime(parameters={"LogLevel": "ERROR"}, github_api_path=ENTERPRISE_API_PATH) as runtime:
+        gh = runtime.github
+        assert gh.url == f"{gh.server_url}/api/v3"
+        environments = [fn["environment"] for fn in runtime.stack.functions.values()]
+        # The template's parameters, as the functions get them
+        assert {e["GITHUB_API_URL"] for e in environments if "GITHUB_API_URL" in e} == {gh.url}
+        assert {e["OIDC_ISSUER"] for e in environments if "OIDC_ISSUER" in e} == {f"{gh.server_url}/_services/token"}
+        requests = _one_run(runtime, 32)
+    assert all(r.path.startswith("/api/v3/") for r in requests)
+    assert requests[0].operation == EXCHANGE and {r.auth for r in requests} == {"app", "installation"}
+    assert {"actions/get-workflow-run-attempt", "issues/create-comment", "repos/create-commit-status"} <= {
+        r.operation for r in requests
+    }
