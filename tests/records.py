@@ -7,6 +7,11 @@ from typing import Any
 from modelrun.contracts import RunRequest
 from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+
+SHA = "1a2b3c4d" + "e" * 32
+WORKFLOW_URL = "https://github.com/county-assessor/avm/actions/runs/9000002/attempts/1"
+LOG_URL = "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups"
 
 
 def verified_from(request: RunRequest, **overrides: Any) -> Verified:
@@ -32,3 +37,33 @@ def new_record(request: RunRequest, **kwargs: Any) -> RunRecord:
     verified = kwargs.pop("verified", None) or verified_from(request)
     defaults: dict[str, Any] = {"results_key": "k" * 32, "server_url": "https://github.com"}
     return RunRecord.new(request, verified, **(defaults | kwargs))
+
+
+def stored_record(status: RunStatus, **fields: Any) -> RunRecord:
+    """A run record as the runs table holds it (no run request needed)."""
+    base: dict[str, Any] = {
+        "run_id": "avm-pr42-feature-deeper-trees-1a2b3c4d-9000002-1",
+        "repository": "county-assessor/avm",
+        "pr_number": 42,
+        "pr_key": "county-assessor/avm#42",
+        "head_sha": SHA,
+        "head_ref": "feature/deeper-trees",
+        "base_ref": "main",
+        "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32,
+        "compute": "cpu",
+        "job_queue": "modelrun-cpu",
+        "status": status,
+        "created_at": "2026-01-02T03:04:05.000Z",
+        "updated_at": "2026-01-02T03:04:05.000Z",
+        "started_at": "2026-01-02T03:05:00.000Z",
+        "stopped_at": "2026-01-02T03:09:00.000Z",
+        "results_uri": "s3://results/runs/avm-pr42/",
+        "triggered_by": "octocat",
+        "workflow_url": WORKFLOW_URL,
+        "workflow_run_id": 9_000_002,
+        "workflow_attempt": 1,
+        "vcpus": 2,
+        "memory_mib": 8192,
+        "log_url": LOG_URL,
+    }
+    return RunRecord.model_validate(base | fields)

@@ -14,6 +14,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor
 from aws_lambda_powertools.utilities.batch.base import FailureResponse
 from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from modelrun.adapters.aws import client
 
 logger = Logger(child=True)
 
@@ -33,3 +36,17 @@ class LoggedBatchProcessor(BatchProcessor):
             exc_info=exception,  # type: ignore[arg-type]
         )
         return super().failure_handler(record, exception)
+
+
+def dead_letter(queue_url: str, record: SQSRecord, reason: str, extra: dict[str, dict[str, str]] | None = None) -> None:
+    """A message that can never succeed goes straight to its DLQ with its reason, not round
+    again; ``modelrun redrive`` shows the reason."""
+    client("sqs").send_message(
+        QueueUrl=queue_url,
+        MessageBody=record.body,
+        MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": reason[:4000]},
+            "source_message_id": {"DataType": "String", "StringValue": record.message_id},
+            **(extra or {}),
+        },
+    )

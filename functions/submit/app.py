@@ -13,11 +13,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from modelrun import submission, verification
-from modelrun.adapters.aws import client
 from modelrun.config import settings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
 from modelrun.domain.evidence import Unverified
-from modelrun.sqs_batch import LoggedBatchProcessor
+from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
 
 logger = Logger()
 # The namespace is read at import; the template sets it, the default keeps imports order-proof.
@@ -44,15 +43,8 @@ def reject(record: SQSRecord, reason: str) -> None:
 
     The body goes as it came (a redrive re-verifies it, token included: the token is valid only
     for this stack's audience and only at its original send time, which travels with it)."""
-    client("sqs").send_message(
-        QueueUrl=settings().rejected_queue_url,
-        MessageBody=record.body,
-        MessageAttributes={
-            "reason": {"DataType": "String", "StringValue": reason[:4000]},
-            "source_message_id": {"DataType": "String", "StringValue": record.message_id},
-            "sent_at": {"DataType": "Number", "StringValue": str(int(sent_at(record) * 1000))},
-        },
-    )
+    sent = {"sent_at": {"DataType": "Number", "StringValue": str(int(sent_at(record) * 1000))}}
+    dead_letter(settings().rejected_queue_url, record, reason, sent)
     logger.error("run request rejected", extra={"reason": reason, "message_id": record.message_id})
     metrics.add_metric(name="RunRequestsRejected", unit=MetricUnit.Count, value=1)
 

@@ -11,10 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from modelrun import tracking
-from modelrun.adapters.aws import client
 from modelrun.config import settings
 from modelrun.events import JobEventRecord
-from modelrun.sqs_batch import LoggedBatchProcessor
+from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
 
 logger = Logger()
 # Parsed here, not by the processor: a malformed event can never succeed, so it goes to the
@@ -23,14 +22,7 @@ processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
 
 def reject(record: SQSRecord, reason: str) -> None:
-    client("sqs").send_message(
-        QueueUrl=settings().rejected_events_queue_url,
-        MessageBody=record.body,
-        MessageAttributes={
-            "reason": {"DataType": "String", "StringValue": reason[:4000]},
-            "source_message_id": {"DataType": "String", "StringValue": record.message_id},
-        },
-    )
+    dead_letter(settings().rejected_events_queue_url, record, reason)
     logger.error("job event rejected", extra={"reason": reason, "message_id": record.message_id})
 
 

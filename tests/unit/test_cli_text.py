@@ -19,9 +19,7 @@ from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun_cli import views
 from modelrun_cli.runs import DeadLetter
-
-SHA = "1a2b3c4d" + "e" * 32
-WORKFLOW_URL = "https://github.com/county-assessor/avm/actions/runs/9000002/attempts/1"
+from tests.records import SHA, WORKFLOW_URL, stored_record
 
 MARKUP = [
     "[link=https://evil.example]click[/link]",
@@ -47,30 +45,13 @@ HOSTILE = MARKUP + CONTROL
 
 
 def make_record(status: RunStatus = RunStatus.FAILED, **fields: Any) -> RunRecord:
-    base: dict[str, Any] = {
+    defaults: dict[str, Any] = {
         "run_id": "avm-pr42-feature-1a2b3c4d-9000002-1",
-        "repository": "county-assessor/avm",
-        "pr_number": 42,
-        "head_sha": SHA,
-        "head_ref": "feature/deeper-trees",
-        "base_ref": "main",
-        "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32,
-        "compute": "cpu",
         "job_queue": "arn:aws:batch:us-east-1:111122223333:job-queue/modelrun-cpu",
-        "status": status,
-        "created_at": "2026-01-02T03:04:05.000Z",
-        "updated_at": "2026-01-02T03:04:05.000Z",
-        "started_at": "2026-01-02T03:05:00.000Z",
-        "stopped_at": "2026-01-02T03:09:00.000Z",
-        "results_uri": "s3://results/runs/avm-pr42/",
-        "triggered_by": "octocat",
-        "workflow_url": WORKFLOW_URL,
-        "workflow_run_id": 9_000_002,
-        "workflow_attempt": 1,
-        "vcpus": 2,
-        "memory_mib": 8192,
+        "pr_key": None,
+        "log_url": None,
     }
-    return RunRecord.model_validate(base | fields)
+    return stored_record(status, **(defaults | fields))
 
 
 def hostile_record(evil: str) -> RunRecord:

@@ -32,10 +32,8 @@ from modelrun.domain.report import (
 )
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from tests.records import LOG_URL, WORKFLOW_URL, stored_record
 
-SHA = "1a2b3c4d" + "e" * 32
-WORKFLOW_URL = "https://github.com/county-assessor/avm/actions/runs/9000002/attempts/1"
-LOG_URL = "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups"
 REPORT_URL = "https://s3.console.aws.amazon.com/s3/object/results?region=us-east-1&prefix=reports/x/report.html"
 OUR_URLS = {WORKFLOW_URL, LOG_URL, REPORT_URL}
 
@@ -261,33 +259,7 @@ def test_long_text_is_cut_with_an_ellipsis() -> None:
 
 # -- a whole comment built from a hostile run ----------------------------------------------------------
 def make_record(status: RunStatus = RunStatus.SUCCEEDED, **fields: Any) -> RunRecord:
-    """A run record as the runs table holds it (no run request needed)."""
-    base: dict[str, Any] = {
-        "run_id": "avm-pr42-feature-deeper-trees-1a2b3c4d-9000002-1",
-        "repository": "county-assessor/avm",
-        "pr_number": 42,
-        "pr_key": "county-assessor/avm#42",
-        "head_sha": SHA,
-        "head_ref": "feature/deeper-trees",
-        "base_ref": "main",
-        "image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32,
-        "compute": "cpu",
-        "job_queue": "modelrun-cpu",
-        "status": status,
-        "created_at": "2026-01-02T03:04:05.000Z",
-        "updated_at": "2026-01-02T03:04:05.000Z",
-        "started_at": "2026-01-02T03:05:00.000Z",
-        "stopped_at": "2026-01-02T03:09:00.000Z",
-        "results_uri": "s3://results/runs/avm-pr42/",
-        "triggered_by": "octocat",
-        "workflow_url": WORKFLOW_URL,
-        "workflow_run_id": 9_000_002,
-        "workflow_attempt": 1,
-        "vcpus": 2,
-        "memory_mib": 8192,
-        "log_url": LOG_URL,
-    }
-    return RunRecord.model_validate(base | fields)
+    return stored_record(status, **fields)
 
 
 def hostile_report(evil: str) -> dict[str, Any]:
