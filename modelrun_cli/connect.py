@@ -3,7 +3,7 @@
 A deployed stack is found by name through CloudFormation (its outputs name the table, queues
 and job queues) with the AWS profile and region of a ``boto3.Session``. ``--local`` targets the
 embedded local stack that ``modelrun local up`` keeps running: it writes its endpoint and stack
-name to ``.modelrun/local.json`` and the CLI reads them back, with moto's dummy credentials.
+name to ``.modelrun/local.json`` and the CLI reads them back, with the local operator's key.
 """
 
 from __future__ import annotations
@@ -147,10 +147,11 @@ def connect(stack: str, profile: str | None, region: str | None, local: bool) ->
         stack = str(state.get("stack") or stack)
         endpoint = str(state["endpoint"])
         region = str(state.get("region") or LOCAL_REGION)
-        # moto accepts any credentials; these keep a real profile's keys away from the local endpoint.
+        # The local stack's operator key (it enforces IAM as AWS does); never a real profile's keys.
+        keys = state.get("credentials") or {}
         session = boto3.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials, not a secret
+            aws_access_key_id=str(keys.get("AWS_ACCESS_KEY_ID", "testing")),
+            aws_secret_access_key=str(keys.get("AWS_SECRET_ACCESS_KEY", "testing")),
             region_name=region,
         )
     else:

@@ -36,7 +36,7 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from modelrun_local import moto_hooks
+from modelrun_local import iam, moto_hooks
 
 REGION = "us-east-1"
 LOG_GROUP = "/aws/batch/job"
@@ -54,7 +54,8 @@ class Shared:
     active: Any  # jobs accepted and not yet finished
     jobs_run: Any
     quiet: Any  # finish jobs at once as SUCCEEDED, with no process and no events
-    states: Any  # (job name, status, time.monotonic()) for each state the executor sets
+    states: Any  # (job name, status, time.monotonic(), job id) for each state the executor sets
+    operator: Any  # the operator's access key (an IAM user with every permission), sent once
 
     @classmethod
     def make(cls, ctx: SpawnContext) -> Shared:
@@ -65,6 +66,7 @@ class Shared:
             jobs_run=ctx.Value("i", 0),
             quiet=ctx.Value("b", 0),
             states=ctx.Queue(),
+            operator=ctx.Queue(),
         )
 
 
@@ -75,16 +77,63 @@ class Settings:
     batch_delay_seconds: float = 0.0
     job_environment: dict[str, str] = field(default_factory=dict)
     workers: int = 4
+    enforce_iam: bool = True
+    decision_log: str | None = None  # JSON lines, one per IAM decision
 
 
-def aws_environment(endpoint: str) -> dict[str, str]:
+def aws_environment(endpoint: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
+    """What a process needs to reach the local AWS: the endpoint, the region and credentials
+    (before IAM is on, any key does)."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
+        **(credentials or {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}),
     }
+
+
+def _operator(endpoint: str) -> dict[str, str]:
+    """The operator's identity: an IAM user allowed everything (the harness, the CLI, the tests)."""
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION)
+    iam.create_user(UserName="modelrun-local-operator")
+    iam.put_user_policy(
+        UserName="modelrun-local-operator",
+        PolicyName="administrator",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName="modelrun-local-operator")["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+class _StateMachineRole:
+    """The credentials of the state machine's role, for its tasks (set once the stack exists)."""
+
+    def __init__(self) -> None:
+        self.role_arn: str | None = None
+        self.credentials: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def set(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.role_arn, self.credentials = str(request["role_arn"]), None
+        return {}
+
+    def get(self) -> dict[str, str] | None:
+        with self._lock:
+            if self.role_arn and self.credentials is None:
+                self.credentials = moto_hooks.service_credentials(self.role_arn, "states.amazonaws.com", "report-run")
+            return self.credentials
+
+
+def _service_credentials(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return moto_hooks.service_credentials(
+            str(request["role_arn"]), str(request["service"]), str(request["session"])
+        )
+    except moto_hooks.UntrustedService as error:
+        raise PermissionError(str(error)) from error
 
 
 class BatchExecutor:
@@ -103,6 +152,7 @@ class BatchExecutor:
 
     def accept(self, job: Any) -> None:
         """Called inside moto's SubmitJob: the job starts on a worker, SubmitJob returns at once."""
+        self.shared.states.put((str(job.job_name), "SUBMITTED", time.monotonic(), str(job.job_id)))
         if self.shared.quiet.value:
             moto_hooks.set_job_status(job, "SUCCEEDED")
             with self.shared.jobs_run.get_lock():
@@ -114,7 +164,7 @@ class BatchExecutor:
 
     def emit(self, job: Any, status: str) -> None:
         moto_hooks.set_job_status(job, status)
-        self.shared.states.put((str(job.job_name), status, time.monotonic()))
+        self.shared.states.put((str(job.job_name), status, time.monotonic(), str(job.job_id)))
         detail = moto_hooks.describe_job(job)
         detail["status"] = status
         response = self.events.put_events(
@@ -179,10 +229,15 @@ class BatchExecutor:
         command = list(container["command"]) or ["python", "-m", "avm"]
         if command[0] in ("python", "python3"):
             command[0] = python
+        # The job role's credentials, as ECS gives them to the container (none without a role).
+        role = container["job_role_arn"]
+        credentials = moto_hooks.service_credentials(role, "ecs-tasks.amazonaws.com", str(job.job_id)) if role else {}
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", str(directory)),
-            **aws_environment(self.endpoint),
+            **{k: v for k, v in aws_environment(self.endpoint).items() if not k.startswith("AWS_SECRET")},
+            "AWS_ACCESS_KEY_ID": "",
+            **credentials,
             **container["environment"],
             **self.settings.job_environment,
         }
@@ -258,8 +313,11 @@ def serve(settings: Settings, shared: Shared) -> None:
     endpoint = f"http://127.0.0.1:{settings.port}"
     os.environ.update(aws_environment(endpoint))
     os.environ["MOTO_PORT"] = str(settings.port)  # the state machine interpreter calls back here
+    # AWS's managed policies (AWSLambdaBasicExecutionRole, ...) exist in moto's IAM, as on AWS.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    state_machine_role = _StateMachineRole()
     moto_hooks.serialise_requests()
-    moto_hooks.reuse_state_machine_work()
+    moto_hooks.reuse_state_machine_work(state_machine_role.get)
     moto_hooks.write_dynamodb_items_directly()
     moto_hooks.keep_deep_queues_cheap()
     moto_hooks.keep_connections_alive()
@@ -285,6 +343,22 @@ def serve(settings: Settings, shared: Shared) -> None:
         timeout=10,
     ).raise_for_status()
     moto_hooks.route_lambda_invokes(_invoke_over_http(settings.lambda_url))
+    operator = _operator(endpoint)
+    os.environ.update(operator)  # this process plays AWS's services: it acts as the operator
+    boto3.DEFAULT_SESSION = None  # which would keep the credentials it resolved before
+    shared.operator.put(operator)
+    if settings.enforce_iam:
+        log = iam.DecisionLog(Path(settings.decision_log) if settings.decision_log else None)
+        enforcement = moto_hooks.Enforcement(log)
+        moto_hooks.enforce_iam(enforcement)
+
+        def add_provider(request: dict[str, Any]) -> dict[str, Any]:
+            enforcement.providers[str(request["url"])] = (str(request["issuer"]), str(request["jwks_url"]))
+            return {}
+
+        moto_hooks.control_handlers["oidc-provider"] = add_provider
+    moto_hooks.control_handlers["service-credentials"] = _service_credentials
+    moto_hooks.control_handlers["state-machine-role"] = state_machine_role.set
     executor = BatchExecutor(settings, shared, endpoint)
     moto_hooks.take_over_batch_jobs(executor.accept)
     shared.ready.set()

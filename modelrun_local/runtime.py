@@ -16,29 +16,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import multiprocessing
 import os
 import queue
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
 import boto3
+import requests
 
-from modelrun_local import aws_process
+from modelrun_local import aws_process, iam, lambdas, moto_hooks, workflow_job
 from modelrun_local.github_server import LocalGitHub
-from modelrun_local.stack import ROOT, EventSourceMapping, Stack, deploy
+from modelrun_local.lambdas import Lambdas
+from modelrun_local.stack import ROOT, EventSourceMapping, deploy
 
 REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
@@ -52,76 +52,6 @@ def _free_port() -> int:
         return port
 
 
-@dataclass
-class LambdaContext:
-    """What the Lambda runtime passes as ``context`` (the fields Powertools reads)."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 512
-    function_version: str = "$LATEST"
-    timeout_seconds: int = 60
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = field(default=0.0)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class Lambdas:
-    """The stack's functions, invoked in-process through their real handlers."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.by_name: dict[str, str] = {}
-        for logical_id, fn in stack.functions.items():
-            self.by_name[fn["name"]] = logical_id
-            self.by_name[fn["arn"]] = logical_id
-            self.by_name[logical_id] = logical_id
-        self.invocations: dict[str, int] = {}
-        # Extra seconds before each invocation of a function (logical id): a cold start, a slow host.
-        self.latency: Callable[[str], float] | None = None
-        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
-        self._lock = threading.Lock()
-
-    def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
-        with self._lock:
-            if logical_id not in self._handlers:
-                module_name, attr = self.stack.functions[logical_id]["handler"].rsplit(".", 1)
-                self._handlers[logical_id] = getattr(importlib.import_module(module_name), attr)
-            return self._handlers[logical_id]
-
-    def invoke(self, name: str, event: Any) -> tuple[Any, str | None]:
-        """Returns (result, error type); a raised exception is reported as Lambda reports it."""
-        logical_id = self.by_name.get(name) or self.by_name.get(name.split(":")[-1])
-        if logical_id is None:
-            return {"errorType": "ResourceNotFoundException", "errorMessage": name}, "ResourceNotFoundException"
-        fn = self.stack.functions[logical_id]
-        context = LambdaContext(fn["name"], fn["arn"], timeout_seconds=int(fn["timeout"]))
-        with self._lock:
-            self.invocations[logical_id] = self.invocations.get(logical_id, 0) + 1
-        if self.latency is not None:
-            time.sleep(max(0.0, self.latency(logical_id)))
-        try:
-            return self.handler(logical_id)(event, context), None
-        except Exception as error:  # the Lambda runtime's "Unhandled" error shape
-            return {
-                "errorType": type(error).__name__,
-                "errorMessage": str(error),
-                "stackTrace": traceback.format_exception(error)[-5:],
-            }, type(error).__name__
-
-    def route(self, name: str, payload: bytes) -> tuple[bytes, str | None]:
-        result, error = self.invoke(name, json.loads(payload or b"{}"))
-        return json.dumps(result, default=str).encode(), error
-
-
 class SqsPoller(threading.Thread):
     """One event source mapping, polled as Lambda polls SQS."""
 
@@ -129,8 +59,16 @@ class SqsPoller(threading.Thread):
         super().__init__(daemon=True, name=f"poller-{mapping.function}")
         self.runtime = runtime
         self.mapping = mapping
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.queue_url = self.sqs.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        # Lambda polls with the function's execution role: its queue permissions are checked.
+        keys = runtime.role_keys(mapping.function)
+        self.sqs = boto3.Session(
+            aws_access_key_id=keys["aws_access_key_id"],
+            aws_secret_access_key=keys["aws_secret_access_key"],
+            aws_session_token=keys["aws_session_token"],
+        ).client("sqs", region_name=REGION)
+        # The mapping knows its queue by ARN; the URL is looked up as the operator.
+        operator = boto3.client("sqs", region_name=REGION)
+        self.queue_url = operator.get_queue_url(QueueName=mapping.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
         self.busy = False
         self.failures = 0
         self.redelivered = 0  # messages received again (a failure, or the visibility timeout ran out)
@@ -257,17 +195,9 @@ class ExecutorState:
             self.shared.quiet.value = 0
 
 
-def _cold_start() -> None:
-    """Forget the handlers' cached clients and settings, as a new Lambda container would."""
-    from aws_lambda_powertools.utilities.parameters import base as parameter_providers
-
-    parameter_providers.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]  # clients of the old endpoint
-    for name, module in list(sys.modules.items()):
-        if not (name.startswith("modelrun.") or name.split(".")[0] in ("submit", "track", "report")):
-            continue
-        for value in list(vars(module).values()):
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
+def _fresh_boto3_session() -> None:
+    """boto3's default session keeps the credentials it first resolved: drop it when they change."""
+    boto3.DEFAULT_SESSION = None
 
 
 class LocalRuntime:
@@ -288,6 +218,8 @@ class LocalRuntime:
         retry_delay_cap_seconds: int | None = 2,
         github_credentials: Literal["app", "token"] = "app",
         github_api_path: str = "",
+        enforce_iam: bool = True,
+        template: dict[str, Any] | None = None,
     ) -> None:
         """``github_credentials``: what the secret holds, a GitHub App's credentials (the
         README's recommendation) or a token. ``github_api_path``: ``"/api/v3"`` serves the local
@@ -302,6 +234,9 @@ class LocalRuntime:
         # machine caps them (MaxDelaySeconds on every Retrier, valid ASL), so a rate limit's
         # minute-long wait takes seconds here. None keeps the template's delays.
         self.retry_delay_cap_seconds = retry_delay_cap_seconds
+        # Each call a role makes is checked against its policies (see modelrun_local.iam).
+        self.enforce_iam = enforce_iam and os.environ.get("MODELRUN_LOCAL_IAM", "on") != "off"
+        self.template = template  # template.yaml's, unless a test hands in an altered copy
         self.stopping = threading.Event()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -315,8 +250,9 @@ class LocalRuntime:
         )
         self.aws: multiprocessing.process.BaseProcess | None = None
         self.pollers: list[SqsPoller] = []
-        # Called with (job name, status, time.monotonic()) as the executor sets each status.
-        self.batch_state_listeners: list[Callable[[str, str, float], None]] = []
+        # Called with (job name, status, time.monotonic(), job id) as the executor sets each status
+        # (SUBMITTED as SubmitJob accepts the job).
+        self.batch_state_listeners: list[Callable[[str, str, float, str], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -328,17 +264,20 @@ class LocalRuntime:
 
     def start(self) -> None:
         self._saved_environ = dict(os.environ)
-        _cold_start()
         os.environ.update(aws_process.aws_environment(self.endpoint))
+        _fresh_boto3_session()
         self.invoke_endpoint = InvokeEndpoint(lambda: getattr(self, "lambdas", None))
         # spawn, not fork: this process may run threads (a test's, an earlier runtime's).
         ctx = multiprocessing.get_context("spawn")
         self.shared = aws_process.Shared.make(ctx)
+        self.decision_log = Path(tempfile.mkdtemp(prefix="modelrun-iam-")) / "decisions.jsonl"
         settings = aws_process.Settings(
             port=self.port,
             lambda_url=self.invoke_endpoint.url,
             batch_delay_seconds=self.batch_delay_seconds,
             job_environment=self.job_environment,
+            enforce_iam=self.enforce_iam,
+            decision_log=str(self.decision_log),
         )
         self.aws = ctx.Process(
             target=aws_process.serve, args=(settings, self.shared), name="modelrun-local-aws", daemon=True
@@ -348,9 +287,23 @@ class LocalRuntime:
         while not self.shared.ready.wait(0.2):
             if not self.aws.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the local AWS process did not start (exit code {self.aws.exitcode})")
+        # From here on this process is the operator: an IAM user with every permission.
+        self.operator_credentials: dict[str, str] = self.shared.operator.get(timeout=10)
+        os.environ.update(self.operator_credentials)
+        _fresh_boto3_session()
         self.executor = ExecutorState(self.shared)
         threading.Thread(target=self._relay_batch_states, daemon=True, name="batch-states").start()
         self.github.start()
+        # The stack's OIDC provider is GitHub's (token.actions.githubusercontent.com); locally its
+        # issuer is the local GitHub, as an endpoint is.
+        self._control(
+            "oidc-provider",
+            {
+                "url": "token.actions.githubusercontent.com",
+                "issuer": self.github.issuer.issuer,
+                "jwks_url": f"{self.github.issuer.issuer}/.well-known/jwks",
+            },
+        )
         parameters = {
             "GitHubRepositories": self.repository,
             "GitHubApiUrl": self.github.url,
@@ -358,12 +311,14 @@ class LocalRuntime:
             "GitHubOidcIssuer": self.github.issuer.issuer,
             **self.parameters,
         }
-        self.stack = deploy(self.stack_name, parameters, REGION)
+        self.stack = deploy(self.stack_name, parameters, REGION, template=self.template)
         self.outputs = self.stack.outputs
         self._create_executing_state_machine()
         self._configure_secret()
-        self._apply_function_environment()
-        self.lambdas = Lambdas(self.stack)
+        workflow_job.REPOSITORY_VARIABLES.clear()
+        workflow_job.REPOSITORY_VARIABLES.update(self.repository_variables())
+        self._role_keys: dict[str, dict[str, str]] = {}
+        self.lambdas = Lambdas(self.stack, self._function_environment)
         if self.fast_redelivery:
             self._shorten_visibility()
         for mapping in self.stack.event_sources:
@@ -378,6 +333,8 @@ class LocalRuntime:
         self.stopping.set()
         for poller in self.pollers:
             poller.join(timeout=5)
+        if hasattr(self, "lambdas"):
+            self.lambdas.stop()
         if self.aws is not None:
             self.shared.stop.set()
             self.aws.join(timeout=10)
@@ -391,18 +348,88 @@ class LocalRuntime:
         # Leave the process as it was: later code (or tests) must not reach a stopped endpoint.
         os.environ.clear()
         os.environ.update(self._saved_environ)
-        _cold_start()
+        _fresh_boto3_session()
+
+    # -- identities ---------------------------------------------------------------------------
+    def _control(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = requests.post(f"{self.endpoint}{moto_hooks.CONTROL_PATH}{name}", json=body, timeout=30)
+        if response.status_code == 403:
+            raise PermissionError(response.json().get("error", response.text))
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def service_credentials(self, role_arn: str, service: str, session: str) -> dict[str, str]:
+        """A role's credentials as ``service`` gets them (its trust policy must admit it)."""
+        return self._control("service-credentials", {"role_arn": role_arn, "service": service, "session": session})
+
+    def role_keys(self, logical_id: str) -> dict[str, str]:
+        """boto3 client arguments for a function's execution role."""
+        if logical_id not in self._role_keys:
+            fn = self.stack.functions[logical_id]
+            keys = self.service_credentials(fn["role"], "lambda.amazonaws.com", fn["name"])
+            self._role_keys[logical_id] = {
+                "aws_access_key_id": keys["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"],
+                "aws_session_token": keys["AWS_SESSION_TOKEN"],
+            }
+        return self._role_keys[logical_id]
+
+    def _function_environment(self, logical_id: str) -> dict[str, str]:
+        """What Lambda gives a function's environment: its variables, its role's credentials,
+        the runtime's own variables; nothing of this process's."""
+        fn = self.stack.functions[logical_id]
+        keys = self.role_keys(logical_id)
+        variables = {k: str(v) for k, v in fn["environment"].items()}
+        if "REPORT_STATE_MACHINE_ARN" in variables:
+            variables["REPORT_STATE_MACHINE_ARN"] = self.state_machine_arn  # the executing copy
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONPATH": str(lambdas.CODE),
+            "LAMBDA_TASK_ROOT": str(lambdas.CODE),
+            "_HANDLER": fn["handler"],
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "AWS_LAMBDA_FUNCTION_NAME": fn["name"],
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn["memory"]),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn['name']}",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": keys["aws_session_token"],
+            **variables,
+        }
+
+    def repository_variables(self) -> dict[str, str]:
+        """The repository variables the README has operators set, from the stack's outputs."""
+        return {
+            "MODELRUN_ROLE_ARN": self.outputs["GitHubActionsRoleArn"],
+            "MODELRUN_BASELINE_ROLE_ARN": self.outputs["GitHubBaselineRoleArn"],
+            "MODELRUN_AWS_REGION": REGION,
+            "MODELRUN_QUEUE_URL": self.outputs["RunRequestsQueueUrl"],
+        }
+
+    def iam_decisions(self) -> list[iam.Decision]:
+        """Every IAM decision the local AWS made for a role (or a service taking one)."""
+        return iam.read_log(self.decision_log)
+
+    def iam_denials(self) -> list[iam.Decision]:
+        return [d for d in self.iam_decisions() if not d.allowed]
 
     def _relay_batch_states(self) -> None:
         while not self.stopping.is_set():
             try:
-                name, status, at = self.shared.states.get(timeout=0.2)
+                name, status, at, job_id = self.shared.states.get(timeout=0.2)
             except queue.Empty:
                 continue
             except (EOFError, OSError):
                 return
             for listener in list(self.batch_state_listeners):
-                listener(name, status, at)
+                listener(name, status, at, job_id)
 
     # -- what moto can't do from the template alone -----------------------------------------
     def _create_executing_state_machine(self) -> None:
@@ -417,7 +444,8 @@ class LocalRuntime:
         text = json.dumps(template)
         from modelrun_local.stack import load_template
 
-        props = load_template()["Resources"]["ReportStateMachine"]["Properties"]
+        template = self.template if self.template is not None else load_template()
+        props = template["Resources"]["ReportStateMachine"]["Properties"]
         values = {
             "CollectResultsFunctionArn": self.stack.functions["CollectResultsFunction"]["arn"],
             "UpdatePullRequestFunctionArn": self.stack.functions["UpdatePullRequestFunction"]["arn"],
@@ -431,6 +459,7 @@ class LocalRuntime:
         role = boto3.client("iam").get_role(RoleName=self.stack.resources["ReportStateMachineRole"])["Role"]["Arn"]
         boto3.client("stepfunctions").create_state_machine(name=arn.rsplit(":", 1)[-1], definition=text, roleArn=role)
         self.state_machine_arn = arn
+        self._control("state-machine-role", {"role_arn": role})  # its tasks run as this role
 
     def _configure_secret(self) -> None:
         """The secret as the README has operators fill it in."""
@@ -443,23 +472,6 @@ class LocalRuntime:
         boto3.client("secretsmanager").put_secret_value(
             SecretId=self.stack.resources["GitHubCredentials"], SecretString=json.dumps(secret)
         )
-
-    def _apply_function_environment(self) -> None:
-        """moto doesn't apply a function's Environment in-process: the union goes into this
-        process's environment (the template gives each variable one value across functions)."""
-        merged: dict[str, str] = {}
-        for fn in self.stack.functions.values():
-            for key, value in fn["environment"].items():
-                if key == "POWERTOOLS_SERVICE_NAME":
-                    continue
-                if key in merged and merged[key] != str(value):
-                    raise RuntimeError(f"{key} differs between functions; the local runtime shares one process")
-                merged[key] = str(value)
-        merged["GITHUB_SECRET_ARN"] = self.stack.resources["GitHubCredentials"]
-        merged["REPORT_STATE_MACHINE_ARN"] = self.state_machine_arn
-        os.environ.update(merged)
-        os.environ["POWERTOOLS_SERVICE_NAME"] = "modelrun"
-        os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "modelrun")
 
     def _shorten_visibility(self) -> None:
         """Redelivery after 2 s instead of minutes: same semantics, on a demo's time scale."""

@@ -101,6 +101,8 @@ def up(
                 "region": REGION,
                 "pid": os.getpid(),
                 "github_api_url": runtime.github.url,
+                # The local operator's key (IAM is enforced here too): for this machine's CLI only.
+                "credentials": runtime.operator_credentials,
                 "image": image,
                 "outputs": runtime.outputs,
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -117,8 +119,9 @@ def up(
                             *([f"  model image    {image}"] if image else []),
                             f"  state file     {path}",
                             "Use it from another terminal: `modelrun runs --local` (any command takes --local), or",
-                            f"  export AWS_ENDPOINT_URL={runtime.endpoint} AWS_ACCESS_KEY_ID=testing "
-                            f"AWS_SECRET_ACCESS_KEY=testing AWS_REGION={REGION}",
+                            f"  export AWS_ENDPOINT_URL={runtime.endpoint} AWS_REGION={REGION} "
+                            f"AWS_ACCESS_KEY_ID={runtime.operator_credentials['AWS_ACCESS_KEY_ID']} "
+                            f"AWS_SECRET_ACCESS_KEY={runtime.operator_credentials['AWS_SECRET_ACCESS_KEY']}",
                             "Ctrl-C stops it.",
                         ]
                     )

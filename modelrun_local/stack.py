@@ -72,6 +72,8 @@ def translate(template: dict[str, Any]) -> dict[str, Any]:
             substitutions[logical_id] = props.pop("DefinitionSubstitutions", {})
         if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in resource["Properties"]:
             resource["Properties"]["CodeUri"] = f"s3://{ARTIFACTS_BUCKET}/functions.zip"
+        if resource["Type"] == "AWS::Serverless::LayerVersion":  # locally, layers' wheels are the venv's
+            resource["Properties"]["ContentUri"] = f"s3://{ARTIFACTS_BUCKET}/functions.zip"
     cfn: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
     for logical_id, subs in substitutions.items():
         props = cfn["Resources"][logical_id]["Properties"]
@@ -108,8 +110,62 @@ def _network(region: str) -> tuple[str, list[str]]:
     return vpc, subnets
 
 
-def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
-    template = load_template()
+def _replace_refs(value: Any, arns: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in arns:
+            return arns[value["Ref"]]
+        return {k: _replace_refs(v, arns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_refs(v, arns) for v in value]
+    return value
+
+
+def _condition_holds(cfn: dict[str, Any], name: str, params: dict[str, str]) -> bool:
+    """The template's conditions are ``!Equals [!Ref Parameter, "value"]``: evaluated as such."""
+    condition = cfn["Conditions"][name]
+    left, right = condition["Fn::Equals"]
+    if not (isinstance(left, dict) and set(left) == {"Ref"} and isinstance(right, str)):
+        raise RuntimeError(f"condition {name}: the local stack evaluates only !Equals [!Ref P, value]")
+    value = params.get(left["Ref"], cfn["Parameters"][left["Ref"]].get("Default"))
+    return bool(value == right)
+
+
+def _create_oidc_providers(cfn: dict[str, Any], params: dict[str, str], region: str) -> None:
+    """moto's CloudFormation skips OIDC providers: create them through the API (if their
+    condition holds), as CloudFormation would."""
+    iam = boto3.client("iam", region_name=region)
+    for logical_id, resource in list(cfn["Resources"].items()):
+        if resource["Type"] != "AWS::IAM::OIDCProvider":
+            continue
+        del cfn["Resources"][logical_id]
+        if "Condition" in resource and not _condition_holds(cfn, resource["Condition"], params):
+            continue
+        props = resource["Properties"]
+        iam.create_open_id_connect_provider(
+            Url=props["Url"], ClientIDList=props.get("ClientIdList", []), ThumbprintList=props.get("ThumbprintList", [])
+        )
+
+
+def _attach_managed_policies(cfn: dict[str, Any], resources: dict[str, str], region: str) -> None:
+    """moto's CloudFormation drops a role's ManagedPolicyArns: attach them as CloudFormation does."""
+    iam = boto3.client("iam", region_name=region)
+    for logical_id, resource in cfn["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            text = arn["Fn::Sub"] if isinstance(arn, dict) else arn
+            if not isinstance(text, str) or "${" in text.replace("${AWS::Partition}", ""):
+                raise RuntimeError(f"{logical_id}: a managed policy ARN the local stack cannot resolve: {arn}")
+            iam.attach_role_policy(RoleName=resources[logical_id], PolicyArn=text.replace("${AWS::Partition}", "aws"))
+
+
+def _reserved_concurrency(resource: dict[str, Any]) -> int | None:
+    value = resource["Properties"].get("ReservedConcurrentExecutions")
+    return int(value) if value is not None else None
+
+
+def deploy(name: str, parameters: dict[str, str], region: str, template: dict[str, Any] | None = None) -> Stack:
+    template = template if template is not None else load_template()
     cfn = translate(template)
     event_sources = []
     for logical_id, resource in list(cfn["Resources"].items()):
@@ -153,6 +209,18 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
     for key, spec in template.get("Parameters", {}).items():
         if key not in params and "List" in spec["Type"] and "Default" in spec:
             params[key] = spec["Default"]
+    # Secrets: moto's CloudFormation skips them (their Refs, policies' resources included, would
+    # be empty): create them through the API first and put their ARNs where the template refers.
+    secrets = boto3.client("secretsmanager", region_name=region)
+    secret_arns: dict[str, str] = {}
+    for logical_id, resource in list(cfn["Resources"].items()):
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            secret_arns[logical_id] = secrets.create_secret(
+                Name=f"{name}-{logical_id}", SecretString=resource["Properties"].get("SecretString", "{}")
+            )["ARN"]
+            del cfn["Resources"][logical_id]
+    cfn = _replace_refs(cfn, secret_arns)
+    _create_oidc_providers(cfn, params, region)
     cloudformation = boto3.client("cloudformation", region_name=region)
     cloudformation.create_stack(
         StackName=name,
@@ -175,14 +243,8 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
             "QueueArn"
         ]
 
-    # Secrets: moto's CloudFormation skips them; create them under the same logical name.
-    secrets = boto3.client("secretsmanager", region_name=region)
-    for logical_id, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::SecretsManager::Secret":
-            arn = secrets.create_secret(
-                Name=f"{name}-{logical_id}", SecretString=resource["Properties"].get("SecretString", "{}")
-            )["ARN"]
-            resources[logical_id] = arn
+    resources.update(secret_arns)
+    _attach_managed_policies(cfn, resources, region)
 
     lambda_client = boto3.client("lambda", region_name=region)
     functions = {}
@@ -196,6 +258,9 @@ def deploy(name: str, parameters: dict[str, str], region: str) -> Stack:
                 "handler": config["Handler"],
                 "environment": environment,
                 "timeout": config.get("Timeout", 3),
+                "role": config["Role"],
+                "memory": config.get("MemorySize", 128),
+                "reserved_concurrency": _reserved_concurrency(resource),
             }
     return Stack(
         name=name,

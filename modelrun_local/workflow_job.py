@@ -12,12 +12,19 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun_cli.enqueue import build_cleanup, build_request, oidc_token, send, with_identity
 from modelrun_local.github_server import LocalGitHub
 
 APPROVAL_ENVIRONMENT = "staging"
 BASELINE_ENVIRONMENT = "modelrun-main"
+# The repository variables the workflow reads (MODELRUN_ROLE_ARN, ...): the local runtime sets
+# them from its stack's outputs, as the README has operators do.
+REPOSITORY_VARIABLES: dict[str, str] = {}
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Job:
     event_name: str
     event: dict[str, Any]
     env: dict[str, str]
+    environment: str | None = None
 
     def request(self, image: str, **kwargs: Any) -> RunRequest:
         return build_request(self.event_name, self.event, self.env, image=image, **kwargs)
@@ -38,9 +46,35 @@ class Job:
     def token(self, audience: str) -> str:
         return oidc_token(self.env, audience)
 
+    def role_arn(self) -> str:
+        """The role the workflow assumes: the baseline role for default-branch runs in the
+        baseline environment (they alone write the build cache), else the Actions role."""
+        if self.environment == BASELINE_ENVIRONMENT and self.event_name != "pull_request":
+            return REPOSITORY_VARIABLES["MODELRUN_BASELINE_ROLE_ARN"]
+        return REPOSITORY_VARIABLES["MODELRUN_ROLE_ARN"]
+
+    def aws_session(self) -> boto3.Session:
+        """What aws-actions/configure-aws-credentials does: the job's OIDC token (audience
+        sts.amazonaws.com) exchanged for the role's credentials. STS refuses a token its trust
+        policy does not admit (another repository, a job outside the environments)."""
+        region = REPOSITORY_VARIABLES["MODELRUN_AWS_REGION"]
+        sts = boto3.client("sts", region_name=region, config=Config(signature_version=UNSIGNED))
+        credentials = sts.assume_role_with_web_identity(
+            RoleArn=self.role_arn(),
+            RoleSessionName=f"GitHubActions-{self.env['GITHUB_RUN_ID']}",
+            WebIdentityToken=self.token("sts.amazonaws.com"),
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=region,
+        )
+
     def send(self, message: RunRequest | CleanupRequest, queue_url: str) -> str:
-        """Attach the job's token (audience: the queue's URL) and send, as the workflow does."""
-        return send(with_identity(message, self.token(queue_url)), queue_url)
+        """Attach the job's token (audience: the queue's URL) and send as the workflow's role."""
+        client = self.aws_session().client("sqs") if REPOSITORY_VARIABLES else None
+        return send(with_identity(message, self.token(queue_url)), queue_url, sqs_client=client)
 
 
 def retarget(event: dict[str, Any], repository: str, default_branch: str = "main") -> dict[str, Any]:
@@ -83,7 +117,7 @@ def pull_request_job(
         environment=environment,
         pull_request=(pull["number"], pull["head"]["ref"], pull["base"]["ref"], pull["base"]["sha"]),
     )
-    return Job(github, "pull_request", event, env)
+    return Job(github, "pull_request", event, env, environment)
 
 
 def branch_job(
@@ -116,4 +150,4 @@ def branch_job(
         environment=environment,
         ref=ref or f"refs/heads/{branch}",
     )
-    return Job(github, event_name, event, env)
+    return Job(github, event_name, event, env, environment)

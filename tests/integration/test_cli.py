@@ -304,7 +304,7 @@ def test_rerun_sends_the_request_again_as_the_next_attempt(world: World) -> None
 
     again = cli("rerun", original.run_id, env={"USER": "zoe"})  # attempt 3: after the highest recorded
     assert again.exit_code == 0, again.output
-    assert "as attempt 3 by moto" in again.stdout  # the AWS caller (moto's user); $USER is for --local
+    assert "as attempt 3 by modelrun-local-operator" in again.stdout  # the AWS caller; $USER is for --local
 
 
 def ended(world: World, run_id: str, what: str, *, reported: bool = False, timeout: float = 30) -> RunRecord:
@@ -429,7 +429,11 @@ def test_local_reads_the_state_file_and_says_when_the_stack_is_not_running(world
     dead = cli("runs", "--local", env=env, stack=False)
     assert dead.exit_code == 2 and "nothing answers at http://127.0.0.1:9" in dead.stderr
 
-    state.write_text(json.dumps({"endpoint": world.runtime.endpoint, "stack": STACK, "region": "us-east-1"}))
+    live_state = {"endpoint": world.runtime.endpoint, "stack": STACK, "region": "us-east-1"}
+    state.write_text(json.dumps(live_state | {"credentials": {"AWS_ACCESS_KEY_ID": "AKIA0000000000000000"}}))
+    refused = cli("show", world.ids["succeeded"], "--local", "--json", env=env, stack=False)
+    assert refused.exit_code == 2 and "InvalidClientTokenId" in refused.stderr  # IAM is on locally too
+    state.write_text(json.dumps(live_state | {"credentials": world.runtime.operator_credentials}))
     live = cli("show", world.ids["succeeded"], "--local", "--json", env=env, stack=False)
     assert live.exit_code == 0, live.output
     assert json.loads(live.stdout)["status"] == "SUCCEEDED"
@@ -450,6 +454,7 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
             self.endpoint = world.runtime.endpoint
             self.outputs = world.runtime.outputs
             self.github = world.runtime.github
+            self.operator_credentials = world.runtime.operator_credentials
 
         def __enter__(self) -> StandIn:
             def stop_when_written() -> None:
@@ -476,7 +481,7 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
     assert not state.exists(), "the state file goes with the stack"
 
     # --local finds the stack through such a file; a second `local up` refuses to start over it
-    state.write_text(json.dumps({k: seen[k] for k in ("endpoint", "stack", "region")}))
+    state.write_text(json.dumps({k: seen[k] for k in ("endpoint", "stack", "region", "credentials")}))
     listed = cli("runs", "--local", "--json", env={"MODELRUN_LOCAL_STATE": str(state)}, stack=False)
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) >= 9
     twice = cli("local", "up", "--state-file", str(state), stack=False)

@@ -6,7 +6,6 @@ attempts, a job event from another queue, and a PR with 500 runs."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,19 +71,10 @@ def _dlq(flow: Flow, output: str) -> list[dict[str, Any]]:
     return messages
 
 
-def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow) -> None:
     """4 s of latency in the submit step, after it read the PR's runs and before it writes the
     comment: the job runs and is reported meanwhile. The PR must end on the report."""
-    from modelrun.adapters.batch import BatchJobs
-
-    original = BatchJobs.runnable_ahead
-
-    def slow(self: BatchJobs, job_queue: str, own_job_id: str) -> int:
-        ahead = original(self, job_queue, own_job_id)
-        time.sleep(4)
-        return ahead
-
-    monkeypatch.setattr(BatchJobs, "runnable_ahead", slow)
+    flow.runtime.lambdas.inject("SubmitFunction", ["tests.integration.faults:slow_runnable_ahead"])
     requests = {pr: flow.request(pr=pr, run_id=7_170_000 + pr, mode=["ok"]) for pr in (1701, 1702)}
     for request in requests.values():
         send(request, flow.queue_url)
@@ -94,6 +84,7 @@ def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow, monkey
         [comment] = flow.comments(pr)
         assert "✅ **SUCCEEDED**" in comment["body"] and "| RMSE | 81,234 |" in comment["body"], comment["body"][:200]
         assert [s["state"] for s in flow.runtime.github.statuses(REPOSITORY, request.head_sha)][-1] == "success"
+    flow.runtime.lambdas.inject("SubmitFunction", [])
 
 
 def test_a_secondary_rate_limit_403_without_retry_after_is_retried(flow: Flow) -> None:
@@ -155,36 +146,31 @@ def test_requests_that_can_never_run_are_rejected_with_the_field(flow: Flow) -> 
     assert not [i for i in flow.table.scan()["Items"] if str(i.get("workflow_run_id")) in {str(k) for k in cases}]
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
+def _error_records(flow: Flow, function: str) -> list[dict[str, Any]]:
+    """The function's log records at ERROR (Powertools' JSON lines, as CloudWatch gets them)."""
+    records = []
+    for line in flow.runtime.lambdas.log_lines(function):
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("level") == "ERROR":
+                records.append(record)
+    return records
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
-
-def test_a_handler_crash_is_logged_at_error_with_the_message_id(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelrun import sqs_batch, submission
-
-    def crash(request: RunRequest, verified: Any) -> Any:
-        raise RuntimeError("injected: the runs table is unreachable")
-
-    monkeypatch.setattr(submission, "submit", crash)
-    caught = _Records()
-    stdlib = sqs_batch.logger._logger  # the Powertools logger's own logging.Logger
-    stdlib.addHandler(caught)
+def test_a_handler_crash_is_logged_at_error_with_the_message_id(flow: Flow) -> None:
+    flow.runtime.lambdas.inject("SubmitFunction", ["tests.integration.faults:crash_submit"])
     try:
         request = flow.request(pr=1740, run_id=7_171_740, mode=["ok"])
         message_id = flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=request.model_dump_json())["MessageId"]
-        _wait_for(lambda: bool(caught.records), 20, "an ERROR log line")
+
+        def logged() -> list[dict[str, Any]]:
+            return [r for r in _error_records(flow, "SubmitFunction") if r.get("message_id") == message_id]
+
+        _wait_for(lambda: bool(logged()), 20, "an ERROR log line with the message id")
     finally:
-        monkeypatch.undo()  # let the redelivery succeed
-        stdlib.removeHandler(caught)
-    record = caught.records[0]
-    assert record.levelno == logging.ERROR
-    assert getattr(record, "message_id", None) == message_id
-    assert "injected: the runs table is unreachable" in str(getattr(record, "cause", ""))
+        flow.runtime.lambdas.inject("SubmitFunction", [])  # let the redelivery succeed
+    record = logged()[0]
+    assert "injected: the runs table is unreachable" in str(record.get("cause", ""))
     flow.wait(timeout=60)
 
 

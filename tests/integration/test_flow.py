@@ -276,24 +276,15 @@ def test_failed_run_records_and_shows_the_exit_code(flow: Flow) -> None:
     assert int(record["exit_code"]) == 3
 
 
-def test_a_crash_after_submit_job_gives_one_job_after_redelivery(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_after_submit_job_gives_one_job_after_redelivery(flow: Flow, tmp_path: Path) -> None:
     """The submit function dies between SubmitJob and recording the job id; SQS redelivers."""
-    from modelrun.adapters.aws import RunsTable
-
-    original = RunsTable.update
-    crashes: list[str] = []
-
-    def crash_once(self: RunsTable, before: Any, **changes: Any) -> Any:
-        if changes.get("job_id") and not crashes:
-            crashes.append(before.run_id)
-            raise RuntimeError("injected crash after SubmitJob")
-        return original(self, before, **changes)
-
-    monkeypatch.setattr(RunsTable, "update", crash_once)
+    hook = "tests.integration.faults:crash_once_after_submit_job"
+    flow.runtime.lambdas.inject("SubmitFunction", [hook], {"FAULT_DIR": str(tmp_path)})
     request = flow.request(pr=150, run_id=7_000_150, mode=["ok"])
     send(request, flow.queue_url)
     flow.wait(timeout=60)
-    assert crashes, "the crash was injected"
+    flow.runtime.lambdas.inject("SubmitFunction", [])
+    assert (tmp_path / "crashed").exists(), "the crash was injected"
     run_id = flow.run_id_of(request)
     assert len(flow.jobs_named(run_id, flow.runtime.outputs["CpuJobQueueArn"])) == 1
     assert flow.record(run_id)["status"] == "SUCCEEDED"

@@ -167,3 +167,38 @@ def test_deep_queues_keep_the_retention_rule_and_eventbridge_its_routing(aws: No
         assert all(json.loads(b)["source"] == "aws.batch" for b in bodies)
     finally:
         moto_hooks.restore()
+
+
+def test_iam_hooks_decide_a_roles_calls_and_give_services_only_trusted_roles(aws: None) -> None:
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    from modelrun_local import iam
+
+    client = boto3.client("iam")
+    statement = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    trust = {"Version": "2012-10-17", "Statement": [statement]}
+    arn = client.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]}
+    client.put_role_policy(RoleName="fn", PolicyName="p", PolicyDocument=json.dumps(allow))
+    with pytest.raises(moto_hooks.UntrustedService):
+        moto_hooks.service_credentials(arn, "ecs-tasks.amazonaws.com", "s")
+    log = iam.DecisionLog(None)
+    moto_hooks.enforce_iam(moto_hooks.Enforcement(log))
+    try:
+        keys = moto_hooks.service_credentials(arn, "lambda.amazonaws.com", "s")
+        session = boto3.Session(
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys["AWS_SESSION_TOKEN"],
+        )
+        session.client("sqs").list_queues()
+        with pytest.raises(session.client("dynamodb").exceptions.ClientError):
+            session.client("dynamodb").list_tables()
+    finally:
+        moto_hooks.stop_enforcing()
+    assert ActionAuthenticatorMixin._authenticate_and_authorize_action is moto_hooks._original_authorize
+    assert [(d.action, d.allowed) for d in log.decisions] == [
+        ("sts:AssumeRole", True),
+        ("sqs:ListQueues", True),
+        ("dynamodb:ListTables", False),
+    ]
