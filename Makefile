@@ -33,12 +33,17 @@ lint:
 	$(RUN) zizmor --offline .github  # workflows and dependabot.yml; any finding fails
 	$(MAKE) -C model_container lint
 
-template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build (all offline but for PyPI)
+# functions/Makefile builds each package with this uv and the venv's Python 3.12.
+SAM_BUILD_ENV := UV=$(abspath $(UV)) PYTHON=$(abspath .venv/bin/python)
+
+# Then each package: at most 15 MiB, and it imports from itself, its layers and boto3 alone.
+template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build and its packages (offline but for PyPI)
 	$(RUN) cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation --file template.yaml
-	$(SAM) build --template-file template.yaml --build-dir .aws-sam/build --region us-east-1 > .aws-sam-build.log 2>&1 \
-		|| (tail -30 .aws-sam-build.log; exit 1)
+	$(SAM_BUILD_ENV) $(SAM) build --template-file template.yaml --build-dir .aws-sam/build --region us-east-1 \
+		> .aws-sam-build.log 2>&1 || (tail -30 .aws-sam-build.log; exit 1)
+	$(RUN) pytest -q -p no:cacheprovider tests/unit/test_packages.py
 
 unit:
 	$(RUN) pytest -q -p no:cacheprovider
@@ -49,8 +54,32 @@ model-tests:
 bench: setup  ## pipeline benchmarks on the local stack (figures to bench/results.json)
 	$(RUN) python -m modelrun_local.bench
 
-requirements:  ## regenerate functions/requirements.txt (sam build reads it) from uv.lock
-	$(UV) export --only-group lambda --no-hashes --frozen --no-emit-project --no-header -o functions/requirements.txt
+# Each function's wheels (its group in pyproject.toml) but the JWT layer's, and the layer's own.
+LAMBDA_FUNCTIONS := submit track collect-results update-pull-request
+LAYER_PACKAGES := $(foreach p,pyjwt cryptography cffi pycparser,--no-emit-package $(p))
+EXPORT := $(UV) export --frozen --no-emit-project --no-header --quiet
+
+requirements:  ## regenerate functions/requirements/*.txt (functions/Makefile installs them) from uv.lock
+	mkdir -p functions/requirements
+	$(foreach f,$(LAMBDA_FUNCTIONS),$(EXPORT) --only-group lambda-$(f) $(LAYER_PACKAGES) -o functions/requirements/$(f).txt &&) true
+	$(EXPORT) --only-group lambda-jwt -o functions/requirements/jwt-layer.txt
+
+# The browser tests (tests/browser) render every chart with Mermaid's own CLI and open report.html
+# in Debian's headless chromium: chromium from Debian when it is missing, the pinned npm packages
+# (package-lock.json; PUPPETEER_SKIP_DOWNLOAD: puppeteer drives that chromium, it fetches none).
+.PHONY: browser-setup browser-tests
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+browser-setup: node_modules/.package-lock.json
+	@test -x /usr/bin/chromium || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium; }
+
+node_modules/.package-lock.json: package.json package-lock.json
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium (make unit runs them too)
+	$(RUN) pytest -q -p no:cacheprovider tests/browser
+
+unit: browser-setup
 
 clean:
 	rm -rf .venv .tools .aws-sam .aws-sam-build.log model_container/.venv .modelrun

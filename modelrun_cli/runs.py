@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from modelrun.adapters.aws import RunsTable, StaleWrite
 from modelrun.contracts import RerunRequest
+from modelrun.domain.documents import Report, Summary, report_of, summary_of
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun_cli.connect import Stack, fail
@@ -74,19 +75,31 @@ def queue_positions(records: Iterable[RunRecord]) -> dict[str, int]:
     return positions
 
 
+def readable_summary(record: RunRecord) -> Summary:
+    """The record's summary; an empty one if it can't be read (a record from another version)."""
+    try:
+        return summary_of(record.summary)
+    except ValidationError:
+        return Summary()
+
+
+def readable_report(record: RunRecord) -> Report:
+    """The record's report; an empty one if it can't be read (a record from another version)."""
+    try:
+        return report_of(record.report)
+    except ValidationError:
+        return Report()
+
+
 def headline(record: RunRecord) -> dict[str, float]:
     """The run's headline metrics: RMSE and COD, when it reported them."""
-    summary = record.summary or {}
-    metrics = summary.get("metrics") or {}
+    summary = readable_summary(record)
     found: dict[str, float] = {}
-    if isinstance(metrics.get("rmse"), int | float):
-        found["rmse"] = float(metrics["rmse"])
-    cod = (summary.get("ratio_study") or {}).get("cod") or {}
-    cod_value = cod.get("value") if isinstance(cod, dict) else None
-    if cod_value is None:
-        cod_value = metrics.get("cod")
-    if isinstance(cod_value, int | float):
-        found["cod"] = float(cod_value)
+    if summary.metrics.rmse is not None:
+        found["rmse"] = summary.metrics.rmse
+    cod = summary.ratio_study.value("cod")
+    if cod is not None:
+        found["cod"] = cod
     return found
 
 
@@ -159,10 +172,10 @@ def as_json(record: RunRecord, position: int | None) -> dict[str, Any]:
 
 def report_links(record: RunRecord) -> dict[str, str]:
     """The run's links, in the order people want them."""
-    report = record.report or {}
+    report = readable_report(record)
     links = {
-        "report": report.get("report_url") or record.report_url,
-        "artifacts": report.get("artifacts_url"),
+        "report": report.report_url or record.report_url,
+        "artifacts": report.artifacts_url,
         "log": record.log_url,
         "workflow": record.workflow_url,
         "results": record.results_uri,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -17,10 +16,20 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from modelrun.domain.report import METRIC_LABELS, RATIO_LABELS, visible
+from modelrun.domain.formatting import LABELS
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun_cli.runs import DeadLetter, elapsed_seconds, headline, parse_time, report_links, short_id
+from modelrun.domain.text import visible
+from modelrun_cli.runs import (
+    DeadLetter,
+    elapsed_seconds,
+    headline,
+    parse_time,
+    readable_report,
+    readable_summary,
+    report_links,
+    short_id,
+)
 
 STATUS_STYLE = {
     RunStatus.QUEUED: "yellow",
@@ -34,6 +43,9 @@ STATUS_STYLE = {
     RunStatus.SUPERSEDED: "dim",
 }
 DASH = "—"
+# The paired bootstrap's verdict on a change against main (modelrun.domain.comparison).
+VERDICT_WORDS = {"better": "better", "worse": "worse", "same": "≈ same"}
+VERDICT_STYLE = {"better": "green", "worse": "red", "same": "dim"}
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")  # colour codes in log lines: dropped, their text kept
 
 
@@ -160,7 +172,7 @@ def run_detail(record: RunRecord, position: int | None) -> RenderableType:
     metrics = _metrics(record)
     if metrics is not None:
         parts += [Text(""), metrics]
-    problem = (record.report or {}).get("contract_error")
+    problem = readable_report(record).contract_error
     if problem:
         parts += [Text(""), plain(f"⚠ {problem}", style="bold red")]
     title = Text.assemble(("run ", "bold"), (safe(record.run_id), "bold"))
@@ -180,44 +192,36 @@ def links(record: RunRecord) -> list[Text]:
 
 
 def _metrics(record: RunRecord) -> Table | None:
-    summary = record.summary or {}
-    metrics: dict[str, Any] = summary.get("metrics") or {}
-    study: dict[str, Any] = summary.get("ratio_study") or {}
-    if not metrics and not study:
+    summary, report = readable_summary(record), readable_report(record)
+    metrics, study = summary.metrics, summary.ratio_study
+    if not metrics.present() and not list(study.items()):
         return None
-    baseline = (record.report or {}).get("baseline") or {}
+    baseline = report.baseline
     table = Table(title="metrics", title_justify="left", title_style="bold underline", box=None, pad_edge=False)
     table.add_column("metric")
     table.add_column("this run", justify="right")
     if baseline:
-        table.add_column(plain(f"main {str(baseline.get('head_sha', ''))[:8]}"), justify="right")
+        table.add_column(plain(f"main {baseline.head_sha[:8]}"), justify="right")
     table.add_column("IAAO standard")
+    if baseline:
+        table.add_column("vs main")
+    changes = report.comparison.changes if report.comparison and report.comparison.status == "paired" else {}
 
-    def cell(value: Any) -> Text:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                return Text(number(value))
-            except (OverflowError, ValueError):  # an int too large for a float
-                return Text("?")
-        return plain("" if value is None else value)
+    def cell(value: float | None) -> Text:
+        return Text(DASH if value is None else number(value))
 
-    def add(label: str, value: Any, base: Any, passed: bool | None) -> None:
+    def add(key: str, value: float | None, base: float | None, passed: bool | None) -> None:
         verdict = Text("pass", style="green") if passed else Text("fail", style="red") if passed is False else Text("")
-        table.add_row(plain(label), cell(value), *([cell(base)] if baseline else []), verdict)
+        row = [plain(LABELS[key]), cell(value), *([cell(base)] if baseline else []), verdict]
+        if baseline:
+            change = changes.get(key)
+            row.append(Text(VERDICT_WORDS[change.verdict], style=VERDICT_STYLE[change.verdict]) if change else Text(""))
+        table.add_row(*row)
 
-    base_metrics = baseline.get("metrics") or {}
-    for key in [*(k for k in METRIC_LABELS if k in metrics), *sorted(set(metrics) - set(METRIC_LABELS))]:
-        add(METRIC_LABELS.get(key, key), metrics[key], base_metrics.get(key), None)
-    base_study = baseline.get("ratio_study") or {}
-    for key in [*(k for k in RATIO_LABELS if k in study), *sorted(set(study) - set(RATIO_LABELS))]:
-        entry = study[key] if isinstance(study[key], dict) else {"value": study[key]}
-        base = base_study.get(key)
-        add(
-            RATIO_LABELS.get(key, key),
-            entry.get("value"),
-            base.get("value") if isinstance(base, dict) else base,
-            entry.get("pass"),
-        )
+    for key in metrics.present():
+        add(key, metrics.value(key), baseline.metrics.value(key) if baseline else None, None)
+    for key, stat in study.items():
+        add(key, stat.value, baseline.ratio_study.value(key) if baseline else None, stat.passed)
     return table
 
 

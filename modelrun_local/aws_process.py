@@ -71,7 +71,7 @@ class Shared:
 
 
 @dataclass
-class Settings:
+class ProcessSettings:
     port: int
     lambda_url: str  # the runtime's invoke endpoint: POST {lambda_url}/{function}
     batch_delay_seconds: float = 0.0
@@ -139,7 +139,7 @@ def _service_credentials(request: dict[str, Any]) -> dict[str, Any]:
 class BatchExecutor:
     """Runs submitted Batch jobs as local processes and reports their state changes."""
 
-    def __init__(self, settings: Settings, shared: Shared, endpoint: str) -> None:
+    def __init__(self, settings: ProcessSettings, shared: Shared, endpoint: str) -> None:
         self.settings = settings
         self.shared = shared
         self.endpoint = endpoint
@@ -308,7 +308,7 @@ def _invoke_over_http(lambda_url: str) -> Any:
     return route
 
 
-def serve(settings: Settings, shared: Shared) -> None:
+def serve(settings: ProcessSettings, shared: Shared) -> None:
     """The AWS process: runs until ``shared.stop`` is set (or the runtime's process is gone)."""
     endpoint = f"http://127.0.0.1:{settings.port}"
     os.environ.update(aws_environment(endpoint))

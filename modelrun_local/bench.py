@@ -11,8 +11,8 @@ the Batch executor, which reports each status it sets with its time):
   default session before the handler's clients exist: no patching of the handler);
   (b) *terminal state -> PR comment written*: from the moment the executor sets the job's
   terminal status and emits the Batch event (the executor's report of that instant) to
-  the moment the local GitHub has applied the comment edit (its request log is timed here), and
-  to the commit status (the report's last GitHub call).
+  the moment the local GitHub has applied the comment write (its request log is timed here), and
+  to the check run's completion (the commit status, on a token: the report's last GitHub call).
 - **Polling baseline, side by side**: a thread calls ``batch.describe_jobs`` for every submitted
   job at a scaled-down interval and notes when it first sees the terminal status; its detection
   delay is measured from the same terminal instant as ours. Extrapolated to the old design's
@@ -23,8 +23,13 @@ the Batch executor, which reports each status it sets with its time):
 - **Submit handler latency** (issue 3): the real handler invoked directly with SQS events shaped
   as ``sam local generate-event sqs receive-message`` makes them, batches of 1 and of 10; Batch
   jobs are finished quietly meanwhile (moto's own behaviour) so nothing else competes for the CPU.
-- **Cold start**: each handler module's import time (``python -X importtime``) against a bare
-  ``import boto3``, and each function's deployment package from ``sam build``.
+- **Cold start**: each handler module's import from its own built package (``sam build``: the
+  package, its layers and the runtime's boto3 alone on sys.path, a fresh interpreter each time)
+  against a bare ``import boto3``, and each package's and layer's size.
+- **Cold path**: the overhead's two paths again with the functions cold (each function's
+  environments stopped first, so its next invocation starts a fresh worker process, as a Lambda
+  cold start): terminal state -> PR comment with Track, CollectResults and UpdatePullRequest cold,
+  and enqueue -> SubmitJob returned with Submit cold; each cold environment's init seconds.
 
 Figures go to ``bench/results.json`` and the table to ``bench/RESULTS.md`` (``--out`` elsewhere).
 """
@@ -63,13 +68,15 @@ from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import SCHEMA_VERSION, RunRequest
 from modelrun.domain.run import run_id_for
 from modelrun_cli.enqueue import oidc_token, with_identity
+from modelrun_local import lambda_packages
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT, load_template
 from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT
 
 OUT_DIR = ROOT / "bench"
 METRICS_SCHEMA = ROOT / "model_container" / "metrics.schema.json"
-BUILD_DIR = ROOT / ".aws-sam" / "build"
+BUILD_DIR = lambda_packages.BUILD_DIR
+IMPORT_RATIO_GOAL = 1.5  # issue 16: each handler's import at most 1.5x a bare `import boto3`
 SAM_BUILD = [
     str(ROOT / ".tools" / "bin" / "uv"),
     "tool",
@@ -356,15 +363,19 @@ def _comment_prs(runtime: LocalRuntime, repository: str, prs: set[int]) -> dict[
 
 
 def _github_write_times(
-    runtime: LocalRuntime, timed: TimedRequests, repository: str, prs: set[int]
+    runtime: LocalRuntime, timed: TimedRequests, repository: str, prs: set[int], shas: set[str]
 ) -> tuple[dict[int, list[float]], dict[str, list[float]]]:
-    """Per PR, when each comment write was applied; per SHA, when each commit status was."""
+    """Per PR, when each comment write was applied; per SHA, when each write of the commit's
+    result was: its check run's (App credentials; the create at submission excepted, its path
+    names no commit) or its commit status's (a token)."""
     owners = _comment_prs(runtime, repository, prs)
+    check_shas = {int(c["id"]): sha for sha in shas for c in runtime.github.check_runs(repository, sha)}
     comments: dict[int, list[float]] = {}
-    statuses: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {}
     created = re.compile(r"^/repos/[^/]+/[^/]+/issues/(\d+)/comments$")
     edited = re.compile(r"^/repos/[^/]+/[^/]+/issues/comments/(\d+)$")
     status = re.compile(r"^/repos/[^/]+/[^/]+/statuses/([0-9a-f]{40})$")
+    check = re.compile(r"^/repos/[^/]+/[^/]+/check-runs/(\d+)$")
     for request, t in zip(list(timed), list(timed.times), strict=True):
         if not request.write or request.status >= 300:
             continue
@@ -373,17 +384,38 @@ def _github_write_times(
         elif (m := edited.match(request.path)) and int(m.group(1)) in owners:
             comments.setdefault(owners[int(m.group(1))], []).append(t)
         elif m := status.match(request.path):
-            statuses.setdefault(m.group(1), []).append(t)
-    return comments, statuses
+            results.setdefault(m.group(1), []).append(t)
+        elif (m := check.match(request.path)) and int(m.group(1)) in check_shas:
+            results.setdefault(check_shas[int(m.group(1))], []).append(t)
+    return comments, results
+
+
+def final_result(runtime: LocalRuntime, repository: str, sha: str) -> str | None:
+    """What the commit shows once its run is reported, None before: its completed check run's
+    conclusion (App credentials), else its last commit status that is not pending (a token)."""
+    done = [c["conclusion"] for c in runtime.github.check_runs(repository, sha) if c["status"] == "completed"]
+    if done:
+        return str(done[-1])
+    states = [s["state"] for s in runtime.github.statuses(repository, sha) if s["state"] != "pending"]
+    return str(states[-1]) if states else None
+
+
+# Exchanging the App's JWT for an installation token: once an hour per function environment,
+# so counted beside the requests per run, not in them.
+EXCHANGE_OPERATION = "apps/create-installation-access-token"
 
 
 def github_breakdown(requests: list[Any]) -> dict[str, Any]:
+    exchanges = sum(1 for r in requests if r.operation == EXCHANGE_OPERATION)
+    requests = [r for r in requests if r.operation != EXCHANGE_OPERATION]
     operations = Counter(str(r.operation) for r in requests)
     return {
         "total": len(requests),
         "writes": sum(1 for r in requests if r.write),
         "reads": sum(1 for r in requests if not r.write),
         "list_comments": operations.get("issues/list-comments", 0),
+        "check_runs": sum(n for op, n in operations.items() if op.startswith("checks/")),
+        "token_exchanges": exchanges,
         "rejected": sum(1 for r in requests if r.rejected),
         "by_operation": dict(sorted(operations.items())),
     }
@@ -419,16 +451,21 @@ def overhead_phase(
         sent[p.run_id] = time.monotonic()
         sqs.send_message(QueueUrl=queue_url, MessageBody=head.model_dump_json())
         sha, run_id = head.head_sha, p.run_id
-        _wait_for(lambda: bool(runtime.github.statuses(repository, sha)), 120, f"run {run_id}")  # noqa: B023
-        # The run's last GitHub call is its commit status; wait until the poller has seen it too.
+        _wait_for(lambda: final_result(runtime, repository, sha) is not None, 120, f"run {run_id}")  # noqa: B023
+        # The run's last GitHub call completes its check run (sets its commit status, on a
+        # token); wait until the poller has seen it too.
         _wait_for(lambda: run_id in poller.noticed, 10, f"the poller to notice {run_id}")  # noqa: B023
         per_run_github.append({"first_on_pr": i % 2 == 0, **github_breakdown(list(timed)[before:])})
-        state = runtime.github.statuses(repository, head.head_sha)[-1]["state"]
+        state = final_result(runtime, repository, head.head_sha)
         if state != "success":
-            problems.append(f"overhead run {p.run_id}: commit status {state}")
+            problems.append(f"overhead run {p.run_id}: the commit shows {state}")
     poller.stop()
 
-    comment_times, status_times = _github_write_times(runtime, timed, repository, {p.pr for p in planned})
+    comment_times, status_times = _github_write_times(
+        runtime, timed, repository, {p.pr for p in planned}, {p.request.head_sha for p in planned}
+    )
+    # Where the log link shows while the job runs: the check run (App), the comment (a token).
+    app = runtime.github_credentials == "app"
     enqueue_to_submit: list[float] = []
     terminal_to_comment: list[float] = []
     terminal_to_status: list[float] = []
@@ -453,11 +490,12 @@ def overhead_phase(
         else:
             problems.append(f"overhead run {p.run_id}: no comment after the terminal event")
         statuses = [t for t in status_times.get(p.request.head_sha, []) if t >= t_end]
-        if statuses:
-            terminal_to_status.append(statuses[0] - t_end)
+        if statuses:  # the last: the final state is the last one written (a late RUNNING write may precede it)
+            terminal_to_status.append(statuses[-1] - t_end)
         t_running = probe.states.get((p.run_id, "RUNNING"))
         if t_running is not None:
-            later = [t for t in comment_times.get(p.pr, []) if t_running <= t < t_end]
+            live = status_times.get(p.request.head_sha, []) if app else comment_times.get(p.pr, [])
+            later = [t for t in live if t_running <= t < t_end]
             if later:
                 running_to_comment.append(later[0] - t_running)
         if p.run_id in poller.noticed:
@@ -469,10 +507,14 @@ def overhead_phase(
     def mean_of(rows: list[dict[str, Any]], key: str) -> float:
         return statistics.fmean(r[key] for r in rows) if rows else 0.0
 
+    keys = ("total", "writes", "reads", "list_comments", "check_runs")
     github = {
-        "per_run": {key: mean_of(per_run_github, key) for key in ("total", "writes", "reads", "list_comments")},
-        "first_run_on_pr": {key: mean_of(first, key) for key in ("total", "writes", "reads", "list_comments")},
-        "later_run_on_pr": {key: mean_of(later_runs, key) for key in ("total", "writes", "reads", "list_comments")},
+        "credentials": runtime.github_credentials,
+        "per_run": {key: mean_of(per_run_github, key) for key in keys},
+        "first_run_on_pr": {key: mean_of(first, key) for key in keys},
+        "later_run_on_pr": {key: mean_of(later_runs, key) for key in keys},
+        "max_per_run": max((g["total"] for g in per_run_github), default=0),
+        "token_exchanges": sum(g["token_exchanges"] for g in per_run_github),
         "operations_per_run": {
             op: count / len(per_run_github)
             for op, count in sum((Counter(g["by_operation"]) for g in per_run_github), Counter()).items()
@@ -492,8 +534,8 @@ def overhead_phase(
         },
         "enqueue_to_submitjob_s": summary(enqueue_to_submit),
         "terminal_to_comment_s": ours,
-        "terminal_to_commit_status_s": summary(terminal_to_status),
-        "running_to_comment_s": summary(running_to_comment),
+        "terminal_to_result_s": summary(terminal_to_status),
+        "running_to_log_link_s": summary(running_to_comment),
         "enqueue_to_final_comment_s": summary(enqueue_to_comment),
         "github": github,
         "poller": {
@@ -742,6 +784,7 @@ def throughput_phase(
             **gh,
             "per_run": gh["total"] / unique,
             "writes_per_run": gh["writes"] / unique,
+            "token_exchanges": gh["token_exchanges"],
             "list_calls_per_run": gh["list_comments"] / unique,
             "comments_per_pr": dict(comments_per_pr),
         },
@@ -757,7 +800,8 @@ def throughput_phase(
 
 # GitHub faults that a retry outlasts, each as GitHub answers it: 5xx, 429 with Retry-After, a
 # secondary limit as a 403 without Retry-After, and the same aimed at each write (the first
-# comment create, a comment edit, a commit status).
+# comment create, a comment edit, the check run's create and updates, a commit status: the last
+# two are a token's, they wait unused on App credentials).
 SOAK_FAULTS: list[tuple[str | None, int, int | None]] = [
     (None, 502, None),
     (None, 503, None),
@@ -766,6 +810,9 @@ SOAK_FAULTS: list[tuple[str | None, int, int | None]] = [
     ("issues/create-comment", 502, None),
     ("issues/update-comment", 403, None),
     ("issues/update-comment", 500, None),
+    ("checks/create", 502, None),
+    ("checks/update", 403, None),
+    ("checks/update", 502, None),
     ("repos/create-commit-status", 403, None),
     ("repos/create-commit-status", 502, None),
 ]
@@ -776,7 +823,7 @@ def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int
     """``runs`` run requests over ``prs`` PRs, sent in waves, with GitHub faults of every kind
     injected at random moments and random extra latency in every function and GitHub call. At
     the end, each PR's comment must be exactly what its final run records render, each reported
-    run's commit status its final state, and no run lost or doubled."""
+    run's one check run (its commit status, on a token) its final state, and no run lost or doubled."""
     from modelrun.domain import report as report_text
     from modelrun.domain.naming import pr_key
 
@@ -856,8 +903,18 @@ def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int
         if len(comments) != 1 or comments[0]["body"] != truth:
             stale_comments.append(pr)
     stale_statuses: list[str] = []
+    doubled_checks: list[str] = []
+    app = runtime.github_credentials == "app"
     reported = [r for r in records.values() if r.status.value in TERMINAL]
     for record in reported:
+        if app:  # the run's own check run (its external id), completed as the final record renders it
+            shown_checks = runtime.github.check_runs(repository, record.head_sha)
+            own = [c for c in shown_checks if c["external_id"] == record.run_id]
+            doubled_checks += [record.run_id] if len(own) > 1 else []
+            want = report_text.check_run(record)
+            if not own or (own[-1]["status"], own[-1]["conclusion"]) != (want.status, want.conclusion):
+                stale_statuses.append(record.run_id)
+            continue
         shown = runtime.github.statuses(repository, record.head_sha)
         if not shown or shown[-1]["state"] != report_text.commit_status(record)[0]:
             stale_statuses.append(record.run_id)
@@ -867,7 +924,8 @@ def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int
         ("runs with more than one Batch job", doubled),
         ("runs not in a final state", not_final),
         ("PRs whose comment is not what their final records render (or not exactly one)", stale_comments),
-        ("reported runs whose last commit status is not their final state", stale_statuses),
+        ("reported runs whose check run (commit status, on a token) is not their final state", stale_statuses),
+        ("runs with more than one check run", doubled_checks),
     ):
         if items:
             problems.append(f"{len(items)} {label}: {items[:5]}")
@@ -896,8 +954,11 @@ def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int
         "lost": len(lost),
         "duplicated": len(doubled),
         "stale_comments": len(stale_comments),
-        "stale_commit_statuses": len(stale_statuses),
-        "commit_statuses_checked": len(reported),
+        "credentials": runtime.github_credentials,
+        # the reported runs' check runs (App credentials) or commit statuses (a token)
+        "stale_results": len(stale_statuses),
+        "results_checked": len(reported),
+        "duplicated_check_runs": len(doubled_checks),
         "comments_per_pr": dict(comment_counts),
         "check_runs": check_runs,
         "submit_redeliveries": sum(p.redelivered for p in runtime.pollers if p.mapping.function == "SubmitFunction"),
@@ -906,38 +967,6 @@ def soak_phase(runtime: LocalRuntime, image: str, runs: int, prs: int, seed: int
 
 
 # -- cold start -----------------------------------------------------------------------------------
-
-
-_IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")
-
-
-def import_microseconds(module: str) -> tuple[float, float]:
-    """(cumulative import time of ``module`` and its parent packages in s, process wall time in s)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    env["PYTHONPATH"] = str(ROOT / "functions")
-    env["AWS_DEFAULT_REGION"] = REGION
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    wall = time.perf_counter() - started
-    chain = {".".join(module.split(".")[: i + 1]) for i in range(module.count(".") + 1)}
-    total = 0
-    for line in done.stderr.splitlines():
-        m = _IMPORT_LINE.match(line)
-        if m and not m.group(3).strip(" ") and len(m.group(3)) <= 1 and m.group(4) in chain:
-            total += int(m.group(2))
-    return total / 1e6, wall
-
-
-def bare_interpreter_seconds() -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
-    return time.perf_counter() - started
 
 
 def functions_of_template() -> dict[str, str]:
@@ -964,45 +993,55 @@ def package_size(directory: Path, zipped: bool) -> dict[str, Any]:
 
 
 def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
+    """Each handler imported as on Lambda, from its built package (lambda_packages.isolated),
+    against a bare ``import boto3`` from the runtime's boto3 alone; each package's size."""
     functions = functions_of_template()
-    bare = statistics.median(bare_interpreter_seconds() for _ in range(repeats))
-    samples = {m: [import_microseconds(m) for _ in range(repeats)] for m in ["boto3", *functions.values()]}
-    imports = {m: statistics.median(s[0] for s in v) for m, v in samples.items()}
-    walls = {m: statistics.median(s[1] for s in v) - bare for m, v in samples.items()}
-    boto3_s = imports["boto3"]
-    built_now = False
     build_note = None
-    missing = [f for f in functions if not (BUILD_DIR / f).is_dir()]
-    if missing and build:
-        log = subprocess.run(SAM_BUILD, cwd=ROOT, capture_output=True, text=True, check=False)
+    built_now = False
+    if not all(f in lambda_packages.built() for f in functions) and build:
+        # functions/Makefile builds with this uv and this interpreter (Python 3.12).
+        env = {**os.environ, "UV": SAM_BUILD[0], "PYTHON": sys.executable, "UV_LINK_MODE": "copy"}
+        log = subprocess.run(SAM_BUILD, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         built_now = log.returncode == 0
         if not built_now:
             build_note = f"sam build failed: {log.stdout[-500:]}{log.stderr[-500:]}"
-    elif missing:
-        build_note = "no .aws-sam/build (run `make template-checks` or the full bench to build)"
-    packages: dict[str, Any] = {}
-    for logical_id in functions:
-        directory = BUILD_DIR / logical_id
-        if directory.is_dir():
-            packages[logical_id] = package_size(directory, zipped)
+    found = lambda_packages.built()
+    if any(f not in found for f in functions):
+        build_note = build_note or "no .aws-sam/build (run `make template-checks` or the full bench to build)"
+        functions = {}  # boto3 alone, then
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = lambda_packages.runtime_dir(Path(tmp) / "runtime")
+        cases = {"boto3": ("boto3", [runtime])}
+        for logical_id in functions:
+            b = found[logical_id]
+            assert b.handler_module is not None
+            cases[logical_id] = (b.handler_module, [b.directory, *b.layers, runtime])
+        samples = lambda_packages.median_import_seconds(cases, repeats)
+    imports = {k: statistics.median(v) for k, v in samples.items()}
+    boto3_s = imports["boto3"]
+    layers = {k: b for k, b in found.items() if b.kind == "layer"}
     stamp = BUILD_DIR / "template.yaml"
     return {
-        "method": "python -X importtime -c 'import <handler module>' with PYTHONPATH=functions: the "
-        "cumulative time of the module (and its parent package) lines, median of "
-        f"{repeats}; wall = the process's wall time minus a bare interpreter's",
-        "bare_interpreter_s": bare,
+        "method": "a fresh interpreter per import (python -S -P, no byte code written), nothing on sys.path "
+        "but the function's built package, its layers and boto3 with its dependencies (as Lambda's runtime "
+        "has them); time.perf_counter() around the import statement; the cases take turns; median of "
+        f"{repeats}",
         "boto3_import_s": boto3_s,
+        "boto3_samples_s": samples["boto3"],
+        "ratio_goal": IMPORT_RATIO_GOAL,
+        "package_goal_bytes": lambda_packages.MAX_PACKAGE_BYTES,
         "handlers": {
             logical_id: {
                 "module": module,
-                "import_s": imports[module],
-                "ratio_to_boto3": imports[module] / boto3_s if boto3_s else None,
-                "wall_over_bare_s": walls[module],
-                "package": packages.get(logical_id),
+                "import_s": imports[logical_id],
+                "samples_s": samples[logical_id],
+                "ratio_to_boto3": imports[logical_id] / boto3_s,
+                "package": package_size(found[logical_id].directory, zipped),
+                "layers": [str(p.parent.name) for p in found[logical_id].layers],
             }
             for logical_id, module in functions.items()
         },
-        "boto3_wall_over_bare_s": walls["boto3"],
+        "layers": {k: package_size(b.directory.parent, zipped) for k, b in layers.items()},
         "sam_build": {
             "dir": str(BUILD_DIR.relative_to(ROOT)),
             "built_by_this_run": built_now,
@@ -1011,6 +1050,127 @@ def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
             else None,
             "note": build_note,
         },
+    }
+
+
+# -- the cold path --------------------------------------------------------------------------------
+
+# The functions a terminal Batch event goes through, in order, to the PR comment.
+TERMINAL_PATH = ("TrackFunction", "CollectResultsFunction", "UpdatePullRequestFunction")
+
+
+def gated_script(gates: Path) -> str:
+    """The no-op model, held once it runs until the bench opens its gate (a file named by the run
+    id; two minutes at most): meanwhile the terminal path's functions are made cold."""
+    return (
+        "import os,time;"
+        f"g=os.path.join({str(gates)!r},os.environ['MODELRUN_RUN_ID']);"
+        "any(os.path.exists(g) or time.sleep(0.005) for _ in range(24000));" + NOOP_SCRIPT
+    )
+
+
+def _settled(runtime: LocalRuntime, functions: tuple[str, ...], settle: float = 0.3, timeout: float = 60) -> None:
+    """Until the queues of ``functions`` are drained and their pollers idle for ``settle`` s."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    pollers = [p for p in runtime.pollers if p.mapping.function in functions]
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        busy = any(p.busy for p in pollers)
+        for poller in pollers if not busy else []:
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=poller.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            busy = busy or any(int(v) for v in attrs.values())
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{', '.join(functions)} still busy after {timeout:.0f} s")
+
+
+def _status(table: RunsTable, run_id: str) -> str | None:
+    record = table.get(run_id)
+    return record.status.value if record else None
+
+
+def cold_path_phase(runtime: LocalRuntime, probe: Probe, timed: TimedRequests, image: str, runs: int) -> dict[str, Any]:
+    """Each run with its functions started cold: a fresh interpreter per first invocation, as a
+    Lambda cold start (lambdas.FunctionPool.recycle stops a function's environments).
+
+    The submit function is recycled before each run request is sent. The model is held once it
+    runs (``gated_script``) until the track function has taken the RUNNING event; then the
+    terminal path's three functions are recycled and the model let go, so the terminal event
+    meets each of them cold. Measured as the warm overhead phase measures the same paths."""
+    repository = runtime.repository
+    queue_url = runtime.outputs["RunRequestsQueueUrl"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    table = RunsTable(runtime.outputs["RunsTableName"])
+    pools = runtime.lambdas.pools
+    inits_before = {k: len(v) for k, v in runtime.lambdas.cold_starts().items()}
+    enqueue_to_submit: list[float] = []
+    terminal_to_comment: list[float] = []
+    problems: list[str] = []
+    comment = re.compile(r"^/repos/[^/]+/[^/]+/issues/(?:(\d+)/comments|comments/(\d+))$")
+    with tempfile.TemporaryDirectory(prefix="modelrun-bench-gates-") as tmp:
+        gates = Path(tmp)
+        command = ["python", "-c", gated_script(gates)]
+        for i in range(runs):
+            p = plan(runtime, image, 3000 + i, 0, 9_000_000 + i, command)
+            pools["SubmitFunction"].recycle()
+            sent = time.monotonic()
+            sqs.send_message(QueueUrl=queue_url, MessageBody=p.request.model_dump_json())
+            run_id = p.run_id
+            _wait_for(lambda: run_id in probe.submit_returned, 60, f"SubmitJob of {run_id}")  # noqa: B023
+            enqueue_to_submit.append(probe.submit_returned[run_id][0] - sent)
+            # The track function has taken the RUNNING event (and written what it writes for it).
+            _wait_for(lambda: _status(table, run_id) == "RUNNING", 60, f"{run_id} RUNNING")  # noqa: B023
+            _settled(runtime, ("TrackFunction",))
+            for logical_id in TERMINAL_PATH:
+                pools[logical_id].recycle()
+            before = len(timed)
+            (gates / run_id).touch()
+
+            def comment_after_terminal() -> float | None:
+                terminal = probe.terminal_at(run_id)  # noqa: B023
+                if terminal is None:
+                    return None
+                ours = {str(c["id"]) for c in runtime.github.comments(repository, p.pr)}  # noqa: B023
+                requests, times = list(timed)[before:], list(timed.times)[before:]  # noqa: B023
+                for request, t in zip(requests, times, strict=True):
+                    m = comment.match(request.path)
+                    if not m or not request.write or request.status >= 300 or t < terminal[1]:
+                        continue
+                    if m.group(1) == str(p.pr) or m.group(2) in ours:  # noqa: B023
+                        return t - terminal[1]
+                return None
+
+            _wait_for(lambda: comment_after_terminal() is not None, 120, f"the comment of {run_id}")
+            terminal_to_comment.append(comment_after_terminal() or 0.0)
+            runtime.wait_until_idle(settle=0.3)  # the report's execution done: the next run starts clean
+            if (status := _status(table, run_id)) != "SUCCEEDED":
+                problems.append(f"cold run {run_id}: {status}")
+    inits = {
+        k: v[inits_before.get(k, 0) :]
+        for k, v in runtime.lambdas.cold_starts().items()
+        if k in ("SubmitFunction", *TERMINAL_PATH)
+    }
+    return {
+        "runs": runs,
+        "method": "as the overhead phase measures the same paths, with the functions cold: Submit's environments "
+        "stopped before each run request is sent; the model held once running until Track has taken the "
+        "RUNNING event, then Track's, CollectResults' and UpdatePullRequest's environments stopped, so the "
+        "terminal event starts each in a fresh worker process (lambdas.FunctionPool.recycle)",
+        "enqueue_to_submitjob_s": summary(enqueue_to_submit),
+        "terminal_to_comment_s": summary(terminal_to_comment),
+        "init_s": {k: {**summary(v), "samples": v} for k, v in inits.items()},
+        "init_method": "lambdas.Lambdas.cold_starts(): from starting an environment's worker process to its "
+        "first request for work (interpreter start, the handler's import, the Runtime API's first call)",
+        "problems": problems,
     }
 
 
@@ -1099,20 +1259,43 @@ def render_markdown(results: dict[str, Any]) -> str:
     ]
     if o:
         e2s, t2c = o["enqueue_to_submitjob_s"], o["terminal_to_comment_s"]
-        t2s, r2c = o["terminal_to_commit_status_s"], o["running_to_comment_s"]
+        t2s, r2c = o["terminal_to_result_s"], o["running_to_log_link_s"]
         lines += [
             f"| run request on SQS → `SubmitJob` returned ({o['runs']} runs, median / p95) "
             f"| {ms(e2s)} / {ms(e2s, 'p95')} |",
             f"| terminal Batch event → PR comment written (median / p95) | {ms(t2c)} / {ms(t2c, 'p95')} |",
-            f"| terminal Batch event → commit status set (median / p95) | {ms(t2s)} / {ms(t2s, 'p95')} |",
-            f"| RUNNING event → comment with the log link (median / p95) | {ms(r2c)} / {ms(r2c, 'p95')} |",
+            f"| terminal Batch event → check run completed (commit status, on a token) (median / p95) "
+            f"| {ms(t2s)} / {ms(t2s, 'p95')} |",
+            f"| RUNNING event → the log link shown (check run; comment, on a token) (median / p95) "
+            f"| {ms(r2c)} / {ms(r2c, 'p95')} |",
         ]
         g = o["github"]
         lines.append(
-            f"| GitHub API requests per run, submission → final report | {g['per_run']['total']:.2f} "
-            f"({g['per_run']['writes']:.2f} writes; list calls: {g['first_run_on_pr']['list_comments']:.2f} "
-            f"on a PR's first run, {g['later_run_on_pr']['list_comments']:.2f} once the comment id is known) |"
+            f"| GitHub API requests per run on {g.get('credentials', 'app')} credentials, submission → final "
+            f"report (goal ≤ 5) | {g['per_run']['total']:.2f}, at most {g.get('max_per_run', 0)} "
+            f"({g['per_run']['writes']:.2f} writes; {g['per_run']['check_runs']:.2f} to the check run; "
+            f"{g['first_run_on_pr']['total']:.2f} on a PR's first run, {g['later_run_on_pr']['total']:.2f} later; "
+            f"list calls {g['per_run']['list_comments']:.2f}); installation-token exchanges besides: "
+            f"{g.get('token_exchanges', 0)} in {o['runs']} runs (one per function environment and hour) |"
         )
+    cp = results.get("cold_path") or {}
+    if cp:
+
+        def warm(key: str) -> str:
+            return f" (warm: {ms(o[key])} / {ms(o[key], 'p95')})" if o.get(key, {}).get("n") else ""
+
+        c2c, c2s = cp["terminal_to_comment_s"], cp["enqueue_to_submitjob_s"]
+        inits = "; ".join(
+            f"{k.removesuffix('Function')} {ms(v)} / {ms(v, 'p95')}" for k, v in cp["init_s"].items() if v.get("n")
+        )
+        lines += [
+            f"| cold: terminal Batch event → PR comment written, Track, CollectResults and UpdatePullRequest each "
+            f"started cold ({cp['runs']} runs, median / p95; goal p95 ≤ 2 s) | {ms(c2c)} / {ms(c2c, 'p95')}"
+            f"{warm('terminal_to_comment_s')} |",
+            f"| cold: run request on SQS → `SubmitJob` returned, Submit started cold (median / p95) | "
+            f"{ms(c2s)} / {ms(c2s, 'p95')}{warm('enqueue_to_submitjob_s')} |",
+            f"| cold starts: init, worker process start → handler loaded (median / p95) | {inits} |",
+        ]
     if p and o:
         pd = o["poller"]["detection_delay_s"]
         avm = p["by_model"]["avm"]
@@ -1139,15 +1322,16 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{t['batch_jobs_created']} / {t['run_records']} of {t['requests_unique']} |",
             f"| terminal records | {', '.join(f'{k} {v}' for k, v in t['run_statuses'].items())} |",
             f"| GitHub API requests per run under load | {g['per_run']:.2f} ({g['writes_per_run']:.2f} writes, "
-            f"{g['list_calls_per_run']:.2f} list calls) |",
+            f"{g['list_calls_per_run']:.2f} list calls; {g.get('token_exchanges', 0)} token exchanges besides) |",
         ]
     if k:
         lines += [
             f"| soak: {k['runs']} runs over {k['prs']} PRs, {k['faulted_github_answers']} faulted GitHub answers, "
             f"random latency in every function | {k['wall_seconds']:.0f} s; "
             f"{', '.join(f'{n} {v}' for n, v in sorted(k['run_statuses'].items()))} |",
-            f"| soak: lost / duplicated / stale comments / stale commit statuses | {k['lost']} / {k['duplicated']} / "
-            f"{k['stale_comments']} of {k['prs']} / {k['stale_commit_statuses']} of {k['commit_statuses_checked']} |",
+            f"| soak: lost / duplicated / stale comments / stale check runs (commit statuses, on a token) | "
+            f"{k['lost']} / {k['duplicated']} / {k['stale_comments']} of {k['prs']} / "
+            f"{k['stale_results']} of {k['results_checked']} ({k.get('duplicated_check_runs', 0)} doubled) |",
         ]
     if s:
         b1, b10 = s["batch_of_1_s"], s["batch_of_10_per_message_s"]
@@ -1156,22 +1340,25 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| submit handler latency per message, batches of 10 (median / p95) | {ms(b10)} / {ms(b10, 'p95')} |",
             f"| submit handler requests/s, batches of 10 | {s['batch_of_10_requests_per_s']['overall']:.1f} |",
         ]
-    if c:
+    if c and c.get("handlers"):
+
+        def size(pkg: dict[str, Any]) -> str:
+            text = f"{pkg['unzipped_bytes'] / 2**20:.1f} MiB unzipped"
+            return text + (f", {pkg['zipped_bytes'] / 2**20:.1f} MiB zipped" if "zipped_bytes" in pkg else "")
+
         lines.append(
-            f"| `import boto3` (bare interpreter {c['bare_interpreter_s'] * 1000:.0f} ms) | "
-            f"{c['boto3_import_s'] * 1000:.0f} ms |"
+            f"| `import boto3` (the runtime's boto3 alone, fresh interpreter) | {c['boto3_import_s'] * 1000:.0f} ms |"
         )
         for logical_id, h in c["handlers"].items():
-            pkg = h["package"]
-            size = "no sam build"
-            if pkg:
-                size = f"{pkg['unzipped_bytes'] / 2**20:.1f} MiB unzipped"
-                if "zipped_bytes" in pkg:
-                    size += f", {pkg['zipped_bytes'] / 2**20:.1f} MiB zipped"
+            with_layers = f" + {', '.join(h['layers'])}" if h["layers"] else ""
             lines.append(
-                f"| {logical_id} (`{h['module']}`): import, ratio to boto3; package | "
-                f"{h['import_s'] * 1000:.0f} ms, {h['ratio_to_boto3']:.1f}×; {size} |"
+                f"| {logical_id} (`{h['module']}`): import, ratio to boto3 (goal ≤ {c['ratio_goal']}×); package | "
+                f"{h['import_s'] * 1000:.0f} ms, {h['ratio_to_boto3']:.2f}×; {size(h['package'])}{with_layers} |"
             )
+        for logical_id, pkg in c["layers"].items():
+            lines.append(f"| {logical_id} (a layer) | {size(pkg)} |")
+    elif c:
+        lines.append(f"| handler imports | {c['sam_build']['note']} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -1206,6 +1393,8 @@ class Options:
     soak_runs: int = 200
     soak_prs: int = 20
     only_soak: bool = False
+    cold_runs: int = 10
+    only_cold: bool = False
     argv: list[str] = field(default_factory=list)
 
 
@@ -1224,6 +1413,10 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--soak-runs", type=int, default=None, help="soak runs with GitHub faults (default 200)")
     parser.add_argument("--soak-prs", type=int, default=None, help="PRs the soak's runs spread over (default 20)")
     parser.add_argument("--only-soak", action="store_true", help="run the soak alone")
+    parser.add_argument("--cold-runs", type=int, default=None, help="runs with every function cold (default 10)")
+    parser.add_argument(
+        "--only-cold", action="store_true", help="the cold start and the cold path (with the warm overhead) alone"
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -1234,7 +1427,7 @@ def parse(argv: list[str] | None) -> Options:
         poll_interval=args.poll_interval,
         singles=5 if quick else 30,
         batches=2 if quick else 10,
-        import_repeats=1 if quick else 3,
+        import_repeats=1 if quick else 7,
         build=not quick,
         zipped=not quick,
         enqueue_repeats=1 if quick else 5,
@@ -1243,6 +1436,8 @@ def parse(argv: list[str] | None) -> Options:
         soak_runs=args.soak_runs or (40 if quick else 200),
         soak_prs=args.soak_prs or (8 if quick else 20),
         only_soak=bool(args.only_soak),
+        cold_runs=args.cold_runs or (1 if quick else 10),
+        only_cold=bool(args.only_cold),
         argv=list(argv if argv is not None else sys.argv[1:]),
     )
 
@@ -1272,14 +1467,20 @@ def main(argv: list[str] | None = None) -> int:
                 image = runtime.push_image(image_dir, tag="bench-noop")
                 results["overhead"] = overhead_phase(runtime, probe, timed, image, options.runs, options.poll_interval)
                 problems += results["overhead"]["problems"]
-                step("CI step of our design: `modelrun enqueue` as a process")
-                results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
-                step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
-                results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
-            results["polling"] = polling_comparison(
-                results["overhead"], results["enqueue_step_s"], options.model_seconds
-            )
+                step(f"cold path: {options.cold_runs} runs, each function started cold")
+                results["cold_path"] = cold_path_phase(runtime, probe, timed, image, options.cold_runs)
+                problems += results["cold_path"]["problems"]
+                if not options.only_cold:
+                    step("CI step of our design: `modelrun enqueue` as a process")
+                    results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
+                    step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
+                    results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
+            if not options.only_cold:
+                results["polling"] = polling_comparison(
+                    results["overhead"], results["enqueue_step_s"], options.model_seconds
+                )
 
+    if not options.only_soak and not options.only_cold:
         with Probe() as probe, noop_image_dir() as image_dir:
             step(f"throughput: {options.requests} run requests over {options.prs} PRs")
             with local_stack(probe) as (runtime, timed):
@@ -1289,12 +1490,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 problems += results["throughput"]["problems"]
 
-    with Probe() as probe, noop_image_dir() as image_dir:
-        step(f"soak: {options.soak_runs} runs over {options.soak_prs} PRs, GitHub faults and latency injected")
-        with local_stack(probe) as (runtime, _timed):
-            image = runtime.push_image(image_dir, tag="bench-noop")
-            results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
-            problems += results["soak"]["problems"]
+    if not options.only_cold:
+        with Probe() as probe, noop_image_dir() as image_dir:
+            step(f"soak: {options.soak_runs} runs over {options.soak_prs} PRs, GitHub faults and latency injected")
+            with local_stack(probe) as (runtime, _timed):
+                image = runtime.push_image(image_dir, tag="bench-noop")
+                results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
+                problems += results["soak"]["problems"]
 
     results["wall_seconds"] = time.monotonic() - started
     results["problems"] = problems

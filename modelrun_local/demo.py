@@ -5,7 +5,8 @@
 3. builds the run request from a real ``pull_request`` payload exactly as the workflow's
    enqueue step does, and puts it on the run-requests queue;
 4. waits while it flows: SQS -> submit -> Batch -> EventBridge -> track -> state machine ->
-   GitHub; then prints the PR comment as GitHub received it, and where the report and logs are.
+   GitHub; then prints the PR comment and the ``modelrun`` check run as GitHub received them,
+   and where the report and logs are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from modelrun_local.stack import ROOT
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
+EXCHANGE = "apps/create-installation-access-token"
 MODEL_DIR = ROOT / "model_container"
 
 
@@ -82,6 +85,7 @@ def run_flow(
         "with the job's OIDC token\n"
     )
     started = time.monotonic()
+    github_before = len(runtime.github.requests)
     job.send(request, queue_url)
     runtime.wait_until_idle(timeout=timeout)
     verified = RunsTable(runtime.outputs["RunsTableName"]).scan()
@@ -92,7 +96,14 @@ def run_flow(
                 f"PR #{record.pr_number} head {record.head_sha[:8]} (from the token and GitHub's API)\n"
             )
     elapsed = time.monotonic() - started
-    return {"request": request, "elapsed": elapsed, "repository": repository, "pr": pr["number"]}
+    pr_requests = [r.operation or r.path for r in list(runtime.github.requests)[github_before:]]
+    return {
+        "request": request,
+        "elapsed": elapsed,
+        "repository": repository,
+        "pr": pr["number"],
+        "pr_requests": pr_requests,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         statuses = runtime.github.statuses(result["repository"], request.head_sha)
         if statuses:
             print(f"Commit status: {statuses[-1]['state']} — {statuses[-1].get('description')}")
+        for check in runtime.github.check_runs(result["repository"], request.head_sha):
+            output = check["output"]
+            print("\n" + "=" * 100)
+            print(
+                f"Check run {check['name']!r} on {request.head_sha[:8]}, as GitHub received it: "
+                f"{check['status']}, conclusion {check['conclusion']} · details {check['details_url']}"
+            )
+            print("=" * 100)
+            print(f"title: {output['title']}\n\n--- summary ---\n{output['summary']}")
+            if output.get("text"):
+                print(f"--- text ---\n{output['text']}")
+            print("=" * 100)
         requests = list(runtime.github.requests)
         exchanges = sum(1 for r in requests if r.auth == "app")
         refused = [r for r in requests if r.rejected]
@@ -161,7 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in refused:
             print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
+        # The installation token's exchange is made once an hour per function environment: it
+        # is counted beside the run's requests, not in them.
+        per_run = [op for op in result["pr_requests"] if op != EXCHANGE]
+        exchanged = len(result["pr_requests"]) - len(per_run)
+        counted = Counter(per_run)
+        print(
+            f"  GitHub API requests of the PR's run, from its request to its report: {len(per_run)} (goal ≤ 5: "
+            f"{', '.join(f'{op} x{n}' for op, n in sorted(counted.items()))}); "
+            f"installation-token exchanges besides: {exchanged} (each cached about an hour per function environment)"
+        )
         ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused
+        checks = runtime.github.check_runs(result["repository"], request.head_sha)
+        ok = ok and [c["conclusion"] for c in checks] == ["success"] and len(per_run) <= 5
     return 0 if ok else 1
 
 

@@ -83,6 +83,7 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
     ("post", "/repos/{owner}/{repo}/check-runs"),
     ("patch", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
+    ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"),
@@ -721,6 +722,14 @@ class LocalGitHub:
                 record["auth"] = self._check_app_jwt(request, docs)
             else:
                 record["auth"] = self._check_token(request, docs)
+            if operation.operation_id.startswith("checks/") and record["write"] and record["auth"] == "token":
+                # GitHub: only a GitHub App may write check runs; a personal token is refused
+                # (reading them is open to a token with read access).
+                raise _Reject(
+                    403,
+                    _error("You must authenticate via a GitHub App.", docs, 403),
+                    "check runs need GitHub App credentials",
+                )
             body_bytes = request.get_data(cache=True)
             parsed = self._check_request(description, method, path, request, body_bytes, docs)
             params = found[1] if found else {}
@@ -940,6 +949,8 @@ class LocalGitHub:
             case "repos/create-commit-status":
                 status = self._new_status(repo, params["sha"], body, docs)
                 return 201, status, {"Location": status["url"]}
+            case "checks/list-for-ref":
+                return self._list_check_runs(request, path, key, params["ref"])
             case "checks/create":
                 run = self._new_check_run(repo, body, docs)
                 return 201, run, {}
@@ -979,12 +990,36 @@ class LocalGitHub:
         }
 
     def _list_comments(self, request: Request, path: str, key: str, number: int) -> tuple[int, Any, dict[str, str]]:
-        per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), PER_PAGE_MAX)
-        page = max(request.args.get("page", 1, type=int) or 1, 1)
         since = request.args.get("since")
         items = [self._comments[i][2] for i in self._issue_comments.get((key, number), [])]
         if since:
             items = [c for c in items if c["updated_at"] >= since]
+        chunk, headers = self._page(request, path, items)
+        return 200, chunk, headers
+
+    def _list_check_runs(self, request: Request, path: str, key: str, ref: str) -> tuple[int, Any, dict[str, str]]:
+        """A commit's check runs as GitHub lists them, newest first: by ``check_name`` and
+        ``status``; ``filter=latest`` (the default) keeps the newest run of each name. The ref
+        must be the commit's SHA here (LocalGitHub keeps no branches or tags)."""
+        runs = [run for r, run in self._check_runs.values() if r == key and run["head_sha"] == ref]
+        runs.sort(key=lambda run: run["id"], reverse=True)
+        if name := request.args.get("check_name"):
+            runs = [run for run in runs if run["name"] == name]
+        if status := request.args.get("status"):
+            runs = [run for run in runs if run["status"] == status]
+        if request.args.get("filter", "latest") == "latest":
+            newest: dict[str, dict[str, Any]] = {}
+            for run in runs:
+                newest.setdefault(run["name"], run)
+            runs = list(newest.values())
+        chunk, headers = self._page(request, path, runs)
+        return 200, {"total_count": len(runs), "check_runs": chunk}, headers
+
+    def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> tuple[list[Any], dict[str, str]]:
+        """One page of a listing (``per_page``, ``page``) and its headers: the cache headers and
+        GitHub's ``Link`` to the other pages."""
+        per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), PER_PAGE_MAX)
+        page = max(request.args.get("page", 1, type=int) or 1, 1)
         chunk = copy.deepcopy(items[(page - 1) * per_page : page * per_page])
         last = max((len(items) + per_page - 1) // per_page, 1)
         headers = self._cache_headers(chunk)
@@ -1000,7 +1035,7 @@ class LocalGitHub:
             links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
         if links:
             headers["Link"] = ", ".join(links)
-        return 200, chunk, headers
+        return chunk, headers
 
     def _comment_body(self, body: Any, docs: str) -> str:
         text: str = body["body"]

@@ -36,6 +36,7 @@ class Decision:
     allowed: bool
     reason: str  # the statement that decided, or why nothing allowed it
     at: float = field(default_factory=time.time)
+    check_ms: float = 0.0  # what deciding it cost (reading the role's policies, evaluating them)
 
 
 def _listed(value: Any) -> list[Any]:

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from modelrun_local.stack import ROOT, Stack
+from modelrun_local.stack import ROOT, DeployedStack
 
 BOOTSTRAP = Path(__file__).resolve().parent / "lambda_worker.py"
 CODE = ROOT / "functions"  # the functions' package (CodeUri)
@@ -284,7 +284,7 @@ class FunctionPool:
 class Lambdas:
     """The stack's functions: ``invoke`` by name, ARN or logical id, as Lambda's Invoke API."""
 
-    def __init__(self, stack: Stack, environment: Callable[[str], dict[str, str]]) -> None:
+    def __init__(self, stack: DeployedStack, environment: Callable[[str], dict[str, str]]) -> None:
         self.stack = stack
         self.stopping = threading.Event()
         self.by_name: dict[str, str] = {}

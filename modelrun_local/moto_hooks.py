@@ -30,6 +30,7 @@ import base64
 import functools
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -360,6 +361,7 @@ def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
     enforcement = _enforcement
     if enforcement is None:
         return
+    started = time.perf_counter()
     operation = self._get_action()
     if operation == "AssumeRoleWithWebIdentity":  # unsigned, as on AWS: the token is the evidence
         _check_web_identity(self, enforcement)
@@ -396,7 +398,10 @@ def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
     policies = role_policies(key._owner_role_name)
     for checked_action, checked_resource, context in checks:
         allowed, reason = iam.evaluate(policies, checked_action, checked_resource, context)
-        enforcement.log.record(iam.Decision(key._owner_role_name, checked_action, checked_resource, allowed, reason))
+        cost = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        decision = iam.Decision(key._owner_role_name, checked_action, checked_resource, allowed, reason, check_ms=cost)
+        enforcement.log.record(decision)
         if not allowed:
             message = (
                 f"User: {key.arn} is not authorized to perform: {checked_action} on resource: "

@@ -271,7 +271,7 @@ class LocalRuntime:
         ctx = multiprocessing.get_context("spawn")
         self.shared = aws_process.Shared.make(ctx)
         self.decision_log = Path(tempfile.mkdtemp(prefix="modelrun-iam-")) / "decisions.jsonl"
-        settings = aws_process.Settings(
+        settings = aws_process.ProcessSettings(
             port=self.port,
             lambda_url=self.invoke_endpoint.url,
             batch_delay_seconds=self.batch_delay_seconds,

@@ -41,13 +41,12 @@ class EventSourceMapping:
 
 
 @dataclass
-class Stack:
+class DeployedStack:
     name: str
     outputs: dict[str, str]
     resources: dict[str, str]  # logical id -> physical id
     functions: dict[str, dict[str, Any]]  # logical id -> {"name", "handler", "environment"}
     event_sources: list[EventSourceMapping] = field(default_factory=list)
-    state_machine_definition: str = ""
 
 
 class _NoManagedPolicies:
@@ -164,7 +163,7 @@ def _reserved_concurrency(resource: dict[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
-def deploy(name: str, parameters: dict[str, str], region: str, template: dict[str, Any] | None = None) -> Stack:
+def deploy(name: str, parameters: dict[str, str], region: str, template: dict[str, Any] | None = None) -> DeployedStack:
     template = template if template is not None else load_template()
     cfn = translate(template)
     event_sources = []
@@ -262,7 +261,7 @@ def deploy(name: str, parameters: dict[str, str], region: str, template: dict[st
                 "memory": config.get("MemorySize", 128),
                 "reserved_concurrency": _reserved_concurrency(resource),
             }
-    return Stack(
+    return DeployedStack(
         name=name,
         outputs=outputs,
         resources=resources,

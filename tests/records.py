@@ -1,11 +1,19 @@
-"""Run records for tests that write them directly (no submit function, so no verification)."""
+"""Run records for tests that write them directly (no submit function, so no verification),
+and a real run's report (the sample model's, against its baseline)."""
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from modelrun.contracts import RunRequest
+from modelrun.domain.comparing import results_report
+from modelrun.domain.comparison import Holdout
+from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary
 from modelrun.domain.evidence import Verified
+from modelrun.domain.html_report import Distribution
+from modelrun.domain.results import params_diff, parse_holdout, parse_metrics
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 
@@ -67,3 +75,51 @@ def stored_record(status: RunStatus, **fields: Any) -> RunRecord:
         "log_url": LOG_URL,
     }
     return RunRecord.model_validate(base | fields)
+
+
+# -- a real run's report: two sample-model runs, a PR's and its baseline (tests/fixtures/report) ---
+REPORT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
+
+
+def sample_run(name: str) -> tuple[MetricsDocument, Holdout, bytes]:
+    """A real run's metrics.json, holdout predictions and params file (``main`` or ``pr``)."""
+    folder = REPORT_FIXTURES / name
+    doc = parse_metrics((folder / "metrics.json").read_bytes(), f"{name}-1")
+    holdout = parse_holdout((folder / "predictions.csv.gz").read_bytes())
+    return doc, holdout, (folder / "params.yaml").read_bytes()
+
+
+@cache
+def real_report(paired: bool = True) -> tuple[RunRecord, Report, Distribution | None]:
+    """The PR run's record as the report path leaves it, against the main run as its baseline.
+    ``paired=False``: main's holdout is another set of sales (the data changed)."""
+    main_doc, main_holdout, main_params = sample_run("main")
+    pr_doc, pr_holdout, pr_params = sample_run("pr")
+    baseline = Baseline(
+        run_id="main-1",
+        head_sha="0" * 39 + "1",
+        which="base_commit",
+        metrics=main_doc.metrics,
+        ratio_study=main_doc.ratio_study.compact(),
+        by_area=[a.compact() for a in main_doc.by_area],
+    )
+    if not paired:
+        main_holdout = Holdout(
+            main_holdout.sale_id[1:], main_holdout.price[1:], main_holdout.estimate[1:],
+            main_holdout.area[1:], main_holdout.trimmed[1:],
+        )  # fmt: skip
+    report, distribution = results_report(
+        "SUCCEEDED", pr_doc, baseline, pr_holdout, main_holdout, params_diff(main_params, pr_params)
+    )
+    report = report.model_copy(update={"report_url": REPORT_URL})
+    record = stored_record(
+        RunStatus.SUCCEEDED,
+        run_id="pr-1",
+        note="num_leaves 63 -> 127: try a deeper tree",
+        summary=Summary.of(pr_doc).stored(),
+        report=report.stored(),
+    )
+    return record, report, distribution
+
+
+REPORT_URL = "https://s3.console.aws.amazon.com/s3/object/results?region=us-east-1&prefix=reports/pr-1/report.html"

@@ -5,7 +5,12 @@ path (submit, track, report) can refresh it and they all agree. Writes are order
 (modelrun.publishing): a body rendered from older records never replaces a newer one, and the
 body is always rendered from records read while the writer holds the PR's lease. The digest of
 the last body written is kept beside the comment id: an unchanged body costs no GitHub call,
-and a known id costs no list call.
+and a known id costs no list call. Nor does the PR's first comment: it is listed for only when
+an earlier create's answer was lost (modelrun.publishing.create_recorded).
+
+When it is written: on App credentials once per run, by the report (and where runs end without
+one: superseded, cancelled), the check run showing the states on the way; on a token also at
+submission and at RUNNING (modelrun.checks.publish_interim).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun import publishing
+from modelrun.adapters import check_lookup
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.github import PullRequests, body_sha
 from modelrun.config import settings
@@ -85,10 +91,18 @@ def refresh(
     def write(rendered: publishing.Rendered, current: dict[str, Any]) -> dict[str, Any]:
         s = settings()
         prs = PullRequests(s.github_secret_arn, s.github_api_url)
+        body: str = rendered.payload
         known = current.get("comment_id")
-        comment_id = prs.upsert_comment(record.repository, number, rendered.payload, int(known) if known else None)
+        if known or current.get(publishing.CREATE_PENDING):
+            # Known: edit it. Else an earlier create may have landed unseen: upsert_comment
+            # looks for it by its marker before creating one.
+            comment_id = prs.upsert_comment(record.repository, number, body, int(known) if known else None)
+        else:  # the PR's first comment, and no create of it can have landed: no lookup
+            comment_id = publishing.create_recorded(
+                table, key, lambda: check_lookup.create_comment(prs.gh, record.repository, number, body)
+            )
         logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
-        return {"comment_id": comment_id}
+        return {"comment_id": comment_id, publishing.CREATE_PENDING: False}
 
     return publishing.publish(table, key, record.run_id, version_of(seen), render, write, wait=wait)
 

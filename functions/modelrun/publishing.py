@@ -16,6 +16,11 @@ Per target, one item in the runs table holds the version last published (the new
 3. It records the version and lets go in one conditional write that fails if a newer state was
    wanted meanwhile: then it renders again from fresh records, still holding the lease.
 4. A failed write lets go of the lease at once (the next writer need not wait for it to lapse).
+
+Creating the target (the PR's first comment, the run's check run) is recorded in the same item
+before the POST (``create_recorded``): a create whose answer was lost (a timeout, a 5xx, a
+dropped connection, a crash) may have landed, so the next writer looks for it before creating
+again; one GitHub refused for certain clears the mark. Without the mark, no lookup is made.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun.adapters.aws import RunsTable
+from modelrun.adapters.github import GitHubRateLimited, GitHubRejected
 
 logger = Logger(child=True)
 
@@ -35,6 +41,10 @@ logger = Logger(child=True)
 # holder never loses it; short enough that a crashed holder blocks nobody for long.
 LEASE_SECONDS = 45
 MAX_RENDERS = 5
+
+
+# The item's field that marks a create that may have landed unseen.
+CREATE_PENDING = "create_pending"
 
 
 class PublishBusy(Exception):
@@ -102,4 +112,17 @@ def publish(
         raise PublishBusy(f"{key} kept changing while it was published")
     except BaseException:
         table.release(key, owner)
+        raise
+
+
+def create_recorded(table: RunsTable, key: str, create: Callable[[], int]) -> int:
+    """``create()`` (a POST that makes the target), marked in the target's item first: the mark
+    stays if the answer is lost, and the next writer looks the target up before creating it. A
+    refusal (4xx, a rate limit) changes nothing on GitHub, so it clears the mark. The caller
+    holds the lease, and stores ``CREATE_PENDING: False`` with the new id."""
+    table.set_fields(key, **{CREATE_PENDING: True})
+    try:
+        return create()
+    except (GitHubRejected, GitHubRateLimited):
+        table.set_fields(key, **{CREATE_PENDING: False})
         raise

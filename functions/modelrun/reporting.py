@@ -9,12 +9,17 @@ from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
-from modelrun import comments, publishing
+from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import Results, RunsTable, TooLarge, tail_log
 from modelrun.adapters.github import PullRequests, body_sha
 from modelrun.config import settings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
+from modelrun.domain.comparing import results_report
+from modelrun.domain.comparison import Holdout
+from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
+from modelrun.domain.html_report import Distribution, render_html
+from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 
@@ -88,19 +93,84 @@ def read_images(results_uri: str) -> dict[str, bytes]:
     return images
 
 
+def _baseline(record: RunRecord | None, which: str) -> Baseline | None:
+    if record is None or not record.summary:
+        return None
+    summary = summary_of(record.summary)
+    return Baseline(
+        run_id=record.run_id,
+        head_sha=record.head_sha,
+        which=which if which in ("base_commit", "latest") else None,  # type: ignore[arg-type]
+        metrics=summary.metrics,
+        ratio_study=summary.ratio_study,
+        by_area=report_of(record.report).by_area,
+    )
+
+
+def read_holdout(run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
+    """The run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
+    if not declared:
+        return f"{whose} wrote no holdout predictions (metrics.json names no artifacts.holdout)"
+    uri = f"{run.results_uri}{results_contract.HOLDOUT_PATH}"
+    try:
+        raw = results().read_capped(uri, results_contract.MAX_HOLDOUT_BYTES)
+        if raw is None:
+            return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
+        return results_contract.parse_holdout(raw)
+    except (results_contract.ContractError, TooLarge) as error:
+        logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
+        return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
+
+
+def _params(run: RunRecord) -> bytes | None:
+    try:
+        return results().read_capped(
+            f"{run.results_uri}{results_contract.PARAMS_PATH}", results_contract.MAX_PARAMS_BYTES
+        )
+    except TooLarge:
+        return None
+
+
+def _results_report(record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
+    """This run's results against the baseline: the typed report and the ratio distribution."""
+    baseline_record, which = baseline_for(record)
+    baseline = _baseline(baseline_record, which)
+    this = read_holdout(record, "this run", declared=doc.artifacts.holdout is not None)
+    base = None
+    diff: list[str] = []
+    if baseline is not None and baseline_record is not None:
+        base = read_holdout(baseline_record, "main's run")
+        if doc.artifacts.params is not None:
+            diff = results_contract.params_diff(_params(baseline_record), _params(record))
+    report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
+    if report.comparison is not None:
+        comparison = report.comparison
+        logger.info(
+            "compared with main",
+            extra={
+                "run_id": record.run_id,
+                "comparison": comparison.status,
+                "sales": comparison.n_sales,
+                "resamples": comparison.resamples,
+                "seconds": comparison.seconds,
+            },
+        )
+    return report, distribution
+
+
 def collect(run_id: str) -> dict[str, Any]:
     """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
     record = _record(run_id)
     s = settings()
-    if record.report and record.report.get("status") == record.status.value:
+    if record.report and report_of(record.report).status == record.status.value:
         # Collected already (a retried task or a second execution): results, once collected,
         # do not change, whatever is in the bucket now.
         return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
     prefix = naming.report_prefix(run_id)
-    doc: dict[str, Any] = {"status": record.status.value}
+    collected = Report(status=record.status.value)
     fields: dict[str, Any] = {}
     if record.status is RunStatus.SUCCEEDED:
-        metrics: dict[str, Any] | None = None
+        metrics: MetricsDocument | None = None
         problem = None
         try:
             raw = results().read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
@@ -110,42 +180,41 @@ def collect(run_id: str) -> dict[str, Any]:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
         except (results_contract.ContractError, TooLarge) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
-        if problem:
-            doc["contract_error"] = problem
+        if problem or metrics is None:
+            collected = collected.model_copy(update={"contract_error": problem})
             logger.warning(problem, extra={"run_id": run_id})
         else:
-            assert metrics is not None
-            baseline, which = baseline_for(record)
-            doc |= {k: metrics.get(k) for k in ("metrics", "ratio_study", "model", "data", "by_area", "artifacts")}
-            if baseline is not None and baseline.summary:
-                doc["baseline"] = {
-                    "run_id": baseline.run_id,
-                    "head_sha": baseline.head_sha,
-                    "which": which,
-                    **baseline.summary,
-                }
-            fields["summary"] = report.summary_of(metrics)
+            collected, distribution = _results_report(record, metrics)
+            fields["summary"] = Summary.of(metrics).stored()
             images = read_images(record.results_uri)
-            html = report.render_html(record, doc, images)
+            html = render_html(record, collected, images, distribution)
             results().put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
-            doc["report_key"] = f"{prefix}report.html"
-            doc["report_url"] = console_url(s.results_bucket, f"{prefix}report.html", s.region)
             results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")
-            doc["artifacts_url"] = console_url(s.results_bucket, results_key, s.region, folder=True)
+            collected = collected.model_copy(
+                update={
+                    "report_key": f"{prefix}report.html",
+                    "report_url": console_url(s.results_bucket, f"{prefix}report.html", s.region),
+                    "artifacts_url": console_url(s.results_bucket, results_key, s.region, folder=True),
+                }
+            )
     elif record.log_stream:
-        doc["log_tail"] = tail_log(record.log_stream, LOG_TAIL_LINES)
-    # The comment shows the report's compact part; by_area and artifacts stay in S3.
-    fields["report"] = {k: v for k, v in doc.items() if k not in ("by_area", "artifacts")}
+        collected = collected.model_copy(update={"log_tail": tail_log(record.log_stream, LOG_TAIL_LINES)})
+    fields["report"] = collected.stored()
     table().set_fields(run_id, **fields)
     record = record.model_copy(update=fields)
     return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
 
 
 def update_pull_request(run_id: str) -> dict[str, Any]:
-    """The sticky comment, then the commit status, each written in order (modelrun.publishing).
-    GitHub errors propagate for the state machine to retry."""
+    """The sticky comment, then the check run (GitHub App credentials) or else the commit
+    status, each written in order (modelrun.publishing). GitHub errors propagate for the state
+    machine to retry."""
     record = _record(run_id)
     written = comments.refresh(table(), record, wait=True)
+    if checks.enabled():
+        checks.publish(table(), record, wait=True)
+        view = check_run(table().get(run_id) or record)
+        return {"run_id": run_id, "comment_written": written, "check_run": view.conclusion or view.status}
     state = publish_commit_status(record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
 
@@ -165,7 +234,7 @@ def publish_commit_status(record: RunRecord) -> str:
     def render() -> publishing.Rendered:
         newest = runs_of_commit(record)[0]
         state, description = report.commit_status(newest)
-        target = (newest.report or {}).get("report_url") or newest.workflow_url
+        target = report_of(newest.report).report_url or newest.workflow_url
         shown["state"] = state
         digest = body_sha(f"{state}\n{description}\n{target}")
         return publishing.Rendered(newest.updated_at, digest, (state, description, target))

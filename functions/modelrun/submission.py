@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from modelrun import comments
+from modelrun import checks, comments
 from modelrun.adapters.aws import RunsTable, StaleWrite
 from modelrun.adapters.batch import BatchJobs
 from modelrun.config import settings
@@ -169,10 +169,14 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
 
     # One read of the PR's runs serves both superseding and the comment.
     pr_runs = runs.runs_of_pr(record.pr_key) if record.pr_key else None
+    superseded = False
     if pr_runs is not None and settings().supersede_older_runs:
+        before = {r.run_id for r in pr_runs if r.status is RunStatus.SUPERSEDED}
         pr_runs = supersede_older(record, pr_runs)
+        superseded = any(r.status is RunStatus.SUPERSEDED and r.run_id not in before for r in pr_runs)
     ahead = jobs.runnable_ahead(record.job_queue, job_id)
-    comments.refresh_quietly(runs, record, runs_ahead=ahead, pr_runs=pr_runs)
+    # Queued, with its place in the queue; the comment also when older runs ended here.
+    checks.publish_interim(runs, record, runs_ahead=ahead, pr_runs=pr_runs, comment=superseded)
     return record.item()
 
 
@@ -218,6 +222,7 @@ def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunReco
             pass  # it moved on meanwhile (perhaps finished): leave it
         else:
             superseded.append(older.run_id)
+            checks.publish_quietly(table(), older)  # no report runs for it: its check run ends here
         now.append(older)
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
@@ -252,10 +257,13 @@ def cleanup(request: CleanupRequest) -> list[str]:
         if run.job_id:
             batch().terminate(run.job_id, "pull request closed")
         try:
-            table().update(run, status=RunStatus.CANCELLED, status_reason="pull request closed", stopped_at=utcnow())
+            stopped = table().update(
+                run, status=RunStatus.CANCELLED, status_reason="pull request closed", stopped_at=utcnow()
+            )
             cancelled.append(run.run_id)
         except StaleWrite:
             continue
+        checks.publish_quietly(table(), stopped)  # no report runs for it: its check run ends here
     deregistered = batch().deregister_for_images({r.image for r in runs})
     logger.info("PR cleaned up", extra={"pr": key, "cancelled": cancelled, "job_definitions": deregistered})
     if runs and cancelled:

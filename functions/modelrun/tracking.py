@@ -15,11 +15,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from modelrun import comments
+from modelrun import checks
 from modelrun.adapters.aws import RunsTable, StaleWrite, client, log_url
 from modelrun.config import settings
 from modelrun.domain import naming
-from modelrun.domain.run import RunRecord
+from modelrun.domain.run import Attempt, RunRecord
 from modelrun.domain.status import RunStatus, from_batch, moves_forward
 from modelrun.events import JobDetail
 
@@ -37,19 +37,20 @@ def _iso(epoch_ms: int | None) -> str | None:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def attempts_of(detail: JobDetail) -> list[dict[str, Any]]:
+def attempts_of(detail: JobDetail) -> list[Attempt]:
     """Batch's finished attempts (a Spot reclaim ends one), as the run record keeps them."""
     out = []
     for attempt in detail.attempts:
         container = attempt.container
-        entry = {
-            "started_at": _iso(attempt.started_at),
-            "stopped_at": _iso(attempt.stopped_at),
-            "reason": attempt.status_reason or (container.reason if container else None),
-            "log_stream": container.log_stream_name if container else None,
-            "exit_code": container.exit_code if container else None,
-        }
-        out.append({k: v for k, v in entry.items() if v is not None})
+        out.append(
+            Attempt(
+                started_at=_iso(attempt.started_at),
+                stopped_at=_iso(attempt.stopped_at),
+                reason=attempt.status_reason or (container.reason if container else None),
+                log_stream=container.log_stream_name if container else None,
+                exit_code=container.exit_code if container else None,
+            )
+        )
     return out
 
 
@@ -114,7 +115,7 @@ def track(detail: JobDetail) -> str:
             start_report(record)
         elif new_status is RunStatus.RUNNING or (new_status is RunStatus.RUNNABLE and detail.attempt > 0):
             # RUNNABLE again after an attempt was lost (a Spot reclaim): say so, and that it waits.
-            comments.refresh_quietly(table(), record)
+            checks.publish_interim(table(), record)
         return "advanced"
     raise StaleWrite(detail.job_name)
 

@@ -2,7 +2,9 @@
 
 Pushed as a local image (``LocalRuntime.push_image(NOOP_MODEL_DIR, ...)``) and run by the
 request's command override: ``python job.py MODE [ARG]`` where MODE is
-- ``ok``: write a minimal metrics.json (model_container/metrics.schema.json) and exit 0;
+- ``ok``: write a minimal metrics.json (model_container/metrics.schema.json) and the holdout
+  predictions (artifacts/predictions.csv.gz: 20 fixed sales, so every run's holdout is the same
+  and the report pairs them) and exit 0;
 - ``fail``: print a few log lines (one of them hostile Markdown/HTML) and exit 3;
 - ``sleep SECONDS``: sleep, then as ``ok``;
 - ``wait-for PATH``: wait (up to 60 s) until PATH exists, then as ``ok``;
@@ -10,6 +12,7 @@ request's command override: ``python job.py MODE [ARG]`` where MODE is
   can guess that run's results live, and its own metrics.json claiming to be that run.
 """
 
+import gzip
 import json
 import os
 import sys
@@ -61,8 +64,15 @@ doc = {
         "predictions": "artifacts/predictions.parquet",
         "model": "artifacts/model.txt",
         "plots": ["artifacts/plots/ratio.png"],
+        "holdout": "artifacts/predictions.csv.gz",
     },
 }
+# 20 sales, prices 300k to 680k, estimates within a few percent of them: the same every run.
+rows = ["sale_id,sale_price,estimate,area,ratio_outlier"]
+for i in range(20):
+    price = 300_000 + 20_000 * i
+    rows.append(f"s{i + 1},{price},{price * (0.95 + (i * 7 % 11) / 100)},{1 + i % 2},0")
+holdout = gzip.compress(("\n".join(rows) + "\n").encode(), mtime=0)
 bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
 s3 = boto3.client("s3")
 if mode == "tamper":
@@ -72,5 +82,6 @@ if mode == "tamper":
     for guess in (f"runs/{victim}/metrics.json", f"runs/{victim}/{prefix.split('/')[2]}/metrics.json"):
         s3.put_object(Bucket=bucket, Key=guess, Body=json.dumps(doc).encode())
         print(f"tampered with s3://{bucket}/{guess}", flush=True)
+s3.put_object(Bucket=bucket, Key=prefix + "artifacts/predictions.csv.gz", Body=holdout)
 s3.put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
 print("wrote metrics.json", flush=True)

@@ -15,16 +15,23 @@ import pytest
 from modelrun_local import demo
 
 
-def test_make_demo_flow_posts_one_comment_with_the_models_statistics(capsys: pytest.CaptureFixture[str]) -> None:
+def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_statistics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert (demo.MODEL_DIR / ".venv" / "bin" / "python").exists(), "run `make setup` (the model's own environment)"
     exit_code = demo.main(["--sample", "1500", "--timeout", "300"])
     out = capsys.readouterr().out
     assert exit_code == 0, out
     assert "1 comment(s) on the PR" in out
-    comment = out.split("as GitHub received it", 1)[1]
+    comment = out.split("as GitHub received it", 1)[1].split("Check run 'modelrun'", 1)[0]
     assert "✅ **SUCCEEDED**" in comment
     assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \|", comment), "metrics compared with main's baseline"
-    assert re.search(r"\| COD \| [\d.]+ \| [\d.]+ – [\d.]+ \|", comment), "IAAO statistics with a bootstrap CI"
+    assert re.search(r"\| COD \| [\d.]+ \| [\d.]+ to [\d.]+ \| 5\.0 to 15\.0 \|", comment), "IAAO statistics, CI, range"
+    # main's and the PR's runs scored the same holdout: each change is marked from the paired bootstrap
+    change = r"[-+]?[\d,]+ \([^)]*\) \| [-+]?[\d,]+ to [-+]?[\d,]+ \| (≈|🟢 better|🔴 worse)"
+    assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \| " + change + r" \|", comment)
+    assert "paired bootstrap interval of the change excludes 0" in comment
+    assert comment.count("```mermaid") >= 2, "the decile and the area charts"
     assert "[Full report](" in comment and "[Logs](" in comment
     # main's verified baseline run (a push to main) of the PR's base commit is what it is compared with
     assert "baseline: main's run of this PR's base commit <code>" in comment
@@ -33,7 +40,17 @@ def test_make_demo_flow_posts_one_comment_with_the_models_statistics(capsys: pyt
     assert re.search(r"Artifacts: s3://\S+/runs/avm-pr2-[^/\s]+/[0-9a-f]{32}/ \(\d+ objects", out)
     assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report\.html", out)
     assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
-    assert "Commit status: success" in out
+    # on GitHub App credentials a check run carries the result (no commit status), the full report in it
+    assert "Commit status:" not in out
+    check = out.split("Check run 'modelrun'", 1)[1]
+    assert re.search(r"as GitHub received it: completed, conclusion success · details https://", check)
+    assert "--- summary ---" in check and "| RMSE |" in check and check.count("```mermaid") >= 2
+    assert "--- text ---" in check and "### By market area" in check and "num_leaves: 127" in check
+    # the requests of the PR's run (the issue's goal: at most 5), token exchanges counted apart
+    figure = re.search(r"GitHub API requests of the PR's run, from its request to its report: (\d+) \(goal", out)
+    assert figure and int(figure.group(1)) <= 5, out[-1500:]
+    assert "issues/list-comments" not in out.split("from its request to its report:", 1)[1].split("\n", 1)[0]
+    assert re.search(r"installation-token exchanges besides: \d+", out)
     # on GitHub App credentials, every call accepted by the local GitHub's checks
     assert re.search(r"GitHub API requests: \d+ in all, as GitHub App \d+ \([1-9]\d* installation token", out)
     assert "; 0 refused" in out

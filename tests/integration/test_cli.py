@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,22 +34,13 @@ from modelrun_cli.runs import short_id
 from modelrun_local.oidc_issuer import TOKEN_LIFETIME_S
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, pull_request_job, retarget
+from tests.helpers import wait_for
 from tests.records import new_record
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
 REPOSITORY = "county-assessor/avm"
 STACK = "modelrun-local"
-
-
-def wait_for[T](check: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

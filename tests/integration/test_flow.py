@@ -109,11 +109,24 @@ def test_happy_path_end_to_end(flow: Flow) -> None:
     assert len(comments) == 1
     body = comments[0]["body"]
     assert "**SUCCEEDED**" in body
-    assert "| RMSE | 81,234 |" in body and "| COD | 9.5 |" in body
+    assert "| RMSE | 81,234 |" in body and "| COD | 9.50 |" in body
     assert comments[0]["user"]["login"] == "modelrun[bot]"
+    # no main run yet: no baseline, but the holdout's decile chart all the same
+    assert "```mermaid" in body and "Median ratio by sale-price decile" in body
 
-    statuses = flow.runtime.github.statuses(REPOSITORY, request.head_sha)
-    assert len(statuses) == 1 and statuses[0]["state"] == "success"
+    # GitHub App credentials (the local stack's default): a check run, not a commit status
+    assert flow.runtime.github.statuses(REPOSITORY, request.head_sha) == []
+    [check] = flow.runtime.github.check_runs(REPOSITORY, request.head_sha)
+    assert (check["name"], check["status"], check["conclusion"]) == ("modelrun", "completed", "success")
+    assert check["external_id"] == run_id and check["app"]["slug"] == "modelrun"
+    assert check["output"]["title"].startswith("RMSE 81,234, COD 9.50; IAAO")
+    assert "| RMSE | 81,234 |" in check["output"]["summary"] and "```mermaid" in check["output"]["summary"]
+    assert "Model and data" in check["output"]["text"]
+    assert check["details_url"].startswith("https://s3.console.aws.amazon.com/")  # the full report
+    writes = [
+        r.operation for r in flow.runtime.github.requests if r.path.endswith("/check-runs") or "/check-runs/" in r.path
+    ]
+    assert writes[0] == "checks/create" and set(writes[1:]) == {"checks/update"}  # queued, in progress, completed
 
     events = flow.logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=record["log_stream"])["events"]
     messages = [e["message"] for e in events]
@@ -140,7 +153,7 @@ def test_duplicate_deliveries_make_one_job_and_one_record(flow: Flow) -> None:
     assert len(flow.jobs_named(run_id, record["job_queue"])) == 1
     assert len(flow.executions(run_id)) == 1
     assert len(flow.comments(102)) == 1
-    assert len(flow.runtime.github.statuses(REPOSITORY, request.head_sha)) == 1
+    assert len(flow.runtime.github.check_runs(REPOSITORY, request.head_sha)) == 1
 
 
 def test_malformed_message_goes_to_the_dlq_with_its_reason(flow: Flow) -> None:
@@ -192,8 +205,9 @@ def test_failing_job_reports_failed_with_an_inert_log_tail(flow: Flow) -> None:
     assert "<script>alert(1)</script> ping @someone" in inside
     outside = body[:fence_start] + body[fence_end:]
     assert "<script" not in outside and "@someone" not in outside
-    statuses = flow.runtime.github.statuses(REPOSITORY, request.head_sha)
-    assert [s["state"] for s in statuses] == ["failure"]
+    [check] = flow.runtime.github.check_runs(REPOSITORY, request.head_sha)
+    assert (check["status"], check["conclusion"]) == ("completed", "failure")
+    assert "Essential container in task exited" in check["output"]["summary"]
 
 
 def test_newer_request_supersedes_the_running_one(flow: Flow) -> None:
@@ -227,6 +241,9 @@ def test_newer_request_supersedes_the_running_one(flow: Flow) -> None:
     assert len(comments) == 1
     assert "**SUCCEEDED**" in comments[0]["body"]
     assert "SUPERSEDED" in comments[0]["body"]  # the earlier run, in the history
+    # no report runs for a superseded run: its check run ends when it is superseded
+    [check] = flow.runtime.github.check_runs(REPOSITORY, first.head_sha)
+    assert (check["status"], check["conclusion"]) == ("completed", "neutral")
 
 
 def test_report_outlasts_github_errors(flow: Flow) -> None:
@@ -242,14 +259,14 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
             break
         time.sleep(0.05)
     assert run_id
-    # let the RUNNING comment land first, so the faults hit the report
+    # let the RUNNING check run update land first, so the faults hit the report
     count = -1
     while count != len(flow.runtime.github.requests):
         count = len(flow.runtime.github.requests)
         time.sleep(0.5)
     flow.runtime.github.fail_next(2, status=502)
     flow.runtime.github.fail_next(1, status=429, retry_after=1)
-    writes_before = flow.runtime.github.api_calls(writes_only=True)
+    before = len(flow.runtime.github.requests)
     flag.write_text("go")
     flow.wait(timeout=120)
 
@@ -258,10 +275,15 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
     comments = flow.comments(130)
     assert len(comments) == 1
     assert "**SUCCEEDED**" in comments[0]["body"] and "| RMSE | 81,234 |" in comments[0]["body"]
-    statuses = flow.runtime.github.statuses(REPOSITORY, request.head_sha)
-    assert [s["state"] for s in statuses] == ["success"]
-    # three refused attempts, then one comment edit and one status
-    assert flow.runtime.github.api_calls(writes_only=True) - writes_before == 5
+    [check] = flow.runtime.github.check_runs(REPOSITORY, request.head_sha)
+    assert check["conclusion"] == "success"
+    requests = flow.runtime.github.requests[before:]
+    # The PR's first comment is created with the results: the 502 on that create may have
+    # landed, so the retries look for it first (the 502 and the 429 hit those lookups), find
+    # none and create it once; then the check run's one update.
+    assert [(r.method, r.status) for r in requests if r.injected] == [("POST", 502), ("GET", 502), ("GET", 429)]
+    served = [r.operation for r in requests if not r.injected]
+    assert served == ["issues/list-comments", "issues/create-comment", "checks/update"], served
     executions = flow.executions(run_id)
     assert len(executions) == 1 and executions[0]["status"] == "SUCCEEDED"
 
@@ -321,6 +343,8 @@ def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> N
     assert job["status"] == "FAILED" and "closed" in job.get("statusReason", "")
     definitions = flow.batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
     assert not [d for d in definitions if d["containerProperties"]["image"] == closing.image], "deregistered"
+    [check] = flow.runtime.github.check_runs(REPOSITORY, closing.head_sha)
+    assert (check["status"], check["conclusion"]) == ("completed", "cancelled")
 
 
 def _event(run_id: str, job_id: str, queue: str, status: str, attempts: int) -> dict[str, Any]:
@@ -407,3 +431,41 @@ def test_a_failed_run_alerts_slack_and_email_subscribers(flow: Flow) -> None:
     assert len(chatbot) == 1, messages
     assert chatbot[0]["version"] == "1.0" and chatbot[0]["source"] == "custom"
     assert "failed" in chatbot[0]["content"]["title"] and run_id in chatbot[0]["content"]["description"]
+
+
+def test_a_pr_is_compared_with_main_over_the_sales_both_scored(flow: Flow) -> None:
+    """Main's run first (a push, in main's environment: the baseline), then the PR's. Every run
+    of the placeholder scores the same 20 sales alike: the paired bootstrap finds nothing, so
+    every change reads ≈; and the GitHub requests of one PR run, from submission to its report."""
+    from modelrun_local.workflow_job import branch_job
+
+    repository = flow.event(190, "c" * 40)["repository"]
+    main = branch_job(flow.runtime.github, repository, "push", branch="main", sha="d" * 40, run_id=7_000_189, actor="m")
+    base = main.request(flow.image)
+    base = RunRequest.model_validate(base.model_dump(mode="json") | {"command": ["python", "job.py", "ok"]})
+    send(with_identity(base, main.token(flow.queue_url)), flow.queue_url)  # type: ignore[arg-type]
+    flow.wait()
+    before = len(flow.runtime.github.requests)
+    request = flow.request(pr=190, run_id=7_000_190, mode=["ok"], sha="c" * 40)
+    send(request, flow.queue_url)
+    flow.wait()
+    record = flow.record(flow.run_id_of(request))
+    assert record["status"] == "SUCCEEDED"
+    report = json.loads(record["report"])
+    assert report["baseline"]["head_sha"] == "d" * 40
+    comparison = report["comparison"]
+    assert (comparison["status"], comparison["n_sales"], comparison["resamples"]) == ("paired", 20, 1000)
+    assert {c["verdict"] for c in comparison["changes"].values()} == {"same"}
+    [comment] = flow.comments(190)
+    body = comment["body"]
+    assert "| RMSE | 81,234 | 81,234 | 0 (±0%) | 0 to 0 | ≈ |" in body, body[:1500]
+    assert "1,000 resamples of the 20 holdout sales both runs scored" in body
+    assert body.count("```mermaid") == 1  # the deciles (the placeholder reports no areas)
+    operations = [r.operation for r in flow.runtime.github.requests[before:]]
+    # On App credentials: verified (1); the check run created queued at submission, updated
+    # when Batch runs it (unless the job has ended by then: a render from the fresh record is
+    # the final one) and completed with the results; the comment written once, at the end, a
+    # create without a lookup (the PR has none): 5 at most.
+    assert operations[:2] == ["actions/get-workflow-run-attempt", "checks/create"], operations
+    assert operations.count("issues/create-comment") == 1 and "issues/list-comments" not in operations, operations
+    assert set(operations[2:]) == {"checks/update", "issues/create-comment"} and len(operations) <= 5, operations

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import TransformParam
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from modelrun.adapters import github
+from modelrun.adapters import check_lookup, github
 from modelrun.adapters.github import (
     GitHubCredentialsBroken,
     GitHubRejected,
@@ -85,6 +85,13 @@ def test_every_backend_call_on_app_credentials_passes_githubs_description(gh: Lo
     assert PullRequests(ARN, gh.url).upsert_comment(REPO, 7, MARKER + "\ndone", comment_id) == comment_id
     assert PullRequests(ARN, gh.url).find_comment(REPO, 7) == (comment_id, MARKER + "\ndone")
     PullRequests(ARN, gh.url).set_status(REPO, SHA, "success", "COD 8.1", "https://example.com/r")
+    check = {"status": "queued", "output": {"title": "queued", "summary": "waiting"}}
+    check_run_id = prs.create_check_run(REPO, SHA, "run-1", check)
+    assert prs.update_check_run(REPO, check_run_id, check | {"status": "in_progress"})
+    assert check_lookup.find_check_run(prs.gh, REPO, SHA, "run-1") == check_run_id
+    assert check_lookup.find_check_run(prs.gh, REPO, SHA, "run-2") is None
+    other = check_lookup.create_comment(prs.gh, REPO, 8, MARKER + "\nfirst")
+    assert [c["id"] for c in gh.comments(REPO, 8)] == [other]
     repos = Repositories(ARN, gh.url)
     assert repos.workflow_run(REPO, 77, 1).head_sha == SHA
     github._default_branches.clear()
@@ -99,6 +106,9 @@ def test_every_backend_call_on_app_credentials_passes_githubs_description(gh: Lo
         "issues/create-comment",
         "issues/update-comment",
         "repos/create-commit-status",
+        "checks/create",
+        "checks/update",
+        "checks/list-for-ref",
         "actions/get-workflow-run-attempt",
         "repos/get",
     }
@@ -208,7 +218,12 @@ def _one_run(runtime: LocalRuntime, pr: int) -> list[RecordedRequest]:
     assert flow.record(flow.run_id_of(request))["status"] == "SUCCEEDED"
     (comment,) = runtime.github.comments(REPOSITORY, pr)
     assert "SUCCEEDED" in comment["body"]
-    assert [s["state"] for s in runtime.github.statuses(REPOSITORY, request.head_sha)][-1] == "success"
+    statuses = [s["state"] for s in runtime.github.statuses(REPOSITORY, request.head_sha)]
+    checks = [(c["status"], c["conclusion"]) for c in runtime.github.check_runs(REPOSITORY, request.head_sha)]
+    if runtime.github_credentials == "app":  # a check run carries the result; no commit status
+        assert (statuses, checks) == ([], [("completed", "success")]), (statuses, checks)
+    else:  # a token cannot write check runs: the commit status carries it
+        assert (statuses[-1:], checks) == (["success"], []), (statuses, checks)
     requests = list(runtime.github.requests)
     assert not [r for r in requests if r.rejected], [r for r in requests if r.rejected]
     return requests
@@ -223,6 +238,11 @@ def test_the_flow_on_token_credentials() -> None:
     assert {"actions/get-workflow-run-attempt", "issues/create-comment", "repos/create-commit-status"} <= {
         r.operation for r in requests
     }
+    # The comment carries the states on the way (no check run): created at submission, edited
+    # at RUNNING (unless the job ended first) and with the report; then the commit status.
+    operations = [r.operation for r in requests]
+    assert operations[0] == "actions/get-workflow-run-attempt" and "issues/list-comments" not in operations
+    assert len(operations) <= 5 and operations[-1] == "repos/create-commit-status", operations
 
 
 def test_the_flow_on_github_enterprise_server() -> None:
@@ -238,6 +258,6 @@ def test_the_flow_on_github_enterprise_server() -> None:
         requests = _one_run(runtime, 32)
     assert all(r.path.startswith("/api/v3/") for r in requests)
     assert requests[0].operation == EXCHANGE and {r.auth for r in requests} == {"app", "installation"}
-    assert {"actions/get-workflow-run-attempt", "issues/create-comment", "repos/create-commit-status"} <= {
-        r.operation for r in requests
-    }
+    operations = {r.operation for r in requests}
+    assert {"actions/get-workflow-run-attempt", "issues/create-comment", "checks/create", "checks/update"} <= operations
+    assert "repos/create-commit-status" not in operations

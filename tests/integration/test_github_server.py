@@ -1,4 +1,5 @@
-"""LocalGitHub: state round trips, GitHub's validation rules, auth, fault injection, a real client.
+"""LocalGitHub: state round trips, GitHub's validation rules, auth, fault injection, the backend's
+client (adapters/github_client.py); raw requests go through httpx, a test-only client.
 
 Every server here runs with ``check_responses=True``: our answers must also fit the response
 schemas of GitHub's description, so the fake stays shaped like GitHub.
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
-from githubkit import GitHub, TokenAuthStrategy
 
+from modelrun.adapters import github_client
+from modelrun.adapters.github_client import GitHubClient
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, github_description
 
 REPO = "octo/avm"
@@ -37,6 +39,19 @@ def client(gh: LocalGitHub) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {TOKEN}", "X-GitHub-Api-Version": "2022-11-28"}
     with httpx.Client(base_url=gh.url, headers=headers) as c:
         yield c
+
+
+@pytest.fixture
+def app_client(gh: LocalGitHub) -> Iterator[httpx.Client]:
+    """A client with an installation token of the App (check runs need one)."""
+    issued = httpx.post(
+        f"{gh.url}/app/installations/{gh.installation_id}/access_tokens",
+        headers={"Authorization": f"Bearer {_app_jwt(gh)}"},
+    )
+    headers = {"Authorization": f"token {issued.json()['token']}", "X-GitHub-Api-Version": "2022-11-28"}
+    with httpx.Client(base_url=gh.url, headers=headers) as c:
+        yield c
+    gh.requests.clear()
 
 
 def _jwt(claims: dict[str, Any]) -> str:
@@ -97,8 +112,6 @@ def test_pagination_follows_link_headers(gh: LocalGitHub, client: httpx.Client) 
         ("POST", f"/repos/{REPO}/issues/1/comments", {"body": "  "}, 422),  # blank
         ("POST", f"/repos/{REPO}/statuses/{SHA}", {"state": "bogus"}, 422),  # not in the enum
         ("POST", f"/repos/{REPO}/statuses/{SHA}", {"state": "success", "description": "d" * 141}, 422),
-        ("POST", f"/repos/{REPO}/check-runs", {"name": "modelrun"}, 422),  # no head_sha
-        ("POST", f"/repos/{REPO}/check-runs", {"name": "m", "head_sha": SHA, "status": "completed"}, 422),
         ("POST", f"/repos/{REPO}/issue/1/comments", {"body": "x"}, 404),  # no such path
         ("DELETE", f"/repos/{REPO}/issues/1/comments", None, 404),  # no such method
         ("GET", f"/repos/{REPO}/issues/one/comments", None, 404),  # path parameter not an integer
@@ -117,6 +130,36 @@ def test_validator_rejects_what_github_rejects(
     (recorded,) = gh.requests
     assert recorded.rejected and recorded.reason
     assert gh.comments(REPO, 1) == [] and gh.statuses(REPO, SHA) == [] and gh.check_runs(REPO, SHA) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "modelrun"},  # no head_sha
+        {"name": "m", "head_sha": SHA, "status": "completed"},  # completed without a conclusion
+        {"name": "m", "head_sha": SHA, "output": {"title": "t", "summary": "s" * 65536}},  # GitHub's limit
+        {"name": "m", "head_sha": SHA, "status": "done"},  # not in the enum
+    ],
+)
+def test_check_runs_are_validated_as_github_validates_them(
+    gh: LocalGitHub, app_client: httpx.Client, body: dict[str, Any]
+) -> None:
+    gh.requests.clear()
+    response = app_client.post(f"/repos/{REPO}/check-runs", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"]
+    (recorded,) = gh.requests
+    assert recorded.rejected and recorded.reason
+    assert gh.check_runs(REPO, SHA) == []
+
+
+def test_check_runs_are_refused_to_a_token_as_github_refuses_them(gh: LocalGitHub, client: httpx.Client) -> None:
+    created = client.post(f"/repos/{REPO}/check-runs", json={"name": "modelrun", "head_sha": SHA})
+    assert created.status_code == 403
+    assert created.json()["message"] == "You must authenticate via a GitHub App."
+    assert client.patch(f"/repos/{REPO}/check-runs/1001", json={"status": "in_progress"}).status_code == 403
+    assert [r.reason for r in gh.requests] == ["check runs need GitHub App credentials"] * 2
+    assert gh.check_runs(REPO, SHA) == []
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:
@@ -165,7 +208,7 @@ def test_fail_next_server_error(gh: LocalGitHub, client: httpx.Client) -> None:
     assert client.post(f"/repos/{REPO}/statuses/{SHA}", json={"state": "pending"}).status_code == 201
 
 
-def test_statuses_and_check_runs(gh: LocalGitHub, client: httpx.Client) -> None:
+def test_statuses_and_check_runs(gh: LocalGitHub, client: httpx.Client, app_client: httpx.Client) -> None:
     client.post(f"/repos/{REPO}/statuses/{SHA}", json={"state": "pending", "context": "modelrun"})
     client.post(
         f"/repos/{REPO}/statuses/{SHA}",
@@ -175,9 +218,18 @@ def test_statuses_and_check_runs(gh: LocalGitHub, client: httpx.Client) -> None:
         ("pending", "modelrun"),
         ("success", "modelrun"),
     ]
-    run = client.post(f"/repos/{REPO}/check-runs", json={"name": "modelrun", "head_sha": SHA}).json()
+    run = app_client.post(f"/repos/{REPO}/check-runs", json={"name": "modelrun", "head_sha": SHA}).json()
     assert (run["status"], run["conclusion"]) == ("queued", None)
-    done = client.patch(
+    running = app_client.patch(
+        f"/repos/{REPO}/check-runs/{run['id']}",
+        json={
+            "status": "in_progress",
+            "details_url": "https://example.com/logs/1",
+            "started_at": "2026-01-02T03:04:05Z",
+        },
+    ).json()
+    assert (running["status"], running["details_url"]) == ("in_progress", "https://example.com/logs/1")
+    done = app_client.patch(
         f"/repos/{REPO}/check-runs/{run['id']}",
         json={"conclusion": "success", "output": {"title": "COD 8.1", "summary": "passed"}},
     ).json()
@@ -188,6 +240,40 @@ def test_statuses_and_check_runs(gh: LocalGitHub, client: httpx.Client) -> None:
     )
     assert done["completed_at"]
     assert gh.check_runs(REPO, SHA)[0]["conclusion"] == "success"
+
+
+def test_a_commits_check_runs_are_listed_from_its_state(
+    gh: LocalGitHub, client: httpx.Client, app_client: httpx.Client
+) -> None:
+    """GET /repos/{o}/{r}/commits/{ref}/check-runs as GitHub answers it: newest first, by name and
+    status, the newest of each name by default (filter=latest), every one with filter=all, in
+    pages linked by Link; a token may read them (only writes need an App)."""
+    ids = []
+    for external_id in ("run-a", "run-b", "run-a"):
+        body = {"name": "modelrun", "head_sha": SHA, "external_id": external_id}
+        ids.append(app_client.post(f"/repos/{REPO}/check-runs", json=body).json()["id"])
+    lint = app_client.post(f"/repos/{REPO}/check-runs", json={"name": "lint", "head_sha": SHA, "status": "in_progress"})
+    app_client.post(f"/repos/{REPO}/check-runs", json={"name": "modelrun", "head_sha": "0" * 40})  # another commit
+    path = f"/repos/{REPO}/commits/{SHA}/check-runs"
+
+    def listed(**query: Any) -> list[tuple[int, str]]:
+        page = app_client.get(path, params=query).json()
+        assert page["total_count"] >= len(page["check_runs"])
+        return [(r["id"], r["external_id"]) for r in page["check_runs"]]
+
+    assert listed() == [(lint.json()["id"], ""), (ids[2], "run-a")]
+    assert listed(check_name="modelrun", filter="all") == [(ids[2], "run-a"), (ids[1], "run-b"), (ids[0], "run-a")]
+    assert listed(status="in_progress", filter="all") == [(lint.json()["id"], "")]
+    first = app_client.get(path, params={"check_name": "modelrun", "filter": "all", "per_page": 2})
+    assert [r["id"] for r in first.json()["check_runs"]] == [ids[2], ids[1]]
+    assert first.json()["total_count"] == 3
+    following = httpx.get(first.links["next"]["url"], headers=app_client.headers).json()
+    assert [r["id"] for r in following["check_runs"]] == [ids[0]]
+    assert client.get(path).status_code == 200  # the token's read
+    assert client.get(path, params={"filter": "some"}).status_code == 422  # not in the enum
+    assert listed(check_name="nothing") == []
+    empty = app_client.get(f"/repos/{REPO}/commits/{'1' * 40}/check-runs").json()
+    assert empty == {"total_count": 0, "check_runs": []}
 
 
 def test_pull_request_seeded(gh: LocalGitHub, client: httpx.Client) -> None:
@@ -223,7 +309,8 @@ def test_installation_token_from_app_jwt(gh: LocalGitHub) -> None:
 
 
 def _app_jwt(gh: LocalGitHub, key: Any = None, headers: dict[str, Any] | None = None, **claims: Any) -> str:
-    """A JWT as githubkit makes one for the App: iat a minute back, exp nine minutes ahead."""
+    """A JWT as the backend's client (gidgethub) makes one for the App: iat a minute back, exp nine
+    minutes ahead."""
     now = int(time.time())
     body = {"iat": now - 60, "exp": now + 540, "iss": str(gh.app_id)} | claims
     body = {k: v for k, v in body.items() if v is not None}
@@ -299,18 +386,28 @@ def test_without_a_fixed_token_only_installation_tokens_pass() -> None:
         assert httpx.get(path, headers={"Authorization": "token local-token"}).status_code == 401
 
 
-def test_githubkit_authenticates_as_the_app_installation() -> None:
-    from githubkit import AppInstallationAuthStrategy
-    from githubkit.cache import MemCacheStrategy
+def _installation_client(gh: LocalGitHub) -> GitHubClient:
+    """The backend's client on the App's installation token (its JWT exchanged as the adapter does)."""
+    creds = gh.app_credentials()
+    token, _ = github_client.installation_token(
+        GitHubClient(gh.url), creds["app_id"], int(creds["installation_id"]), creds["private_key"]
+    )
+    return GitHubClient(gh.url, oauth_token=token)
 
+
+OWNER_REPO = {"owner": "octo", "repo": "avm"}
+COMMENTS = "/repos/{owner}/{repo}/issues/{number}/comments"
+
+
+def test_the_backends_client_authenticates_as_the_app_installation() -> None:
     with LocalGitHub(token=None, check_responses=True) as gh:
-        creds = gh.app_credentials()
-        auth = AppInstallationAuthStrategy(
-            app_id=creds["app_id"], private_key=creds["private_key"], installation_id=int(creds["installation_id"])
+        github = _installation_client(gh)
+        github.post(COMMENTS, {**OWNER_REPO, "number": 11}, data={"body": "<!-- modelrun -->\nqueued"})
+        github.post(
+            "/repos/{owner}/{repo}/statuses/{sha}",
+            {**OWNER_REPO, "sha": SHA},
+            data={"state": "pending", "context": "modelrun"},
         )
-        github = GitHub(auth, base_url=gh.url, cache_strategy=MemCacheStrategy())
-        github.rest.issues.create_comment("octo", "avm", 11, body="<!-- modelrun -->\nqueued")
-        github.rest.repos.create_commit_status("octo", "avm", SHA, state="pending", context="modelrun")
         assert [(r.operation, r.auth) for r in gh.requests] == [
             ("apps/create-installation-access-token", "app"),
             ("issues/create-comment", "installation"),
@@ -322,9 +419,6 @@ def test_githubkit_authenticates_as_the_app_installation() -> None:
 def test_enterprise_server_serves_the_api_under_api_v3() -> None:
     """GitHub Enterprise Server: REST at https://HOST/api/v3/..., the OIDC issuer at
     https://HOST/_services/token; URLs in answers name the API's base."""
-    from githubkit import AppInstallationAuthStrategy
-    from githubkit.cache import MemCacheStrategy
-
     with LocalGitHub(token=TOKEN, api_path=ENTERPRISE_API_PATH, check_responses=True) as gh:
         assert gh.url == f"{gh.server_url}/api/v3"
         assert gh.issuer.issuer == f"{gh.server_url}/_services/token"
@@ -339,16 +433,10 @@ def test_enterprise_server_serves_the_api_under_api_v3() -> None:
         assert page.links["next"]["url"].startswith(f"{gh.url}/repos/{REPO}/issues/3/comments?")
         assert httpx.get(f"{gh.issuer.issuer}/.well-known/jwks").status_code == 200
 
-        # githubkit with an App, based at /api/v3: the token exchange and the calls land there
-        creds = gh.app_credentials()
-        auth = AppInstallationAuthStrategy(
-            app_id=creds["app_id"], private_key=creds["private_key"], installation_id=int(creds["installation_id"])
-        )
-        github = GitHub(auth, base_url=gh.url, cache_strategy=MemCacheStrategy())
-        listed: list[Any] = list(
-            github.rest.paginate(github.rest.issues.list_comments, owner="octo", repo="avm", issue_number=3, per_page=2)
-        )
-        assert [c.body for c in listed] == ["c0", "c1", "c2"]
+        # The backend's client with an App, based at /api/v3: the token exchange and the calls land there
+        github = _installation_client(gh)
+        listed = list(github.getiter(COMMENTS + "{?per_page}", {**OWNER_REPO, "number": 3, "per_page": 2}))
+        assert [c["body"] for c in listed] == ["c0", "c1", "c2"]
         tail = gh.requests[-3:]
         assert [(r.path, r.auth) for r in tail] == [
             (f"/api/v3/app/installations/{gh.installation_id}/access_tokens", "app"),
@@ -358,20 +446,25 @@ def test_enterprise_server_serves_the_api_under_api_v3() -> None:
         assert gh.response_errors == []
 
 
-def test_githubkit_requests_pass_validation(gh: LocalGitHub) -> None:
-    github = GitHub(TokenAuthStrategy(TOKEN), base_url=gh.url)
-    created = github.rest.issues.create_comment("octo", "avm", 11, body="<!-- modelrun -->\nqueued").parsed_data
-    assert created.user is not None and created.user.login == "modelrun[bot]"
-    updated = github.rest.issues.update_comment("octo", "avm", created.id, body="<!-- modelrun -->\ndone")
-    assert updated.parsed_data.body == "<!-- modelrun -->\ndone"
-    status = github.rest.repos.create_commit_status(
-        "octo", "avm", SHA, state="success", context="modelrun", description="COD 8.1"
-    ).parsed_data
-    assert status.state == "success"
-    listed: list[Any] = list(
-        github.rest.paginate(github.rest.issues.list_comments, owner="octo", repo="avm", issue_number=11, per_page=1)
+def test_the_backends_client_requests_pass_validation(gh: LocalGitHub) -> None:
+    github = GitHubClient(gh.url, oauth_token=TOKEN)
+    pr = {**OWNER_REPO, "number": 11}
+    created = github.post(COMMENTS, pr, data={"body": "<!-- modelrun -->\nqueued"})
+    assert created["user"]["login"] == "modelrun[bot]"
+    updated = github.patch(
+        "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+        {**OWNER_REPO, "comment_id": created["id"]},
+        data={"body": "<!-- modelrun -->\ndone"},
     )
-    assert [c.body for c in listed] == ["<!-- modelrun -->\ndone"]
+    assert updated["body"] == "<!-- modelrun -->\ndone"
+    status = github.post(
+        "/repos/{owner}/{repo}/statuses/{sha}",
+        {**OWNER_REPO, "sha": SHA},
+        data={"state": "success", "context": "modelrun", "description": "COD 8.1"},
+    )
+    assert status["state"] == "success"
+    listed = list(github.getiter(COMMENTS + "{?per_page}", {**pr, "per_page": 1}))
+    assert [c["body"] for c in listed] == ["<!-- modelrun -->\ndone"]
     assert [c["body"] for c in gh.comments(REPO, 11)] == ["<!-- modelrun -->\ndone"]
     assert gh.statuses(REPO, SHA)[0]["description"] == "COD 8.1"
     assert not any(r.rejected for r in gh.requests), gh.requests
@@ -452,17 +545,18 @@ def test_a_repository_names_its_default_branch(gh: LocalGitHub, client: httpx.Cl
     assert httpx.get(f"{gh.url}/repos/{REPO}", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-def test_githubkit_reads_workflow_runs_and_repositories_as_the_backend_does(gh: LocalGitHub) -> None:
+def test_the_backends_client_reads_workflow_runs_and_repositories_as_the_backend_does(gh: LocalGitHub) -> None:
     from modelrun.domain.evidence import WorkflowRunFacts
 
     pr_job(gh)
-    github = GitHub(TokenAuthStrategy(TOKEN), base_url=gh.url)
-    # the calls modelrun.adapters.github.Repositories makes, parsed by githubkit's models
-    response = github.rest.actions.get_workflow_run_attempt(
-        "octo", "avm", 16_011_227_436, 2, exclude_pull_requests=False
+    github = GitHubClient(gh.url, oauth_token=TOKEN)
+    # the calls modelrun.adapters.github.Repositories makes
+    run = github.getitem(
+        "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}{?exclude_pull_requests}",
+        {**OWNER_REPO, "run_id": 16_011_227_436, "attempt": 2, "exclude_pull_requests": "false"},
     )
-    assert response.parsed_data.id == 16_011_227_436 and response.parsed_data.run_attempt == 2
-    facts = WorkflowRunFacts.from_api(dict(response.json()))
+    assert (run["id"], run["run_attempt"]) == (16_011_227_436, 2)
+    facts = WorkflowRunFacts.from_api(dict(run))
     assert (facts.repository, facts.event, facts.head_sha, facts.triggering_actor) == (
         REPO,
         "pull_request",
@@ -470,7 +564,7 @@ def test_githubkit_reads_workflow_runs_and_repositories_as_the_backend_does(gh: 
         "maintainer-1",
     )
     assert [(p.number, p.base_ref, p.base_sha) for p in facts.pull_requests] == [(7, "main", BASE_SHA)]
-    assert github.rest.repos.get("octo", "avm").parsed_data.default_branch == "main"
+    assert github.getitem("/repos/{owner}/{repo}", OWNER_REPO)["default_branch"] == "main"
     assert not any(r.rejected for r in gh.requests), gh.requests
 
 

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.stack import load_template
+from tests.helpers import wait_for
 from tests.integration.test_flow import REPOSITORY, Flow
 
 
@@ -131,8 +132,12 @@ def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path
             job.send(request, flow.queue_url)
         except ClientError as error:  # the enqueue step itself is refused
             assert action == "sqs:SendMessage" and error.response["Error"]["Code"] == "AccessDenied"
-        flow.wait(timeout=60)
-        denied = [d for d in runtime.iam_denials() if role in d.principal]
-        assert any(d.action.lower() == action.lower() for d in denied), runtime.iam_denials()
-        # ... and the PR never shows a success.
+
+        def refused() -> bool:
+            return any(role in d.principal and d.action.lower() == action.lower() for d in runtime.iam_denials())
+
+        # The flow is refused at the call that needs the permission (no need to watch it retry).
+        wait_for(refused, 60, f"a denial of {action} to {role}")
+        # ... and the PR never shows a success: no commit status, no check run.
         assert "success" not in [s["state"] for s in runtime.github.statuses(REPOSITORY, request.head_sha)]
+        assert "success" not in [c["conclusion"] for c in runtime.github.check_runs(REPOSITORY, request.head_sha)]

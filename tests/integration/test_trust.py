@@ -179,7 +179,7 @@ def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack:
     reason = stack.refused(forged.model_copy(update={"head_sha": "5" * 40}).model_dump_json())
     assert reason.startswith("unverified: pr_number: ")
     assert stack.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
-    assert not stack.github.statuses(REPOSITORY, "5" * 40)
+    assert not stack.github.statuses(REPOSITORY, "5" * 40) and not stack.github.check_runs(REPOSITORY, "5" * 40)
     flag.write_text("go")
     stack.wait()
     assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
@@ -281,7 +281,8 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: Stack) -> No
     [attacker_comment] = stack.github.comments(REPOSITORY, 314)
     assert "**No results:**" in attacker_comment["body"] and "is for run" in attacker_comment["body"]
     assert "| RMSE | 1 |" not in attacker_comment["body"]
-    assert stack.github.statuses(REPOSITORY, attacker.head_sha)[-1]["state"] == "failure"
+    [check] = stack.github.check_runs(REPOSITORY, attacker.head_sha)
+    assert (check["status"], check["conclusion"]) == ("completed", "failure")
 
 
 def test_the_honest_request_still_flows_after_the_attacks(stack: Stack) -> None:

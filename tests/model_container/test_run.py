@@ -17,6 +17,8 @@ from avm.cli import main
 ARTIFACTS = [
     "metrics.json",
     "artifacts/predictions.parquet",
+    "artifacts/predictions.csv.gz",
+    "artifacts/params.yaml",
     "artifacts/plots/ratio_vs_price.png",
     "artifacts/plots/feature_importance.png",
 ]
@@ -39,6 +41,15 @@ def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_
     assert len(preds) == doc["data"]["n_test"]
     assert {"sale_id", "sale_price", "estimate", "ratio", "ratio_outlier", "area"} <= set(preds.columns)
     assert (out / "artifacts/plots/ratio_vs_price.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the holdout predictions the report's paired comparison reads: the same sales, as CSV
+    holdout = pd.read_csv(out / "artifacts" / "predictions.csv.gz", dtype={"sale_id": str, "area": str})
+    assert list(holdout.columns) == ["sale_id", "sale_price", "estimate", "area", "ratio_outlier"]
+    assert holdout.sale_id.tolist() == preds.sale_id.astype(str).tolist()
+    assert holdout.ratio_outlier.sum() == doc["data"]["n_test"] - doc["data"]["n_ratio_study"]
+    assert (doc["artifacts"]["holdout"], doc["artifacts"]["params"]) == (
+        "artifacts/predictions.csv.gz",
+        "artifacts/params.yaml",
+    )
     return doc
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from modelrun.contracts import RunRequest
 from modelrun.domain import naming
 from modelrun.domain.report import MARKER, notification, render_comment
-from modelrun.domain.run import RunRecord
+from modelrun.domain.run import Attempt, RunRecord
 from modelrun.domain.status import TERMINAL, RunStatus, from_batch, moves_forward
 from modelrun.events import BatchJobStateChange
 from tests.records import new_record, verified_from
@@ -306,10 +306,13 @@ def test_comment_succeeded_with_metrics_and_baseline() -> None:
     body = render_comment([rec])
     assert body.startswith(MARKER)
     assert "**SUCCEEDED**" in body and "4m 30s" in body
-    assert "| RMSE | 81,234 | 90,000 | -9.7% 🟢 |" in body
-    assert "| R² | 0.87 | 0.85 | +2.4% 🟢 |" in body
+    # Without a paired comparison the changes are shown, never marked.
+    assert "| RMSE | 81,234 | 90,000 | -8,766 (-9.7%) | — |  |" in body
+    assert "| R² | 0.870 | 0.850 | +0.020 | — |  |" in body
+    assert "No paired comparison was made" in body and "🟢" not in body
     assert "main <code>00000000</code>" in body
-    assert "| COD | 9.1 |" in body and "❌ fail" in body and "✅ pass" in body
+    assert "| COD | 9.10 | 8.70 to 9.60 | 5.0 to 15.0 | ✅ pass | 10.20 | -1.10 | — |  |" in body
+    assert "| PRD | 1.040 | 1.030 to 1.050 | 0.98 to 1.03 | ❌ fail |" in body
     assert "baseline: main run <code>00000000</code>" in body
     assert "[Full report](https://console.aws.amazon.com/" in body
     assert "try a deeper tree" in body
@@ -543,3 +546,114 @@ def test_a_succeeded_run_whose_metrics_were_refused_shows_no_numbers_and_fails_i
     assert "**No results:**" in body and "is for run" in body and "| RMSE |" not in body
     assert commit_status(refused)[0] == "failure"
     assert commit_status(record(RunStatus.SUCCEEDED, report=metrics_report()))[0] == "success"
+
+
+# -- the comparison with main, the charts, the check run ------------------------------------------
+def paired_report(**extra: Any) -> dict[str, Any]:
+    change = {"delta": -8765.5, "low": -9100.0, "high": -8400.0, "verdict": "better"}
+    same = {"delta": 0.01, "low": -0.02, "high": 0.03, "verdict": "same"}
+    comparison = {
+        "status": "paired",
+        "n_sales": 4387,
+        "resamples": 400,
+        "changes": {"rmse": change, "r2": same, "cod": change | {"delta": -1.1, "low": -1.5, "high": -0.7}},
+    }
+    return metrics_report(comparison=comparison, **extra)
+
+
+def test_changes_are_marked_only_where_the_paired_interval_excludes_zero() -> None:
+    body = render_comment([record(RunStatus.SUCCEEDED, report=paired_report())])
+    assert "| RMSE | 81,234 | 90,000 | -8,766 (-9.7%) | -9,100 to -8,400 | 🟢 better |" in body
+    assert "| R² | 0.870 | 0.850 | +0.020 | -0.020 to +0.030 | ≈ |" in body
+    assert "| MAE | 50,321 | 52,000 | -1,679 (-3.2%) | — |  |" in body  # no interval: no mark
+    assert "| COD | 9.10 | 8.70 to 9.60 | 5.0 to 15.0 | ✅ pass | 10.20 | -1.10 | -1.50 to -0.70 | 🟢 better |" in body
+    assert "400 resamples of the 4,387 holdout sales both runs scored" in body
+    assert_tables_intact(body)
+
+
+def test_different_holdouts_claim_nothing() -> None:
+    comparison = {"status": "differ", "reason": "the holdouts are different sales (10 in this run's, 12 in main's)"}
+    body = render_comment([record(RunStatus.SUCCEEDED, report=metrics_report(comparison=comparison))])
+    assert "Not compared: the holdouts are different sales" in body and "The data changed" in body
+    assert "🟢" not in body and "🔴" not in body and "| ≈ |" not in body
+
+
+def test_the_comment_carries_the_charts_and_folds_a_long_one() -> None:
+    deciles = [{"low": 1e5 * i, "high": 1e5 * i + 9e4, "n": 20, "this": 0.95, "base": 0.97} for i in range(1, 11)]
+    areas = [{"area": str(i), "n": 40, "ratio_study": {"cod": {"value": 9.0 + i / 10}}} for i in range(20)]
+    report = paired_report(deciles=deciles, by_area=areas)
+    report["baseline"]["by_area"] = areas
+    body = render_comment([record(RunStatus.SUCCEEDED, report=report)])
+    assert body.count("```mermaid") == 2
+    assert "**Median ratio by sale-price decile**" in body
+    assert "<details><summary>COD by market area (20 areas)</summary>" in body
+    assert_tables_intact(body)
+
+
+def test_a_spot_reclaim_reads_as_such_when_the_run_ends() -> None:
+    reclaimed = {"started_at": "2025-03-04T15:20:00.000Z", "stopped_at": "2025-03-04T15:22:00.000Z"}
+    attempts = [
+        reclaimed | {"reason": "Host EC2 (instance i-1) terminated."},
+        {"started_at": "2025-03-04T15:25:00.000Z", "stopped_at": "2025-03-04T15:30:00.000Z"},
+    ]
+    rec = record(RunStatus.SUCCEEDED, attempts=[Attempt(**a) for a in attempts], report=metrics_report())
+    body = render_comment([rec])
+    assert "over 2 attempts on CPU" in body and "attempt 1 lost to a Spot reclaim; retried" in body
+    running = record(
+        RunStatus.RUNNING, attempts=[Attempt(**attempts[0])], batch_attempt=1, started_at="2025-03-04T15:25:00.000Z"
+    )
+    assert "(attempt 2: attempt 1 lost to a Spot reclaim; retried)" in render_comment([running])
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (RunStatus.QUEUED, ("queued", None)),
+        (RunStatus.RUNNABLE, ("queued", None)),
+        (RunStatus.RUNNING, ("in_progress", None)),
+        (RunStatus.SUCCEEDED, ("completed", "success")),
+        (RunStatus.FAILED, ("completed", "failure")),
+        (RunStatus.CANCELLED, ("completed", "cancelled")),
+        (RunStatus.SUPERSEDED, ("completed", "neutral")),
+    ],
+)
+def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, str | None]) -> None:
+    from modelrun.domain.report import check_run
+
+    log = "https://us-east-1.console.aws.amazon.com/cloudwatch/home#logs"
+    fields: dict[str, Any] = {"log_url": log, "started_at": "2025-03-04T15:20:00.123Z"}
+    if status.terminal:
+        fields["stopped_at"] = "2025-03-04T15:24:30.456Z"
+    if status is RunStatus.SUCCEEDED:
+        fields["report"] = paired_report()
+    view = check_run(record(status, **fields), runs_ahead=3)
+    assert (view.status, view.conclusion) == expected
+    body = view.body()
+    assert body["status"] == expected[0] and ("conclusion" in body) == (expected[1] is not None)
+    if status is RunStatus.RUNNING:
+        assert view.details_url == log and view.started_at == "2025-03-04T15:20:00Z"
+    elif status is RunStatus.QUEUED:
+        assert view.details_url.startswith("https://github.com/") and "3 runs ahead" in view.title
+    elif status is RunStatus.SUCCEEDED:
+        assert view.details_url == metrics_report()["report_url"] and view.completed_at == "2025-03-04T15:24:30Z"
+        assert view.title.startswith("RMSE 81,234, COD 9.10; IAAO fails PRD")
+        assert "| RMSE | 81,234 | 90,000 |" in view.summary and "🟢 better" in view.summary
+        assert view.text is not None and "### Model and data" in view.text
+
+
+def test_refused_results_fail_the_check_run() -> None:
+    from modelrun.domain.report import check_run
+
+    refused = record(RunStatus.SUCCEEDED, report={"status": "SUCCEEDED", "contract_error": "metrics.json is bad"})
+    view = check_run(refused)
+    assert view.conclusion == "failure" and "No results" in view.summary
+
+
+def test_the_check_runs_output_stays_within_githubs_limit() -> None:
+    from modelrun.domain.report import MAX_CHECK_OUTPUT, check_run
+
+    areas = [{"area": f"a{i}" * 20, "n": 40, "ratio_study": {"cod": {"value": 9.0}}} for i in range(60)]
+    diff = ["+" + "x" * 290] * 400
+    view = check_run(record(RunStatus.SUCCEEDED, report=paired_report(by_area=areas, params_diff=diff)))
+    assert len(view.summary) <= MAX_CHECK_OUTPUT and view.text is not None and len(view.text) <= MAX_CHECK_OUTPUT
+    assert view.text.count("```") % 2 == 0  # no fence cut open

@@ -374,3 +374,80 @@ def test_notification_of_a_long_branch_fits_chatbot() -> None:
     rec = make_record(pr_number=None, pr_key=None, head_ref="&" * 300)
     title = json.loads(json.loads(notification(rec)["message"])["default"])["content"]["title"]
     assert len(title) <= 250 and title.endswith("&amp;")
+
+
+# -- the check run, the charts and the comparison from a hostile run ------------------------------------
+def hostile_full_report(evil: str) -> dict[str, Any]:
+    area = {"area": evil or "x", "n": 40, "metrics": {"mdape": 9.0}, "ratio_study": {"cod": {"value": 9.0}}}
+    deciles = [{"low": 1e5 * i, "high": 1e5 * i + 9e4, "n": 20, "this": 0.95, "base": None} for i in range(1, 11)]
+    return hostile_report(evil) | {
+        "data": {
+            "n_train": 31000,
+            "n_test": 8000,
+            "source": evil,
+            "trimming": evil,
+            "holdout": {"from": evil, "to": evil},
+        },
+        "baseline": {"run_id": evil, "head_sha": "0" * 40, "by_area": [area], "metrics": {"rmse": 1.0}},
+        "by_area": [area, area | {"area": f"{evil} 2"}],
+        "deciles": deciles,
+        "params_diff": ["--- main: params.yaml", "+++ this run: params.yaml", f"-{evil}", f"+{evil}", "```", "``` x"],
+        "comparison": {"status": "differ", "reason": evil},
+    }
+
+
+@pytest.mark.parametrize("evil", ATTACKS)
+def test_a_check_run_from_hostile_text_renders_only_our_links(evil: str) -> None:
+    from modelrun.domain.report import check_run
+
+    rec = make_record(report=hostile_full_report(evil), **hostile_text_fields(evil))
+    view = check_run(rec)
+    for part in (view.summary, view.text or "", view.title):
+        assert problems(part) == [], part[:300]
+    assert view.text is not None
+    fences = [t for t in _MD.parse(view.text) if t.type == "fence"]
+    assert len(fences) == 1 and fences[0].content.splitlines()[-1] == "``` x"  # the diff stays in one block
+    body = render_comment([rec])
+    assert problems(body) == []
+    assert "```mermaid" in body  # the decile chart: nothing of the model's in it but numbers
+
+
+@pytest.mark.parametrize("evil", ATTACKS[:12])
+def test_an_unfinished_check_run_from_hostile_text_renders_only_our_links(evil: str) -> None:
+    from modelrun.domain.report import check_run
+
+    for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        view = check_run(make_record(status, **hostile_text_fields(evil)), runs_ahead=2)
+        assert problems(view.summary) == [] and "\n" not in view.title
+
+
+_HTML_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "div", "table", "tr", "th", "td",
+    "figure", "figcaption", "svg", "text", "line", "rect", "polyline", "span", "pre", "img",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("evil", ATTACKS)
+def test_report_html_from_hostile_text_holds_only_our_markup(evil: str) -> None:
+    from html.parser import HTMLParser
+
+    from modelrun.domain.documents import report_of
+    from modelrun.domain.html_report import Distribution, render_html
+
+    found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append((tag, attrs))
+
+    rec = make_record(report=hostile_full_report(evil), **hostile_text_fields(evil))
+    page = render_html(
+        rec, report_of(rec.report), {evil[:20] or "x": b"\x89PNG"}, Distribution(0.5, 1.5, [1, 2], [2, 1])
+    )
+    Tags().feed(page)
+    assert {tag for tag, _ in found} <= _HTML_TAGS
+    for tag, attrs in found:
+        for name, value in attrs:
+            assert not name.startswith("on"), (tag, name)
+            if tag == "img" and name == "src":
+                assert str(value).startswith("data:image/png;base64,")

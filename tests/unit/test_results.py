@@ -1,16 +1,27 @@
-"""metrics.json is the model's (the PR author's) output: parse_metrics accepts the contract only."""
+"""metrics.json, the holdout predictions and the params file are the model's (the PR author's)
+output: parse_metrics and parse_holdout accept the contract only."""
 
 from __future__ import annotations
 
 import copy
+import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelrun.domain import results
-from modelrun.domain.results import MAX_METRICS_BYTES, ContractError, check_image, parse_metrics
+from modelrun.domain.documents import MetricsDocument
+from modelrun.domain.results import (
+    MAX_METRICS_BYTES,
+    ContractError,
+    check_image,
+    params_diff,
+    parse_holdout,
+    parse_metrics,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "fixtures" / "metrics" / "avm-sample.json"  # the sample model's real output
@@ -36,8 +47,13 @@ def rejected(data: bytes, run_id: str = RUN_ID) -> str:
 
 def test_the_sample_models_output_is_accepted() -> None:
     document = parse_metrics(SAMPLE.read_bytes(), RUN_ID)
-    assert document == sample()
-    assert document["run_id"] == RUN_ID and document["metrics"]["rmse"] > 0
+    assert document == MetricsDocument.model_validate(sample())
+    assert document.run_id == RUN_ID and document.metrics.rmse and document.metrics.rmse > 0
+    # What the report shows is read from the document as the model wrote it.
+    assert document.ratio_study.prd and document.ratio_study.prd.passed is False
+    assert document.ratio_study.prd.range == (0.98, 1.03)
+    assert [a.area for a in document.by_area] == [a["area"] for a in sample()["by_area"]]
+    assert document.artifacts.holdout is None  # the fixture predates the holdout artifact
 
 
 def test_the_published_schema_is_the_one_enforced() -> None:
@@ -95,7 +111,7 @@ def test_input_at_the_limit_is_read() -> None:
     data = SAMPLE.read_bytes().rstrip()[:-1] + b',"pad":"'
     data += b"x" * (MAX_METRICS_BYTES - len(data) - 2) + b'"}'
     assert len(data) == MAX_METRICS_BYTES
-    assert parse_metrics(data, RUN_ID)["pad"].startswith("x")
+    assert parse_metrics(data, RUN_ID).run_id == RUN_ID  # an unknown top-level key is allowed, and ignored
 
 
 @pytest.mark.parametrize(
@@ -189,3 +205,78 @@ def test_images_are_bounded_pngs() -> None:
     with pytest.raises(ContractError, match="not a PNG"):
         check_image("evil.png", b"<svg onload=alert(1)>")
     assert results.MAX_IMAGES >= 2
+
+
+# -- the holdout predictions (artifacts.holdout) ------------------------------------------------
+HEADER = "sale_id,sale_price,estimate,area,ratio_outlier"
+
+
+def holdout(*rows: str, header: str = HEADER) -> bytes:
+    return gzip.compress(("\n".join([header, *rows]) + "\n").encode(), mtime=0)
+
+
+def test_holdout_predictions_are_read_column_by_column() -> None:
+    found = parse_holdout(holdout("s1,500000,510000.5,10,0", "s2,250000.0,240000,other,1"))
+    assert list(found.sale_id) == ["s1", "s2"] and list(found.price) == [500000.0, 250000.0]
+    assert list(found.estimate) == [510000.5, 240000.0] and list(found.area) == ["10", "other"]
+    assert list(found.trimmed) == [False, True]
+
+
+def test_the_sample_models_holdout_is_read() -> None:
+    """What the sample model writes (pandas' CSV, gzip with no timestamp) reads back."""
+    found = parse_holdout(
+        holdout(*(f"{i},{400000 + i},{400000.123456789 + i},{i % 3},{int(i % 50 == 0)}" for i in range(500)))
+    )
+    assert len(found) == 500 and sum(found.trimmed) == 10
+
+
+def _bomb() -> bytes:
+    inflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return inflater.compress((HEADER + "\n").encode() + b"0" * (results.MAX_HOLDOUT_TEXT + 10)) + inflater.flush()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"sale_id,sale_price\n", "not gzip"),
+        (holdout("s1,1,1,a,0")[:-8], "not a complete gzip"),
+        (holdout("s1,1,1,a,0") + b"extra", "after its gzip"),
+        (_bomb(), "decompresses to more than"),
+        (holdout("s1,1,1,a,0", header="id,price,estimate,area,outlier"), "header"),
+        (holdout(), "no sales"),
+        (holdout("s1,1,1,a"), "fields"),
+        (holdout("s1,nan,1,a,0"), "positive number"),
+        (holdout("s1,1,inf,a,0"), "positive number"),
+        (holdout("s1,-5,1,a,0"), "positive number"),
+        (holdout("s1,1e200,1,a,0"), "positive number"),
+        (holdout("s1,abc,1,a,0"), "not a number"),
+        (holdout("s1,1,1,a,maybe"), "0 or 1"),
+        (holdout(",1,1,a,0"), "printable"),
+        (holdout("s\x1b[31m,1,1,a,0"), "printable"),
+        (holdout("x" * 65 + ",1,1,a,0"), "printable"),
+        (gzip.compress(HEADER.encode() + b"\n\xff,1,1,a,0\n"), "UTF-8"),
+        (holdout('"s1,1,1,a,0'), "not CSV"),
+    ],
+)
+def test_holdout_predictions_outside_the_contract_are_rejected(data: bytes, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason) as error:
+        parse_holdout(data)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_holdout_predictions_are_bounded() -> None:
+    with pytest.raises(ContractError, match="limit"):
+        parse_holdout(b"\0" * (results.MAX_HOLDOUT_BYTES + 1))
+    rows = (f"s{i},1,1,a,0" for i in range(results.MAX_HOLDOUT_ROWS + 1))
+    with pytest.raises(ContractError, match="more than"):
+        parse_holdout(holdout(*rows))
+
+
+def test_the_params_diff_shows_what_changed() -> None:
+    base = b"library: lightgbm\nlightgbm:\n  params:\n    num_leaves: 63\n"
+    this = base.replace(b"63", b"127")
+    diff = params_diff(base, this)
+    assert "-    num_leaves: 63" in diff and "+    num_leaves: 127" in diff
+    assert diff[0].startswith("--- main") and diff[1].startswith("+++ this run")
+    assert params_diff(base, base) == [] and params_diff(None, this) == [] and params_diff(base, None) == []
+    assert all(len(line) <= 300 for line in params_diff(base, b"x" * 10_000))

@@ -392,18 +392,73 @@ def test_the_state_machine_definition_gets_every_substitution(cfn: dict[str, Any
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(substitutions)
 
 
-def test_lambda_requirements_match_the_lock_file() -> None:
+LAYER_PACKAGES = ("pyjwt", "cryptography", "cffi", "pycparser")
+
+
+def _export(*args: str) -> str:
     uv = ROOT / ".tools" / "bin" / "uv"
     if not uv.exists():
         pytest.fail("run `make setup` first: .tools/bin/uv is missing")
-    exported = subprocess.run(
-        [str(uv), "export", "--only-group", "lambda", "--no-hashes", "--frozen", "--no-emit-project", "--no-header"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert exported == (ROOT / "functions" / "requirements.txt").read_text(), "run `make requirements`"
+    command = [str(uv), "export", "--frozen", "--no-emit-project", "--no-header", "--quiet", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def _function_names(template: dict[str, Any]) -> dict[str, str]:
+    """logical id -> its requirements file's name (SubmitFunction -> submit)."""
+    return {
+        k: re.sub(r"(?<!^)(?=[A-Z])", "-", k.removesuffix("Function")).lower()
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def test_each_functions_requirements_match_the_lock_file() -> None:
+    """functions/requirements/*.txt are `make requirements`' export of uv.lock, hashes included."""
+    names = _function_names(load_template())
+    assert set(names.values()) == {"submit", "track", "collect-results", "update-pull-request"}
+    requirements = ROOT / "functions" / "requirements"
+    layer_args = [a for p in LAYER_PACKAGES for a in ("--no-emit-package", p)]
+    for name in names.values():
+        exported = _export("--only-group", f"lambda-{name}", *layer_args)
+        assert exported == (requirements / f"{name}.txt").read_text(), f"{name}: run `make requirements`"
+    assert _export("--only-group", "lambda-jwt") == (requirements / "jwt-layer.txt").read_text()
+    assert sorted(p.name for p in requirements.glob("*.txt")) == sorted(
+        [f"{n}.txt" for n in names.values()] + ["jwt-layer.txt"]
+    )
+    assert not (ROOT / "functions" / "requirements.txt").exists(), "sam build no longer reads it"
+
+
+def test_each_function_and_layer_is_built_by_its_own_makefile_target() -> None:
+    """sam build runs `make build-<LogicalId>` in CodeUri (functions/): one target each."""
+    template = load_template()
+    makefile = (ROOT / "functions" / "Makefile").read_text()
+    built = {
+        k: r
+        for k, r in template["Resources"].items()
+        if r["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion")
+    }
+    assert "JwtLayer" in built
+    for logical_id, resource in built.items():
+        assert resource["Metadata"]["BuildMethod"] == "makefile", logical_id
+        assert re.search(rf"^build-{logical_id}:", makefile, re.M), logical_id
+    for logical_id, name in _function_names(template).items():
+        assert re.search(rf"^build-{logical_id}:\n\t\$\(call function_package,\w+,{name},", makefile, re.M)
+    codes = {r["Properties"].get("CodeUri", template["Globals"]["Function"]["CodeUri"]) for r in built.values()}
+    assert codes - {None} == {"functions/"} and built["JwtLayer"]["Properties"]["ContentUri"] == "functions/"
+
+
+def test_the_functions_that_sign_or_verify_rs256_have_the_jwt_layer() -> None:
+    """PyJWT and cryptography come from the layer only; a function without it never loads them."""
+    resources = load_template()["Resources"]
+    layered = {k for k, r in resources.items() if {"Ref": "JwtLayer"} in r.get("Properties", {}).get("Layers", [])}
+    # CollectResults never calls GitHub: nothing of the layer is loaded there (test_packages.py).
+    assert layered == {"SubmitFunction", "TrackFunction", "UpdatePullRequestFunction"}
+    requirements = ROOT / "functions" / "requirements"
+    for name in ("submit", "track", "collect-results", "update-pull-request"):
+        text = (requirements / f"{name}.txt").read_text()
+        assert not [p for p in LAYER_PACKAGES if re.search(rf"^{p}==", text, re.M)], name
+    layer = (requirements / "jwt-layer.txt").read_text()
+    assert all(re.search(rf"^{p}==", layer, re.M) for p in LAYER_PACKAGES)
 
 
 def test_the_report_validates_with_the_model_containers_schema() -> None:

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlparse
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
@@ -38,9 +39,15 @@ def _to_dynamo(value: Any) -> Any:
 _DOCUMENTS = frozenset({"summary", "report", "request", "attempts"})
 
 
+def _document(value: Any) -> str:
+    # A typed document (modelrun.domain.documents) is stored as its JSON, as a dict would be.
+    plain = value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else value
+    return json.dumps(plain, separators=(",", ":"))
+
+
 def _to_item(fields: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = _to_dynamo(
-        {k: json.dumps(v, separators=(",", ":")) if k in _DOCUMENTS and v is not None else v for k, v in fields.items()}
+        {k: _document(v) if k in _DOCUMENTS and v is not None else v for k, v in fields.items()}
     )
     return item
 

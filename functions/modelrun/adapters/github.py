@@ -1,6 +1,7 @@
-"""GitHub behind one small class: the sticky comment and the commit status.
+"""GitHub behind one small class: the sticky comment, the check run and the commit status.
 
-githubkit is the client; its own retries are off, because a POST that failed with a 5xx may
+The client is adapters/github_client.py (gidgethub's sans-I/O core over urllib3), imported
+only when a GitHub call is made. It never retries, because a POST that failed with a 5xx may
 still have landed. Retrying is the state machine's job (its Retry on ``GitHubUnavailable`` and
 ``GitHubRateLimited``; ``classify`` decides which answers are worth it), and a retried write
 first looks for the comment by its marker, so a comment is never posted twice. The API base
@@ -11,27 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-import ssl
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
-from githubkit.cache import MemCacheStrategy
-from githubkit.exception import RequestError, RequestFailed
 
 from modelrun.domain.evidence import WorkflowRunFacts
-from modelrun.domain.report import MARKER
+from modelrun.domain.report import CHECK_NAME, MARKER
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from modelrun.adapters.github_client import GitHubClient
 
 
 class GitHubUnavailable(Exception):
@@ -135,10 +133,11 @@ class _Session:
 
     secret: dict[str, Any] | None = None  # what the clients were made from
     bot_login: str | None = None
-    client: GitHub[Any] | None = None
-    app: GitHub[Any] | None = None
+    client: GitHubClient | None = None
+    app: GitHubClient | None = None
     app_id: str = ""
     installation_id: int = 0
+    private_key: RSAPrivateKey | None = None  # the App's, loaded once, to sign its JWTs
     renew_at: float = 0.0  # time.time() after which the installation token is renewed
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -148,13 +147,13 @@ def _session(secret_arn: str, api_url: str) -> _Session:
     return _Session()  # filled in by _client, per container
 
 
-def _client(secret_arn: str, api_url: str) -> tuple[GitHub[Any], str | None]:
+def _client(secret_arn: str, api_url: str) -> tuple[GitHubClient, str | None]:
     """The client for the secret's credentials, and the bot's login if the secret names it.
 
     The secret is read as Powertools caches it (five minutes), so a fixed or rotated secret is
     taken up without a cold start. Credentials that cannot work raise GitHubCredentialsBroken
-    here, before any request: inside githubkit's auth flow the same faults would surface as
-    "GitHub unreachable" and be retried for hours."""
+    here, before any request: at the token exchange the same faults could pass for an outage
+    and be retried for hours."""
     try:
         creds = parameters.get_secret(secret_arn, transform="json", max_age=300)
     except TransformParameterError:
@@ -166,24 +165,14 @@ def _client(secret_arn: str, api_url: str) -> tuple[GitHub[Any], str | None]:
         if session.secret != creds:
             _configure(session, creds, api_url)
         if session.app is not None and time.time() >= session.renew_at:
-            _renew_installation_token(session, api_url)
+            _renew_installation_token(session)
         assert session.client is not None
         return session.client, session.bot_login
 
 
-def _options(api_url: str) -> dict[str, Any]:
-    # githubkit opens an httpx client per request outside a `with` block: one TLS context, made
-    # once, keeps that cheap. Its HTTP cache is off: every call here is a write or must be fresh.
-    return {
-        "base_url": api_url,
-        "auto_retry": False,
-        "timeout": 10.0,
-        "ssl_verify": _tls_context(),
-        "http_cache": False,
-    }
-
-
 def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
+    from modelrun.adapters.github_client import GitHubClient
+
     session.secret, session.client, session.app, session.renew_at = None, None, None, 0.0
     app_fields = ("app_id", "installation_id", "private_key")
     if any(creds.get(k) for k in app_fields):
@@ -197,26 +186,25 @@ def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
             raise GitHubCredentialsBroken(
                 "installation_id in the secret must be the installation's number (the end of its settings URL)"
             ) from None
-        # Loaded once here: a key that is not a PEM RSA private key fails now, with its reason.
-        problem = None
+        # Loaded once here, and kept to sign with (each load checks the key, some 70 ms): a key
+        # that is not a PEM RSA private key fails now, with its reason. cryptography (the JWT
+        # layer's) loads only for an App.
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             key = serialization.load_pem_private_key(str(creds["private_key"]).encode(), password=None)
-            if not isinstance(key, rsa.RSAPrivateKey):
-                problem = f"a {type(key).__name__}, not RSA"
         except (TypeError, ValueError, UnsupportedAlgorithm) as error:
             problem = str(error).split("\n")[0]  # cryptography's reason, never the key itself
-        if problem:
-            raise GitHubCredentialsBroken(
-                f"the private_key of GitHub App {app_id} in the secret is not a PEM RSA private key "
-                f"(the .pem file GitHub generates): {problem}"
-            )
-        # A JWT cache of its own: githubkit's default is one per process, keyed by app id alone.
-        session.app = GitHub(
-            AppAuthStrategy(app_id, creds["private_key"]), cache_strategy=MemCacheStrategy(), **_options(api_url)
-        )
-        session.app_id, session.installation_id = app_id, installation_id
+            raise _not_an_rsa_key(app_id, problem) from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise _not_an_rsa_key(app_id, f"a {type(key).__name__}, not RSA")
+        # The App's JWT is signed afresh for each token exchange (about once an hour): no cache.
+        session.app = GitHubClient(api_url)
+        session.app_id, session.installation_id, session.private_key = app_id, installation_id, key
     elif creds.get("token"):
-        session.client = GitHub(TokenAuthStrategy(str(creds["token"])), **_options(api_url))
+        session.client = GitHubClient(api_url, oauth_token=str(creds["token"]))
     else:
         raise GitHubCredentialsBroken(
             "the GitHub credentials secret holds neither an App (app_id, installation_id, private_key) nor a token"
@@ -225,11 +213,22 @@ def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
     session.secret = dict(creds)
 
 
-def _renew_installation_token(session: _Session, api_url: str) -> None:
-    assert session.app is not None
+def _not_an_rsa_key(app_id: str, problem: str) -> GitHubCredentialsBroken:
+    return GitHubCredentialsBroken(
+        f"the private_key of GitHub App {app_id} in the secret is not a PEM RSA private key "
+        f"(the .pem file GitHub generates): {problem}"
+    )
+
+
+def _renew_installation_token(session: _Session) -> None:
+    from modelrun.adapters.github_client import installation_token
+
+    assert session.app is not None and session.private_key is not None
     try:
-        token = session.app.rest.apps.create_installation_access_token(session.installation_id).parsed_data
-    except RequestError as error:  # RequestFailed included
+        token, expires_at = installation_token(
+            session.app, session.app_id, session.installation_id, session.private_key
+        )
+    except _errors() as error:
         translated = _translate(error)
         if isinstance(translated, GitHubRejected):
             # 401 (JWT refused: wrong key or app id), 404 (no such installation of this app),
@@ -240,57 +239,61 @@ def _renew_installation_token(session: _Session, api_url: str) -> None:
                 "in the secret, and that the App is installed"
             ) from error
         raise translated from error  # an outage or a rate limit: retried like any other call
-    expires = datetime.fromisoformat(token.expires_at.replace("Z", "+00:00")).timestamp()
-    session.client = GitHub(TokenAuthStrategy(token.token), **_options(api_url))
+    expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+    session.client = session.app.with_token(token)
     session.renew_at = expires - _RENEW_BEFORE_EXPIRY_S
 
 
-@cache
-def _tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()  # what httpx would build per client, built once
+def _errors() -> tuple[type[Exception], ...]:
+    """What a GitHub call raises: an error answer (gidgethub's, its status and headers kept) or
+    no answer at all. Imported when a call is made, as the client is."""
+    from gidgethub import HTTPException
+
+    from modelrun.adapters.github_client import Unreachable
+
+    return HTTPException, Unreachable
 
 
-def _message(response: Any) -> str:
-    try:
-        doc = response.json()
-    except ValueError:
-        return str(response.text)
-    return str(doc.get("message", "")) if isinstance(doc, dict) else str(doc)
+def _not_found(error: Exception) -> bool:
+    return int(getattr(error, "status_code", 0) or 0) == 404
 
 
 def _translate(error: Exception) -> Exception:
-    """githubkit's exception as one of ours. Its own rate-limit detection is not enough: it
-    misses a secondary limit that comes as a 403 without ``Retry-After`` (remaining above 0),
-    so every error answer is classified from its status, headers and message here."""
-    if isinstance(error, RequestFailed):
-        response = error.response
-        return classify(response.status_code, dict(response.headers), _message(response))
-    if isinstance(error, RequestError):
-        return GitHubUnavailable(f"GitHub unreachable: {type(error).__name__}")
+    """The client's exception as one of ours. gidgethub's own rate-limit detection is not
+    enough: it misses a secondary limit that comes as a 403 without ``Retry-After`` (remaining
+    above 0), so every error answer is classified from its status, headers and message here."""
+    from gidgethub import HTTPException
+
+    from modelrun.adapters.github_client import Unreachable
+
+    if isinstance(error, HTTPException):
+        return classify(int(error.status_code), error.headers, str(error))
+    if isinstance(error, Unreachable):
+        return GitHubUnavailable(f"GitHub unreachable: {error}")
     return error
 
 
 class PullRequests:
     def __init__(self, secret_arn: str, api_url: str) -> None:
         self.gh, self.bot_login = _client(secret_arn, api_url)
+        # Only GitHub Apps can write check runs: with a token the commit status carries the result.
+        self.uses_app = _session(secret_arn, api_url).app is not None
 
-    def _is_ours(self, comment: Any) -> bool:
-        body = comment.body or ""
-        user = comment.user
-        if not body.startswith(MARKER) or user is None:
+    def _is_ours(self, comment: Mapping[str, Any]) -> bool:
+        body = comment.get("body") or ""
+        user = comment.get("user")
+        if not body.startswith(MARKER) or not isinstance(user, dict):
             return False
-        return bool(user.login == self.bot_login if self.bot_login else user.type == "Bot")
+        return bool(user.get("login") == self.bot_login if self.bot_login else user.get("type") == "Bot")
 
     def find_comment(self, repository: str, number: int) -> tuple[int, str] | None:
         owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "number": number, "per_page": 100}
         try:
-            comment: Any
-            for comment in self.gh.rest.paginate(
-                self.gh.rest.issues.list_comments, owner=owner, repo=repo, issue_number=number, per_page=100
-            ):
+            for comment in self.gh.getiter("/repos/{owner}/{repo}/issues/{number}/comments{?per_page}", where):
                 if self._is_ours(comment):
-                    return comment.id, comment.body or ""
-        except (RequestFailed, RequestError) as error:
+                    return int(comment["id"]), str(comment.get("body") or "")
+        except _errors() as error:
             raise _translate(error) from error
         return None
 
@@ -304,16 +307,16 @@ class PullRequests:
                     return found[0]
                 comment_id = found[0] if found else None
             if comment_id is None:
-                created = self.gh.rest.issues.create_comment(owner, repo, number, body=body).parsed_data
-                return created.id
-            self.gh.rest.issues.update_comment(owner, repo, comment_id, body=body)
+                where = {"owner": owner, "repo": repo, "number": number}
+                created = self.gh.post("/repos/{owner}/{repo}/issues/{number}/comments", where, data={"body": body})
+                return int(created["id"])
+            where = {"owner": owner, "repo": repo, "comment_id": comment_id}
+            self.gh.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}", where, data={"body": body})
             return comment_id
-        except RequestFailed as error:
-            if error.response.status_code == 404 and comment_id is not None:
+        except _errors() as error:
+            if _not_found(error) and comment_id is not None:
                 # Someone deleted our comment: start a new one.
                 return self.upsert_comment(repository, number, body, None)
-            raise _translate(error) from error
-        except RequestError as error:
             raise _translate(error) from error
 
     def set_status(self, repository: str, sha: str, state: str, description: str, target_url: str | None) -> None:
@@ -322,9 +325,33 @@ class PullRequests:
             kwargs: dict[str, Any] = {"state": state, "description": description[:140], "context": "modelrun"}
             if target_url:
                 kwargs["target_url"] = target_url
-            self.gh.rest.repos.create_commit_status(owner, repo, sha, **kwargs)
-        except (RequestFailed, RequestError) as error:
+            self.gh.post(
+                "/repos/{owner}/{repo}/statuses/{sha}", {"owner": owner, "repo": repo, "sha": sha}, data=kwargs
+            )
+        except _errors() as error:
             raise _translate(error) from error
+
+    def create_check_run(self, repository: str, head_sha: str, external_id: str, body: Mapping[str, Any]) -> int:
+        """A new ``modelrun`` check run on ``head_sha``; its id."""
+        owner, repo = repository.split("/", 1)
+        data = {"name": CHECK_NAME, "head_sha": head_sha, "external_id": external_id, **body}
+        try:
+            created = self.gh.post("/repos/{owner}/{repo}/check-runs", {"owner": owner, "repo": repo}, data=data)
+        except _errors() as error:
+            raise _translate(error) from error
+        return int(created["id"])
+
+    def update_check_run(self, repository: str, check_run_id: int, body: Mapping[str, Any]) -> bool:
+        """Update the check run; False if GitHub no longer has it (the caller creates a new one)."""
+        owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "check_run_id": check_run_id}
+        try:
+            self.gh.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", where, data=dict(body))
+        except _errors() as error:
+            if _not_found(error):
+                return False
+            raise _translate(error) from error
+        return True
 
 
 class Repositories:
@@ -340,13 +367,14 @@ class Repositories:
 
     def workflow_run(self, repository: str, run_id: int, attempt: int) -> WorkflowRunFacts:
         owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "run_id": run_id, "attempt": attempt, "exclude_pull_requests": "false"}
         try:
-            response = self.gh.rest.actions.get_workflow_run_attempt(
-                owner, repo, run_id, attempt, exclude_pull_requests=False
+            run = self.gh.getitem(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}{?exclude_pull_requests}", where
             )
-        except (RequestFailed, RequestError) as error:
+        except _errors() as error:
             raise _translate(error) from error
-        return WorkflowRunFacts.from_api(dict(response.json()))
+        return WorkflowRunFacts.from_api(dict(run))
 
     def default_branch(self, repository: str) -> str:
         cached = _default_branches.get(repository.lower())
@@ -354,8 +382,8 @@ class Repositories:
             return cached[0]
         owner, repo = repository.split("/", 1)
         try:
-            branch = str(self.gh.rest.repos.get(owner, repo).json()["default_branch"])
-        except (RequestFailed, RequestError) as error:
+            branch = str(self.gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": repo})["default_branch"])
+        except _errors() as error:
             raise _translate(error) from error
         _default_branches[repository.lower()] = (branch, time.monotonic() + self._DEFAULT_BRANCH_TTL_S)
         return branch

@@ -3,6 +3,7 @@
 The keys come from the issuer's discovery document (``<issuer>/.well-known/openid-configuration``
 -> ``jwks_uri``), as GitHub publishes them (GitHub Enterprise Server: ``https://HOST/_services/token``).
 PyJWT's key client caches them per container and refetches when a token names an unknown key id.
+PyJWT (and cryptography under it, from the JWT layer) loads with the first token, not on import.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import json
 import urllib.request
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
 from pydantic import ValidationError
 
 from modelrun.domain import naming
 from modelrun.domain.evidence import Claims, Unverified
+
+if TYPE_CHECKING:
+    import jwt
 
 _ALGORITHMS = ["RS256"]
 _TIMEOUT_S = 5
@@ -28,6 +31,8 @@ class IssuerUnavailable(Exception):
 
 @cache
 def _jwks_client(issuer: str) -> jwt.PyJWKClient:
+    import jwt
+
     url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
     if not naming.https_or_loopback(url):
         raise IssuerUnavailable(f"issuer {issuer} is not https")
@@ -49,6 +54,8 @@ class TokenVerifier:
     def claims(self, token: str) -> Claims:
         """The verified claims. Times are checked against the send time by the caller
         (:func:`modelrun.domain.evidence.check_token_time`), not against now."""
+        import jwt
+
         try:
             key = _jwks_client(self.issuer).get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError as error:

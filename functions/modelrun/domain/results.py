@@ -1,21 +1,30 @@
 """The container contract's read side: what the report path accepts from a model's results.
 
-Pure Python (no AWS): the model container is the PR author's code, so metrics.json and the plots
-are untrusted input. ``parse_metrics`` turns metrics.json's bytes into a document that follows
-the published schema, or raises :class:`ContractError` with a reason fit to show on the PR
-(through the report's text helpers: it may quote the document).
+Pure Python (no AWS): the model container is the PR author's code, so metrics.json, the holdout
+predictions, the params file and the plots are untrusted input. ``parse_metrics`` turns
+metrics.json's bytes into a :class:`MetricsDocument` that follows the published schema,
+``parse_holdout`` predictions.csv.gz into a :class:`Holdout`; both raise :class:`ContractError`
+with a reason fit to show on the PR (through the report's text helpers: it may quote the input).
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
 import json
 import math
+import zlib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+from pydantic import ValidationError
+
+from modelrun.domain.comparison import Holdout
+from modelrun.domain.documents import MetricsDocument
 
 METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "metrics.v1.schema.json"
 MAX_METRICS_BYTES = 1024 * 1024  # the sample model writes ~6 KB
@@ -26,6 +35,14 @@ MAX_INT_DIGITS = 20  # an integer literal longer than this is an attack, not a c
 MAX_MAGNITUDE = 1e100  # DynamoDB numbers: |x| < 1e126 and >= 1e-130 (or 0)
 MIN_MAGNITUDE = 1e-100
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HOLDOUT_PATH = "artifacts/predictions.csv.gz"  # the schema's artifacts.holdout
+PARAMS_PATH = "artifacts/params.yaml"  # the schema's artifacts.params
+HOLDOUT_COLUMNS = ["sale_id", "sale_price", "estimate", "area", "ratio_outlier"]
+MAX_HOLDOUT_BYTES = 8 * 1024 * 1024  # compressed; the sample's 4,387 sales take ~120 KB
+MAX_HOLDOUT_TEXT = 32 * 1024 * 1024  # decompressed: a gzip bomb stops here, unread
+MAX_HOLDOUT_ROWS = 50_000  # the paired bootstrap's cost grows with the sales (comparison.resamples_for)
+MAX_PARAMS_BYTES = 64 * 1024
+MAX_FIELD = 64  # characters of a sale id or an area name
 _REASON_LIMIT = 300
 
 
@@ -94,7 +111,7 @@ def _check_shape(document: Any) -> None:
                 raise ContractError(f"metrics.json holds a string that is not Unicode: {_short(node)}") from None
 
 
-def parse_metrics(raw: bytes, run_id: str) -> dict[str, Any]:
+def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
     """metrics.json's bytes as a document of the contract, for run ``run_id``, or ContractError.
 
     Rejected: more than MAX_METRICS_BYTES; not UTF-8; not JSON; NaN, Infinity, -Infinity and
@@ -133,8 +150,12 @@ def parse_metrics(raw: bytes, run_id: str) -> dict[str, Any]:
         raise ContractError(f"metrics.json does not follow the container contract: {message}") from None
     if document["run_id"] != run_id:
         raise ContractError(f"metrics.json is for run {_short(document['run_id'])}, not this run ({run_id})")
-    result: dict[str, Any] = document
-    return result
+    try:
+        return MetricsDocument.model_validate(document)
+    except ValidationError as error:  # the schema and the model disagree: a bug here, said as such
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ContractError(f"metrics.json: {where}: {first['msg']} (not as the report reads the schema)") from None
 
 
 def check_image(name: str, data: bytes) -> None:
@@ -143,3 +164,91 @@ def check_image(name: str, data: bytes) -> None:
         raise ContractError(f"plot {_short(name)} is {len(data):,} bytes: the limit is {MAX_IMAGE_BYTES:,}")
     if not data.startswith(PNG_SIGNATURE):
         raise ContractError(f"plot {_short(name)} is not a PNG")
+
+
+def _gunzip(raw: bytes, limit: int, name: str) -> bytes:
+    """gzip's payload, read no further than ``limit`` bytes (a small file can inflate to gigabytes)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, limit + 1)
+    except zlib.error as error:
+        raise ContractError(f"{name} is not gzip: {error}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ContractError(f"{name} decompresses to more than {limit:,} bytes")
+    if not inflater.eof:
+        raise ContractError(f"{name} is not a complete gzip file")
+    if inflater.unused_data:
+        raise ContractError(f"{name} has data after its gzip stream")
+    return data
+
+
+def _field(value: str, what: str, row: int) -> str:
+    if not value or len(value) > MAX_FIELD or not value.isprintable():
+        raise ContractError(f"predictions.csv.gz row {row}: {what} must be 1-{MAX_FIELD} printable characters")
+    return value
+
+
+def _amount(value: str, what: str, row: int) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ContractError(f"predictions.csv.gz row {row}: {what} {_short(value, 30)} is not a number") from None
+    if not math.isfinite(number) or not 0 < number <= MAX_MAGNITUDE:
+        raise ContractError(f"predictions.csv.gz row {row}: {what} {_short(value, 30)} must be a positive number")
+    return number
+
+
+_FLAGS = {"0": False, "1": True, "false": False, "true": True}
+
+
+def parse_holdout(raw: bytes) -> Holdout:
+    """predictions.csv.gz (the schema's ``artifacts.holdout``): one row per holdout sale, the
+    columns HOLDOUT_COLUMNS in that order, UTF-8 CSV with a header; ``ratio_outlier`` is 0/1
+    (or false/true): the sale was left out of the ratio study. Or ContractError."""
+    if len(raw) > MAX_HOLDOUT_BYTES:
+        raise ContractError(f"predictions.csv.gz is {len(raw):,} bytes: the limit is {MAX_HOLDOUT_BYTES:,}")
+    data = _gunzip(raw, MAX_HOLDOUT_TEXT, "predictions.csv.gz")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ContractError(f"predictions.csv.gz is not UTF-8 (byte {error.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header != HOLDOUT_COLUMNS:
+            raise ContractError(f"predictions.csv.gz: the header must be {','.join(HOLDOUT_COLUMNS)}")
+        ids: list[str] = []
+        prices: list[float] = []
+        estimates: list[float] = []
+        areas: list[str] = []
+        trimmed: list[bool] = []
+        for number, row in enumerate(reader, start=2):
+            if len(ids) >= MAX_HOLDOUT_ROWS:
+                raise ContractError(f"predictions.csv.gz has more than {MAX_HOLDOUT_ROWS:,} sales")
+            if len(row) != len(HOLDOUT_COLUMNS):
+                raise ContractError(f"predictions.csv.gz row {number} has {len(row)} fields, not 5")
+            sale_id, price, estimate, area, outlier = row
+            ids.append(_field(sale_id, "sale_id", number))
+            prices.append(_amount(price, "sale_price", number))
+            estimates.append(_amount(estimate, "estimate", number))
+            areas.append(_field(area, "area", number))
+            flag = _FLAGS.get(outlier.lower())
+            if flag is None:
+                raise ContractError(f"predictions.csv.gz row {number}: ratio_outlier must be 0 or 1")
+            trimmed.append(flag)
+    except csv.Error as error:
+        raise ContractError(f"predictions.csv.gz is not CSV: {_short(str(error), 100)}") from None
+    if not ids:
+        raise ContractError("predictions.csv.gz holds no sales")
+    return Holdout(ids, prices, estimates, areas, trimmed)
+
+
+def params_diff(base: bytes | None, this: bytes | None, limit_lines: int = 400) -> list[str]:
+    """The unified diff of the baseline run's params file against this run's (both untrusted:
+    shown only inside a code block); empty when they are the same or either is missing."""
+    if base is None or this is None:
+        return []
+    old = base[:MAX_PARAMS_BYTES].decode("utf-8", errors="replace").splitlines()
+    new = this[:MAX_PARAMS_BYTES].decode("utf-8", errors="replace").splitlines()
+    diff = list(difflib.unified_diff(old, new, "main: params.yaml", "this run: params.yaml", n=2, lineterm=""))
+    return [line[:300] for line in diff[:limit_lines]]

@@ -17,6 +17,19 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class Attempt(BaseModel):
+    """One of Batch's finished attempts of a job, as the run record keeps it: a Spot reclaim
+    ends one and Batch starts the next. Every field is optional, as Batch's events have them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    started_at: str | None = None
+    stopped_at: str | None = None
+    reason: str | None = None
+    log_stream: str | None = None
+    exit_code: int | None = None
+
+
 def run_id_for(request: RunRequest) -> str:
     """The run id every copy of this request maps to (see domain.naming)."""
     return naming.run_id(
@@ -52,9 +65,8 @@ class RunRecord(BaseModel):
     job_id: str | None = None
     status: RunStatus = RunStatus.QUEUED
     batch_attempt: int = 0
-    # Batch's finished attempts (started_at, stopped_at, reason, log_stream, exit_code), as the
-    # latest event lists them: a Spot reclaim ends one and Batch starts the next.
-    attempts: list[dict[str, Any]] | None = None
+    # Batch's finished attempts, as the latest event lists them.
+    attempts: list[Attempt] | None = None
     status_reason: str | None = None
     exit_code: int | None = None
     created_at: str
@@ -152,10 +164,10 @@ class RunRecord(BaseModel):
     @property
     def duration_seconds(self) -> float | None:
         """Compute time over every attempt (a reclaimed Spot attempt was paid for too)."""
-        finished = [a for a in self.attempts or [] if a.get("started_at") and a.get("stopped_at")]
+        finished = [(a.started_at, a.stopped_at) for a in self.attempts or [] if a.started_at and a.stopped_at]
         if finished:
-            total = sum(seconds_between(a["started_at"], a["stopped_at"]) for a in finished)
-            last = finished[-1]["started_at"]
+            total = sum(seconds_between(start, stop) for start, stop in finished)
+            last = finished[-1][0]
             if self.started_at and self.stopped_at and self.started_at > last:
                 total += seconds_between(self.started_at, self.stopped_at)  # the last attempt, not yet listed
             return total
@@ -164,7 +176,7 @@ class RunRecord(BaseModel):
         return seconds_between(self.started_at, self.stopped_at)
 
     @property
-    def lost_attempts(self) -> list[dict[str, Any]]:
+    def lost_attempts(self) -> list[Attempt]:
         """Earlier attempts that ended without the run ending (Batch retried them)."""
         attempts = self.attempts or []
         return attempts if not self.status.terminal else attempts[:-1]

@@ -20,6 +20,8 @@ CONTENT_TYPES = {
     ".txt": "text/plain",
     ".png": "image/png",
     ".ubj": "application/ubjson",
+    ".gz": "application/gzip",
+    ".yaml": "application/yaml",
 }
 
 

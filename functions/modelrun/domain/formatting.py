@@ -1,0 +1,151 @@
+"""Numbers as reviewers read them: each statistic in its own unit and precision, everywhere.
+
+RMSE and MAE are whole dollars with thousands separators (no sign: the metric says it); MAPE
+and MdAPE percent (their changes percentage points); R², the median ratio and the IAAO
+statistics a fixed number of decimals. A value, its interval and its change share one
+precision, so ``14.03 (13.03 to 15.37)`` never sits beside ``12.629``. Ranges read
+``0.98 to 1.03``: a hyphen between numbers that may be negative (``-0.05-0.05``) reads as
+arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+METRIC_LABELS = {
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "mape": "MAPE",
+    "mdape": "MdAPE",
+    "r2": "R²",
+    "median_ratio": "Median ratio",
+}
+RATIO_LABELS = {"cod": "COD", "prd": "PRD", "prb": "PRB", "mki": "MKI"}
+LABELS = METRIC_LABELS | RATIO_LABELS
+DASH = "—"
+
+
+@dataclass(frozen=True)
+class Unit:
+    decimals: int
+    percent: bool = False
+
+
+UNITS = {
+    "rmse": Unit(0),
+    "mae": Unit(0),
+    "mape": Unit(2, percent=True),
+    "mdape": Unit(2, percent=True),
+    "r2": Unit(3),
+    "median_ratio": Unit(3),
+    "cod": Unit(2),
+    "prd": Unit(3),
+    "prb": Unit(3),
+    "mki": Unit(3),
+}
+_GENERIC = Unit(3)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _plain(value: float, unit: Unit, signed: bool, keep_sign: bool = False) -> str:
+    text = f"{abs(value):,.{unit.decimals}f}"
+    # A value that rounds to zero has no sign ("-0.000"), except an interval's bound: "+0.000"
+    # says the interval stays above 0 where "0.000" would read as touching it.
+    shown = keep_sign or text.strip("0.,") != ""
+    sign = "-" if value < 0 and shown else "+" if signed and value > 0 and shown else ""
+    return sign + text
+
+
+def value(key: str, number: float | None) -> str:
+    """A statistic's value in its unit: ``244,811``, ``16.05%``, ``0.917``."""
+    if not _finite(number):
+        return DASH
+    assert number is not None
+    unit = UNITS.get(key, _GENERIC)
+    return _plain(number, unit, signed=False) + ("%" if unit.percent else "")
+
+
+def delta(key: str, number: float | None) -> str:
+    """A change of a statistic, signed, at the value's precision (percentages: in points)."""
+    if not _finite(number):
+        return DASH
+    assert number is not None
+    unit = UNITS.get(key, _GENERIC)
+    return _plain(number, unit, signed=True) + (" pp" if unit.percent else "")
+
+
+def interval(key: str, low: float | None, high: float | None, *, change: bool = False) -> str:
+    """An interval at the value's precision: ``13.03 to 15.37``, ``-2,050 to -512``."""
+    if not _finite(low) or not _finite(high):
+        return DASH
+    assert low is not None and high is not None
+    unit = UNITS.get(key, _GENERIC)
+    if change:
+        bounds = f"{_plain(low, unit, True, keep_sign=True)} to {_plain(high, unit, True, keep_sign=True)}"
+        return bounds + (" pp" if unit.percent else "")
+    suffix = "%" if unit.percent else ""
+    return f"{_plain(low, unit, False)}{suffix} to {_plain(high, unit, False)}{suffix}"
+
+
+def _shortest(number: float) -> str:
+    # The fewest decimals (at least one) that write the number exactly as the standard gives it.
+    for decimals in range(1, 7):
+        text = f"{number:.{decimals}f}"
+        if float(text) == number:
+            return text
+    return f"{number:g}"
+
+
+def standard_range(low: float | None, high: float | None) -> str:
+    """An IAAO range as the standard writes it: ``5.0 to 15.0``, ``-0.05 to 0.05``."""
+    if not _finite(low) or not _finite(high):
+        return DASH
+    assert low is not None and high is not None
+    return f"{_shortest(low)} to {_shortest(high)}"
+
+
+def percent_change(number: float | None, base: float | None) -> str:
+    """The relative change, one decimal: ``-0.5%`` (``±0%`` when it rounds to nothing)."""
+    if not _finite(number) or not _finite(base) or not base:
+        return DASH
+    assert number is not None and base is not None
+    pct = (number - base) / abs(base) * 100
+    return "±0%" if abs(pct) < 0.05 else f"{pct:+.1f}%"
+
+
+def count(number: int | float | None) -> str:
+    if not _finite(None if number is None else float(number)):
+        return DASH
+    assert number is not None
+    return f"{round(number):,}"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """A number with no unit known (three significant digits below 1000, whole above)."""
+    if not _finite(value):
+        return DASH
+    assert value is not None
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return DASH
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def dollars_short(amount: float) -> str:
+    """A sale price for a chart axis: ``$420k``, ``$1.25M``."""
+    if amount >= 1_000_000:
+        return f"${amount / 1_000_000:.2f}M".replace(".00M", "M")
+    if amount >= 1_000:
+        return f"${amount / 1_000:.0f}k"
+    return f"${amount:.0f}"

@@ -1,0 +1,236 @@
+"""The Markdown sections the comment and the check run share: this run against main.
+
+Each function takes the typed report of one run and returns lines of Markdown. A change is
+marked better or worse only where the paired bootstrap says so (``Comparison``); without a
+paired comparison nothing is marked. User text (metric names cannot be: the schema closes
+them; the model's strings, area names, the params diff can) goes through ``inert``, ``code``
+or ``code_block``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from modelrun.domain import formatting as fmt
+from modelrun.domain.charts import Chart, area_chart, decile_chart
+from modelrun.domain.documents import METRIC_KEYS, RATIO_KEYS, AreaStats, Baseline, Change, RatioStat, Report
+from modelrun.domain.text import code, code_block, inert
+
+VERDICTS = {"better": "🟢 better", "worse": "🔴 worse", "same": "≈"}
+_STANDARD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
+PARAMS_DIFF_LINES = 80
+
+
+def baseline_label(baseline: Baseline | None) -> str:
+    return f"main {code(baseline.head_sha[:8])}" if baseline else "main"
+
+
+def baseline_text(baseline: Baseline | None) -> str:
+    """Which main run the PR is compared with, in words."""
+    if baseline is None:
+        return "none yet (no verified run of the default branch has succeeded)"
+    sha = code(baseline.head_sha[:8])
+    if baseline.which == "base_commit":
+        return f"main's run of this PR's base commit {sha}"
+    if baseline.which == "latest":
+        return f"the latest main run {sha} (the PR's base commit has no run)"
+    return f"main run {sha}"
+
+
+def _change(report: Report, key: str) -> Change | None:
+    comparison = report.comparison
+    if comparison is None or comparison.status != "paired":
+        return None
+    return comparison.changes.get(key)
+
+
+def _change_cells(report: Report, key: str, this: float | None, base: float | None) -> list[str]:
+    """change, its interval, the verdict: the verdict only from a paired interval."""
+    if this is None or base is None:
+        return [fmt.DASH, fmt.DASH, ""]
+    difference = fmt.delta(key, this - base)
+    if key in METRIC_KEYS and key not in ("r2", "median_ratio"):
+        difference += f" ({fmt.percent_change(this, base)})"
+    found = _change(report, key)
+    if found is None:
+        return [difference, fmt.DASH, ""]
+    return [difference, fmt.interval(key, found.low, found.high, change=True), VERDICTS[found.verdict]]
+
+
+def metrics_table(report: Report) -> list[str]:
+    metrics = report.metrics
+    if metrics is None:
+        return []
+    baseline = report.baseline
+    if baseline is None:
+        rows = ["| metric | this run |", "|---|---:|"]
+        rows += [f"| {fmt.LABELS[k]} | {fmt.value(k, metrics.value(k))} |" for k in METRIC_KEYS]
+        return rows
+    rows = [
+        f"| metric | this run | {baseline_label(baseline)} | change | 95% CI of the change | |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for key in METRIC_KEYS:
+        this, base = metrics.value(key), baseline.metrics.value(key)
+        cells = [fmt.LABELS[key], fmt.value(key, this), fmt.value(key, base), *_change_cells(report, key, this, base)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def standard_range(stat: RatioStat) -> str:
+    if stat.range is not None:
+        return fmt.standard_range(*stat.range)
+    found = _STANDARD.match(stat.standard or "")
+    if found:
+        return fmt.standard_range(float(found.group(1)), float(found.group(2)))
+    return inert(stat.standard or fmt.DASH, 30)
+
+
+def _verdict(stat: RatioStat) -> str:
+    return "✅ pass" if stat.passed else "❌ fail" if stat.passed is False else fmt.DASH
+
+
+def ratio_table(report: Report) -> list[str]:
+    study = report.ratio_study
+    if study is None or not list(study.items()):
+        return []
+    baseline = report.baseline
+    head = "| IAAO statistic | this run | 95% CI | IAAO range | |"
+    rule = "|---|---:|---:|---:|---|"
+    if baseline is not None:
+        head += f" {baseline_label(baseline)} | change | 95% CI of the change | |"
+        rule += "---:|---:|---:|---|"
+    rows = [head, rule]
+    for key, stat in study.items():
+        ci = fmt.interval(key, *stat.ci) if stat.ci else fmt.DASH
+        cells = [fmt.LABELS[key], fmt.value(key, stat.value), ci, standard_range(stat), _verdict(stat)]
+        if baseline is not None:
+            base = baseline.ratio_study.value(key)
+            cells += [fmt.value(key, base), *_change_cells(report, key, stat.value, base)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def comparison_note(report: Report) -> list[str]:
+    """What the marks mean, or why there are none."""
+    comparison = report.comparison
+    if report.baseline is None:
+        return []
+    if comparison is None:
+        return ["<sub>No paired comparison was made: changes are not marked better or worse.</sub>"]
+    if comparison.status == "paired":
+        level = f"{comparison.confidence:.0%}"
+        return [
+            f"<sub>🟢/🔴: the {level} paired bootstrap interval of the change excludes 0 "
+            f"({fmt.count(comparison.resamples)} resamples of the {fmt.count(comparison.n_sales)} holdout sales "
+            "both runs scored; for the median ratio, PRD, PRB and MKI, better means nearer the ideal 1, 0, 1). "
+            "≈: the interval includes 0, so the runs can't be told apart.</sub>"
+        ]
+    if comparison.status == "differ":
+        why = inert(comparison.reason or "the holdouts differ", 200)
+        return [f"<sub>Not compared: {why}. The data changed, so no change is marked better or worse.</sub>"]
+    why = inert(comparison.reason or "no holdout predictions", 300)
+    return [f"<sub>Not compared: {why}. No change is marked better or worse.</sub>"]
+
+
+def charts(report: Report) -> list[Chart]:
+    label = baseline_label(report.baseline) if report.baseline else None
+    paired = report.comparison is not None and report.comparison.status == "paired"
+    found = [
+        decile_chart(report.deciles, label if paired else None),
+        area_chart(report.by_area, report.baseline.by_area if report.baseline else None, label),
+    ]
+    return [c for c in found if c is not None]
+
+
+def model_line(report: Report) -> str:
+    model, data = report.model, report.data
+    library = inert(model.library if model and model.library else "model", 30)
+    device = inert(model.device_used if model and model.device_used else "?", 10)
+    n_train = fmt.count(data.n_train) if data else fmt.DASH
+    n_test = fmt.count(data.n_test) if data else fmt.DASH
+    return (
+        f"<sub>{library} on {device} · {n_train} train / {n_test} holdout sales · "
+        f"baseline: {baseline_text(report.baseline)}</sub>"
+    )
+
+
+def _area_cells(area: AreaStats | None) -> list[str]:
+    if area is None:
+        return [fmt.DASH] * 3
+    return [
+        fmt.value("cod", area.ratio_study.value("cod")),
+        fmt.value("prd", area.ratio_study.value("prd")),
+        fmt.value("mdape", area.metrics.value("mdape")),
+    ]
+
+
+def area_table(report: Report) -> list[str]:
+    """Every market area, this run against main: COD, PRD and MdAPE."""
+    if not report.by_area:
+        return []
+    baseline = report.baseline
+    theirs = {a.area: a for a in baseline.by_area} if baseline else {}
+    head = "| area | sales | COD | PRD | MdAPE |"
+    rule = "|---|---:|---:|---:|---:|"
+    if baseline is not None:
+        head += " main COD | main PRD | main MdAPE |"
+        rule += "---:|---:|---:|"
+    rows = [head, rule]
+    for area in report.by_area:
+        cells = [inert(area.area, 40), fmt.count(area.n), *_area_cells(area)]
+        if baseline is not None:
+            cells += _area_cells(theirs.get(area.area))
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def details(report: Report) -> list[str]:
+    """The model and the data, as the model reported them."""
+    model, data = report.model, report.data
+    lines: list[str] = []
+    if model is not None:
+        facts = [
+            f"library {inert(model.library or '?', 30)}",
+            f"device {inert(model.device_used or '?', 10)} (asked for {inert(model.device_requested or '?', 10)})",
+            f"{fmt.count(model.threads)} threads",
+            f"trained in {fmt.duration(model.train_seconds)}",
+        ]
+        lines.append("- **Model:** " + ", ".join(facts))
+    if data is not None:
+        window = f", holdout {inert(data.holdout.start, 12)} to {inert(data.holdout.end, 12)}" if data.holdout else ""
+        lines.append(
+            f"- **Data:** {fmt.count(data.rows)} sales, {fmt.count(data.n_train)} train, "
+            f"{fmt.count(data.n_test)} holdout ({fmt.count(data.n_ratio_study)} in the ratio study){window}"
+        )
+        if data.source:
+            lines.append(f"- **Source:** {inert(data.source, 300)}")
+        if data.trimming:
+            lines.append(f"- **Trimming:** {inert(data.trimming, 500)}")
+    return lines
+
+
+def params_section(report: Report) -> list[str]:
+    """What changed in the params file against the baseline run."""
+    if report.baseline is None:
+        return []
+    if not report.params_diff:
+        return ["No change to the params file against the baseline run (or it wrote none)."]
+    shown = report.params_diff[:PARAMS_DIFF_LINES]
+    more = len(report.params_diff) - len(shown)
+    block = code_block(shown)
+    return [block] + ([f"_{more} more lines in report.html._"] if more > 0 else [])
+
+
+def headline_values(report: Report) -> str:
+    """One line for a status or a check run's title: RMSE and COD, IAAO's verdict."""
+    metrics = report.metrics
+    study = report.ratio_study
+    text = f"RMSE {fmt.value('rmse', metrics.value('rmse') if metrics else None)}"
+    if study is not None and study.cod is not None:
+        text += f", COD {fmt.value('cod', study.cod.value)}"
+    failing = [fmt.LABELS[k] for k, s in (study.items() if study else []) if s.passed is False]
+    return text + f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
+
+
+__all__ = ["RATIO_KEYS"]
