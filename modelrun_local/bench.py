@@ -660,6 +660,22 @@ def submit_latency_phase(runtime: LocalRuntime, image: str, singles: int, batche
     }
 
 
+def iam_figures(runtime: LocalRuntime, wall: float, runs: int) -> dict[str, Any]:
+    """What enforcing IAM cost: each check's time in the local AWS, whose server answers one
+    request at a time (so the checks' sum is time added to its busy time)."""
+    decisions = runtime.iam_decisions()
+    costs = [d.check_ms / 1000 for d in decisions if d.check_ms]
+    return {
+        "decisions": len(decisions),
+        "per_run": len(decisions) / runs if runs else 0.0,
+        "denied": sum(not d.allowed for d in decisions),
+        "denials": [f"{d.principal} {d.action} {d.resource}" for d in decisions if not d.allowed],
+        "check_s": summary(costs),
+        "checks_total_s": sum(costs),
+        "share_of_wall": sum(costs) / wall if wall > 0 else 0.0,
+    }
+
+
 def throughput_phase(
     runtime: LocalRuntime, probe: Probe, timed: TimedRequests, image: str, requests: int, prs: int, dup: float
 ) -> dict[str, Any]:
@@ -764,7 +780,11 @@ def throughput_phase(
         received_again[poller.mapping.function] += poller.redelivered
     unique = len(expected)
     gh = github_breakdown(github_requests)
+    iam = iam_figures(runtime, wall, unique)
+    if iam["denied"]:
+        problems.append(f"{iam['denied']} IAM denials on the happy path: {iam['denials'][:5]}")
     return {
+        "iam": iam,
         "requests_unique": unique,
         "messages_sent": len(bodies),
         "duplicates_sent": len(duplicates),
@@ -1324,6 +1344,14 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| GitHub API requests per run under load | {g['per_run']:.2f} ({g['writes_per_run']:.2f} writes, "
             f"{g['list_calls_per_run']:.2f} list calls; {g.get('token_exchanges', 0)} token exchanges besides) |",
         ]
+        if t.get("iam"):
+            i = t["iam"]
+            lines.append(
+                f"| IAM enforced: calls checked per run, denied; each check (median / p95); all checks' share "
+                f"of the throughput wall time | {i['per_run']:.0f}, {i['denied']} denied; "
+                f"{i['check_s'].get('median', 0) * 1000:.2f} ms / {i['check_s'].get('p95', 0) * 1000:.2f} ms; "
+                f"{i['share_of_wall']:.0%} |"
+            )
     if k:
         lines += [
             f"| soak: {k['runs']} runs over {k['prs']} PRs, {k['faulted_github_answers']} faulted GitHub answers, "

@@ -194,7 +194,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(f'{op} x{n}' for op, n in sorted(counted.items()))}); "
             f"installation-token exchanges besides: {exchanged} (each cached about an hour per function environment)"
         )
-        ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused
+        # IAM is enforced: a happy run must not have been refused anything (nor a refusal swallowed).
+        decisions = runtime.iam_decisions()
+        denied = runtime.iam_denials()
+        roles = sorted({d.principal for d in decisions if not d.principal.startswith(("service:", "web-identity:"))})
+        print(
+            f"IAM: {len(decisions)} calls checked against {len(roles)} roles' policies from template.yaml; "
+            f"{len(denied)} denied"
+        )
+        for d in denied:
+            print(f"  denied: {d.principal} {d.action} on {d.resource} ({d.reason})")
+        ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused and not denied
         checks = runtime.github.check_runs(result["repository"], request.head_sha)
         ok = ok and [c["conclusion"] for c in checks] == ["success"] and len(per_run) <= 5
     return 0 if ok else 1

@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import socket
 import sys
 import tempfile
@@ -345,6 +346,8 @@ class LocalRuntime:
             self.invoke_endpoint.shutdown()
             self.invoke_endpoint.server_close()
         self.github.stop()
+        if hasattr(self, "decision_log"):
+            shutil.rmtree(self.decision_log.parent, ignore_errors=True)
         # Leave the process as it was: later code (or tests) must not reach a stopped endpoint.
         os.environ.clear()
         os.environ.update(self._saved_environ)

@@ -23,6 +23,7 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     out = capsys.readouterr().out
     assert exit_code == 0, out
     assert "1 comment(s) on the PR" in out
+    assert re.search(r"IAM: \d+ calls checked against \d+ roles' policies from template.yaml; 0 denied", out)
     comment = out.split("as GitHub received it", 1)[1].split("Check run 'modelrun'", 1)[0]
     assert "✅ **SUCCEEDED**" in comment
     assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \|", comment), "metrics compared with main's baseline"
