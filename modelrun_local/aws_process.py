@@ -27,7 +27,7 @@ import traceback
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.context import SpawnContext
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,7 +58,7 @@ class Shared:
     operator: Any  # the operator's access key (an IAM user with every permission), sent once
 
     @classmethod
-    def make(cls, ctx: SpawnContext) -> Shared:
+    def make(cls, ctx: BaseContext) -> Shared:
         return cls(
             ready=ctx.Event(),
             stop=ctx.Event(),

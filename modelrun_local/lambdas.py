@@ -158,6 +158,10 @@ class Environment:
         held = self.held
         if held is None or f"/invocation/{held.request_id}/" not in path:
             return
+        # Done with it: as on Lambda, the next invocation may go to this environment (it takes it
+        # at its next GET) rather than start a cold one. A retry right after an error (the state
+        # machine's full jitter can wait ~0 s) must not find the function without a warm one.
+        self.pool.mark_idle(self, True)
         if path.endswith("/response"):
             held.finish(json.loads(body or b"null"), None)
         elif path.endswith("/error"):
@@ -233,6 +237,10 @@ class FunctionPool:
             self.idle.discard(environment)
             if environment in self.environments:
                 self.environments.remove(environment)
+            # An invocation queued for an environment that died before taking it gets a new one.
+            if not self.pending.empty() and not self.environments and not self.stopping.is_set():
+                self._started += 1
+                self.environments.append(Environment(self, self._started))
 
     def fail_pending(self, result: tuple[Any, str]) -> None:
         while True:
@@ -254,7 +262,9 @@ class FunctionPool:
         timeout = float(self.function.get("timeout", 3))
         invocation = Invocation(payload, deadline=time.time() + timeout)
         with self._lock:
-            if not self.idle and len(self.environments) < self.concurrency:
+            if self.idle:
+                self.idle.pop()  # claimed: the next invocation does not count on it too
+            elif len(self.environments) < self.concurrency:
                 self._started += 1
                 self.environments.append(Environment(self, self._started))
         self.pending.put(invocation)

@@ -15,6 +15,7 @@ The handlers talk to it through the standard ``AWS_ENDPOINT_URL``: only endpoint
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -196,6 +197,16 @@ class ExecutorState:
             self.shared.quiet.value = 0
 
 
+@functools.cache
+def _aws_process_context() -> multiprocessing.context.ForkServerContext:
+    """Not fork: this process may run threads (a test's, an earlier runtime's). A fork server
+    that imported moto once (seconds in a fresh interpreter) and runs no threads forks each
+    runtime's AWS process from that clean state, as spawn would give it, without the import."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["modelrun_local.aws_process"])
+    return ctx
+
+
 def _fresh_boto3_session() -> None:
     """boto3's default session keeps the credentials it first resolved: drop it when they change."""
     boto3.DEFAULT_SESSION = None
@@ -268,8 +279,7 @@ class LocalRuntime:
         os.environ.update(aws_process.aws_environment(self.endpoint))
         _fresh_boto3_session()
         self.invoke_endpoint = InvokeEndpoint(lambda: getattr(self, "lambdas", None))
-        # spawn, not fork: this process may run threads (a test's, an earlier runtime's).
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _aws_process_context()
         self.shared = aws_process.Shared.make(ctx)
         self.decision_log = Path(tempfile.mkdtemp(prefix="modelrun-iam-")) / "decisions.jsonl"
         settings = aws_process.ProcessSettings(

@@ -14,6 +14,7 @@ adjusted here, in the template, not by hand-made resources:
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import re
@@ -55,6 +56,14 @@ class _NoManagedPolicies:
 
 
 def load_template() -> dict[str, Any]:
+    """template.yaml, a fresh copy each call; parsed once per version of the file (a parse takes
+    about half a second, and each runtime start needs it twice)."""
+    stat = TEMPLATE.stat()
+    return copy.deepcopy(_parsed_template(stat.st_mtime_ns, stat.st_size))
+
+
+@functools.cache
+def _parsed_template(mtime_ns: int, size: int) -> dict[str, Any]:
     template: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
     return template
 

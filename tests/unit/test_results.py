@@ -254,7 +254,7 @@ def _bomb() -> bytes:
         (holdout(",1,1,a,0"), "printable"),
         (holdout("s\x1b[31m,1,1,a,0"), "printable"),
         (holdout("x" * 65 + ",1,1,a,0"), "printable"),
-        (gzip.compress(HEADER.encode() + b"\n\xff,1,1,a,0\n"), "UTF-8"),
+        (gzip.compress(HEADER.encode() + b"\n\xff,1,1,a,0\n", mtime=0), "UTF-8"),
         (holdout('"s1,1,1,a,0'), "not CSV"),
     ],
 )
