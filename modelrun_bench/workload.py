@@ -98,14 +98,13 @@ class Planned:
 def plan(
     runtime: LocalRuntime, image: str, pr: int, commit: int, workflow_run_id: int, command: list[str] | None = None
 ) -> Planned:
-    """A verifiable run request, as the approved workflow job sends it: GitHub records the PR and
-    the workflow run (the evidence the submit function checks) and the job gets its OIDC token for
-    the stack's audience (the run-requests queue's URL) from the local issuer: an RSA signature
+    """A verifiable run request, as the approved workflow job sends it: GitHub records the
+    workflow run, with its PR (the evidence the submit function checks), and the job gets its OIDC
+    token for the stack's audience (the run-requests queue's URL) from the local issuer: an RSA signature
     and one loopback HTTP call, about a millisecond or two."""
     repository = runtime.repository
     sha = hashlib.sha1(f"bench-{pr}-{commit}".encode()).hexdigest()  # noqa: S324 - a fake commit SHA
     head_ref = f"bench/pr-{pr}"
-    runtime.github.add_pull(repository, pr, sha, head_ref, "main", "bench")
     env = runtime.github.actions_job(
         repository,
         "pull_request",

@@ -59,9 +59,6 @@ def run_flow(
     event = retarget(pull_request_event(), runtime.repository)
     repository = runtime.repository
     pr = event["pull_request"]
-    runtime.github.add_pull(
-        repository, pr["number"], pr["head"]["sha"], pr["head"]["ref"], pr["base"]["ref"], pr["user"]["login"]
-    )
 
     # main first: a merge to main ran the model (a push in main's environment): the baseline.
     main_sha = pr["base"]["sha"]

@@ -37,10 +37,6 @@ class Flow:
         event["number"] = pr
         event["pull_request"]["number"] = pr
         event["pull_request"]["head"]["sha"] = sha
-        pull = event["pull_request"]
-        self.runtime.github.add_pull(
-            REPOSITORY, pr, sha, pull["head"]["ref"], pull["base"]["ref"], pull["user"]["login"]
-        )
         return event
 
     def job(self, pr: int, run_id: int, sha: str | None = None, **kwargs: Any) -> Job:

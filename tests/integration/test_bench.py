@@ -32,7 +32,9 @@ def test_quick_bench_writes_figures_and_finds_no_lost_or_duplicated_runs(tmp_pat
     assert throughput["batch_jobs_created"] == throughput["requests_unique"] == throughput["run_records"] == 6
     assert throughput["duplicates_sent"] >= 1
     assert throughput["iam"]["decisions"] > 0 and throughput["iam"]["denied"] == 0
-    assert throughput["report_executions"] == 6 and throughput["report_execution_statuses"] == {"SUCCEEDED": 6}
+    reported = sum(n for status, n in throughput["run_statuses"].items() if status in ("SUCCEEDED", "FAILED"))
+    assert throughput["report_executions"] == reported > 0  # one per reported run (superseded ones have none)
+    assert throughput["report_execution_statuses"] == {"SUCCEEDED": reported}
     assert results["submit_latency"]["batch_of_10_requests_per_s"]["overall"] > 0
     assert results["cold_start"]["boto3_import_s"] > 0
     assert results["cold_path"]["terminal_to_comment_s"]["n"] == 1  # the quick bench's one cold run

@@ -62,7 +62,6 @@ class World:
         pull = event["pull_request"]
         pull["number"] = pr
         pull["head"]["sha"] = sha
-        self.runtime.github.add_pull(REPOSITORY, pr, sha, pull["head"]["ref"], pull["base"]["ref"], actor)
         return pull_request_job(self.runtime.github, event, run_id=workflow_run, run_attempt=attempt, actor=actor)
 
     def unsigned(self, job: Job, mode: list[str]) -> RunRequest:
