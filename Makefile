@@ -52,7 +52,7 @@ model-tests:
 	$(MAKE) -C model_container test
 
 bench: setup  ## pipeline benchmarks on the local stack (figures to bench/results.json)
-	$(RUN) python -m modelrun_local.bench
+	$(RUN) python -m modelrun_bench
 
 # Each function's wheels (its group in pyproject.toml) but the JWT layer's, and the layer's own.
 LAMBDA_FUNCTIONS := submit track collect-results update-pull-request

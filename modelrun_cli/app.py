@@ -28,7 +28,8 @@ from modelrun_cli.connect import (
     fail,
     handle_errors,
 )
-from modelrun_local.serve import local_app
+from modelrun_cli.local import local_app
+from modelrun_cli.logs import LogReader
 
 app = typer.Typer(
     name="modelrun",
@@ -262,7 +263,7 @@ def logs(
     if not follow:
         if not record.log_stream:
             fail(f"run {record.run_id} has no log yet ({record.status.value}): try --follow", exit_code=1)
-        for line in _runs.LogReader(logs_client, record.log_stream).read():
+        for line in LogReader(logs_client, record.log_stream).read():
             typer.echo(_views.safe(line))  # the job's output: no escape sequences reach the terminal
         return
     record = _follow(table, logs_client, record, interval)
@@ -284,7 +285,7 @@ def logs(
 
 def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
     """Print new log lines as they come, with a live status line, until the record has ended."""
-    reader: _runs.LogReader | None = None
+    reader: LogReader | None = None
     console = _err()
 
     def line() -> Text:
@@ -305,7 +306,7 @@ def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
             fresh = table.get(record.run_id)
             record = fresh or record
             if reader is None and record.log_stream:
-                reader = _runs.LogReader(logs_client, record.log_stream)
+                reader = LogReader(logs_client, record.log_stream)
             if reader is not None:
                 for text in reader.read():
                     typer.echo(_views.safe(text))

@@ -28,7 +28,6 @@ from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun_cli.connect import Stack, fail
 
-LOG_GROUP = "/aws/batch/job"
 WAITING = frozenset({RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE})
 CANCEL_REASON = "cancelled by {user} via modelrun CLI"  # the track function maps "cancelled…" to CANCELLED
 DLQS = {"run-requests": "RunRequestsDLQUrl", "job-events": "JobEventsDLQUrl"}
@@ -281,41 +280,6 @@ def rerun_request(record: RunRecord, records: Iterable[RunRecord], requested_by:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         fail(f"cannot rerun {record.run_id}: {problems}", exit_code=1)
-
-
-# --- logs -------------------------------------------------------------------------------------
-
-
-class LogReader:
-    """A CloudWatch log stream read forward, page by page, from where the last read stopped."""
-
-    def __init__(self, logs: Any, stream: str, group: str = LOG_GROUP) -> None:
-        self.logs = logs
-        self.stream = stream
-        self.group = group
-        self.token: str | None = None
-        self.lines = 0
-
-    def read(self) -> list[str]:
-        lines: list[str] = []
-        while True:
-            kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamName": self.stream, "startFromHead": True}
-            if self.token:
-                kwargs["nextToken"] = self.token
-            try:
-                page = self.logs.get_log_events(**kwargs)
-            except ClientError as error:
-                if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                    return lines  # the stream doesn't exist yet
-                raise
-            lines += [str(e["message"]).rstrip("\n") for e in page.get("events", [])]
-            token = page.get("nextForwardToken")
-            if not page.get("events") or token == self.token:
-                self.token = token or self.token
-                break
-            self.token = token
-        self.lines += len(lines)
-        return lines
 
 
 # --- dead letters -----------------------------------------------------------------------------

@@ -36,10 +36,10 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
+from modelrun_cli.logs import LOG_GROUP
 from modelrun_local import iam, moto_hooks
 
 REGION = "us-east-1"
-LOG_GROUP = "/aws/batch/job"
 ANNOTATION_DIRECTORY = "org.modelrun.local.directory"
 ANNOTATION_PYTHON = "org.modelrun.local.python"
 ERROR_HEADER = "X-Amz-Function-Error"

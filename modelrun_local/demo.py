@@ -23,7 +23,8 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
-from modelrun_local.runtime import LOG_GROUP, LocalRuntime
+from modelrun_cli.logs import LOG_GROUP
+from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
 
@@ -58,9 +59,6 @@ def run_flow(
     event = retarget(pull_request_event(), runtime.repository)
     repository = runtime.repository
     pr = event["pull_request"]
-    runtime.github.add_pull(
-        repository, pr["number"], pr["head"]["sha"], pr["head"]["ref"], pr["base"]["ref"], pr["user"]["login"]
-    )
 
     # main first: a merge to main ran the model (a push in main's environment): the baseline.
     main_sha = pr["base"]["sha"]

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,6 @@ from modelrun_local.stack import ROOT, EventSourceMapping, deploy
 
 REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
-LOG_GROUP = aws_process.LOG_GROUP
 
 
 def _free_port() -> int:
@@ -531,16 +530,21 @@ class LocalRuntime:
         ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
         return f"{repository}@{digest}"
 
-    def wait_until_idle(self, timeout: float = 120.0, settle: float = 0.5) -> None:
-        """Until every queue is drained, no job runs and no execution is running."""
+    def wait_until_idle(
+        self, timeout: float = 120.0, settle: float = 0.5, functions: Collection[str] | None = None
+    ) -> None:
+        """Until every queue is drained, no job runs and no execution is running, for ``settle``
+        seconds on end. With ``functions`` (logical ids): until those functions' queues are
+        drained and their pollers idle, whatever else runs."""
         sqs = boto3.client("sqs")
         sfn = boto3.client("stepfunctions")
+        pollers = [p for p in self.pollers if functions is None or p.mapping.function in functions]
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            busy = self.executor.active > 0 or any(p.busy for p in self.pollers)
+            busy = any(p.busy for p in pollers) or (functions is None and self.executor.active > 0)
             if not busy:
-                for poller in self.pollers:
+                for poller in pollers:
                     attrs = sqs.get_queue_attributes(
                         QueueUrl=poller.queue_url,
                         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -548,7 +552,7 @@ class LocalRuntime:
                     if int(attrs["ApproximateNumberOfMessages"]) or int(attrs["ApproximateNumberOfMessagesNotVisible"]):
                         busy = True
                         break
-            if not busy:
+            if not busy and functions is None:
                 running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
                 busy = bool(running["executions"])
             if busy:
@@ -558,4 +562,5 @@ class LocalRuntime:
             elif time.monotonic() - quiet_since >= settle:
                 return
             time.sleep(0.2)  # each check walks every queued message in moto
-        raise TimeoutError(f"the local stack was still busy after {timeout} s")
+        what = "the local stack" if functions is None else ", ".join(functions)
+        raise TimeoutError(f"{what} was still busy after {timeout} s")

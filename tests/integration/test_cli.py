@@ -62,7 +62,6 @@ class World:
         pull = event["pull_request"]
         pull["number"] = pr
         pull["head"]["sha"] = sha
-        self.runtime.github.add_pull(REPOSITORY, pr, sha, pull["head"]["ref"], pull["base"]["ref"], actor)
         return pull_request_job(self.runtime.github, event, run_id=workflow_run, run_attempt=attempt, actor=actor)
 
     def unsigned(self, job: Job, mode: list[str]) -> RunRequest:
@@ -462,7 +461,7 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
         def push_image(self, directory: Path, tag: str) -> str:
             return world.runtime.push_image(directory, tag)
 
-    monkeypatch.setattr("modelrun_local.runtime.LocalRuntime", StandIn)
+    monkeypatch.setattr("modelrun_local.serve.LocalRuntime", StandIn)
     result = cli("local", "up", "--state-file", str(state), "--stack-name", STACK, stack=False)
     assert result.exit_code == 0, result.output
     assert f"Local stack {STACK} is up" in result.stdout and "Stopping the local stack" in result.stdout

@@ -74,18 +74,20 @@ def test_comments_round_trip(gh: LocalGitHub, client: httpx.Client) -> None:
     assert edited.status_code == 200
     assert edited.json()["body"] == "done"
 
-    fetched = client.get(f"/repos/{REPO}/issues/comments/{comment['id']}").json()
-    assert fetched["body"] == "done"
+    listed = client.get(f"/repos/{REPO}/issues/7/comments").json()
+    assert [(c["id"], c["body"]) for c in listed] == [(comment["id"], "done")]
     assert [c["body"] for c in gh.comments(REPO, 7)] == ["done"]
     assert gh.comments(REPO, 8) == []
     # The same comment id under another repository does not exist.
-    assert client.get(f"/repos/octo/other/issues/comments/{comment['id']}").status_code == 404
+    assert client.patch(f"/repos/octo/other/issues/comments/{comment['id']}", json={"body": "x"}).status_code == 404
+    assert [c["body"] for c in gh.comments(REPO, 7)] == ["done"]
     assert [(r.method, r.status, r.write) for r in gh.requests] == [
         ("POST", 201, True),
         ("PATCH", 200, True),
         ("GET", 200, False),
-        ("GET", 404, False),
+        ("PATCH", 404, True),
     ]
+    assert all(a.answered_at <= b.answered_at for a, b in zip(gh.requests, gh.requests[1:]))
 
 
 def test_pagination_follows_link_headers(gh: LocalGitHub, client: httpx.Client) -> None:
@@ -116,6 +118,7 @@ def test_pagination_follows_link_headers(gh: LocalGitHub, client: httpx.Client) 
         ("DELETE", f"/repos/{REPO}/issues/1/comments", None, 404),  # no such method
         ("GET", f"/repos/{REPO}/issues/one/comments", None, 404),  # path parameter not an integer
         ("GET", f"/repos/{REPO}/issues/1/events", None, 404),  # GitHub has it, we do not
+        ("GET", f"/repos/{REPO}/issues/comments/1001", None, 404),  # nor this: nothing here reads one comment
     ],
 )
 def test_validator_rejects_what_github_rejects(

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.stack import load_template
 from tests.helpers import wait_for
-from tests.integration.test_flow import REPOSITORY, Flow
+from tests.integration.flow import REPOSITORY, Flow
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modelrun_cli.enqueue import send
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from tests.integration.test_flow import REPOSITORY, Flow
+from tests.integration.flow import REPOSITORY, Flow
 
 
 def one_run(pr: int) -> tuple[str, int]:

@@ -4,17 +4,23 @@ A run's note, branch, login, status reason, log lines, dead-letter reasons and t
 names are the PR author's (or the model's) text: ``[link=...]`` must not become a hyperlink,
 ``[/bold]`` must not crash ``modelrun show``, and ESC, CR, BEL or bidi controls must not reach
 the terminal.
+
+And the CLI's modules import nothing of the local stack (modelrun_local builds on the CLI).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console, RenderableType
 
+import modelrun_cli
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun_cli import views
@@ -177,3 +183,16 @@ def test_colour_codes_in_log_lines_are_dropped_and_their_text_kept() -> None:
     assert views.safe("\x1b[1;31mERROR\x1b[0m: boom\tdone") == "ERROR: boom\tdone"
     assert views.safe("a\nb") == "a\nb"
     assert views.safe("\x1b]0;title\x07x") == "\ufffd]0;title\ufffdx"
+
+
+def test_the_cli_imports_nothing_of_the_local_stack(tmp_path: Path) -> None:
+    """modelrun_local builds on the CLI (its workflow job runs ``enqueue``): importing every CLI
+    module, ``local up``'s included, in a fresh interpreter loads no module of modelrun_local (or
+    of the bench, which builds on both), so the packages depend one way."""
+    names = sorted(p.stem for p in Path(modelrun_cli.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert {"app", "enqueue", "local"} <= set(names)
+    code = "".join(f"import modelrun_cli.{name}\n" for name in names) + (
+        "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('modelrun_local', 'modelrun_bench')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -1,0 +1,437 @@
+"""The documents the local GitHub answers with, shaped as GitHub's: users, the App, repositories,
+workflow runs, pull requests, comments, commit statuses and check runs (ids, node ids, urls,
+timestamps), so that they pass the response schemas of GitHub's description.
+
+Ids of users, repositories and the like are derived from their names: the same login always has
+the same id. Urls are under the local GitHub's API base, known once its server has started.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stable_id(text: str) -> int:
+    # Deterministic ids for users and repositories, so the same login always has the same id.
+    return zlib.crc32(text.encode()) % 90_000_000 + 10_000_000
+
+
+def node_id(prefix: str, number: int) -> str:
+    return f"{prefix}_" + base64.b64encode(f"local:{number}".encode()).decode().rstrip("=")
+
+
+def client_id(app_id: int) -> str:
+    """The App's client id, which GitHub also accepts as a JWT's issuer."""
+    return f"Iv1.{app_id:016x}"
+
+
+class Documents:
+    """GitHub's documents for one local GitHub: its API base (``base_url()``), its App's bot."""
+
+    def __init__(self, base_url: Callable[[], str], bot_login: str, app_id: int) -> None:
+        self._base_url = base_url
+        self.bot_login = bot_login
+        self.app_id = app_id
+
+    @property
+    def url(self) -> str:
+        return self._base_url()
+
+    def user(self, login: str, kind: str | None = None) -> dict[str, Any]:
+        kind = kind or ("Bot" if login.endswith("[bot]") else "User")
+        api = f"{self.url}/users/{login}"
+        uid = stable_id(login)
+        return {
+            "login": login,
+            "id": uid,
+            "node_id": node_id("BOT" if kind == "Bot" else "U", uid),
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
+            "gravatar_id": "",
+            "url": api,
+            # A bot's page is its app's page.
+            "html_url": f"https://github.com/apps/{login.removesuffix('[bot]')}"
+            if kind == "Bot"
+            else f"https://github.com/{login}",
+            "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": kind,
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    def app(self) -> dict[str, Any]:
+        slug = self.bot_login.removesuffix("[bot]")
+        app_id = self.app_id
+        now = iso(datetime(2024, 1, 1, tzinfo=UTC))
+        return {
+            "id": app_id,
+            "slug": slug,
+            "node_id": node_id("A", app_id),
+            "client_id": client_id(app_id),
+            "owner": self.user(slug, "Organization"),
+            "name": slug,
+            "description": "",
+            "external_url": "https://example.invalid/modelrun",
+            "html_url": f"https://github.com/apps/{slug}",
+            "created_at": now,
+            "updated_at": now,
+            "permissions": {
+                "actions": "read",
+                "checks": "write",
+                "issues": "write",
+                "metadata": "read",
+                "pull_requests": "write",
+                "statuses": "write",
+            },
+            "events": [],
+        }
+
+    def repository(self, full_name: str) -> dict[str, Any]:
+        owner, name = full_name.split("/", 1)
+        api = f"{self.url}/repos/{full_name}"
+        rid = stable_id("repo:" + full_name.lower())
+        created = iso(datetime(2024, 1, 1, tzinfo=UTC))
+        templated = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "statuses_url": "/statuses/{sha}",
+            "trees_url": "/git/trees{/sha}",
+        }
+        plain = (
+            "contributors",
+            "deployments",
+            "downloads",
+            "events",
+            "forks",
+            "hooks",
+            "languages",
+            "merges",
+            "stargazers",
+            "subscribers",
+            "subscription",
+            "tags",
+            "teams",
+        )
+        repo: dict[str, Any] = {
+            "id": rid,
+            "node_id": node_id("R", rid),
+            "name": name,
+            "full_name": full_name,
+            "owner": self.user(owner, "Organization"),
+            "private": False,
+            "html_url": f"https://github.com/{full_name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            **{k: api + v for k, v in templated.items()},
+            **{f"{k}_url": f"{api}/{k}" for k in plain},
+            "clone_url": f"https://github.com/{full_name}.git",
+            "git_url": f"git://github.com/{full_name}.git",
+            "ssh_url": f"git@github.com:{full_name}.git",
+            "svn_url": f"https://github.com/{full_name}",
+            "mirror_url": None,
+            "homepage": None,
+            "language": "Python",
+            "default_branch": "main",
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "size": 0,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_downloads": True,
+            "archived": False,
+            "disabled": False,
+            "license": None,
+            "visibility": "public",
+            "pushed_at": created,
+            "created_at": created,
+            "updated_at": created,
+        }
+        return repo
+
+    def pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> dict[str, Any]:
+        owner = repo.split("/", 1)[0]
+        api = f"{self.url}/repos/{repo}"
+        pid = stable_id(f"pull:{repo.lower()}#{number}")
+        now = iso(utcnow())
+        author = self.user(user)
+        repository = self.repository(repo)
+
+        def link(href: str) -> dict[str, str]:
+            return {"href": href}
+
+        return {
+            "url": f"{api}/pulls/{number}",
+            "id": pid,
+            "node_id": node_id("PR", pid),
+            "html_url": f"https://github.com/{repo}/pull/{number}",
+            "diff_url": f"https://github.com/{repo}/pull/{number}.diff",
+            "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
+            "issue_url": f"{api}/issues/{number}",
+            "commits_url": f"{api}/pulls/{number}/commits",
+            "review_comments_url": f"{api}/pulls/{number}/comments",
+            "review_comment_url": f"{api}/pulls/comments{{/number}}",
+            "comments_url": f"{api}/issues/{number}/comments",
+            "statuses_url": f"{api}/statuses/{head_sha}",
+            "number": number,
+            "state": "open",
+            "locked": False,
+            "title": f"Pull request #{number}",
+            "user": author,
+            "body": None,
+            "labels": [],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": {
+                "label": f"{owner}:{head_ref}",
+                "ref": head_ref,
+                "sha": head_sha,
+                "user": author,
+                "repo": repository,
+            },
+            "base": {
+                "label": f"{owner}:{base_ref}",
+                "ref": base_ref,
+                "sha": "0" * 40,
+                "user": repository["owner"],
+                "repo": repository,
+            },
+            "_links": {
+                "self": link(f"{api}/pulls/{number}"),
+                "html": link(f"https://github.com/{repo}/pull/{number}"),
+                "issue": link(f"{api}/issues/{number}"),
+                "comments": link(f"{api}/issues/{number}/comments"),
+                "review_comments": link(f"{api}/pulls/{number}/comments"),
+                "review_comment": link(f"{api}/pulls/comments{{/number}}"),
+                "commits": link(f"{api}/pulls/{number}/commits"),
+                "statuses": link(f"{api}/statuses/{head_sha}"),
+            },
+            "author_association": "CONTRIBUTOR",
+            "auto_merge": None,
+            "draft": False,
+            "merged": False,
+            "mergeable": True,
+            "rebaseable": True,
+            "mergeable_state": "clean",
+            "merged_by": None,
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 0,
+            "changed_files": 1,
+        }
+
+    def workflow_run(
+        self,
+        repo: str,
+        event_name: str,
+        head_sha: str,
+        head_branch: str,
+        run_id: int,
+        attempt: int,
+        actor: str,
+        triggering_actor: str | None,
+        pull_request: tuple[int, str, str, str] | None,
+    ) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo}"
+        now = iso(utcnow())
+        repository = self.repository(repo)
+        suite = stable_id(f"suite:{repo}:{run_id}:{attempt}")
+        pulls = []
+        if pull_request is not None:
+            number, head_ref, base_ref, base_sha = pull_request
+            rid = repository["id"]
+            pulls.append(
+                {
+                    "id": stable_id(f"pull:{repo.lower()}#{number}"),
+                    "number": number,
+                    "url": f"{api}/pulls/{number}",
+                    "head": {"ref": head_ref, "sha": head_sha, "repo": {"id": rid, "url": api, "name": repo}},
+                    "base": {"ref": base_ref, "sha": base_sha, "repo": {"id": rid, "url": api, "name": repo}},
+                }
+            )
+        person = {"name": actor, "email": f"{actor}@users.noreply.github.com"}
+        return {
+            "id": run_id,
+            "name": "run-model",
+            "node_id": node_id("WFR", run_id),
+            "check_suite_id": suite,
+            "check_suite_node_id": node_id("CS", suite),
+            "head_branch": head_branch,
+            "head_sha": head_sha,
+            "path": ".github/workflows/run-model.yaml",
+            "display_title": f"run-model #{run_id}",
+            "run_number": run_id % 10_000,
+            "run_attempt": attempt,
+            "event": event_name,
+            "status": "in_progress",
+            "conclusion": None,
+            "workflow_id": stable_id(f"workflow:{repo}"),
+            "url": f"{api}/actions/runs/{run_id}",
+            "html_url": f"https://github.com/{repo}/actions/runs/{run_id}",
+            "pull_requests": pulls,
+            "created_at": now,
+            "updated_at": now,
+            "run_started_at": now,
+            "actor": self.user(actor),
+            "triggering_actor": self.user(triggering_actor or actor),
+            "jobs_url": f"{api}/actions/runs/{run_id}/attempts/{attempt}/jobs",
+            "logs_url": f"{api}/actions/runs/{run_id}/attempts/{attempt}/logs",
+            "check_suite_url": f"{api}/check-suites/{suite}",
+            "artifacts_url": f"{api}/actions/runs/{run_id}/artifacts",
+            "cancel_url": f"{api}/actions/runs/{run_id}/cancel",
+            "rerun_url": f"{api}/actions/runs/{run_id}/rerun",
+            "previous_attempt_url": f"{api}/actions/runs/{run_id}/attempts/{attempt - 1}" if attempt > 1 else None,
+            "workflow_url": f"{api}/actions/workflows/{stable_id(f'workflow:{repo}')}",
+            "head_commit": {
+                "id": head_sha,
+                "tree_id": hashlib.sha1(f"tree:{head_sha}".encode()).hexdigest(),  # noqa: S324 - a fake SHA
+                "message": "A commit",
+                "timestamp": now,
+                "author": person,
+                "committer": person,
+            },
+            "repository": repository,
+            "head_repository": repository,
+        }
+
+    def full_repository(self, repo: str, default_branch: str) -> dict[str, Any]:
+        """A repository as ``GET /repos/{owner}/{repo}`` answers it."""
+        full = self.repository(repo)
+        full.update(
+            {
+                "default_branch": default_branch,
+                "has_discussions": False,
+                "network_count": 0,
+                "subscribers_count": 0,
+            }
+        )
+        return full
+
+    def comment(self, cid: int, repo: str, number: int, text: str) -> dict[str, Any]:
+        now = iso(utcnow())
+        api = f"{self.url}/repos/{repo}"
+        comment: dict[str, Any] = {
+            "id": cid,
+            "node_id": node_id("IC", cid),
+            "url": f"{api}/issues/comments/{cid}",
+            "html_url": f"https://github.com/{repo}/pull/{number}#issuecomment-{cid}",
+            "issue_url": f"{api}/issues/{number}",
+            "body": text,
+            "user": self.user(self.bot_login, "Bot"),
+            "created_at": now,
+            "updated_at": now,
+            "author_association": "NONE",
+            "performed_via_github_app": None,
+            "reactions": {
+                "url": f"{api}/issues/comments/{cid}/reactions",
+                "total_count": 0,
+                **dict.fromkeys(("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes"), 0),
+            },
+        }
+        return comment
+
+    def status(self, sid: int, repo: str, sha: str, body: Any) -> dict[str, Any]:
+        now = iso(utcnow())
+        bot = self.user(self.bot_login, "Bot")
+        status: dict[str, Any] = {
+            "url": f"{self.url}/repos/{repo}/statuses/{sha}",
+            "avatar_url": bot["avatar_url"],
+            "id": sid,
+            "node_id": node_id("SC", sid),
+            "state": body["state"],
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "context": body.get("context", "default"),
+            "created_at": now,
+            "updated_at": now,
+            "creator": bot,
+        }
+        return status
+
+    def check_run(self, rid: int, repo: str, body: Any) -> dict[str, Any]:
+        """A new check run, before GitHub's rules about its conclusion are applied."""
+        api = f"{self.url}/repos/{repo}/check-runs/{rid}"
+        output = body.get("output") or {}
+        run: dict[str, Any] = {
+            "id": rid,
+            "head_sha": body["head_sha"],
+            "node_id": node_id("CR", rid),
+            "external_id": body.get("external_id", ""),
+            "url": api,
+            "html_url": f"https://github.com/{repo}/runs/{rid}",
+            "details_url": body.get("details_url", f"https://github.com/{repo}/runs/{rid}"),
+            "status": body.get("status", "queued"),
+            "conclusion": body.get("conclusion"),
+            "started_at": body.get("started_at", iso(utcnow())),
+            "completed_at": body.get("completed_at"),
+            "output": {
+                "title": output.get("title"),
+                "summary": output.get("summary"),
+                "text": output.get("text"),
+                "annotations_count": len(output.get("annotations", [])),
+                "annotations_url": f"{api}/annotations",
+            },
+            "name": body["name"],
+            "check_suite": {"id": stable_id(f"suite:{repo}:{body['head_sha']}")},
+            "app": self.app(),
+            "pull_requests": [],
+        }
+        return run

@@ -1,0 +1,262 @@
+"""What the local GitHub holds (comments, commit statuses, check runs, pull requests, workflow runs)
+and its endpoints' answers, with the rules GitHub applies beyond its description's schemas.
+
+Requests reach ``answer`` already routed, authenticated and checked against the description
+(``github_server``); a refusal is raised as ``Rejected`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug.datastructures import MultiDict
+
+from modelrun_local.github_auth import Credentials
+from modelrun_local.github_documents import Documents, iso, utcnow
+from modelrun_local.github_spec import Operation, Rejected, error_body
+
+# Limits GitHub enforces beyond what the description states.
+COMMENT_BODY_MAX = 65536
+STATUS_DESCRIPTION_MAX = 140
+PER_PAGE_MAX = 100
+
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON body, headers
+
+
+def _too_long(resource: str, field: str, message: str, docs: str, reason: str) -> Rejected:
+    errors = [{"resource": resource, "code": "custom", "field": field, "message": message}]
+    return Rejected(422, error_body("Validation Failed", docs, 422, errors), reason)
+
+
+class GitHubState:
+    """The repositories' state as the local GitHub serves it; ``lock`` guards it."""
+
+    def __init__(self, documents: Documents, credentials: Credentials) -> None:
+        self.documents = documents
+        self.credentials = credentials
+        self.lock = threading.RLock()
+        self.default_branch = "main"
+        self._next_id = 1000
+        self._issue_comments: dict[tuple[str, int], list[int]] = {}
+        self._comments: dict[int, tuple[str, int, dict[str, Any]]] = {}
+        self._statuses: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._check_runs: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._pulls: dict[tuple[str, int], dict[str, Any]] = {}
+        self._workflow_runs: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+    # -- reading and seeding it -------------------------------------------------------------------
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            ids = self._issue_comments.get((repo.lower(), number), [])
+            return [copy.deepcopy(self._comments[i][2]) for i in ids]
+
+    def statuses(self, repo: str, sha: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self._statuses.get((repo.lower(), sha), []))
+
+    def check_runs(self, repo: str, sha: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                copy.deepcopy(run)
+                for r, run in self._check_runs.values()
+                if r == repo.lower() and run["head_sha"] == sha
+            ]
+
+    def add_pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> None:
+        pull = self.documents.pull(repo, number, head_sha, head_ref, base_ref, user)
+        with self.lock:
+            self._pulls[(repo.lower(), number)] = pull
+
+    def add_workflow_run(self, repo: str, run: dict[str, Any]) -> None:
+        with self.lock:
+            self._workflow_runs[(repo.lower(), int(run["id"]), int(run["run_attempt"]))] = run
+
+    # -- the endpoints ----------------------------------------------------------------------------
+
+    def answer(
+        self, op: Operation, params: dict[str, str], path: str, args: MultiDict[str, str], body: Any, docs: str
+    ) -> Answer:
+        """One implemented operation's answer; ``path`` is the request's, without any API prefix."""
+        repo = f"{params.get('owner', '')}/{params.get('repo', '')}"
+        key = repo.lower()
+        with self.lock:
+            match op.operation_id:
+                case "issues/list-comments":
+                    ids = self._issue_comments.get((key, int(params["issue_number"])), [])
+                    items = [self._comments[i][2] for i in ids]
+                    if since := args.get("since"):
+                        items = [c for c in items if c["updated_at"] >= since]
+                    chunk, headers = self._page(args, path, items)
+                    return 200, chunk, headers
+                case "issues/create-comment":
+                    comment = self._new_comment(repo, int(params["issue_number"]), self._comment_body(body, docs))
+                    return 201, comment, {"Location": comment["url"]}
+                case "issues/update-comment":
+                    entry = self._comments.get(int(params["comment_id"]))
+                    if entry is None or entry[0] != key:
+                        raise Rejected(404, error_body("Not Found", docs, 404), "no such comment")
+                    comment = entry[2]
+                    comment["body"] = self._comment_body(body, docs)
+                    comment["updated_at"] = iso(utcnow())
+                    return 200, copy.deepcopy(comment), {}
+                case "repos/create-commit-status":
+                    status = self._new_status(repo, params["sha"], body, docs)
+                    return 201, status, {"Location": status["url"]}
+                case "checks/list-for-ref":
+                    return self._list_check_runs(args, path, key, params["ref"])
+                case "checks/create":
+                    return 201, self._new_check_run(repo, body, docs), {}
+                case "checks/update":
+                    found = self._check_runs.get(int(params["check_run_id"]))
+                    if found is None or found[0] != key:
+                        raise Rejected(404, error_body("Not Found", docs, 404), "no such check run")
+                    self._update_check_run(found[1], body, docs)
+                    return 200, copy.deepcopy(found[1]), {}
+                case "pulls/get":
+                    pull = self._pulls.get((key, int(params["pull_number"])))
+                    if pull is None:
+                        raise Rejected(404, error_body("Not Found", docs, 404), "no such pull request (add_pull it)")
+                    return 200, copy.deepcopy(pull), self._cache_headers(pull)
+                case "actions/get-workflow-run-attempt":
+                    run = self._workflow_runs.get((key, int(params["run_id"]), int(params["attempt_number"])))
+                    if run is None:
+                        raise Rejected(404, error_body("Not Found", docs, 404), "no such workflow run (actions_job it)")
+                    return 200, copy.deepcopy(run), {}
+                case "repos/get":
+                    return 200, self.documents.full_repository(repo, self.default_branch), {}
+                case "apps/create-installation-access-token":
+                    if int(params["installation_id"]) != self.credentials.installation_id:
+                        # GitHub: another app's installation, or none, is not found for this app.
+                        raise Rejected(404, error_body("Not Found", docs, 404), "not this app's installation")
+                    return 201, self.credentials.new_installation_token(body), {}
+        raise Rejected(404, error_body("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _cache_headers(self, payload: Any) -> dict[str, str]:
+        # GitHub marks GETs cacheable for 60 s with an ETag; a caching client may serve a stale
+        # copy within that window, as it would against GitHub.
+        etag = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+        return {
+            "ETag": f'W/"{etag}"',
+            "Cache-Control": "private, max-age=60, s-maxage=60",
+            "Vary": "Accept, Authorization",
+        }
+
+    def _list_check_runs(self, args: MultiDict[str, str], path: str, key: str, ref: str) -> Answer:
+        """A commit's check runs as GitHub lists them, newest first: by ``check_name`` and
+        ``status``; ``filter=latest`` (the default) keeps the newest run of each name. The ref
+        must be the commit's SHA here (the local GitHub keeps no branches or tags)."""
+        runs = [run for r, run in self._check_runs.values() if r == key and run["head_sha"] == ref]
+        runs.sort(key=lambda run: run["id"], reverse=True)
+        if name := args.get("check_name"):
+            runs = [run for run in runs if run["name"] == name]
+        if status := args.get("status"):
+            runs = [run for run in runs if run["status"] == status]
+        if args.get("filter", "latest") == "latest":
+            newest: dict[str, dict[str, Any]] = {}
+            for run in runs:
+                newest.setdefault(run["name"], run)
+            runs = list(newest.values())
+        chunk, headers = self._page(args, path, runs)
+        return 200, {"total_count": len(runs), "check_runs": chunk}, headers
+
+    def _page(
+        self, args: MultiDict[str, str], path: str, items: list[dict[str, Any]]
+    ) -> tuple[list[Any], dict[str, str]]:
+        """One page of a listing (``per_page``, ``page``) and its headers: the cache headers and
+        GitHub's ``Link`` to the other pages."""
+        per_page = min(max(args.get("per_page", 30, type=int) or 30, 1), PER_PAGE_MAX)
+        page = max(args.get("page", 1, type=int) or 1, 1)
+        chunk = copy.deepcopy(items[(page - 1) * per_page : page * per_page])
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        headers = self._cache_headers(chunk)
+        links = []
+        base_args = {k: v for k, v in args.items() if k not in ("page", "per_page")}
+
+        def url(p: int) -> str:
+            return f"{self.documents.url}{path}?{urlencode({**base_args, 'per_page': per_page, 'page': p})}"
+
+        if page > 1:
+            links += [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']
+        if page < last:
+            links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        if links:
+            headers["Link"] = ", ".join(links)
+        return chunk, headers
+
+    def _comment_body(self, body: Any, docs: str) -> str:
+        text: str = body["body"]
+        if len(text) > COMMENT_BODY_MAX:
+            message = f"Body is too long (maximum is {COMMENT_BODY_MAX} characters)"
+            raise _too_long("IssueComment", "body", message, docs, "comment body too long")
+        if not text.strip():
+            errors = [{"resource": "IssueComment", "code": "missing_field", "field": "body"}]
+            raise Rejected(422, error_body("Validation Failed", docs, 422, errors), "comment body blank")
+        return text
+
+    def _new_comment(self, repo: str, number: int, text: str) -> dict[str, Any]:
+        cid = self._new_id()
+        comment = self.documents.comment(cid, repo, number, text)
+        key = repo.lower()
+        self._comments[cid] = (key, number, comment)
+        self._issue_comments.setdefault((key, number), []).append(cid)
+        return copy.deepcopy(comment)
+
+    def _new_status(self, repo: str, sha: str, body: Any, docs: str) -> dict[str, Any]:
+        description = body.get("description")
+        if description is not None and len(description) > STATUS_DESCRIPTION_MAX:
+            message = f"description is too long (maximum is {STATUS_DESCRIPTION_MAX} characters)"
+            raise _too_long("Status", "description", message, docs, "status description too long")
+        status = self.documents.status(self._new_id(), repo, sha, body)
+        self._statuses.setdefault((repo.lower(), sha), []).append(status)
+        return copy.deepcopy(status)
+
+    def _new_check_run(self, repo: str, body: Any, docs: str) -> dict[str, Any]:
+        rid = self._new_id()
+        run = self.documents.check_run(rid, repo, body)
+        self._check_conclusion(run, docs)
+        self._check_runs[rid] = (repo.lower(), run)
+        return copy.deepcopy(run)
+
+    def _check_conclusion(self, run: dict[str, Any], docs: str) -> None:
+        # GitHub: "conclusion" is required once a run is completed, and a conclusion completes it.
+        if run["conclusion"] is not None:
+            run["status"] = "completed"
+        if run["status"] == "completed":
+            if run["conclusion"] is None:
+                raise Rejected(
+                    422,
+                    error_body(
+                        'Invalid request.\n\nNo subschema in "anyOf" matched.\n"conclusion" wasn\'t supplied.',
+                        docs,
+                        422,
+                        [{"resource": "CheckRun", "code": "missing_field", "field": "conclusion"}],
+                    ),
+                    "completed check run without conclusion",
+                )
+            run["completed_at"] = run["completed_at"] or iso(utcnow())
+
+    def _update_check_run(self, run: dict[str, Any], body: Any, docs: str) -> None:
+        before = copy.deepcopy(run)
+        for k in ("name", "details_url", "external_id", "started_at", "status", "conclusion", "completed_at"):
+            if k in body:
+                run[k] = body[k]
+        if "output" in body:
+            out = body["output"]
+            run["output"].update({k: out.get(k) for k in ("title", "summary", "text")})
+            run["output"]["annotations_count"] += len(out.get("annotations", []))
+        try:
+            self._check_conclusion(run, docs)
+        except Rejected:
+            run.clear()
+            run.update(before)  # a rejected request changes nothing
+            raise
