@@ -35,6 +35,7 @@ from modelrun.config import settings
 from modelrun.domain.report import CheckRun, check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import PublishBusy
 
 logger = Logger(child=True)
 
@@ -97,7 +98,7 @@ def publish_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None 
     try:
         if enabled():
             publish(table, record, runs_ahead, wait=False)
-    except publishing.PublishBusy:
+    except PublishBusy:
         logger.info("check run busy with another writer; it will show this state", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("check run update failed; the next update will catch up", extra={"run_id": record.run_id})

@@ -27,6 +27,7 @@ from modelrun.config import settings
 from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import PublishBusy
 
 logger = Logger(child=True)
 
@@ -113,7 +114,7 @@ def refresh_quietly(
     """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
     try:
         refresh(table, record, runs_ahead, pr_runs, wait=False)
-    except publishing.PublishBusy:
+    except PublishBusy:
         logger.info("PR comment busy with another writer; it will show this run", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

@@ -33,7 +33,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun.adapters.aws import RunsTable
-from modelrun.adapters.github import GitHubRateLimited, GitHubRejected
+from modelrun.errors import GitHubRateLimited, GitHubRejected, PublishBusy
 
 logger = Logger(child=True)
 
@@ -45,10 +45,6 @@ MAX_RENDERS = 5
 
 # The item's field that marks a create that may have landed unseen.
 CREATE_PENDING = "create_pending"
-
-
-class PublishBusy(Exception):
-    """Another writer holds the target and has not taken this state in yet: try again shortly."""
 
 
 @dataclass(frozen=True)

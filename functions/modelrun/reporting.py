@@ -10,7 +10,7 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 
 from modelrun import checks, comments, publishing
-from modelrun.adapters.aws import Results, RunsTable, TooLarge, tail_log
+from modelrun.adapters.aws import Results, RunsTable, tail_log
 from modelrun.adapters.github import PullRequests, body_sha
 from modelrun.config import settings
 from modelrun.domain import naming, report
@@ -22,13 +22,10 @@ from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import ContractError, RunNotFound, TooLarge
 
 logger = Logger(child=True)
 LOG_TAIL_LINES = 30
-
-
-class RunNotFound(Exception):
-    pass
 
 
 @cache
@@ -86,7 +83,7 @@ def read_images(results_uri: str) -> dict[str, bytes]:
         try:
             data = results().read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
             results_contract.check_image(Path(key).name, data)
-        except (results_contract.ContractError, TooLarge) as error:
+        except (ContractError, TooLarge) as error:
             logger.warning("plot left out of the report", extra={"key": key, "reason": str(error)})
             continue
         images[Path(key).name] = data
@@ -117,7 +114,7 @@ def read_holdout(run: RunRecord, whose: str, declared: bool = True) -> Holdout |
         if raw is None:
             return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
         return results_contract.parse_holdout(raw)
-    except (results_contract.ContractError, TooLarge) as error:
+    except (ContractError, TooLarge) as error:
         logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
         return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
 
@@ -178,7 +175,7 @@ def collect(run_id: str) -> dict[str, Any]:
                 problem = "the run succeeded but wrote no metrics.json"
             else:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
-        except (results_contract.ContractError, TooLarge) as error:
+        except (ContractError, TooLarge) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
         if problem or metrics is None:
             collected = collected.model_copy(update={"contract_error": problem})

@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from modelrun import checks, comments
-from modelrun.adapters.aws import RunsTable, StaleWrite
+from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
 from modelrun.config import settings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
@@ -38,6 +38,7 @@ from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
+from modelrun.errors import Rejected, StaleWrite
 
 logger = Logger(child=True)
 
@@ -75,10 +76,6 @@ def new_record(request: RunRequest, verified: Verified) -> RunRecord:
         memory_mib=request.resources.memory_mib or s.default_memory_mib,
         gpus=(request.resources.gpus if request.resources.gpus is not None else s.default_gpus) if gpu else 0,
     )
-
-
-class Rejected(Exception):
-    """The request is well-formed but can never run here: it goes to the DLQ with this reason."""
 
 
 def check_allowed(request: RunRequest) -> None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from modelrun import submission, verification
 from modelrun.config import settings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
-from modelrun.domain.evidence import Unverified
+from modelrun.errors import Rejected, Unverified
 from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
 
 logger = Logger()
@@ -78,7 +78,7 @@ def record_handler(record: SQSRecord) -> None:
     except Unverified as error:
         reject(record, f"unverified: {error}")
         metrics.add_metric(name="RunRequestsUnverified", unit=MetricUnit.Count, value=1)
-    except submission.Rejected as error:
+    except Rejected as error:
         reject(record, str(error))
 
 

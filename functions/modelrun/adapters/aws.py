@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
+from modelrun.errors import StaleWrite as StaleWrite  # re-exported: modelrun_cli/runs.py imports it from here
+from modelrun.errors import TooLarge
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -68,10 +70,6 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]
     return value
-
-
-class StaleWrite(Exception):
-    """Someone else moved the record first: re-read and decide again."""
 
 
 class RunsTable:
@@ -236,10 +234,6 @@ class RunsTable:
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeValues={":owner": owner},
         )
-
-
-class TooLarge(Exception):
-    """An object is larger than the reader accepts (a container contract breach)."""
 
 
 class Results:

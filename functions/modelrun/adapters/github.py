@@ -25,44 +25,22 @@ from aws_lambda_powertools.utilities.parameters.exceptions import TransformParam
 
 from modelrun.domain.evidence import WorkflowRunFacts
 from modelrun.domain.report import CHECK_NAME, MARKER
+from modelrun.errors import (
+    GitHubBadCredentials,
+    GitHubCredentialsBroken,
+    GitHubForbidden,
+    GitHubInvalid,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubRejected,
+    GitHubUnavailable,
+    Unreachable,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
     from modelrun.adapters.github_client import GitHubClient
-
-
-class GitHubUnavailable(Exception):
-    """GitHub answered 5xx, timed out or could not be reached: retry later (the state machine backs off)."""
-
-
-class GitHubRateLimited(Exception):
-    """A primary or secondary rate limit (403 or 429): retry after ``retry_after`` seconds at the
-    earliest (the state machine waits at least a minute and backs off)."""
-
-    def __init__(self, message: str, retry_after: float = 60.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class GitHubRejected(Exception):
-    """GitHub refused the request for good: retrying will not help (the alert names the cause)."""
-
-
-class GitHubBadCredentials(GitHubRejected):
-    """401: the stack's credential is wrong, expired or revoked."""
-
-
-class GitHubForbidden(GitHubRejected):
-    """403 that is not a rate limit: the credential lacks a permission (or the repository blocks it)."""
-
-
-class GitHubNotFound(GitHubRejected):
-    """404: the pull request, commit or repository is gone (or invisible to the credential)."""
-
-
-class GitHubInvalid(GitHubRejected):
-    """422 (or another 4xx): GitHub found the request itself invalid."""
 
 
 # GitHub's words for its secondary limits ("You have exceeded a secondary rate limit", and the
@@ -113,12 +91,6 @@ def classify(status: int, headers: Mapping[str, str], message: str, now: float |
 
 def body_sha(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-class GitHubCredentialsBroken(GitHubBadCredentials):
-    """The credentials secret is missing or malformed, or GitHub refuses to exchange the App's
-    JWT for an installation token: fix the secret (README: "The GitHub credentials the backend
-    uses"). Raised before any other request, and never retried: it is no outage."""
 
 
 # An installation token is renewed this long before it expires: longer than any function runs
@@ -249,8 +221,6 @@ def _errors() -> tuple[type[Exception], ...]:
     no answer at all. Imported when a call is made, as the client is."""
     from gidgethub import HTTPException
 
-    from modelrun.adapters.github_client import Unreachable
-
     return HTTPException, Unreachable
 
 
@@ -263,8 +233,6 @@ def _translate(error: Exception) -> Exception:
     enough: it misses a secondary limit that comes as a 403 without ``Retry-After`` (remaining
     above 0), so every error answer is classified from its status, headers and message here."""
     from gidgethub import HTTPException
-
-    from modelrun.adapters.github_client import Unreachable
 
     if isinstance(error, HTTPException):
         return classify(int(error.status_code), error.headers, str(error))

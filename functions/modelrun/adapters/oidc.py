@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from modelrun.domain import naming
-from modelrun.domain.evidence import Claims, Unverified
+from modelrun.domain.evidence import Claims
+from modelrun.errors import IssuerUnavailable, Unverified
 
 if TYPE_CHECKING:
     import jwt
 
 _ALGORITHMS = ["RS256"]
 _TIMEOUT_S = 5
-
-
-class IssuerUnavailable(Exception):
-    """The issuer's keys could not be fetched: retry later (not the request's fault)."""
 
 
 @cache
