@@ -20,7 +20,7 @@ from modelrun.adapters.aws import RunsTable, StaleWrite, client, log_url
 from modelrun.config import settings
 from modelrun.domain import naming
 from modelrun.domain.run import Attempt, RunRecord
-from modelrun.domain.status import RunStatus, from_batch, moves_forward
+from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus, from_batch, moves_forward
 from modelrun.events import JobDetail
 
 logger = Logger(child=True)
@@ -72,9 +72,6 @@ def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict
         if detail.container and detail.container.exit_code is not None:
             changes["exit_code"] = detail.container.exit_code
     return changes
-
-
-CANCEL_REASON_PREFIX = "cancelled"
 
 
 def _queue_name(queue: str) -> str:

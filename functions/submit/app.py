@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from modelrun import submission, verification
 from modelrun.config import settings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
-from modelrun.errors import Rejected, Unverified
+from modelrun.errors import Rejected, Unverified, validation_problems
 from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
 
 logger = Logger()
@@ -50,11 +50,7 @@ def reject(record: SQSRecord, reason: str) -> None:
 
 
 def describe(error: ValidationError) -> str:
-    parts = []
-    for e in error.errors(include_url=False):
-        field = ".".join(str(p) for p in e["loc"]) or "(message)"
-        parts.append(f"{field}: {e['msg']}")
-    return "invalid run request: " + "; ".join(parts)
+    return "invalid run request: " + "; ".join(validation_problems(error))
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from modelrun import tracking
 from modelrun.config import settings
+from modelrun.errors import describe
 from modelrun.events import JobEventRecord
 from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
 
@@ -30,8 +31,7 @@ def record_handler(record: SQSRecord) -> str:
     try:
         parsed = JobEventRecord.model_validate(record.raw_event)
     except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False))
-        reject(record, f"not a Batch Job State Change event: {fields}"[:4000])
+        reject(record, f"not a Batch Job State Change event: {describe(error)}"[:4000])
         return "rejected"
     return tracking.track(parsed.body.detail)
 

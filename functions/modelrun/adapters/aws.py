@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import StaleWrite as StaleWrite  # re-exported: modelrun_cli/runs.py imports it from here
@@ -302,7 +303,7 @@ class Results:
         return url
 
 
-def log_url(region: str, log_stream: str, log_group: str = "/aws/batch/job") -> str:
+def log_url(region: str, log_stream: str, log_group: str = naming.LOG_GROUP) -> str:
     """The CloudWatch console's link to one log stream (the console double-encodes names)."""
 
     def enc(text: str) -> str:
@@ -314,7 +315,7 @@ def log_url(region: str, log_stream: str, log_group: str = "/aws/batch/job") -> 
     )
 
 
-def tail_log(log_stream: str, lines: int = 20, log_group: str = "/aws/batch/job") -> list[str]:
+def tail_log(log_stream: str, lines: int = 20, log_group: str = naming.LOG_GROUP) -> list[str]:
     try:
         events = client("logs").get_log_events(
             logGroupName=log_group, logStreamName=log_stream, limit=lines, startFromHead=False

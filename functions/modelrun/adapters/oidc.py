@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from modelrun.domain import naming
 from modelrun.domain.evidence import Claims
-from modelrun.errors import IssuerUnavailable, Unverified
+from modelrun.errors import IssuerUnavailable, Unverified, validation_problems
 
 if TYPE_CHECKING:
     import jwt
@@ -80,4 +80,4 @@ class TokenVerifier:
         try:
             return Claims.model_validate(payload)
         except ValidationError as error:
-            raise Unverified(f"OIDC token lacks a claim modelrun needs: {error.errors()[0]['loc']}") from error
+            raise Unverified(f"OIDC token lacks a claim modelrun needs: {validation_problems(error)[0]}") from error

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import MetricsDocument
-from modelrun.errors import ContractError
+from modelrun.errors import ContractError, validation_problems
 
 METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "metrics.v1.schema.json"
 MAX_METRICS_BYTES = 1024 * 1024  # the sample model writes ~6 KB
@@ -150,9 +150,8 @@ def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
     try:
         return MetricsDocument.model_validate(document)
     except ValidationError as error:  # the schema and the model disagree: a bug here, said as such
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ContractError(f"metrics.json: {where}: {first['msg']} (not as the report reads the schema)") from None
+        first = validation_problems(error)[0]
+        raise ContractError(f"metrics.json: {first} (not as the report reads the schema)") from None
 
 
 def check_image(name: str, data: bytes) -> None:
