@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+
+class SettingsInvalid(Exception):
+    """The function's environment lacks a variable template.yaml sets, or holds a malformed one:
+    raised at cold start (the function's init fails), naming the variables."""
+
+
 # --- run requests (the submit path) ---------------------------------------------------------
 
 
