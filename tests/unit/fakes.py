@@ -24,9 +24,11 @@ from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.errors import StaleWrite, TooLarge
 
-# What template.yaml gives the functions, with values of the right shape (a stack in us-east-1).
+# What template.yaml gives the functions, with values of the right shape (a stack in us-east-1),
+# and Lambda's own region variables (boto3 reads AWS_DEFAULT_REGION).
 ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
     "RUNS_TABLE": "modelrun-runs",
     "RESULTS_BUCKET": "results",
     "GITHUB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:github",
