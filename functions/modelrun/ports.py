@@ -1,7 +1,7 @@
 """What the paths need from AWS and GitHub, as Protocols: the adapters (modelrun.adapters) are
 one implementation, tests/unit/fakes.py the in-memory other. Each handler builds its paths'
-dependencies at cold start from its settings (submission.Deps, tracking.Deps, reporting.Deps);
-nothing below reaches for a client of its own.
+dependencies at cold start from its settings (submission.SubmitDeps, tracking.TrackDeps,
+reporting.CollectDeps and UpdateDeps); nothing below reaches for a client of its own.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class ReportStarter(Protocol):
         ...
 
 
-class PullRequests(Protocol):
+class PullRequestWrites(Protocol):
     """GitHub's side of a run: the PR's sticky comment, the run's check run, the commit status."""
 
     @property
@@ -98,15 +98,17 @@ class PullRequests(Protocol):
 # GitHub's clients are made per use, not at cold start: the credentials secret is read (and
 # cached for five minutes) when a call is made, so a rotated or fixed secret is taken up warm
 # and a broken one fails the message, not the function's init.
-GitHub = Callable[[], PullRequests]
+GitHub = Callable[[], PullRequestWrites]
 
 
-class Repositories(Protocol):
+class WorkflowRecords(Protocol):
     """What GitHub says about a repository and its workflow runs: the evidence for a request."""
 
     def workflow_run(self, repository: str, run_id: int, attempt: int) -> WorkflowRunFacts: ...
     def default_branch(self, repository: str) -> str: ...
 
 
-class TokenVerifier(Protocol):
-    def claims(self, token: str) -> Claims: ...
+class ClaimsVerifier(Protocol):
+    def claims(self, token: str) -> Claims:
+        """The token's verified claims (signature, issuer, audience); Unverified if they are not."""
+        ...

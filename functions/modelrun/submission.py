@@ -19,7 +19,8 @@ import copy
 import dataclasses
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -33,9 +34,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from modelrun import checks, comments
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
-from modelrun.adapters.github import PullRequests
-from modelrun.adapters.github import Repositories as GitHubRepositories
-from modelrun.adapters.oidc import TokenVerifier as OidcVerifier
+from modelrun.adapters.github import PullRequests, Repositories
+from modelrun.adapters.oidc import TokenVerifier
 from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming, sizes
@@ -43,7 +43,7 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import GitHub, Jobs, Repositories, Runs, TokenVerifier
+from modelrun.ports import ClaimsVerifier, GitHub, Jobs, Runs, WorkflowRecords
 
 logger = Logger(child=True)
 
@@ -51,7 +51,7 @@ IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_secon
 
 
 @dataclass(frozen=True)
-class Deps:
+class SubmitDeps:
     """What the submit path works with, made once per execution environment (the handler's cold
     start); tests make it of in-memory fakes."""
 
@@ -59,30 +59,31 @@ class Deps:
     runs: Runs
     jobs: Jobs
     github: GitHub
-    idempotency: BasePersistenceLayer
+    # Powertools' store makes its DynamoDB client when made: made at the first submission.
+    idempotency: Callable[[], BasePersistenceLayer]
     # The evidence (modelrun.verification): the OIDC token's verifier, GitHub's record.
-    verifier: TokenVerifier
-    repositories: Callable[[], Repositories]
-    # The idempotent wrapper of _submit_once, over ``idempotency``: built with the object.
-    submit_once: Callable[..., dict[str, Any]] = field(init=False, repr=False)
+    verifier: ClaimsVerifier
+    repositories: Callable[[], WorkflowRecords]
 
-    def __post_init__(self) -> None:
-        wrapped = idempotent_function(
-            data_keyword_argument="payload", persistence_store=self.idempotency, config=IDEMPOTENCY
+    @cached_property
+    def submit_once(self) -> Callable[..., dict[str, Any]]:
+        """_submit_once behind Powertools idempotency, on the store (made once)."""
+        wrapped: Callable[..., dict[str, Any]] = idempotent_function(
+            data_keyword_argument="payload", persistence_store=self.idempotency(), config=IDEMPOTENCY
         )(_submit_once)
-        object.__setattr__(self, "submit_once", wrapped)
+        return wrapped
 
     @classmethod
-    def of(cls, s: SubmitSettings) -> Deps:
+    def of(cls, s: SubmitSettings) -> SubmitDeps:
         """The AWS and GitHub adapters, as the function's settings name them."""
         return cls(
             settings=s,
             runs=RunsTable(s.runs_table),
             jobs=BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds),
             github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
-            idempotency=DynamoDBPersistenceLayer(table_name=s.idempotency_table),
-            verifier=OidcVerifier(s.oidc_issuer, s.oidc_audience),
-            repositories=lambda: GitHubRepositories(s.github_secret_arn, s.github_api_url),
+            idempotency=lambda: DynamoDBPersistenceLayer(table_name=s.idempotency_table),
+            verifier=TokenVerifier(s.oidc_issuer, s.oidc_audience),
+            repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),
         )
 
 
@@ -121,7 +122,7 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
         raise Rejected(f"no compute environment can run this size: {problem}")
 
 
-def submit(deps: Deps, request: RunRequest, verified: Verified) -> RunRecord:
+def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
     """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
     check_allowed(deps.settings, request)
     check_size(deps.settings, request)
@@ -139,7 +140,7 @@ def submit(deps: Deps, request: RunRequest, verified: Verified) -> RunRecord:
     return RunRecord.model_validate(result)
 
 
-def _submit_once(deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
+def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
     request = RunRequest.model_validate(payload["request"])
     record = new_record(deps.settings, request, Verified(**payload["verified"]))
     runs = deps.runs
@@ -206,7 +207,7 @@ def container_environment(record: RunRecord) -> dict[str, str]:
     }
 
 
-def supersede_older(deps: Deps, record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
+def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
     """Older active runs of the same PR are superseded: their jobs stop, their records say why.
 
     Returns the PR's runs as they are now."""
@@ -236,7 +237,7 @@ def supersede_older(deps: Deps, record: RunRecord, pr_runs: list[RunRecord]) -> 
     return now
 
 
-def rerun(deps: Deps, message: RerunRequest, operator_id: str) -> RunRecord:
+def rerun(deps: SubmitDeps, message: RerunRequest, operator_id: str) -> RunRecord:
     """An operator's rerun: the stored, verified run again as a new attempt (same commit, image
     and command). Its identity is the original's evidence; who asked is logged."""
     original = deps.runs.get(message.run_id)
@@ -253,7 +254,7 @@ def rerun(deps: Deps, message: RerunRequest, operator_id: str) -> RunRecord:
     return submit(deps, request, verified)
 
 
-def cleanup(deps: Deps, request: CleanupRequest) -> list[str]:
+def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
     """The PR was closed: stop its active runs and deregister its job definitions."""
     key = naming.pr_key(request.repository, request.pr_number)
     runs = deps.runs.runs_of_pr(key)

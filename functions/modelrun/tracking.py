@@ -28,7 +28,7 @@ logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
-class Deps:
+class TrackDeps:
     """What the track path works with, made at the handler's cold start."""
 
     settings: TrackSettings
@@ -37,7 +37,7 @@ class Deps:
     reports: ReportStarter
 
     @classmethod
-    def of(cls, s: TrackSettings) -> Deps:
+    def of(cls, s: TrackSettings) -> TrackDeps:
         return cls(
             settings=s,
             runs=RunsTable(s.runs_table),
@@ -94,7 +94,7 @@ def _queue_name(queue: str) -> str:
     return queue.rsplit("/", 1)[-1]
 
 
-def track(deps: Deps, detail: JobDetail) -> str:
+def track(deps: TrackDeps, detail: JobDetail) -> str:
     """Apply one event; returns what happened (for logs and tests)."""
     new_status = from_batch(detail.status)
     if new_status is RunStatus.FAILED and (detail.status_reason or "").startswith(CANCEL_REASON_PREFIX):
@@ -132,7 +132,7 @@ def track(deps: Deps, detail: JobDetail) -> str:
     raise StaleWrite(detail.job_name)
 
 
-def start_report(deps: Deps, record: RunRecord) -> None:
+def start_report(deps: TrackDeps, record: RunRecord) -> None:
     name = naming.execution_name(record.run_id)
     payload = {"run_id": record.run_id, "status": record.status.value, "attempt": record.workflow_attempt}
     if deps.reports.start(name, payload):

@@ -18,7 +18,7 @@ from modelrun.domain.evidence import Verified
 from modelrun.errors import Unverified
 
 if TYPE_CHECKING:
-    from modelrun.submission import Deps
+    from modelrun.submission import SubmitDeps
 
 
 def policy(s: SubmitSettings) -> evidence.Policy:
@@ -29,7 +29,7 @@ def policy(s: SubmitSettings) -> evidence.Policy:
     )
 
 
-def _claims(deps: Deps, message: RunRequest | CleanupRequest, sent_at: float) -> evidence.Claims:
+def _claims(deps: SubmitDeps, message: RunRequest | CleanupRequest, sent_at: float) -> evidence.Claims:
     if message.identity is None:
         raise Unverified("identity: the request carries no OIDC token (no evidence of who sent it)")
     s = deps.settings
@@ -40,7 +40,7 @@ def _claims(deps: Deps, message: RunRequest | CleanupRequest, sent_at: float) ->
     return claims
 
 
-def verify_run(deps: Deps, request: RunRequest, sent_at: float) -> Verified:
+def verify_run(deps: SubmitDeps, request: RunRequest, sent_at: float) -> Verified:
     claims = _claims(deps, request, sent_at)
     github = deps.repositories()
     run = github.workflow_run(claims.repository, claims.run_id, claims.run_attempt)
@@ -48,7 +48,7 @@ def verify_run(deps: Deps, request: RunRequest, sent_at: float) -> Verified:
     return evidence.verify_run(request, claims, run, policy(deps.settings), default)
 
 
-def verify_cleanup(deps: Deps, request: CleanupRequest, sent_at: float) -> None:
+def verify_cleanup(deps: SubmitDeps, request: CleanupRequest, sent_at: float) -> None:
     claims = _claims(deps, request, sent_at)
     run = deps.repositories().workflow_run(claims.repository, claims.run_id, claims.run_attempt)
     evidence.verify_cleanup(request, claims, run, policy(deps.settings))

@@ -27,7 +27,7 @@ processor = LoggedBatchProcessor(event_type=EventType.SQS)  # each failure logge
 
 # Cold start: a variable the template does not set fails the init here, by name.
 SETTINGS = SubmitSettings.from_environ()
-DEPS = submission.Deps.of(SETTINGS)
+DEPS = submission.SubmitDeps.of(SETTINGS)
 REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_queue_url)
 
 

@@ -25,7 +25,7 @@ processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
 # Cold start: a variable the template does not set fails the init here, by name.
 SETTINGS = TrackSettings.from_environ()
-DEPS = tracking.Deps.of(SETTINGS)
+DEPS = tracking.TrackDeps.of(SETTINGS)
 REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_events_queue_url)
 
 

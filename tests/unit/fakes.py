@@ -416,7 +416,7 @@ def environment(**overrides: str) -> dict[str, str]:
 
 @dataclass
 class SubmitWorld:
-    """The submit path's dependencies, all fakes, and the Deps made of them."""
+    """The submit path's dependencies, all fakes, and the SubmitDeps made of them."""
 
     runs: FakeRuns = field(default_factory=FakeRuns)
     jobs: FakeJobs = field(default_factory=FakeJobs)
@@ -427,20 +427,20 @@ class SubmitWorld:
     settings: SubmitSettings = field(default_factory=lambda: SubmitSettings.from_environ(ENVIRONMENT))
 
     @property
-    def deps(self) -> submission.Deps:
-        return submission.Deps(
+    def deps(self) -> submission.SubmitDeps:
+        return submission.SubmitDeps(
             settings=self.settings,
             runs=self.runs,
             jobs=self.jobs,
             github=self.github,
-            idempotency=self.idempotency,
+            idempotency=lambda: self.idempotency,
             verifier=self.verifier,
             repositories=self.repositories,
         )
 
 
-def track_deps(runs: FakeRuns, github: FakeGitHub, reports: FakeReports) -> tracking.Deps:
-    return tracking.Deps(TrackSettings.from_environ(ENVIRONMENT), runs, github, reports)
+def track_deps(runs: FakeRuns, github: FakeGitHub, reports: FakeReports) -> tracking.TrackDeps:
+    return tracking.TrackDeps(TrackSettings.from_environ(ENVIRONMENT), runs, github, reports)
 
 
 def collect_deps(runs: FakeRuns, results: FakeResults, logs: FakeLogs | None = None) -> reporting.CollectDeps:

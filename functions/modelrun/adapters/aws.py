@@ -2,7 +2,9 @@
 the report state machine (Batch: adapters/batch.py). Each implements its modelrun.ports Protocol.
 
 Clients come from boto3's defaults, so the endpoint comes from ``AWS_ENDPOINT_URL`` when set
-(the local runtime sets it) and from the AWS defaults otherwise: only endpoints differ.
+(the local runtime sets it) and from the AWS defaults otherwise: only endpoints differ. Each
+adapter makes its client on first use (one per service and process): a handler builds all its
+adapters at cold start, and an invocation pays only for the clients it uses.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -80,7 +82,11 @@ class RunsTable:
     """Run records, keyed by run id; GSIs by PR and by branch."""
 
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=_CONFIG).Table(table_name)
+        self.table_name = table_name
+
+    @cached_property
+    def table(self) -> Any:
+        return boto3.resource("dynamodb", config=_CONFIG).Table(self.table_name)
 
     def create(self, record: RunRecord) -> bool:
         """Write a new record; False when the run id exists already (a duplicate delivery)."""
@@ -245,7 +251,10 @@ class Results:
 
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
-        self.s3 = client("s3")
+
+    @property
+    def s3(self) -> Any:
+        return client("s3")
 
     @staticmethod
     def split(uri: str) -> tuple[str, str]:
@@ -300,12 +309,11 @@ class BatchLogs:
 
     def __init__(self, log_group: str = naming.LOG_GROUP) -> None:
         self.log_group = log_group
-        self.logs = client("logs")
 
     def tail(self, log_stream: str, lines: int) -> list[str]:
         """The stream's last ``lines`` lines; none if it cannot be read (the report goes on without)."""
         try:
-            events = self.logs.get_log_events(
+            events = client("logs").get_log_events(
                 logGroupName=self.log_group, logStreamName=log_stream, limit=lines, startFromHead=False
             )["events"]
         except ClientError:
@@ -319,10 +327,9 @@ class SqsDeadLetters:
 
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
-        self.sqs = client("sqs")
 
     def dead_letter(self, record: SQSRecord, reason: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        self.sqs.send_message(
+        client("sqs").send_message(
             QueueUrl=self.queue_url,
             MessageBody=record.body,
             MessageAttributes={
@@ -338,11 +345,12 @@ class StepFunctionsReports:
 
     def __init__(self, state_machine_arn: str) -> None:
         self.state_machine_arn = state_machine_arn
-        self.sfn = client("stepfunctions")
 
     def start(self, name: str, payload: dict[str, Any]) -> bool:
         try:
-            self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload))
+            client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+            )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
