@@ -21,6 +21,7 @@ import ast
 import importlib
 import importlib.util
 import json
+import os
 import py_compile
 import sys
 from pathlib import Path
@@ -43,6 +44,21 @@ def deferred_imports(path: Path, package: str) -> set[str]:
                 found.add(base)
                 found.update(f"{base}.{alias.name}" for alias in inner.names)  # submodules, if any
     return found
+
+
+def placeholder_settings() -> None:
+    """The handlers validate their settings when imported (modelrun.config): the probe is no
+    function's environment, so every variable a settings model reads that is not set gets a
+    placeholder of its type. A package without modelrun (the JWT layer) has none to fill."""
+    try:
+        config = importlib.import_module("modelrun.config")
+    except ModuleNotFoundError:
+        return
+    for model in vars(config).values():
+        if isinstance(model, type) and hasattr(model, "from_environ") and hasattr(model, "model_fields"):
+            for info in model.model_fields.values():
+                typed = {int: "1", float: "1", bool: "false"}.get(info.annotation, "probe")
+                os.environ.setdefault(info.alias, typed)
 
 
 def load(modules: list[str], not_needed: set[str]) -> list[str]:
@@ -88,6 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.root.resolve()
     sys.path.insert(0, str(root))
+    placeholder_settings()
     missing = load(args.modules, {n for n in args.not_needed.split(",") if n})
     files = sorted(
         {

@@ -28,25 +28,19 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun import comments, publishing
-from modelrun.adapters import check_lookup
-from modelrun.adapters.aws import RunsTable
-from modelrun.adapters.github import PullRequests, body_sha
-from modelrun.config import settings
+from modelrun.adapters.github import body_sha
 from modelrun.domain.report import CheckRun, check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import PublishBusy
+from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
 
 _QUEUED = (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE)
 
 
-def github() -> PullRequests:
-    s = settings()
-    return PullRequests(s.github_secret_arn, s.github_api_url)
-
-
-def enabled() -> bool:
+def enabled(github: GitHub) -> bool:
     """Whether the stack's credentials can write check runs (a GitHub App's can, a token's can't)."""
     return github().uses_app
 
@@ -55,7 +49,7 @@ def check_key(run_id: str) -> str:
     return f"check#{run_id}"
 
 
-def publish(table: RunsTable, record: RunRecord, runs_ahead: int | None = None, *, wait: bool) -> bool:
+def publish(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | None = None, *, wait: bool) -> bool:
     """Write the run's check run as its freshest record shows it, in order; True if GitHub was
     written to. ``runs_ahead``: the caller's queue position, shown while the run waits.
     ``wait``: raise ``PublishBusy`` while another writer holds it (the report retries)."""
@@ -72,39 +66,38 @@ def publish(table: RunsTable, record: RunRecord, runs_ahead: int | None = None, 
         view: CheckRun = rendered.payload
         body = view.body()
         prs = github()
-        known = state.get("check_run_id")
-        if known and prs.update_check_run(record.repository, int(known), body):
-            return {"check_run_id": int(known)}
-        if not known and state.get(publishing.CREATE_PENDING):
-            # An earlier create's answer was lost: GitHub may hold that check run. Only here
-            # is it looked up (by the run id, its external id), so a run never gets two.
-            found = check_lookup.find_check_run(prs.gh, record.repository, record.head_sha, record.run_id)
-            if found is not None and prs.update_check_run(record.repository, found, body):
-                logger.info("lost create found", extra={"run_id": record.run_id, "check_run_id": found})
-                return {"check_run_id": found, publishing.CREATE_PENDING: False}
-        created = publishing.create_recorded(
-            table, key, lambda: prs.create_check_run(record.repository, record.head_sha, record.run_id, body)
+        # Looked up only after a create whose answer was lost (by the run id, its external id),
+        # so a run never gets two.
+        fields = publishing.write_target(
+            table,
+            key,
+            state,
+            "check_run_id",
+            update=lambda check_run_id: prs.update_check_run(record.repository, check_run_id, body),
+            find=lambda: prs.find_check_run(record.repository, record.head_sha, record.run_id),
+            create=lambda: prs.create_check_run(record.repository, record.head_sha, record.run_id, body),
         )
-        logger.info("check run created", extra={"run_id": record.run_id, "check_run_id": created})
-        return {"check_run_id": created, publishing.CREATE_PENDING: False}
+        logger.info("check run written", extra={"run_id": record.run_id, "check_run_id": fields["check_run_id"]})
+        return fields
 
     return publishing.publish(table, key, record.run_id, record.updated_at, render, write, wait=wait)
 
 
-def publish_quietly(table: RunsTable, record: RunRecord, runs_ahead: int | None = None) -> None:
+def publish_quietly(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | None = None) -> None:
     """Interim states (queued, in progress) must not fail the message: the report writes the
     final state all the same."""
     try:
-        if enabled():
-            publish(table, record, runs_ahead, wait=False)
-    except publishing.PublishBusy:
+        if enabled(github):
+            publish(table, github, record, runs_ahead, wait=False)
+    except PublishBusy:
         logger.info("check run busy with another writer; it will show this state", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("check run update failed; the next update will catch up", extra={"run_id": record.run_id})
 
 
 def publish_interim(
-    table: RunsTable,
+    table: Runs,
+    github: GitHub,
     record: RunRecord,
     runs_ahead: int | None = None,
     pr_runs: list[RunRecord] | None = None,
@@ -118,11 +111,11 @@ def publish_interim(
     comment all the same, because runs of the PR ended here (superseded or cancelled: no report
     writes it for them). Never raises: the report writes the final state all the same."""
     try:
-        app = enabled()
+        app = enabled(github)
     except Exception:
         logger.exception("GitHub credentials unusable; the report will retry", extra={"run_id": record.run_id})
         return
     if comment or not app:
-        comments.refresh_quietly(table, record, runs_ahead, pr_runs)
+        comments.refresh_quietly(table, github, record, runs_ahead, pr_runs)
     if app:
-        publish_quietly(table, record, runs_ahead)
+        publish_quietly(table, github, record, runs_ahead)

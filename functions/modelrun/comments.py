@@ -20,13 +20,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun import publishing
-from modelrun.adapters import check_lookup
-from modelrun.adapters.aws import RunsTable
-from modelrun.adapters.github import PullRequests, body_sha
-from modelrun.config import settings
+from modelrun.adapters.github import body_sha
 from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import PublishBusy
+from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
 
@@ -59,7 +58,8 @@ def _body(runs: list[RunRecord], record: RunRecord, runs_ahead: int | None) -> s
 
 
 def refresh(
-    table: RunsTable,
+    table: Runs,
+    github: GitHub,
     record: RunRecord,
     runs_ahead: int | None = None,
     pr_runs: list[RunRecord] | None = None,
@@ -89,31 +89,39 @@ def refresh(
         return publishing.Rendered(version_of(runs), body_sha(body), body)
 
     def write(rendered: publishing.Rendered, current: dict[str, Any]) -> dict[str, Any]:
-        s = settings()
-        prs = PullRequests(s.github_secret_arn, s.github_api_url)
+        prs = github()
         body: str = rendered.payload
-        known = current.get("comment_id")
-        if known or current.get(publishing.CREATE_PENDING):
-            # Known: edit it. Else an earlier create may have landed unseen: upsert_comment
-            # looks for it by its marker before creating one.
-            comment_id = prs.upsert_comment(record.repository, number, body, int(known) if known else None)
-        else:  # the PR's first comment, and no create of it can have landed: no lookup
-            comment_id = publishing.create_recorded(
-                table, key, lambda: check_lookup.create_comment(prs.gh, record.repository, number, body)
-            )
-        logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": comment_id})
-        return {"comment_id": comment_id, publishing.CREATE_PENDING: False}
+
+        def find() -> int | None:  # an earlier create may have landed unseen: look for it by its marker
+            found = prs.find_comment(record.repository, number)
+            return found[0] if found else None
+
+        fields = publishing.write_target(
+            table,
+            key,
+            current,
+            "comment_id",
+            update=lambda comment_id: prs.update_comment(record.repository, comment_id, body),
+            find=find,
+            create=lambda: prs.create_comment(record.repository, number, body),
+        )
+        logger.info("PR comment updated", extra={"run_id": record.run_id, "comment_id": fields["comment_id"]})
+        return fields
 
     return publishing.publish(table, key, record.run_id, version_of(seen), render, write, wait=wait)
 
 
 def refresh_quietly(
-    table: RunsTable, record: RunRecord, runs_ahead: int | None = None, pr_runs: list[RunRecord] | None = None
+    table: Runs,
+    github: GitHub,
+    record: RunRecord,
+    runs_ahead: int | None = None,
+    pr_runs: list[RunRecord] | None = None,
 ) -> None:
     """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
     try:
-        refresh(table, record, runs_ahead, pr_runs, wait=False)
-    except publishing.PublishBusy:
+        refresh(table, github, record, runs_ahead, pr_runs, wait=False)
+    except PublishBusy:
         logger.info("PR comment busy with another writer; it will show this run", extra={"run_id": record.run_id})
     except Exception:
         logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

@@ -32,8 +32,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from modelrun.adapters.aws import RunsTable
-from modelrun.adapters.github import GitHubRateLimited, GitHubRejected
+from modelrun.errors import GitHubRateLimited, GitHubRejected, PublishBusy
+from modelrun.ports import Runs
 
 logger = Logger(child=True)
 
@@ -47,10 +47,6 @@ MAX_RENDERS = 5
 CREATE_PENDING = "create_pending"
 
 
-class PublishBusy(Exception):
-    """Another writer holds the target and has not taken this state in yet: try again shortly."""
-
-
 @dataclass(frozen=True)
 class Rendered:
     """One render of a target from fresh records."""
@@ -61,7 +57,7 @@ class Rendered:
 
 
 def publish(
-    table: RunsTable,
+    table: Runs,
     key: str,
     writer: str,
     version_hint: str,
@@ -115,7 +111,7 @@ def publish(
         raise
 
 
-def create_recorded(table: RunsTable, key: str, create: Callable[[], int]) -> int:
+def create_recorded(table: Runs, key: str, create: Callable[[], int]) -> int:
     """``create()`` (a POST that makes the target), marked in the target's item first: the mark
     stays if the answer is lost, and the next writer looks the target up before creating it. A
     refusal (4xx, a rate limit) changes nothing on GitHub, so it clears the mark. The caller
@@ -126,3 +122,27 @@ def create_recorded(table: RunsTable, key: str, create: Callable[[], int]) -> in
     except (GitHubRejected, GitHubRateLimited):
         table.set_fields(key, **{CREATE_PENDING: False})
         raise
+
+
+def write_target(
+    table: Runs,
+    key: str,
+    state: dict[str, Any],
+    id_field: str,
+    *,
+    update: Callable[[int], bool],
+    find: Callable[[], int | None],
+    create: Callable[[], int],
+) -> dict[str, Any]:
+    """One write to a target GitHub holds (a comment, a check run), as ``publish``'s ``write``:
+    ``update(id)`` the known one (False: GitHub no longer has it); with no id but a create that
+    may have landed unseen, ``find()`` it first; else ``create()`` it, recorded. The fields to
+    store: the id under ``id_field``, and the create mark cleared."""
+    known = state.get(id_field)
+    if known and update(int(known)):
+        return {id_field: int(known)}
+    if not known and state.get(CREATE_PENDING):
+        found = find()
+        if found is not None and update(found):
+            return {id_field: found, CREATE_PENDING: False}
+    return {id_field: create_recorded(table, key, create), CREATE_PENDING: False}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -10,9 +10,9 @@ from urllib.parse import quote
 from aws_lambda_powertools import Logger
 
 from modelrun import checks, comments, publishing
-from modelrun.adapters.aws import Results, RunsTable, TooLarge, tail_log
+from modelrun.adapters.aws import BatchLogs, Results, RunsTable
 from modelrun.adapters.github import PullRequests, body_sha
-from modelrun.config import settings
+from modelrun.config import CollectResultsSettings, UpdatePullRequestSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
@@ -22,23 +22,42 @@ from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import ContractError, RunNotFound, TooLarge
+from modelrun.ports import GitHub, JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
 LOG_TAIL_LINES = 30
 
 
-class RunNotFound(Exception):
-    pass
+@dataclass(frozen=True)
+class CollectDeps:
+    """What CollectResults works with (it never calls GitHub), made at its cold start."""
+
+    settings: CollectResultsSettings
+    runs: Runs
+    results: ResultsStore
+    logs: JobLogs
+
+    @classmethod
+    def of(cls, s: CollectResultsSettings) -> CollectDeps:
+        return cls(settings=s, runs=RunsTable(s.runs_table), results=Results(s.results_bucket), logs=BatchLogs())
 
 
-@cache
-def table() -> RunsTable:
-    return RunsTable(settings().runs_table)
+@dataclass(frozen=True)
+class UpdateDeps:
+    """What UpdatePullRequest works with, made at its cold start."""
 
+    settings: UpdatePullRequestSettings
+    runs: Runs
+    github: GitHub
 
-@cache
-def results() -> Results:
-    return Results(settings().results_bucket)
+    @classmethod
+    def of(cls, s: UpdatePullRequestSettings) -> UpdateDeps:
+        return cls(
+            settings=s,
+            runs=RunsTable(s.runs_table),
+            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
+        )
 
 
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
@@ -49,20 +68,20 @@ def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str
     return f"https://s3.console.aws.amazon.com/s3/object/{quote(bucket)}?{query}"
 
 
-def _record(run_id: str) -> RunRecord:
-    record = table().get(run_id)
+def _record(runs: Runs, run_id: str) -> RunRecord:
+    record = runs.get(run_id)
     if record is None:
         raise RunNotFound(run_id)
     return record
 
 
-def baseline_for(record: RunRecord) -> tuple[RunRecord | None, str]:
+def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord | None, str]:
     """The verified main run to compare with: the run of the PR's base commit when there is one,
     else the latest (a main run compares with the main run before it). Only verified runs of
     the default branch are in the baseline index, so nothing else can become a baseline."""
     baselines = [
         r
-        for r in table().baselines(naming.branch_key(record.repository, record.base_ref))
+        for r in runs.baselines(naming.branch_key(record.repository, record.base_ref))
         if r.run_id != record.run_id and r.created_at < record.created_at
     ]
     if record.base_sha:
@@ -72,21 +91,21 @@ def baseline_for(record: RunRecord) -> tuple[RunRecord | None, str]:
     return (baselines[0], "latest") if baselines else (None, "none")
 
 
-def read_images(results_uri: str) -> dict[str, bytes]:
+def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
     """The run's plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES and a
     real PNG; the rest are left out (and logged), never read."""
     images: dict[str, bytes] = {}
     bucket = results_uri.removeprefix("s3://").split("/", 1)[0]
-    for key, size in sorted(results().sizes(results_uri).items()):
+    for key, size in sorted(results.sizes(results_uri).items()):
         if not key.endswith(".png"):
             continue
         if len(images) >= results_contract.MAX_IMAGES or size > results_contract.MAX_IMAGE_BYTES:
             logger.warning("plot left out of the report", extra={"key": key, "bytes": size})
             continue
         try:
-            data = results().read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
+            data = results.read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
             results_contract.check_image(Path(key).name, data)
-        except (results_contract.ContractError, TooLarge) as error:
+        except (ContractError, TooLarge) as error:
             logger.warning("plot left out of the report", extra={"key": key, "reason": str(error)})
             continue
         images[Path(key).name] = data
@@ -107,41 +126,42 @@ def _baseline(record: RunRecord | None, which: str) -> Baseline | None:
     )
 
 
-def read_holdout(run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
+def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
     """The run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
     if not declared:
         return f"{whose} wrote no holdout predictions (metrics.json names no artifacts.holdout)"
     uri = f"{run.results_uri}{results_contract.HOLDOUT_PATH}"
     try:
-        raw = results().read_capped(uri, results_contract.MAX_HOLDOUT_BYTES)
+        raw = results.read_capped(uri, results_contract.MAX_HOLDOUT_BYTES)
         if raw is None:
             return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
         return results_contract.parse_holdout(raw)
-    except (results_contract.ContractError, TooLarge) as error:
+    except (ContractError, TooLarge) as error:
         logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
         return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
 
 
-def _params(run: RunRecord) -> bytes | None:
+def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
     try:
-        return results().read_capped(
+        return results.read_capped(
             f"{run.results_uri}{results_contract.PARAMS_PATH}", results_contract.MAX_PARAMS_BYTES
         )
     except TooLarge:
         return None
 
 
-def _results_report(record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
+def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
     """This run's results against the baseline: the typed report and the ratio distribution."""
-    baseline_record, which = baseline_for(record)
+    results = deps.results
+    baseline_record, which = baseline_for(deps.runs, record)
     baseline = _baseline(baseline_record, which)
-    this = read_holdout(record, "this run", declared=doc.artifacts.holdout is not None)
+    this = read_holdout(results, record, "this run", declared=doc.artifacts.holdout is not None)
     base = None
     diff: list[str] = []
     if baseline is not None and baseline_record is not None:
-        base = read_holdout(baseline_record, "main's run")
+        base = read_holdout(results, baseline_record, "main's run")
         if doc.artifacts.params is not None:
-            diff = results_contract.params_diff(_params(baseline_record), _params(record))
+            diff = results_contract.params_diff(_params(results, baseline_record), _params(results, record))
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -158,10 +178,10 @@ def _results_report(record: RunRecord, doc: MetricsDocument) -> tuple[Report, Di
     return report, distribution
 
 
-def collect(run_id: str) -> dict[str, Any]:
+def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
     """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
-    record = _record(run_id)
-    s = settings()
+    record = _record(deps.runs, run_id)
+    s, results = deps.settings, deps.results
     if record.report and report_of(record.report).status == record.status.value:
         # Collected already (a retried task or a second execution): results, once collected,
         # do not change, whatever is in the bucket now.
@@ -173,22 +193,22 @@ def collect(run_id: str) -> dict[str, Any]:
         metrics: MetricsDocument | None = None
         problem = None
         try:
-            raw = results().read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
+            raw = results.read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
             if raw is None:
                 problem = "the run succeeded but wrote no metrics.json"
             else:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
-        except (results_contract.ContractError, TooLarge) as error:
+        except (ContractError, TooLarge) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
         if problem or metrics is None:
             collected = collected.model_copy(update={"contract_error": problem})
             logger.warning(problem, extra={"run_id": run_id})
         else:
-            collected, distribution = _results_report(record, metrics)
+            collected, distribution = _results_report(deps, record, metrics)
             fields["summary"] = Summary.of(metrics).stored()
-            images = read_images(record.results_uri)
+            images = read_images(results, record.results_uri)
             html = render_html(record, collected, images, distribution)
-            results().put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
+            results.put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")
             collected = collected.model_copy(
                 update={
@@ -198,41 +218,42 @@ def collect(run_id: str) -> dict[str, Any]:
                 }
             )
     elif record.log_stream:
-        collected = collected.model_copy(update={"log_tail": tail_log(record.log_stream, LOG_TAIL_LINES)})
+        collected = collected.model_copy(update={"log_tail": deps.logs.tail(record.log_stream, LOG_TAIL_LINES)})
     fields["report"] = collected.stored()
-    table().set_fields(run_id, **fields)
+    deps.runs.set_fields(run_id, **fields)
     record = record.model_copy(update=fields)
     return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
 
 
-def update_pull_request(run_id: str) -> dict[str, Any]:
+def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
     """The sticky comment, then the check run (GitHub App credentials) or else the commit
     status, each written in order (modelrun.publishing). GitHub errors propagate for the state
     machine to retry."""
-    record = _record(run_id)
-    written = comments.refresh(table(), record, wait=True)
-    if checks.enabled():
-        checks.publish(table(), record, wait=True)
-        view = check_run(table().get(run_id) or record)
+    runs, github = deps.runs, deps.github
+    record = _record(runs, run_id)
+    written = comments.refresh(runs, github, record, wait=True)
+    if checks.enabled(github):
+        checks.publish(runs, github, record, wait=True)
+        view = check_run(runs.get(run_id) or record)
         return {"run_id": run_id, "comment_written": written, "check_run": view.conclusion or view.status}
-    state = publish_commit_status(record)
+    state = publish_commit_status(runs, github, record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
 
 
-def runs_of_commit(record: RunRecord) -> list[RunRecord]:
+def runs_of_commit(runs: Runs, record: RunRecord) -> list[RunRecord]:
     """Every run of the record's head commit (a rerun is another run of the same commit), newest first."""
-    listed = table().runs_of_pr(record.pr_key) if record.pr_key else [table().get(record.run_id) or record]
+    listed = runs.runs_of_pr(record.pr_key) if record.pr_key else [runs.get(record.run_id) or record]
     same = [r for r in comments.runs_for_comment(record, listed) if r.head_sha == record.head_sha]
     return same or [record]
 
 
-def publish_commit_status(record: RunRecord) -> str:
+def publish_commit_status(runs: Runs, github: GitHub, record: RunRecord) -> str:
     """The commit status of the commit's newest run, never an older state after a newer one."""
     key = f"status#{record.repository.lower()}#{record.head_sha}"
     shown: dict[str, str] = {}
 
     def render() -> publishing.Rendered:
-        newest = runs_of_commit(record)[0]
+        newest = runs_of_commit(runs, record)[0]
         state, description = report.commit_status(newest)
         target = report_of(newest.report).report_url or newest.workflow_url
         shown["state"] = state
@@ -241,11 +262,8 @@ def publish_commit_status(record: RunRecord) -> str:
 
     def write(rendered: publishing.Rendered, _: dict[str, Any]) -> dict[str, Any]:
         state, description, target = rendered.payload
-        s = settings()
-        PullRequests(s.github_secret_arn, s.github_api_url).set_status(
-            record.repository, record.head_sha, state, description, target
-        )
+        github().set_status(record.repository, record.head_sha, state, description, target)
         return {}
 
-    publishing.publish(table(), key, record.run_id, record.updated_at, render, write, wait=True)
+    publishing.publish(runs, key, record.run_id, record.updated_at, render, write, wait=True)
     return shown.get("state") or report.commit_status(record)[0]

@@ -3,7 +3,8 @@
 Powertools' BatchProcessor reports a failed record to SQS (it comes back, and after
 ``maxReceiveCount`` goes to the DLQ) but logs the failure only at DEBUG: a message could be
 retried five times and dead-lettered without a trace. Here each failure is logged with the
-message id and its cause, so every DLQ message has a log line that says why.
+message id and its cause, so every DLQ message has a log line that says why. (A message that
+can never succeed is dead-lettered at once instead, through modelrun.ports.DeadLetters.)
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor
 from aws_lambda_powertools.utilities.batch.base import FailureResponse
 from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from modelrun.adapters.aws import client
 
 logger = Logger(child=True)
 
@@ -36,17 +34,3 @@ class LoggedBatchProcessor(BatchProcessor):
             exc_info=exception,  # type: ignore[arg-type]
         )
         return super().failure_handler(record, exception)
-
-
-def dead_letter(queue_url: str, record: SQSRecord, reason: str, extra: dict[str, dict[str, str]] | None = None) -> None:
-    """A message that can never succeed goes straight to its DLQ with its reason, not round
-    again; ``modelrun redrive`` shows the reason."""
-    client("sqs").send_message(
-        QueueUrl=queue_url,
-        MessageBody=record.body,
-        MessageAttributes={
-            "reason": {"DataType": "String", "StringValue": reason[:4000]},
-            "source_message_id": {"DataType": "String", "StringValue": record.message_id},
-            **(extra or {}),
-        },
-    )

@@ -19,7 +19,8 @@ import copy
 import dataclasses
 import secrets
 from collections.abc import Callable
-from functools import cache
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -28,41 +29,65 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from modelrun import checks, comments
-from modelrun.adapters.aws import RunsTable, StaleWrite
+from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
-from modelrun.config import settings
+from modelrun.adapters.github import PullRequests, Repositories
+from modelrun.adapters.oidc import TokenVerifier
+from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
+from modelrun.errors import Rejected, StaleWrite
+from modelrun.ports import ClaimsVerifier, GitHub, Jobs, Runs, WorkflowRecords
 
 logger = Logger(child=True)
-
-
-@cache
-def table() -> RunsTable:
-    return RunsTable(settings().runs_table)
-
-
-@cache
-def batch() -> BatchJobs:
-    s = settings()
-    return BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds)
-
-
-@cache
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
-
 
 IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_seconds=7 * 24 * 3600)
 
 
-def new_record(request: RunRequest, verified: Verified) -> RunRecord:
-    s = settings()
+@dataclass(frozen=True)
+class SubmitDeps:
+    """What the submit path works with, made once per execution environment (the handler's cold
+    start); tests make it of in-memory fakes."""
+
+    settings: SubmitSettings
+    runs: Runs
+    jobs: Jobs
+    github: GitHub
+    # Powertools' store makes its DynamoDB client when made: made at the first submission.
+    idempotency: Callable[[], BasePersistenceLayer]
+    # The evidence (modelrun.verification): the OIDC token's verifier, GitHub's record.
+    verifier: ClaimsVerifier
+    repositories: Callable[[], WorkflowRecords]
+
+    @cached_property
+    def submit_once(self) -> Callable[..., dict[str, Any]]:
+        """_submit_once behind Powertools idempotency, on the store (made once)."""
+        wrapped: Callable[..., dict[str, Any]] = idempotent_function(
+            data_keyword_argument="payload", persistence_store=self.idempotency(), config=IDEMPOTENCY
+        )(_submit_once)
+        return wrapped
+
+    @classmethod
+    def of(cls, s: SubmitSettings) -> SubmitDeps:
+        """The AWS and GitHub adapters, as the function's settings name them."""
+        return cls(
+            settings=s,
+            runs=RunsTable(s.runs_table),
+            jobs=BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds),
+            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
+            idempotency=lambda: DynamoDBPersistenceLayer(table_name=s.idempotency_table),
+            verifier=TokenVerifier(s.oidc_issuer, s.oidc_audience),
+            repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),
+        )
+
+
+def new_record(s: SubmitSettings, request: RunRequest, verified: Verified) -> RunRecord:
     gpu = request.compute == "gpu"
     return RunRecord.new(
         request,
@@ -77,24 +102,15 @@ def new_record(request: RunRequest, verified: Verified) -> RunRecord:
     )
 
 
-class Rejected(Exception):
-    """The request is well-formed but can never run here: it goes to the DLQ with this reason."""
-
-
-def check_allowed(request: RunRequest) -> None:
-    repository = settings().model_repository_uri
-    if (
-        repository
-        and not request.image.startswith(f"{repository}@sha256:")
-        and not request.image.startswith(f"{repository}:")
-    ):
+def check_allowed(s: SubmitSettings, request: RunRequest) -> None:
+    repository = s.model_repository_uri
+    if not request.image.startswith(f"{repository}@sha256:") and not request.image.startswith(f"{repository}:"):
         raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
 
 
-def check_size(request: RunRequest) -> None:
+def check_size(s: SubmitSettings, request: RunRequest) -> None:
     """The job's size (the request's, else the stack's defaults) must fit a compute environment:
     Fargate's combinations for cpu, an instance of the GPU environment's types for gpu."""
-    s = settings()
     vcpus = request.resources.vcpus or s.default_vcpus
     memory = request.resources.memory_mib or s.default_memory_mib
     if request.compute == "cpu":
@@ -106,27 +122,28 @@ def check_size(request: RunRequest) -> None:
         raise Rejected(f"no compute environment can run this size: {problem}")
 
 
-def submit(request: RunRequest, verified: Verified) -> RunRecord:
+def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
     """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
-    check_allowed(request)
-    check_size(request)
+    check_allowed(deps.settings, request)
+    check_size(deps.settings, request)
     run_id = run_id_for(request)
     # The idempotency layer persists by a JSON payload, keyed on the derived run id. The token
     # is not part of it: it proved the request and is not stored anywhere.
-    result = _submit_once()(
+    result = deps.submit_once(
+        deps,
         payload={
             "run_id": run_id,
             "request": request.model_dump(mode="json", exclude={"identity"}),
             "verified": dataclasses.asdict(verified),
-        }
+        },
     )
     return RunRecord.model_validate(result)
 
 
-def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
+def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
     request = RunRequest.model_validate(payload["request"])
-    record = new_record(request, Verified(**payload["verified"]))
-    runs = table()
+    record = new_record(deps.settings, request, Verified(**payload["verified"]))
+    runs = deps.runs
     created = runs.create(record)
     if not created:
         existing = runs.get(record.run_id)
@@ -141,7 +158,7 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
         "modelrun:sha": request.head_sha,
         "modelrun:run-id": record.run_id,
     }
-    jobs = batch()
+    jobs = deps.jobs
     job_definition = jobs.job_definition(request.image, request.compute, tags)
     # A fresh record means no attempt got as far as SubmitJob: only a redelivery needs the lookup.
     job_id = None if created else jobs.find_job(record.job_queue, record.run_id)
@@ -170,23 +187,14 @@ def _submit_once_impl(payload: dict[str, Any]) -> dict[str, Any]:
     # One read of the PR's runs serves both superseding and the comment.
     pr_runs = runs.runs_of_pr(record.pr_key) if record.pr_key else None
     superseded = False
-    if pr_runs is not None and settings().supersede_older_runs:
+    if pr_runs is not None and deps.settings.supersede_older_runs:
         before = {r.run_id for r in pr_runs if r.status is RunStatus.SUPERSEDED}
-        pr_runs = supersede_older(record, pr_runs)
+        pr_runs = supersede_older(deps, record, pr_runs)
         superseded = any(r.status is RunStatus.SUPERSEDED and r.run_id not in before for r in pr_runs)
     ahead = jobs.runnable_ahead(record.job_queue, job_id)
     # Queued, with its place in the queue; the comment also when older runs ended here.
-    checks.publish_interim(runs, record, runs_ahead=ahead, pr_runs=pr_runs, comment=superseded)
+    checks.publish_interim(runs, deps.github, record, runs_ahead=ahead, pr_runs=pr_runs, comment=superseded)
     return record.item()
-
-
-@cache
-def _submit_once() -> Callable[..., dict[str, Any]]:
-    """The idempotent wrapper is built on first use, when the table name is known."""
-    wrapped: Callable[..., dict[str, Any]] = idempotent_function(
-        data_keyword_argument="payload", persistence_store=_persistence(), config=IDEMPOTENCY
-    )(_submit_once_impl)
-    return wrapped
 
 
 def container_environment(record: RunRecord) -> dict[str, str]:
@@ -199,7 +207,7 @@ def container_environment(record: RunRecord) -> dict[str, str]:
     }
 
 
-def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
+def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
     """Older active runs of the same PR are superseded: their jobs stop, their records say why.
 
     Returns the PR's runs as they are now."""
@@ -210,9 +218,9 @@ def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunReco
             now.append(older)
             continue
         if older.job_id:
-            batch().terminate(older.job_id, f"superseded by {record.run_id}")
+            deps.jobs.terminate(older.job_id, f"superseded by {record.run_id}")
         try:
-            older = table().update(
+            older = deps.runs.update(
                 older,
                 status=RunStatus.SUPERSEDED,
                 status_reason=f"superseded by {record.head_sha[:8]}",
@@ -222,17 +230,17 @@ def supersede_older(record: RunRecord, pr_runs: list[RunRecord]) -> list[RunReco
             pass  # it moved on meanwhile (perhaps finished): leave it
         else:
             superseded.append(older.run_id)
-            checks.publish_quietly(table(), older)  # no report runs for it: its check run ends here
+            checks.publish_quietly(deps.runs, deps.github, older)  # no report runs for it: its check run ends here
         now.append(older)
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
     return now
 
 
-def rerun(message: RerunRequest, operator_id: str) -> RunRecord:
+def rerun(deps: SubmitDeps, message: RerunRequest, operator_id: str) -> RunRecord:
     """An operator's rerun: the stored, verified run again as a new attempt (same commit, image
     and command). Its identity is the original's evidence; who asked is logged."""
-    original = table().get(message.run_id)
+    original = deps.runs.get(message.run_id)
     if original is None or not original.request:
         raise Rejected(f"rerun: run {message.run_id} is unknown or has no stored request")
     data = copy.deepcopy(original.request)
@@ -243,31 +251,31 @@ def rerun(message: RerunRequest, operator_id: str) -> RunRecord:
         "operator rerun",
         extra={"run_id": message.run_id, "attempt": message.attempt, "sender_id": operator_id},
     )
-    return submit(request, verified)
+    return submit(deps, request, verified)
 
 
-def cleanup(request: CleanupRequest) -> list[str]:
+def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
     """The PR was closed: stop its active runs and deregister its job definitions."""
     key = naming.pr_key(request.repository, request.pr_number)
-    runs = table().runs_of_pr(key)
+    runs = deps.runs.runs_of_pr(key)
     cancelled = []
     for run in runs:
         if run.status.terminal:
             continue
         if run.job_id:
-            batch().terminate(run.job_id, "pull request closed")
+            deps.jobs.terminate(run.job_id, "pull request closed")
         try:
-            stopped = table().update(
+            stopped = deps.runs.update(
                 run, status=RunStatus.CANCELLED, status_reason="pull request closed", stopped_at=utcnow()
             )
             cancelled.append(run.run_id)
         except StaleWrite:
             continue
-        checks.publish_quietly(table(), stopped)  # no report runs for it: its check run ends here
-    deregistered = batch().deregister_for_images({r.image for r in runs})
+        checks.publish_quietly(deps.runs, deps.github, stopped)  # no report runs for it: its check run ends here
+    deregistered = deps.jobs.deregister_for_images({r.image for r in runs})
     logger.info("PR cleaned up", extra={"pr": key, "cancelled": cancelled, "job_definitions": deregistered})
     if runs and cancelled:
-        latest = table().get(runs[0].run_id)
+        latest = deps.runs.get(runs[0].run_id)
         if latest:
-            comments.refresh_quietly(table(), latest)
+            comments.refresh_quietly(deps.runs, deps.github, latest)
     return cancelled

@@ -7,28 +7,43 @@ number of duplicate events start one execution per run attempt.
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
 from modelrun import checks
-from modelrun.adapters.aws import RunsTable, StaleWrite, client, log_url
-from modelrun.config import settings
+from modelrun.adapters.aws import RunsTable, StepFunctionsReports, log_url
+from modelrun.adapters.github import PullRequests
+from modelrun.config import TrackSettings
 from modelrun.domain import naming
 from modelrun.domain.run import Attempt, RunRecord
-from modelrun.domain.status import RunStatus, from_batch, moves_forward
+from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus, from_batch, moves_forward
+from modelrun.errors import StaleWrite
 from modelrun.events import JobDetail
+from modelrun.ports import GitHub, ReportStarter, Runs
 
 logger = Logger(child=True)
 
 
-@cache
-def table() -> RunsTable:
-    return RunsTable(settings().runs_table)
+@dataclass(frozen=True)
+class TrackDeps:
+    """What the track path works with, made at the handler's cold start."""
+
+    settings: TrackSettings
+    runs: Runs
+    github: GitHub
+    reports: ReportStarter
+
+    @classmethod
+    def of(cls, s: TrackSettings) -> TrackDeps:
+        return cls(
+            settings=s,
+            runs=RunsTable(s.runs_table),
+            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
+            reports=StepFunctionsReports(s.report_state_machine_arn),
+        )
 
 
 def _iso(epoch_ms: int | None) -> str | None:
@@ -54,7 +69,7 @@ def attempts_of(detail: JobDetail) -> list[Attempt]:
     return out
 
 
-def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict[str, Any]:
+def changes_for(region: str, record: RunRecord, detail: JobDetail, status: RunStatus) -> dict[str, Any]:
     changes: dict[str, Any] = {"status": status, "batch_attempt": detail.attempt}
     if detail.attempts:
         changes["attempts"] = attempts_of(detail)
@@ -63,7 +78,7 @@ def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict
     stream = detail.container.log_stream_name if detail.container else None
     if stream:
         changes["log_stream"] = stream
-        changes["log_url"] = log_url(settings().region, stream)
+        changes["log_url"] = log_url(region, stream)
     if status in (RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED) and detail.started_at:
         changes["started_at"] = _iso(detail.started_at)
     if status.terminal:
@@ -74,21 +89,18 @@ def changes_for(record: RunRecord, detail: JobDetail, status: RunStatus) -> dict
     return changes
 
 
-CANCEL_REASON_PREFIX = "cancelled"
-
-
 def _queue_name(queue: str) -> str:
     """A job queue's name, from its ARN (events) or its name (either may be stored)."""
     return queue.rsplit("/", 1)[-1]
 
 
-def track(detail: JobDetail) -> str:
+def track(deps: TrackDeps, detail: JobDetail) -> str:
     """Apply one event; returns what happened (for logs and tests)."""
     new_status = from_batch(detail.status)
     if new_status is RunStatus.FAILED and (detail.status_reason or "").startswith(CANCEL_REASON_PREFIX):
         new_status = RunStatus.CANCELLED  # someone stopped it on purpose (`modelrun cancel`)
     for _ in range(5):
-        record = table().get(detail.job_name)
+        record = deps.runs.get(detail.job_name)
         if record is None or (record.job_id and record.job_id != detail.job_id):
             logger.info("event for a job that is not ours: ignored", extra={"job_id": detail.job_id})
             return "ignored"
@@ -102,33 +114,26 @@ def track(detail: JobDetail) -> str:
             return "ignored"
         if new_status.terminal and record.status is new_status:
             # A repeat of the terminal event (or a retry after a crash): make sure the report runs.
-            start_report(record)
+            start_report(deps, record)
             return "duplicate"
         if not moves_forward(record.status, record.batch_attempt, new_status, detail.attempt):
             return "stale"
         try:
-            record = table().update(record, **changes_for(record, detail, new_status))
+            record = deps.runs.update(record, **changes_for(deps.settings.region, record, detail, new_status))
         except StaleWrite:
             continue  # another event moved it first: decide again on fresh data
         logger.info("run status", extra={"run_id": record.run_id, "status": record.status.value})
         if new_status.terminal:
-            start_report(record)
+            start_report(deps, record)
         elif new_status is RunStatus.RUNNING or (new_status is RunStatus.RUNNABLE and detail.attempt > 0):
             # RUNNABLE again after an attempt was lost (a Spot reclaim): say so, and that it waits.
-            checks.publish_interim(table(), record)
+            checks.publish_interim(deps.runs, deps.github, record)
         return "advanced"
     raise StaleWrite(detail.job_name)
 
 
-def start_report(record: RunRecord) -> None:
+def start_report(deps: TrackDeps, record: RunRecord) -> None:
     name = naming.execution_name(record.run_id)
     payload = {"run_id": record.run_id, "status": record.status.value, "attempt": record.workflow_attempt}
-    try:
-        client("stepfunctions").start_execution(
-            stateMachineArn=settings().report_state_machine_arn, name=name, input=json.dumps(payload)
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
-            raise
-        return
-    logger.info("report started", extra={"run_id": record.run_id, "execution": name})
+    if deps.reports.start(name, payload):
+        logger.info("report started", extra={"run_id": record.run_id, "execution": name})

@@ -9,16 +9,19 @@ cached per container for five minutes), and the issuer's keys once per container
 
 from __future__ import annotations
 
-from modelrun.adapters.github import Repositories
-from modelrun.adapters.oidc import TokenVerifier
-from modelrun.config import settings
+from typing import TYPE_CHECKING
+
+from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain import evidence
-from modelrun.domain.evidence import Unverified, Verified
+from modelrun.domain.evidence import Verified
+from modelrun.errors import Unverified
+
+if TYPE_CHECKING:
+    from modelrun.submission import SubmitDeps
 
 
-def policy() -> evidence.Policy:
-    s = settings()
+def policy(s: SubmitSettings) -> evidence.Policy:
     return evidence.Policy(
         repositories=s.allowed_repositories,
         approval_environment=s.approval_environment,
@@ -26,30 +29,26 @@ def policy() -> evidence.Policy:
     )
 
 
-def _claims(message: RunRequest | CleanupRequest, sent_at: float) -> evidence.Claims:
+def _claims(deps: SubmitDeps, message: RunRequest | CleanupRequest, sent_at: float) -> evidence.Claims:
     if message.identity is None:
         raise Unverified("identity: the request carries no OIDC token (no evidence of who sent it)")
-    s = settings()
-    claims = TokenVerifier(s.oidc_issuer, s.oidc_audience).claims(message.identity.oidc_token)
+    s = deps.settings
+    claims = deps.verifier.claims(message.identity.oidc_token)
     evidence.check_token_time(claims, sent_at, s.oidc_max_age_seconds)
     # Before any GitHub call: a repository this stack does not serve is not even looked up.
-    evidence.repository_allowed(claims, policy())
+    evidence.repository_allowed(claims, policy(s))
     return claims
 
 
-def verify_run(request: RunRequest, sent_at: float) -> Verified:
-    claims = _claims(request, sent_at)
-    s = settings()
-    github = Repositories(s.github_secret_arn, s.github_api_url)
+def verify_run(deps: SubmitDeps, request: RunRequest, sent_at: float) -> Verified:
+    claims = _claims(deps, request, sent_at)
+    github = deps.repositories()
     run = github.workflow_run(claims.repository, claims.run_id, claims.run_attempt)
     default = github.default_branch(claims.repository) if claims.event_name != "pull_request" else None
-    return evidence.verify_run(request, claims, run, policy(), default)
+    return evidence.verify_run(request, claims, run, policy(deps.settings), default)
 
 
-def verify_cleanup(request: CleanupRequest, sent_at: float) -> None:
-    claims = _claims(request, sent_at)
-    s = settings()
-    run = Repositories(s.github_secret_arn, s.github_api_url).workflow_run(
-        claims.repository, claims.run_id, claims.run_attempt
-    )
-    evidence.verify_cleanup(request, claims, run, policy())
+def verify_cleanup(deps: SubmitDeps, request: CleanupRequest, sent_at: float) -> None:
+    claims = _claims(deps, request, sent_at)
+    run = deps.repositories().workflow_run(claims.repository, claims.run_id, claims.run_attempt)
+    evidence.verify_cleanup(request, claims, run, policy(deps.settings))

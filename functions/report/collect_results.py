@@ -9,8 +9,11 @@ from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelrun import reporting
+from modelrun.config import CollectResultsSettings
 
 logger = Logger()
+# Cold start: a variable the template does not set fails the init here, by name.
+DEPS = reporting.CollectDeps.of(CollectResultsSettings.from_environ())
 
 
 class ReportInput(BaseModel):
@@ -22,4 +25,4 @@ class ReportInput(BaseModel):
 @logger.inject_lambda_context
 @event_parser(model=ReportInput)
 def handler(event: ReportInput, context: LambdaContext) -> dict[str, Any]:
-    return reporting.collect(event.run_id)
+    return reporting.collect(DEPS, event.run_id)

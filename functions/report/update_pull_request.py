@@ -13,8 +13,11 @@ from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelrun import reporting
+from modelrun.config import UpdatePullRequestSettings
 
 logger = Logger()
+# Cold start: a variable the template does not set fails the init here, by name.
+DEPS = reporting.UpdateDeps.of(UpdatePullRequestSettings.from_environ())
 
 
 class UpdateInput(BaseModel):
@@ -25,4 +28,4 @@ class UpdateInput(BaseModel):
 @logger.inject_lambda_context
 @event_parser(model=UpdateInput)
 def handler(event: UpdateInput, context: LambdaContext) -> dict[str, Any]:
-    return reporting.update_pull_request(event.run_id)
+    return reporting.update_pull_request(DEPS, event.run_id)

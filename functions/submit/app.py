@@ -13,15 +13,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from modelrun import submission, verification
-from modelrun.config import settings
+from modelrun.adapters.aws import SqsDeadLetters
+from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
-from modelrun.domain.evidence import Unverified
-from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
+from modelrun.errors import Rejected, Unverified, validation_problems
+from modelrun.ports import DeadLetters
+from modelrun.sqs_batch import LoggedBatchProcessor
 
 logger = Logger()
 # The namespace is read at import; the template sets it, the default keeps imports order-proof.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelrun"))
 processor = LoggedBatchProcessor(event_type=EventType.SQS)  # each failure logged at ERROR
+
+# Cold start: a variable the template does not set fails the init here, by name.
+SETTINGS = SubmitSettings.from_environ()
+DEPS = submission.SubmitDeps.of(SETTINGS)
+REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_queue_url)
 
 
 def sent_at(record: SQSRecord) -> float:
@@ -34,8 +41,7 @@ def sent_at(record: SQSRecord) -> float:
 
 
 def _from_operator(record: SQSRecord) -> bool:
-    arn = settings().operator_queue_arn
-    return bool(arn) and record.event_source_arn == arn
+    return record.event_source_arn == SETTINGS.operator_queue_arn
 
 
 def reject(record: SQSRecord, reason: str) -> None:
@@ -44,17 +50,13 @@ def reject(record: SQSRecord, reason: str) -> None:
     The body goes as it came (a redrive re-verifies it, token included: the token is valid only
     for this stack's audience and only at its original send time, which travels with it)."""
     sent = {"sent_at": {"DataType": "Number", "StringValue": str(int(sent_at(record) * 1000))}}
-    dead_letter(settings().rejected_queue_url, record, reason, sent)
+    REJECTED.dead_letter(record, reason, sent)
     logger.error("run request rejected", extra={"reason": reason, "message_id": record.message_id})
     metrics.add_metric(name="RunRequestsRejected", unit=MetricUnit.Count, value=1)
 
 
 def describe(error: ValidationError) -> str:
-    parts = []
-    for e in error.errors(include_url=False):
-        field = ".".join(str(p) for p in e["loc"]) or "(message)"
-        parts.append(f"{field}: {e['msg']}")
-    return "invalid run request: " + "; ".join(parts)
+    return "invalid run request: " + "; ".join(validation_problems(error))
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -67,18 +69,18 @@ def record_handler(record: SQSRecord) -> None:
     try:
         if isinstance(message, RerunRequest):
             # IAM decided who may send to the operator queue; SenderId says who did.
-            submission.rerun(message, operator_id=record.attributes.sender_id)
+            submission.rerun(DEPS, message, operator_id=record.attributes.sender_id)
         elif isinstance(message, CleanupRequest):
-            verification.verify_cleanup(message, sent_at(record))
-            submission.cleanup(message)
+            verification.verify_cleanup(DEPS, message, sent_at(record))
+            submission.cleanup(DEPS, message)
         else:
-            verified = verification.verify_run(message, sent_at(record))
-            submission.submit(message, verified)
+            verified = verification.verify_run(DEPS, message, sent_at(record))
+            submission.submit(DEPS, message, verified)
             metrics.add_metric(name="RunsSubmitted", unit=MetricUnit.Count, value=1)
     except Unverified as error:
         reject(record, f"unverified: {error}")
         metrics.add_metric(name="RunRequestsUnverified", unit=MetricUnit.Count, value=1)
-    except submission.Rejected as error:
+    except Rejected as error:
         reject(record, str(error))
 
 

@@ -11,18 +11,26 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from modelrun import tracking
-from modelrun.config import settings
+from modelrun.adapters.aws import SqsDeadLetters
+from modelrun.config import TrackSettings
+from modelrun.errors import describe
 from modelrun.events import JobEventRecord
-from modelrun.sqs_batch import LoggedBatchProcessor, dead_letter
+from modelrun.ports import DeadLetters
+from modelrun.sqs_batch import LoggedBatchProcessor
 
 logger = Logger()
 # Parsed here, not by the processor: a malformed event can never succeed, so it goes to the
 # DLQ at once with its reason instead of five deliveries and a DEBUG line.
 processor = LoggedBatchProcessor(event_type=EventType.SQS)
 
+# Cold start: a variable the template does not set fails the init here, by name.
+SETTINGS = TrackSettings.from_environ()
+DEPS = tracking.TrackDeps.of(SETTINGS)
+REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_events_queue_url)
+
 
 def reject(record: SQSRecord, reason: str) -> None:
-    dead_letter(settings().rejected_events_queue_url, record, reason)
+    REJECTED.dead_letter(record, reason)
     logger.error("job event rejected", extra={"reason": reason, "message_id": record.message_id})
 
 
@@ -30,10 +38,9 @@ def record_handler(record: SQSRecord) -> str:
     try:
         parsed = JobEventRecord.model_validate(record.raw_event)
     except ValidationError as error:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False))
-        reject(record, f"not a Batch Job State Change event: {fields}"[:4000])
+        reject(record, f"not a Batch Job State Change event: {describe(error)}"[:4000])
         return "rejected"
-    return tracking.track(parsed.body.detail)
+    return tracking.track(DEPS, parsed.body.detail)
 
 
 @logger.inject_lambda_context

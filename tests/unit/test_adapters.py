@@ -1,4 +1,5 @@
-"""The AWS adapters' own choices: how a record is stored, and how the queue ahead is counted.
+"""The AWS adapters' own choices: how a record is stored, how the queue ahead is counted, what a
+dead letter carries, a report already started, a job log's tail.
 
 DynamoDB is moto in this process (the ``aws`` fixture); Batch is botocore's Stubber, which checks the exact
 request the adapter sends.
@@ -7,13 +8,17 @@ request the adapter sends.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from modelrun.adapters import aws
+from modelrun.adapters import batch as batch_adapter
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
 from modelrun.domain.report import RUNS_AHEAD_CAP
@@ -96,9 +101,10 @@ def test_runs_ahead_is_one_bounded_call_for_runnable_jobs_not_counting_ours(
     monkeypatch: pytest.MonkeyPatch, page: dict[str, Any], ahead: int
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    stubbed = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(batch_adapter, "client", lambda service: stubbed)  # the client it makes on first use
     jobs = BatchJobs("arn:aws:iam::111122223333:role/job", "arn:aws:iam::111122223333:role/exec", 3600)
-    jobs.batch = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(jobs.batch) as stub:
+    with Stubber(stubbed) as stub:
         stub.add_response(
             "list_jobs", page, {"jobQueue": "modelrun-cpu", "jobStatus": "RUNNABLE", "maxResults": RUNS_AHEAD_CAP}
         )
@@ -109,3 +115,61 @@ def test_runs_ahead_is_one_bounded_call_for_runnable_jobs_not_counting_ours(
 def test_a_record_round_trips_through_the_item_it_is_stored_as() -> None:
     rec = record(RunStatus.FAILED, exit_code=3, status_reason="Essential container in task exited")
     assert RunRecord.model_validate(rec.item()) == rec
+
+
+# --- the dead-letter queues, the report state machine and the job logs (moto in this process) ---
+
+
+@pytest.fixture
+def clients(aws: None) -> Iterator[None]:
+    """The adapters' per-process clients made afresh inside moto, and forgotten after it."""
+    batch_adapter.client.cache_clear()  # the same client() as adapters/aws.py's ("aws" is the fixture here)
+    yield
+    batch_adapter.client.cache_clear()
+
+
+def sqs_record(body: str) -> Any:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    return SQSRecord(
+        {"messageId": "m-1", "receiptHandle": "h", "body": body, "attributes": {}, "messageAttributes": {}}
+    )
+
+
+def test_a_dead_letter_carries_the_body_as_it_came_and_its_reason(clients: None) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="modelrun-dlq")["QueueUrl"]
+    sent = {"sent_at": {"DataType": "Number", "StringValue": "1741101620000"}}
+    aws.SqsDeadLetters(url).dead_letter(sqs_record('{"kind": "run"}'), "x" * 5000, sent)
+    (message,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert message["Body"] == '{"kind": "run"}'
+    assert attributes == {"reason": "x" * 4000, "source_message_id": "m-1", "sent_at": "1741101620000"}
+
+
+def test_a_report_already_started_under_its_name_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    stubbed = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(aws, "client", lambda service: stubbed)
+    arn = "arn:aws:states:us-east-1:111122223333:stateMachine:report"
+    expected = {"stateMachineArn": arn, "name": "run-1", "input": '{"run_id": "run-1"}'}
+    reports = aws.StepFunctionsReports(arn)
+    with Stubber(stubbed) as stub:
+        stub.add_response("start_execution", {"executionArn": f"{arn}:run-1", "startDate": 0}, expected)
+        stub.add_client_error("start_execution", "ExecutionAlreadyExists", expected_params=expected)
+        stub.add_client_error("start_execution", "StateMachineDoesNotExist", expected_params=expected)
+        assert reports.start("run-1", {"run_id": "run-1"})
+        assert not reports.start("run-1", {"run_id": "run-1"})  # a duplicate event: that execution exists
+        with pytest.raises(ClientError):
+            reports.start("run-1", {"run_id": "run-1"})
+        stub.assert_no_pending_responses()
+
+
+def test_a_jobs_log_tail_is_its_last_lines_and_nothing_when_unreadable(clients: None) -> None:
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/aws/batch/job")
+    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName="job/1")
+    now = int(time.time() * 1000)  # events older than 14 days are refused
+    events = [{"timestamp": now + i, "message": f"line {i}\n"} for i in range(50)]
+    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName="job/1", logEvents=events)
+    assert aws.BatchLogs().tail("job/1", 3) == ["line 47", "line 48", "line 49"]
+    assert aws.BatchLogs().tail("no/such/stream", 3) == []

@@ -1,25 +1,33 @@
-"""Small adapters over boto3: the runs table, Batch, the results bucket and CloudWatch Logs.
+"""Small adapters over boto3: the runs table, the results bucket, CloudWatch Logs, the DLQs and
+the report state machine (Batch: adapters/batch.py). Each implements its modelrun.ports Protocol.
 
 Clients come from boto3's defaults, so the endpoint comes from ``AWS_ENDPOINT_URL`` when set
-(the local runtime sets it) and from the AWS defaults otherwise: only endpoints differ.
+(the local runtime sets it) and from the AWS defaults otherwise: only endpoints differ. Each
+adapter makes its client on first use (one per service and process): a handler builds all its
+adapters at cold start, and an invocation pays only for the clients it uses.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 from urllib.parse import quote, urlparse
 
 import boto3
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
+from modelrun.errors import StaleWrite as StaleWrite  # re-exported: modelrun_cli/runs.py imports it from here
+from modelrun.errors import TooLarge
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -70,15 +78,15 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-class StaleWrite(Exception):
-    """Someone else moved the record first: re-read and decide again."""
-
-
 class RunsTable:
     """Run records, keyed by run id; GSIs by PR and by branch."""
 
     def __init__(self, table_name: str) -> None:
-        self.table = boto3.resource("dynamodb", config=_CONFIG).Table(table_name)
+        self.table_name = table_name
+
+    @cached_property
+    def table(self) -> Any:
+        return boto3.resource("dynamodb", config=_CONFIG).Table(self.table_name)
 
     def create(self, record: RunRecord) -> bool:
         """Write a new record; False when the run id exists already (a duplicate delivery)."""
@@ -238,31 +246,20 @@ class RunsTable:
         )
 
 
-class TooLarge(Exception):
-    """An object is larger than the reader accepts (a container contract breach)."""
-
-
 class Results:
     """The results bucket: what the model wrote and the reports modelrun writes."""
 
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
-        self.s3 = client("s3")
+
+    @property
+    def s3(self) -> Any:
+        return client("s3")
 
     @staticmethod
     def split(uri: str) -> tuple[str, str]:
         parsed = urlparse(uri)
         return parsed.netloc, parsed.path.lstrip("/")
-
-    def read_json(self, uri: str) -> Any | None:
-        bucket, key = self.split(uri)
-        try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-        return json.loads(body)
 
     def read_capped(self, uri: str, limit: int) -> bytes | None:
         """The object's bytes, None if absent; a larger object raises ``TooLarge`` unread."""
@@ -290,25 +287,12 @@ class Results:
             sizes |= {o["Key"]: int(o["Size"]) for o in page.get("Contents", [])}
         return sizes
 
-    def list(self, prefix_uri: str) -> list[str]:
-        bucket, prefix = self.split(prefix_uri)
-        keys: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])]
-        return keys
-
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
 
-    def presign(self, key: str, expires_in: int) -> str:
-        url: str = self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
-        )
-        return url
 
-
-def log_url(region: str, log_stream: str, log_group: str = "/aws/batch/job") -> str:
+def log_url(region: str, log_stream: str, log_group: str = naming.LOG_GROUP) -> str:
     """The CloudWatch console's link to one log stream (the console double-encodes names)."""
 
     def enc(text: str) -> str:
@@ -320,11 +304,55 @@ def log_url(region: str, log_stream: str, log_group: str = "/aws/batch/job") -> 
     )
 
 
-def tail_log(log_stream: str, lines: int = 20, log_group: str = "/aws/batch/job") -> list[str]:
-    try:
-        events = client("logs").get_log_events(
-            logGroupName=log_group, logStreamName=log_stream, limit=lines, startFromHead=False
-        )["events"]
-    except ClientError:
-        return []
-    return [str(e["message"]).rstrip("\n") for e in events]
+class BatchLogs:
+    """The jobs' CloudWatch Logs (Batch's awslogs driver writes each job's stream there)."""
+
+    def __init__(self, log_group: str = naming.LOG_GROUP) -> None:
+        self.log_group = log_group
+
+    def tail(self, log_stream: str, lines: int) -> list[str]:
+        """The stream's last ``lines`` lines; none if it cannot be read (the report goes on without)."""
+        try:
+            events = client("logs").get_log_events(
+                logGroupName=self.log_group, logStreamName=log_stream, limit=lines, startFromHead=False
+            )["events"]
+        except ClientError:
+            return []
+        return [str(e["message"]).rstrip("\n") for e in events]
+
+
+class SqsDeadLetters:
+    """A DLQ written to directly: a message that can never succeed goes there at once with its
+    reason (``modelrun redrive`` shows it), not round again until maxReceiveCount."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+
+    def dead_letter(self, record: SQSRecord, reason: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        client("sqs").send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=record.body,
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": reason[:4000]},
+                "source_message_id": {"DataType": "String", "StringValue": record.message_id},
+                **{k: dict(v) for k, v in (extra or {}).items()},
+            },
+        )
+
+
+class StepFunctionsReports:
+    """The report state machine, started once per run attempt under a derived name."""
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            return False
+        return True

@@ -24,10 +24,13 @@ RETRY_STRATEGY = {
 
 class BatchJobs:
     def __init__(self, job_role_arn: str, execution_role_arn: str, timeout_seconds: int) -> None:
-        self.batch = client("batch")
         self.job_role_arn = job_role_arn
         self.execution_role_arn = execution_role_arn
         self.timeout_seconds = timeout_seconds
+
+    @property
+    def batch(self) -> Any:
+        return client("batch")  # made on first use (adapters/aws.py)
 
     def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
         """The ACTIVE job definition for this image and compute kind, registered on first use."""

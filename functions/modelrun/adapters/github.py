@@ -25,44 +25,22 @@ from aws_lambda_powertools.utilities.parameters.exceptions import TransformParam
 
 from modelrun.domain.evidence import WorkflowRunFacts
 from modelrun.domain.report import CHECK_NAME, MARKER
+from modelrun.errors import (
+    GitHubBadCredentials,
+    GitHubCredentialsBroken,
+    GitHubForbidden,
+    GitHubInvalid,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubRejected,
+    GitHubUnavailable,
+    Unreachable,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
     from modelrun.adapters.github_client import GitHubClient
-
-
-class GitHubUnavailable(Exception):
-    """GitHub answered 5xx, timed out or could not be reached: retry later (the state machine backs off)."""
-
-
-class GitHubRateLimited(Exception):
-    """A primary or secondary rate limit (403 or 429): retry after ``retry_after`` seconds at the
-    earliest (the state machine waits at least a minute and backs off)."""
-
-    def __init__(self, message: str, retry_after: float = 60.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class GitHubRejected(Exception):
-    """GitHub refused the request for good: retrying will not help (the alert names the cause)."""
-
-
-class GitHubBadCredentials(GitHubRejected):
-    """401: the stack's credential is wrong, expired or revoked."""
-
-
-class GitHubForbidden(GitHubRejected):
-    """403 that is not a rate limit: the credential lacks a permission (or the repository blocks it)."""
-
-
-class GitHubNotFound(GitHubRejected):
-    """404: the pull request, commit or repository is gone (or invisible to the credential)."""
-
-
-class GitHubInvalid(GitHubRejected):
-    """422 (or another 4xx): GitHub found the request itself invalid."""
 
 
 # GitHub's words for its secondary limits ("You have exceeded a secondary rate limit", and the
@@ -113,12 +91,6 @@ def classify(status: int, headers: Mapping[str, str], message: str, now: float |
 
 def body_sha(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-class GitHubCredentialsBroken(GitHubBadCredentials):
-    """The credentials secret is missing or malformed, or GitHub refuses to exchange the App's
-    JWT for an installation token: fix the secret (README: "The GitHub credentials the backend
-    uses"). Raised before any other request, and never retried: it is no outage."""
 
 
 # An installation token is renewed this long before it expires: longer than any function runs
@@ -249,8 +221,6 @@ def _errors() -> tuple[type[Exception], ...]:
     no answer at all. Imported when a call is made, as the client is."""
     from gidgethub import HTTPException
 
-    from modelrun.adapters.github_client import Unreachable
-
     return HTTPException, Unreachable
 
 
@@ -264,8 +234,6 @@ def _translate(error: Exception) -> Exception:
     above 0), so every error answer is classified from its status, headers and message here."""
     from gidgethub import HTTPException
 
-    from modelrun.adapters.github_client import Unreachable
-
     if isinstance(error, HTTPException):
         return classify(int(error.status_code), error.headers, str(error))
     if isinstance(error, Unreachable):
@@ -273,11 +241,24 @@ def _translate(error: Exception) -> Exception:
     return error
 
 
+_CHECK_RUNS_OF_REF = "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,per_page}"
+
+
 class PullRequests:
+    """The calls the ordered writes make (modelrun.publishing), on one secret's credentials:
+    made per use (modelrun.ports.GitHub), so the secret is read, as Powertools caches it, then."""
+
     def __init__(self, secret_arn: str, api_url: str) -> None:
         self.gh, self.bot_login = _client(secret_arn, api_url)
         # Only GitHub Apps can write check runs: with a token the commit status carries the result.
         self.uses_app = _session(secret_arn, api_url).app is not None
+
+    @classmethod
+    def on(cls, gh: GitHubClient, bot_login: str | None = None, uses_app: bool = False) -> PullRequests:
+        """The same calls on a client made elsewhere (no secret read)."""
+        prs = cls.__new__(cls)
+        prs.gh, prs.bot_login, prs.uses_app = gh, bot_login, uses_app
+        return prs
 
     def _is_ours(self, comment: Mapping[str, Any]) -> bool:
         body = comment.get("body") or ""
@@ -297,27 +278,38 @@ class PullRequests:
             raise _translate(error) from error
         return None
 
+    def create_comment(self, repository: str, number: int, body: str) -> int:
+        """Post a new comment on the PR (issue) ``number``, without looking for ours first; its id."""
+        owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "number": number}
+        try:
+            created = self.gh.post("/repos/{owner}/{repo}/issues/{number}/comments", where, data={"body": body})
+        except _errors() as error:
+            raise _translate(error) from error
+        return int(created["id"])
+
+    def update_comment(self, repository: str, comment_id: int, body: str) -> bool:
+        """Edit our comment in place; False if GitHub no longer has it (someone deleted it)."""
+        owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "comment_id": comment_id}
+        try:
+            self.gh.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}", where, data={"body": body})
+        except _errors() as error:
+            if _not_found(error):
+                return False
+            raise _translate(error) from error
+        return True
+
     def upsert_comment(self, repository: str, number: int, body: str, comment_id: int | None) -> int:
         """Edit our comment in place, or create it if the PR has none (looked up by marker first)."""
-        owner, repo = repository.split("/", 1)
-        try:
-            if comment_id is None:
-                found = self.find_comment(repository, number)
-                if found and found[1] == body:
-                    return found[0]
-                comment_id = found[0] if found else None
-            if comment_id is None:
-                where = {"owner": owner, "repo": repo, "number": number}
-                created = self.gh.post("/repos/{owner}/{repo}/issues/{number}/comments", where, data={"body": body})
-                return int(created["id"])
-            where = {"owner": owner, "repo": repo, "comment_id": comment_id}
-            self.gh.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}", where, data={"body": body})
+        if comment_id is None:
+            found = self.find_comment(repository, number)
+            if found and found[1] == body:
+                return found[0]
+            comment_id = found[0] if found else None
+        if comment_id is not None and self.update_comment(repository, comment_id, body):
             return comment_id
-        except _errors() as error:
-            if _not_found(error) and comment_id is not None:
-                # Someone deleted our comment: start a new one.
-                return self.upsert_comment(repository, number, body, None)
-            raise _translate(error) from error
+        return self.create_comment(repository, number, body)
 
     def set_status(self, repository: str, sha: str, state: str, description: str, target_url: str | None) -> None:
         owner, repo = repository.split("/", 1)
@@ -352,6 +344,32 @@ class PullRequests:
                 return False
             raise _translate(error) from error
         return True
+
+    def find_check_run(self, repository: str, head_sha: str, external_id: str) -> int | None:
+        """The id of the ``modelrun`` check run on ``head_sha`` whose ``external_id`` is the run's
+        id (the newest, should there be several), or None. Asked only after a create whose answer
+        was lost, so that the retry updates the check run GitHub may hold instead of creating a
+        second. GitHub filters by name; the external id is matched here (no filter for it)."""
+        owner, repo = repository.split("/", 1)
+        where = {
+            "owner": owner,
+            "repo": repo,
+            "ref": head_sha,
+            "check_name": CHECK_NAME,
+            "filter": "all",
+            "per_page": 100,
+        }
+        found: list[int] = []
+        url: str | None = _CHECK_RUNS_OF_REF
+        variables: dict[str, object] | None = where
+        try:
+            while url:
+                page, url = self.gh.request("GET", url, variables)
+                variables = None  # the next page's link is a complete URL
+                found += [int(r["id"]) for r in page.get("check_runs", []) if r.get("external_id") == external_id]
+        except _errors() as error:
+            raise _translate(error) from error
+        return max(found) if found else None
 
 
 class Repositories:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 from gidgethub import BadRequest, GitHubBroken, sansio
 
+from modelrun.errors import Unreachable
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
@@ -40,10 +42,6 @@ NO_BODY = b""
 # minutes' life.
 JWT_BACKDATE_S = 60
 JWT_LIFE_S = 600
-
-
-class Unreachable(Exception):
-    """No answer from GitHub: connection refused or reset, TLS failure, or a timeout."""
 
 
 class GitHubClient:

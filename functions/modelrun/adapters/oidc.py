@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from modelrun.domain import naming
-from modelrun.domain.evidence import Claims, Unverified
+from modelrun.domain.evidence import Claims
+from modelrun.errors import IssuerUnavailable, Unverified, validation_problems
 
 if TYPE_CHECKING:
     import jwt
 
 _ALGORITHMS = ["RS256"]
 _TIMEOUT_S = 5
-
-
-class IssuerUnavailable(Exception):
-    """The issuer's keys could not be fetched: retry later (not the request's fault)."""
 
 
 @cache
@@ -83,4 +80,4 @@ class TokenVerifier:
         try:
             return Claims.model_validate(payload)
         except ValidationError as error:
-            raise Unverified(f"OIDC token lacks a claim modelrun needs: {error.errors()[0]['loc']}") from error
+            raise Unverified(f"OIDC token lacks a claim modelrun needs: {validation_problems(error)[0]}") from error

@@ -17,13 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.errors import Unverified
 
 _PULL_REF = re.compile(r"^refs/pull/([1-9][0-9]{0,9})/merge$")
 _BRANCH_REF = re.compile(r"^refs/heads/(.+)$")
-
-
-class Unverified(Exception):
-    """The request has no evidence, or its body disagrees with it: it goes to the DLQ, unanswered."""
 
 
 class Claims(BaseModel):

@@ -16,6 +16,8 @@ import unicodedata
 from urllib.parse import quote, urlsplit
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# Where Batch's awslogs driver writes a job's output (the job definitions name no group of their own).
+LOG_GROUP = "/aws/batch/job"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 

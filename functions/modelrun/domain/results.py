@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import MetricsDocument
+from modelrun.errors import ContractError, validation_problems
 
 METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "metrics.v1.schema.json"
 MAX_METRICS_BYTES = 1024 * 1024  # the sample model writes ~6 KB
@@ -44,10 +45,6 @@ MAX_HOLDOUT_ROWS = 50_000  # the paired bootstrap's cost grows with the sales (c
 MAX_PARAMS_BYTES = 64 * 1024
 MAX_FIELD = 64  # characters of a sale id or an area name
 _REASON_LIMIT = 300
-
-
-class ContractError(Exception):
-    """The results break the container contract; ``str(error)`` says how, in one line."""
 
 
 @cache
@@ -153,9 +150,8 @@ def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
     try:
         return MetricsDocument.model_validate(document)
     except ValidationError as error:  # the schema and the model disagree: a bug here, said as such
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ContractError(f"metrics.json: {where}: {first['msg']} (not as the report reads the schema)") from None
+        first = validation_problems(error)[0]
+        raise ContractError(f"metrics.json: {first} (not as the report reads the schema)") from None
 
 
 def check_image(name: str, data: bytes) -> None:

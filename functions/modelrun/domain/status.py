@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# A job stopped on purpose (`modelrun cancel`) carries a reason starting so: Batch reports it as
+# FAILED, the track function reads it as CANCELLED.
+CANCEL_REASON_PREFIX = "cancelled"
+
 
 class RunStatus(StrEnum):
     QUEUED = "QUEUED"

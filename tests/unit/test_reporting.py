@@ -1,0 +1,169 @@
+"""The report path (modelrun.reporting) on in-memory fakes, with the sample model's real output
+(tests/fixtures/report): results compared with main's run and report.html written; results
+outside the container contract said as such; a failed run's log tail; results collected once;
+then the PR updated on App credentials (comment and check run) or a token (comment and status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelrun import reporting
+from modelrun.domain import naming
+from modelrun.domain.documents import Summary, report_of
+from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH, parse_metrics
+from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
+from modelrun.errors import PublishBusy, RunNotFound
+from tests.records import REPORT_FIXTURES, stored_record
+from tests.unit.fakes import FakeGitHub, FakeLogs, FakeResults, FakeRuns, collect_deps, update_deps
+
+MAIN_SHA = "c" * 40
+PR = stored_record(
+    RunStatus.SUCCEEDED, run_id="pr-1", results_uri="s3://results/runs/pr-1/", base_sha=MAIN_SHA, report=None
+)
+
+
+def main_run() -> RunRecord:
+    doc = parse_metrics((REPORT_FIXTURES / "main" / "metrics.json").read_bytes(), "main-1")
+    return stored_record(
+        RunStatus.SUCCEEDED,
+        run_id="main-1",
+        pr_number=None,
+        pr_key=None,
+        head_sha=MAIN_SHA,
+        head_ref="main",
+        branch_key=naming.branch_key(PR.repository, "main"),
+        baseline=True,
+        created_at="2026-01-01T00:00:00.000Z",
+        results_uri="s3://results/runs/main-1/",
+        summary=Summary.of(doc).stored(),
+        report={"status": "SUCCEEDED"},
+    )
+
+
+def bucket(pr_metrics: bytes | None = None) -> FakeResults:
+    """The bucket as the two sample runs left it."""
+    results = FakeResults()
+    for name, record in (("main", main_run()), ("pr", PR)):
+        folder: Path = REPORT_FIXTURES / name
+        results.objects[f"{record.results_uri}{HOLDOUT_PATH}"] = (folder / "predictions.csv.gz").read_bytes()
+        results.objects[f"{record.results_uri}{PARAMS_PATH}"] = (folder / "params.yaml").read_bytes()
+    results.objects[f"{PR.results_uri}metrics.json"] = (
+        (REPORT_FIXTURES / "pr" / "metrics.json").read_bytes() if pr_metrics is None else pr_metrics
+    )
+    results.objects[f"{PR.results_uri}artifacts/plots/feature_importance.png"] = (
+        REPORT_FIXTURES / "pr" / "feature_importance.png"
+    ).read_bytes()
+    return results
+
+
+@pytest.fixture(scope="module")
+def collected_once() -> tuple[FakeRuns, FakeResults, dict[str, Any]]:
+    """One collection, shared (the paired bootstrap takes seconds): tests copy what it left."""
+    runs, results = FakeRuns(PR, main_run()), bucket()
+    answer = reporting.collect(collect_deps(runs, results), "pr-1")
+    return runs, results, answer
+
+
+def collected(collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]]) -> FakeRuns:
+    return FakeRuns(*collected_once[0].records.values())
+
+
+def test_results_are_compared_with_mains_run_and_the_report_written(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    runs, results, answer = collected_once
+    stored = runs.records["pr-1"]
+    report = report_of(stored.report)
+    assert answer["status"] == "SUCCEEDED" and answer["notification"]["subject"]
+    assert report.contract_error is None and report.has_results and stored.summary
+    assert report.baseline is not None and report.baseline.run_id == "main-1" and report.baseline.which == "base_commit"
+    assert report.comparison is not None and report.params_diff  # paired on the shared holdout; params changed
+    assert report.report_key == "reports/pr-1/report.html"
+    assert report.report_url is not None and "prefix=reports/pr-1/report.html" in report.report_url
+    html = results.objects["s3://results/reports/pr-1/report.html"].decode()
+    assert "data:image/png;base64," in html  # the plot, inlined
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        (b"{not json", "metrics.json is not JSON"),
+        (b'{"run_id": "pr-1"}', "does not follow the container contract"),
+        (b" " * (MAX_METRICS_BYTES + 1), "does not follow the container contract"),  # too large: unread
+    ],
+)
+def test_results_outside_the_contract_are_said_as_such(metrics: bytes, reason: str) -> None:
+    runs, results = FakeRuns(PR, main_run()), bucket(metrics)
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    report = report_of(runs.records["pr-1"].report)
+    assert report.contract_error is not None and reason in report.contract_error
+    assert not report.has_results and runs.records["pr-1"].summary is None
+    assert "s3://results/reports/pr-1/report.html" not in results.objects
+
+
+def test_a_succeeded_run_without_metrics_is_a_contract_error() -> None:
+    runs, results = FakeRuns(PR), FakeResults()
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    assert report_of(runs.records["pr-1"].report).contract_error == "the run succeeded but wrote no metrics.json"
+
+
+def test_a_failed_run_gets_its_log_tail() -> None:
+    failed = PR.model_copy(update={"status": RunStatus.FAILED, "log_stream": "modelrun/default/abc"})
+    logs = FakeLogs({"modelrun/default/abc": [f"line {i}" for i in range(100)]})
+    runs = FakeRuns(failed)
+    reporting.collect(collect_deps(runs, FakeResults(), logs), "pr-1")
+    tail = report_of(runs.records["pr-1"].report).log_tail
+    assert tail == [f"line {i}" for i in range(100 - reporting.LOG_TAIL_LINES, 100)]
+
+
+def test_results_once_collected_do_not_change(collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]]) -> None:
+    runs, results = collected(collected_once), bucket()
+    first = runs.records["pr-1"]
+    results.objects[f"{PR.results_uri}metrics.json"] = b"{}"  # the bucket changed meanwhile
+    reporting.collect(collect_deps(runs, results), "pr-1")  # a retried task, or a second execution
+    assert runs.records["pr-1"] == first
+
+
+def test_an_unknown_run_is_an_error() -> None:
+    with pytest.raises(RunNotFound):
+        reporting.collect(collect_deps(FakeRuns(), FakeResults()), "no-such-run")
+    with pytest.raises(RunNotFound):
+        reporting.update_pull_request(update_deps(FakeRuns(), FakeGitHub()), "no-such-run")
+
+
+def test_on_app_credentials_the_pr_gets_the_comment_and_the_completed_check_run(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    runs, github = collected(collected_once), FakeGitHub()
+    answer = reporting.update_pull_request(update_deps(runs, github), "pr-1")
+    assert answer == {"run_id": "pr-1", "comment_written": True, "check_run": "success"}
+    assert github.calls == ["create_comment", "create_check_run"] and github.statuses == []
+    (check,) = github.check_runs.values()
+    assert check["status"] == "completed" and check["conclusion"] == "success"
+
+
+def test_on_a_token_the_pr_gets_the_comment_and_the_commit_status(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    runs, github = collected(collected_once), FakeGitHub(uses_app=False)
+    answer = reporting.update_pull_request(update_deps(runs, github), "pr-1")
+    assert answer == {"run_id": "pr-1", "comment_written": True, "commit_status": "success"}
+    ((sha, state, _, target),) = github.statuses
+    assert (sha, state) == (PR.head_sha, "success") and target is not None and "report.html" in target
+    reporting.update_pull_request(update_deps(runs, github), "pr-1")  # retried: nothing changed, nothing sent
+    assert github.calls == ["create_comment", "set_status"]
+
+
+def test_a_comment_another_writer_holds_is_retried_by_the_state_machine(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    runs, github = collected(collected_once), FakeGitHub()
+    assert PR.pr_key is not None
+    runs.acquire(f"comment#{PR.pr_key}", "an-interim-writer", 45)
+    with pytest.raises(PublishBusy):
+        reporting.update_pull_request(update_deps(runs, github), "pr-1")
+    assert github.calls == []

@@ -1,0 +1,287 @@
+"""The submit path (modelrun.submission, modelrun.verification) on in-memory fakes: one job per
+request however often it comes, an earlier attempt's job adopted, foreign images and sizes no
+compute environment can run refused, older runs of the PR superseded, operator reruns, a closed
+PR's runs stopped, and the evidence checked before anything is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelrun import submission, verification
+from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
+from modelrun.domain.evidence import Claims, WorkflowRunFacts
+from modelrun.domain.run import run_id_for
+from modelrun.domain.status import RunStatus
+from modelrun.errors import Rejected, Unverified
+from tests.records import new_record, verified_from
+from tests.unit.fakes import ENVIRONMENT, FakeGitHub, SubmitWorld
+
+pytestmark = pytest.mark.filterwarnings("ignore:Couldn.t determine the remaining time")  # no Lambda context here
+
+REPO = "county-assessor/avm"
+HEAD = "a" * 40
+IMAGE = f"{ENVIRONMENT['MODEL_REPOSITORY_URI']}@sha256:" + "ab" * 32
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvIn0.c2lnbmF0dXJl"
+
+
+def request(**changes: Any) -> RunRequest:
+    fields: dict[str, Any] = {
+        "schema_version": "1",
+        "kind": "run",
+        "repository": REPO,
+        "pr_number": 42,
+        "head_sha": HEAD,
+        "head_ref": "feature/x",
+        "base_ref": "main",
+        "image": IMAGE,
+        "triggered_by": "octocat",
+        "event": "pull_request",
+        "workflow": {"run_id": 900, "run_attempt": 1},
+    }
+    return RunRequest.model_validate(fields | changes)
+
+
+def submit(world: SubmitWorld, message: RunRequest) -> Any:
+    return submission.submit(world.deps, message, verified_from(message))
+
+
+def test_a_request_becomes_one_job_with_the_container_contracts_inputs() -> None:
+    world = SubmitWorld()
+    record = submit(world, request())
+    (job_id,) = world.jobs.jobs
+    job = world.jobs.jobs[job_id]
+    assert job.name == record.run_id == run_id_for(request()) and job.queue == "modelrun-cpu"
+    assert (job.vcpus, job.memory_mib, job.gpus) == (2, 8192, 0)  # the stack's defaults
+    assert job.environment == {
+        "MODELRUN_RUN_ID": record.run_id,
+        "MODELRUN_RESULTS_URI": record.results_uri,
+        "MODELRUN_THREADS": "2",
+        "MODELRUN_DEVICE": "cpu",
+    }
+    stored = world.runs.get(record.run_id)
+    assert stored is not None and stored.status is RunStatus.SUBMITTED and stored.job_id == job_id
+    assert record.results_uri.startswith("s3://results/")
+    # On App credentials the queued state goes to the check run alone (one request).
+    assert world.github.calls == ["create_check_run"]
+
+
+def test_a_gpu_request_gets_the_gpu_queue_and_its_gpus() -> None:
+    world = SubmitWorld()
+    submit(world, request(compute="gpu", resources={"vcpus": 4, "memory_mib": 16384}))
+    (job,) = world.jobs.jobs.values()
+    assert (job.queue, job.vcpus, job.memory_mib, job.gpus) == ("modelrun-gpu", 4, 16384, 1)
+    assert job.environment["MODELRUN_DEVICE"] == "gpu"
+
+
+def test_a_duplicate_delivery_submits_nothing_more() -> None:
+    world = SubmitWorld()
+    first = submit(world, request())
+    again = submit(world, request())  # answered from the idempotency record
+    world.idempotency.records.clear()  # and after that record expired: the run record decides
+    third = submit(world, request())
+    assert first.run_id == again.run_id == third.run_id and len(world.jobs.jobs) == 1
+
+
+def test_an_earlier_attempts_job_is_adopted_not_submitted_again() -> None:
+    world = SubmitWorld()
+    message = request()
+    # An attempt died between SubmitJob and recording the job id: the record has no job id.
+    record = submission.new_record(world.settings, message, verified_from(message))
+    world.runs.create(record)
+    earlier = world.jobs.submit(
+        job_name=record.run_id,
+        job_queue=record.job_queue,
+        job_definition="d",
+        environment={},
+        vcpus=2,
+        memory_mib=8192,
+        gpus=0,
+        command=None,
+        tags={},
+    )
+    submitted = submit(world, message)
+    assert submitted.job_id == earlier and len(world.jobs.jobs) == 1
+
+
+def test_a_batch_event_that_got_there_first_keeps_its_status() -> None:
+    world = SubmitWorld()
+    world.runs.stale_updates = 1  # RUNNABLE was recorded between the create and the update
+    record = submit(world, request())
+    stored = world.runs.get(record.run_id)
+    assert stored is not None and stored.job_id == next(iter(world.jobs.jobs)) and stored.status is RunStatus.QUEUED
+
+
+def test_an_image_from_another_repository_is_rejected_before_anything_is_written() -> None:
+    world = SubmitWorld()
+    foreign = "222233334444.dkr.ecr.us-east-1.amazonaws.com/elsewhere@sha256:" + "cd" * 32
+    with pytest.raises(Rejected, match="must come from this stack's repository"):
+        submit(world, request(image=foreign))
+    # A repository whose name starts like ours is another repository.
+    lookalike = f"{ENVIRONMENT['MODEL_REPOSITORY_URI']}-evil@sha256:" + "cd" * 32
+    with pytest.raises(Rejected, match="must come from this stack's repository"):
+        submit(world, request(image=lookalike))
+    assert world.runs.records == {} and world.jobs.jobs == {} and world.github.calls == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"resources": {"vcpus": 0.25, "memory_mib": 8192}}, "Fargate"),
+        ({"compute": "gpu", "resources": {"vcpus": 64}}, "no compute environment"),
+    ],
+)
+def test_a_size_no_compute_environment_can_run_is_rejected(changes: dict[str, Any], reason: str) -> None:
+    world = SubmitWorld()
+    with pytest.raises(Rejected, match=reason):
+        submit(world, request(**changes))
+    assert world.runs.records == {}
+
+
+def test_a_new_commit_supersedes_the_prs_older_active_runs() -> None:
+    world = SubmitWorld()
+    older_request = request(head_sha="b" * 40, workflow={"run_id": 800, "run_attempt": 1})
+    older = new_record(older_request, job_queue="modelrun-cpu", bucket="results", vcpus=2, memory_mib=8192, gpus=0)
+    older = older.model_copy(
+        update={"job_id": "job-old", "status": RunStatus.RUNNING, "created_at": "2026-01-01T00:00:00.000Z"}
+    )
+    world.runs.add(older)
+    record = submit(world, request())
+    superseded = world.runs.get(older.run_id)
+    assert superseded is not None and superseded.status is RunStatus.SUPERSEDED
+    assert superseded.status_reason == f"superseded by {HEAD[:8]}"
+    assert world.jobs.terminated == {"job-old": f"superseded by {record.run_id}"}
+    # Its check run ends here, and the comment shows it (no report runs for a superseded run).
+    assert len(world.github.comments) == 1 and len(world.github.check_runs) == 2
+
+
+def test_without_superseding_older_runs_go_on() -> None:
+    world = SubmitWorld()
+    world.settings = world.settings.model_copy(update={"supersede_older_runs": False})
+    older = new_record(
+        request(workflow={"run_id": 800, "run_attempt": 1}),
+        job_queue="modelrun-cpu",
+        bucket="results",
+        vcpus=2,
+        memory_mib=8192,
+        gpus=0,
+    )
+    world.runs.add(older.model_copy(update={"created_at": "2026-01-01T00:00:00.000Z"}))
+    submit(world, request())
+    assert world.jobs.terminated == {} and world.runs.records[older.run_id].status is RunStatus.QUEUED
+
+
+def test_an_operator_rerun_is_the_stored_request_again_as_a_new_attempt() -> None:
+    world = SubmitWorld()
+    original = submit(world, request())
+    stored = world.runs.records[original.run_id]
+    world.runs.add(stored.model_copy(update={"status": RunStatus.FAILED}))
+    message = RerunRequest(schema_version="1", kind="rerun", run_id=original.run_id, attempt=2, requested_by="ops")
+    rerun = submission.rerun(world.deps, message, operator_id="AROAEXAMPLE")
+    assert rerun.run_id != original.run_id and rerun.workflow_attempt == 2 and rerun.head_sha == HEAD
+    assert len(world.jobs.jobs) == 2
+    unknown = message.model_copy(update={"run_id": "no-such-run"})
+    with pytest.raises(Rejected, match="unknown"):
+        submission.rerun(world.deps, unknown, operator_id="AROAEXAMPLE")
+
+
+def test_closing_the_pr_stops_its_active_runs() -> None:
+    world = SubmitWorld()
+    record = submit(world, request())
+    cleanup = CleanupRequest(
+        schema_version="1",
+        kind="cleanup",
+        repository=REPO,
+        pr_number=42,
+        triggered_by="octocat",
+        workflow={"run_id": 901, "run_attempt": 1},  # type: ignore[arg-type]
+    )
+    assert submission.cleanup(world.deps, cleanup) == [record.run_id]
+    stopped = world.runs.records[record.run_id]
+    assert stopped.status is RunStatus.CANCELLED and stopped.status_reason == "pull request closed"
+    assert world.jobs.terminated == {record.job_id: "pull request closed"} and world.jobs.definitions == {}
+    assert len(world.github.comments) == 1  # the comment says so: no report runs for it
+    assert submission.cleanup(world.deps, cleanup) == []  # nothing active is left
+
+
+def test_on_a_token_the_queued_state_goes_to_the_comment() -> None:
+    world = SubmitWorld(github=FakeGitHub(uses_app=False))
+    world.jobs.ahead = 3
+    submit(world, request())
+    assert world.github.calls == ["create_comment"] and "3" in world.github.comment_bodies()[0]
+
+
+# --- the evidence ---------------------------------------------------------------------------
+
+
+def claims(**changes: Any) -> Claims:
+    fields: dict[str, Any] = {
+        "iss": ENVIRONMENT["OIDC_ISSUER"],
+        "aud": ENVIRONMENT["OIDC_AUDIENCE"],
+        "iat": 1_000,
+        "exp": 1_300,
+        "repository": REPO,
+        "ref": "refs/pull/42/merge",
+        "sha": "m" * 40,
+        "event_name": "pull_request",
+        "run_id": "900",
+        "run_attempt": "1",
+        "actor": "octocat",
+        "environment": "staging",
+        "workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/42/merge",
+        "head_ref": "feature/x",
+        "base_ref": "main",
+    }
+    return Claims.model_validate(fields | changes)
+
+
+def workflow_run() -> WorkflowRunFacts:
+    return WorkflowRunFacts.from_api(
+        {
+            "id": 900,
+            "run_attempt": 1,
+            "event": "pull_request",
+            "head_sha": HEAD,
+            "head_branch": "feature/x",
+            "repository": {"full_name": REPO},
+            "actor": {"login": "octocat"},
+            "triggering_actor": {"login": "octocat"},
+            "pull_requests": [
+                {"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": {"ref": "main", "sha": "c" * 40}}
+            ],
+        }
+    )
+
+
+def with_token(message: RunRequest) -> RunRequest:
+    return message.model_copy(update={"identity": Identity(oidc_token=TOKEN)})
+
+
+def test_a_request_with_evidence_is_verified_from_the_token_and_githubs_record() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    world.repositories.runs[(REPO, 900, 1)] = workflow_run()
+    verified = verification.verify_run(world.deps, with_token(request()), sent_at=1_100)
+    assert (verified.pr_number, verified.base_sha, verified.environment) == (42, "c" * 40, "staging")
+    assert world.repositories.calls == [(REPO, 900, 1)]
+
+
+def test_a_request_without_a_token_is_unverified() -> None:
+    with pytest.raises(Unverified, match="no OIDC token"):
+        verification.verify_run(SubmitWorld().deps, request(), sent_at=1_100)
+
+
+def test_a_repository_this_stack_does_not_serve_is_not_even_looked_up() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims(repository="someone/else")
+    with pytest.raises(Unverified, match="not served by this stack"):
+        verification.verify_run(world.deps, with_token(request()), sent_at=1_100)
+    assert world.repositories.calls == []
+
+
+def test_a_token_sent_after_it_expired_is_unverified() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    with pytest.raises(Unverified):
+        verification.verify_run(world.deps, with_token(request()), sent_at=5_000)
