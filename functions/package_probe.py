@@ -46,19 +46,26 @@ def deferred_imports(path: Path, package: str) -> set[str]:
     return found
 
 
-def placeholder_settings() -> None:
-    """The handlers validate their settings when imported (modelrun.config): the probe is no
-    function's environment, so every variable a settings model reads that is not set gets a
-    placeholder of its type. A package without modelrun (the JWT layer) has none to fill."""
+def placeholders() -> dict[str, str]:
+    """A value of its type for every variable a settings model (modelrun.config) reads: the
+    handlers validate their settings when imported, and an import check or an import timing is
+    no function's environment. None for a package without modelrun (the JWT layer)."""
     try:
         config = importlib.import_module("modelrun.config")
     except ModuleNotFoundError:
-        return
+        return {}
+    values: dict[str, str] = {}
     for model in vars(config).values():
         if isinstance(model, type) and hasattr(model, "from_environ") and hasattr(model, "model_fields"):
             for info in model.model_fields.values():
-                typed = {int: "1", float: "1", bool: "false"}.get(info.annotation, "probe")
-                os.environ.setdefault(info.alias, typed)
+                values[str(info.alias)] = {int: "1", float: "1", bool: "false"}.get(info.annotation, "probe")
+    return values
+
+
+def placeholder_settings() -> None:
+    """Fill in what the probe's environment lacks (see placeholders)."""
+    for name, value in placeholders().items():
+        os.environ.setdefault(name, value)
 
 
 def load(modules: list[str], not_needed: set[str]) -> list[str]:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain.status import RunStatus
+from modelrun.errors import validation_problems
 from modelrun_cli import enqueue as _enqueue
 from modelrun_cli import runs as _runs
 from modelrun_cli import views as _views
@@ -69,12 +70,7 @@ def _append_summary(markdown: str) -> None:
 def _problems(exc: Exception) -> list[str]:
     """One line per problem: ``field: what is wrong`` for a validation error."""
     if isinstance(exc, ValidationError):
-        problems = []
-        for error in exc.errors():
-            got = repr(error.get("input"))
-            got = got if len(got) <= 80 else got[:77] + "..."
-            problems.append(f"{'.'.join(map(str, error['loc'])) or 'message'}: {error['msg']} (got {got})")
-        return problems
+        return validation_problems(exc, show_input=True)
     return [str(exc)]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-LOG_GROUP = "/aws/batch/job"
+from modelrun.domain.naming import LOG_GROUP
 
 
 class LogReader:

@@ -21,15 +21,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from modelrun.adapters.aws import RunsTable, StaleWrite
+from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import RerunRequest
 from modelrun.domain.documents import Report, Summary, report_of, summary_of
 from modelrun.domain.run import RunRecord, utcnow
-from modelrun.domain.status import RunStatus
+from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus
+from modelrun.errors import StaleWrite, describe
 from modelrun_cli.connect import Stack, fail
 
 WAITING = frozenset({RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE})
-CANCEL_REASON = "cancelled by {user} via modelrun CLI"  # the track function maps "cancelled…" to CANCELLED
+CANCEL_REASON = CANCEL_REASON_PREFIX + " by {user} via modelrun CLI"  # the track function maps it to CANCELLED
 DLQS = {"run-requests": "RunRequestsDLQUrl", "job-events": "JobEventsDLQUrl"}
 _HASH_SUFFIX = re.compile(r"-[0-9a-f]{6}$")
 _NOT_LOGIN = re.compile(r"[^A-Za-z0-9-]+")
@@ -278,8 +279,7 @@ def rerun_request(record: RunRecord, records: Iterable[RunRecord], requested_by:
             requested_by=login_from(requested_by),
         )
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        fail(f"cannot rerun {record.run_id}: {problems}", exit_code=1)
+        fail(f"cannot rerun {record.run_id}: {describe(error)}", exit_code=1)
 
 
 # --- dead letters -----------------------------------------------------------------------------

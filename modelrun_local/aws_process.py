@@ -36,7 +36,7 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
-from modelrun_cli.logs import LOG_GROUP
+from modelrun.domain.naming import LOG_GROUP
 from modelrun_local import iam, moto_hooks
 
 REGION = "us-east-1"

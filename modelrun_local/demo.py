@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
-from modelrun_cli.logs import LOG_GROUP
+from modelrun.domain.naming import LOG_GROUP
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget

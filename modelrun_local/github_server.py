@@ -231,9 +231,6 @@ class LocalGitHub:
     def check_runs(self, repo: str, sha: str) -> list[dict[str, Any]]:
         return self.state.check_runs(repo, sha)
 
-    def add_pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> None:
-        self.state.add_pull(repo, number, head_sha, head_ref, base_ref, user)
-
     def app_credentials(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
         private key as the PEM file GitHub lets an App owner download)."""

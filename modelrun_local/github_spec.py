@@ -44,7 +44,6 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("post", "/repos/{owner}/{repo}/check-runs"),
     ("patch", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
-    ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"),
     ("get", "/repos/{owner}/{repo}"),

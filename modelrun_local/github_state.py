@@ -46,7 +46,6 @@ class GitHubState:
         self._comments: dict[int, tuple[str, int, dict[str, Any]]] = {}
         self._statuses: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._check_runs: dict[int, tuple[str, dict[str, Any]]] = {}
-        self._pulls: dict[tuple[str, int], dict[str, Any]] = {}
         self._workflow_runs: dict[tuple[str, int, int], dict[str, Any]] = {}
 
     # -- reading and seeding it -------------------------------------------------------------------
@@ -67,11 +66,6 @@ class GitHubState:
                 for r, run in self._check_runs.values()
                 if r == repo.lower() and run["head_sha"] == sha
             ]
-
-    def add_pull(self, repo: str, number: int, head_sha: str, head_ref: str, base_ref: str, user: str) -> None:
-        pull = self.documents.pull(repo, number, head_sha, head_ref, base_ref, user)
-        with self.lock:
-            self._pulls[(repo.lower(), number)] = pull
 
     def add_workflow_run(self, repo: str, run: dict[str, Any]) -> None:
         with self.lock:
@@ -118,11 +112,6 @@ class GitHubState:
                         raise Rejected(404, error_body("Not Found", docs, 404), "no such check run")
                     self._update_check_run(found[1], body, docs)
                     return 200, copy.deepcopy(found[1]), {}
-                case "pulls/get":
-                    pull = self._pulls.get((key, int(params["pull_number"])))
-                    if pull is None:
-                        raise Rejected(404, error_body("Not Found", docs, 404), "no such pull request (add_pull it)")
-                    return 200, copy.deepcopy(pull), self._cache_headers(pull)
                 case "actions/get-workflow-run-attempt":
                     run = self._workflow_runs.get((key, int(params["run_id"]), int(params["attempt_number"])))
                     if run is None:

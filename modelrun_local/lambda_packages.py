@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import package_probe
 from samtranslator.yaml_helper import yaml_parse
 
 from modelrun_local.stack import ROOT
@@ -81,10 +82,13 @@ def isolated(path: list[Path]) -> tuple[list[str], dict[str, str]]:
     script's folder), only ``path`` on sys.path, and no byte code written (the code directory is
     read-only on Lambda: what the package does not ship is compiled at every cold start)."""
     env = {
+        # the handlers check their settings at import: values of the right types, as Lambda has
+        **package_probe.placeholders(),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(map(str, path)),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
     }
     return [sys.executable, "-S", "-P"], env
 

@@ -20,7 +20,7 @@ from modelrun.domain.report import MAX_COMMENT
 from modelrun.domain.status import RunStatus
 from modelrun_cli.enqueue import send, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from tests.integration.test_flow import REPOSITORY, Flow
+from tests.integration.flow import REPOSITORY, Flow
 from tests.records import new_record
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import TransformParam
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from modelrun.adapters import check_lookup, github
+from modelrun.adapters import github
 from modelrun.adapters.github import (
     GitHubCredentialsBroken,
     GitHubRejected,
@@ -30,7 +30,7 @@ from modelrun_cli.enqueue import send
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, RecordedRequest
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.stack import ROOT
-from tests.integration.test_flow import REPOSITORY, Flow
+from tests.integration.flow import REPOSITORY, Flow
 
 REPO = "octo/avm"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -81,16 +81,16 @@ def test_every_backend_call_on_app_credentials_passes_githubs_description(gh: Lo
     gh.actions_job(REPO, "pull_request", sha=SHA, run_id=77, actor="octocat", environment="staging",
                    pull_request=(7, "feature/x", "main", "f" * 40))  # fmt: skip
     prs = PullRequests(ARN, gh.url)
-    comment_id = prs.upsert_comment(REPO, 7, MARKER + "\nqueued", None)
-    assert PullRequests(ARN, gh.url).upsert_comment(REPO, 7, MARKER + "\ndone", comment_id) == comment_id
+    comment_id = prs.create_comment(REPO, 7, MARKER + "\nqueued")
+    assert PullRequests(ARN, gh.url).update_comment(REPO, comment_id, MARKER + "\ndone")
     assert PullRequests(ARN, gh.url).find_comment(REPO, 7) == (comment_id, MARKER + "\ndone")
     PullRequests(ARN, gh.url).set_status(REPO, SHA, "success", "COD 8.1", "https://example.com/r")
     check = {"status": "queued", "output": {"title": "queued", "summary": "waiting"}}
     check_run_id = prs.create_check_run(REPO, SHA, "run-1", check)
     assert prs.update_check_run(REPO, check_run_id, check | {"status": "in_progress"})
-    assert check_lookup.find_check_run(prs.gh, REPO, SHA, "run-1") == check_run_id
-    assert check_lookup.find_check_run(prs.gh, REPO, SHA, "run-2") is None
-    other = check_lookup.create_comment(prs.gh, REPO, 8, MARKER + "\nfirst")
+    assert prs.find_check_run(REPO, SHA, "run-1") == check_run_id
+    assert prs.find_check_run(REPO, SHA, "run-2") is None
+    other = prs.create_comment(REPO, 8, MARKER + "\nfirst")
     assert [c["id"] for c in gh.comments(REPO, 8)] == [other]
     repos = Repositories(ARN, gh.url)
     assert repos.workflow_run(REPO, 77, 1).head_sha == SHA

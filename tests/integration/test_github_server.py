@@ -279,14 +279,6 @@ def test_a_commits_check_runs_are_listed_from_its_state(
     assert empty == {"total_count": 0, "check_runs": []}
 
 
-def test_pull_request_seeded(gh: LocalGitHub, client: httpx.Client) -> None:
-    assert client.get(f"/repos/{REPO}/pulls/9").status_code == 404
-    gh.add_pull(REPO, 9, head_sha=SHA, head_ref="feature/x", base_ref="main", user="alice")
-    pull = client.get(f"/repos/{REPO}/pulls/9").json()
-    assert (pull["head"]["sha"], pull["head"]["ref"], pull["base"]["ref"]) == (SHA, "feature/x", "main")
-    assert pull["user"]["login"] == "alice"
-
-
 def test_installation_token_from_app_jwt(gh: LocalGitHub) -> None:
     url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
     jwt = _app_jwt(gh)

@@ -28,7 +28,7 @@ REPOSITORY = "county-assessor/avm"
 OTHER_REPOSITORY = "county-assessor/condo"  # reachable with the stack's GitHub credential, not served
 
 
-class Stack:
+class TrustFlow:
     def __init__(self, runtime: LocalRuntime, image: str, scratch: Path) -> None:
         self.runtime = runtime
         self.github = runtime.github
@@ -51,8 +51,6 @@ class Stack:
         event["pull_request"]["head"]["sha"] = sha
         event["pull_request"]["head"]["ref"] = f"feature-{pr}"
         event["pull_request"]["base"]["sha"] = self.main_sha
-        pull = event["pull_request"]
-        self.github.add_pull(REPOSITORY, pr, sha, pull["head"]["ref"], "main", pull["user"]["login"])
         return pull_request_job(self.github, event, run_id=run_id, **kwargs)
 
     def with_command(self, request: RunRequest, *mode: str) -> RunRequest:
@@ -111,10 +109,10 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustFlow]:
     with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
         image = runtime.push_image(NOOP_MODEL_DIR, tag="noop")
-        s = Stack(runtime, image, tmp_path_factory.mktemp("flags"))
+        s = TrustFlow(runtime, image, tmp_path_factory.mktemp("flags"))
         # main's baseline: a merge to main ran the model (push, main's environment).
         job = branch_job(
             runtime.github, s.repo_payload, "push", branch="main", sha=s.main_sha, run_id=5_000_001, actor="maintainer"
@@ -126,7 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
-def dispatch(stack: Stack, repository: str, sha: str, run_id: int, actor: str, ref: str) -> dict[str, Any]:
+def dispatch(stack: TrustFlow, repository: str, sha: str, run_id: int, actor: str, ref: str) -> dict[str, Any]:
     """The fields a genuine dispatch job of ``repository`` on ``ref`` would send, with its token."""
     env = stack.github.actions_job(
         repository, "workflow_dispatch", sha=sha, run_id=run_id, actor=actor, environment="modelrun-main", ref=ref
@@ -147,7 +145,7 @@ def body_of(request: RunRequest, **changes: Any) -> dict[str, Any]:
     return doc
 
 
-def test_an_honest_pr_run_is_verified_and_compared_with_its_base_commits_main_run(stack: Stack) -> None:
+def test_an_honest_pr_run_is_verified_and_compared_with_its_base_commits_main_run(stack: TrustFlow) -> None:
     request = stack.honest_pr_run(300, 5_000_300, "3" * 40)
     stack.wait()
     record = stack.record_of(request.head_sha)
@@ -164,7 +162,7 @@ def test_an_honest_pr_run_is_verified_and_compared_with_its_base_commits_main_ru
     assert f"(https://github.com/{REPOSITORY}/actions/runs/5000300/attempts/1)" in comment["body"]
 
 
-def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack: Stack) -> None:
+def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack: TrustFlow) -> None:
     flag = stack.scratch / "victim"
     victim = stack.honest_pr_run(301, 5_000_301, "4" * 40, "wait-for", str(flag))
     stack.wait_status(victim.head_sha, "RUNNING")
@@ -185,7 +183,7 @@ def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack:
     assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
 
 
-def test_a_request_for_another_repository_is_refused(stack: Stack) -> None:
+def test_a_request_for_another_repository_is_refused(stack: TrustFlow) -> None:
     job = stack.pr_job(303, 5_000_303, "6" * 40)
     request = with_identity(job.request(stack.image), job.token(stack.queue_url))
     reason = stack.refused(body_of(request, repository=OTHER_REPOSITORY))  # type: ignore[arg-type]
@@ -197,7 +195,7 @@ def test_a_request_for_another_repository_is_refused(stack: Stack) -> None:
     assert "not served by this stack" in stack.refused(doc)
 
 
-def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: Stack) -> None:
+def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: TrustFlow) -> None:
     # The PR's job claims to be a dispatch on main.
     job = stack.pr_job(305, 5_000_305, "8" * 40)
     request = with_identity(job.request(stack.image), job.token(stack.queue_url))
@@ -227,7 +225,7 @@ def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: Stack) -> N
     ]
 
 
-def test_a_forged_cleanup_cannot_cancel_another_prs_run(stack: Stack) -> None:
+def test_a_forged_cleanup_cannot_cancel_another_prs_run(stack: TrustFlow) -> None:
     flag = stack.scratch / "cleanup"
     victim = stack.honest_pr_run(308, 5_000_308, "b" * 40, "wait-for", str(flag))
     stack.wait_status(victim.head_sha, "RUNNING")
@@ -240,7 +238,7 @@ def test_a_forged_cleanup_cannot_cancel_another_prs_run(stack: Stack) -> None:
     assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
 
 
-def test_no_evidence_or_forged_evidence_is_refused(stack: Stack) -> None:
+def test_no_evidence_or_forged_evidence_is_refused(stack: TrustFlow) -> None:
     job = stack.pr_job(310, 5_000_310, "e" * 40)
     request = job.request(stack.image)
     assert "no OIDC token" in stack.refused(request.model_dump_json())
@@ -256,7 +254,7 @@ def test_no_evidence_or_forged_evidence_is_refused(stack: Stack) -> None:
     assert "expired" in stack.refused(body_of(request, identity={"oidc_token": stale}))
 
 
-def test_a_request_url_cannot_reach_the_comment(stack: Stack) -> None:
+def test_a_request_url_cannot_reach_the_comment(stack: TrustFlow) -> None:
     job = stack.pr_job(311, 5_000_311, "f" * 40)
     request = with_identity(job.request(stack.image), job.token(stack.queue_url))
     doc = body_of(request)
@@ -266,7 +264,7 @@ def test_a_request_url_cannot_reach_the_comment(stack: Stack) -> None:
     assert not stack.github.comments(REPOSITORY, 311)
 
 
-def test_a_runs_container_cannot_change_another_runs_results(stack: Stack) -> None:
+def test_a_runs_container_cannot_change_another_runs_results(stack: TrustFlow) -> None:
     flag = stack.scratch / "tamper"
     victim = stack.honest_pr_run(313, 5_000_313, "2" * 40, "wait-for", str(flag))
     record = stack.wait_status(victim.head_sha, "RUNNING")
@@ -285,7 +283,7 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: Stack) -> No
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
 
 
-def test_the_honest_request_still_flows_after_the_attacks(stack: Stack) -> None:
+def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
     request = stack.with_command(job.request(stack.image), "ok")
     job.send(request, stack.queue_url)

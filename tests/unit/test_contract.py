@@ -4,6 +4,7 @@ malformed request is rejected by the submit handler with a reason that names the
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import re
@@ -18,14 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-# submit.app builds Powertools' Metrics at import and reads its namespace then: imported without it,
-# every later invocation in this process (the integration tests' in-process Lambdas too) fails
-# with "Must contain a metric namespace" (see the report: submit/app.py should pass namespace=).
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "modelrun")
-
-import submit.app as submit_app
-from modelrun import config, contracts
+from modelrun import contracts
+from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, SCHEMA_PATH, RunRequest, render_schema
+from tests.unit.fakes import ENVIRONMENT
+
+# The handler reads its settings when it is imported (Lambda's init): import it in the
+# function's environment, then give the environment back.
+with mock.patch.dict(os.environ, ENVIRONMENT):
+    submit_app = importlib.import_module("submit.app")
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -190,18 +192,14 @@ def reason_for(body: str, source_arn: str | None = None) -> str:
     if source_arn:
         raw["eventSourceARN"] = source_arn
     reasons: list[str] = []
-    config.settings.cache_clear()
-    try:
-        with (
-            mock.patch.dict(os.environ, FUNCTION_ENVIRONMENT),
-            mock.patch.object(submit_app, "reject", side_effect=lambda record, reason: reasons.append(reason)),
-            mock.patch.object(submit_app.submission, "submit", side_effect=AssertionError("accepted")),
-            mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),
-            mock.patch.object(submit_app.submission, "rerun", side_effect=AssertionError("accepted")),
-        ):
-            submit_app.record_handler(SQSRecord(raw))
-    finally:
-        config.settings.cache_clear()
+    with (
+        mock.patch.object(submit_app, "SETTINGS", SubmitSettings.from_environ(ENVIRONMENT | FUNCTION_ENVIRONMENT)),
+        mock.patch.object(submit_app, "reject", side_effect=lambda record, reason: reasons.append(reason)),
+        mock.patch.object(submit_app.submission, "submit", side_effect=AssertionError("accepted")),
+        mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),
+        mock.patch.object(submit_app.submission, "rerun", side_effect=AssertionError("accepted")),
+    ):
+        submit_app.record_handler(SQSRecord(raw))
     assert len(reasons) == 1
     return reasons[0]
 

@@ -651,16 +651,20 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
     it; returns the reasons it was rejected for. ``patches`` replace verification's functions."""
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    from modelrun import config, verification
-    from submit import app as submit_app
+    from modelrun import verification
+    from modelrun.config import SubmitSettings
+    from tests.unit.fakes import ENVIRONMENT
 
-    for name, value in {
+    environment = ENVIRONMENT | {
         "RUNS_TABLE": "runs",
         "RESULTS_BUCKET": "results",
         "GITHUB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:github",
         "OPERATOR_QUEUE_ARN": "arn:aws:sqs:eu-west-1:1:modelrun-operator-requests",
-    }.items():
-        monkeypatch.setenv(name, value)
+    }
+    with monkeypatch.context() as init:  # the handler reads its settings at import (Lambda's init)
+        for name, value in environment.items():
+            init.setenv(name, value)
+        from submit import app as submit_app
     rejected: list[str] = []
     record = {
         "messageId": "m-1",
@@ -671,15 +675,12 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
         "eventSource": "aws:sqs",
         "eventSourceARN": "arn:aws:sqs:eu-west-1:1:modelrun-run-requests",
     }
-    config.settings.cache_clear()
-    try:
-        with monkeypatch.context() as patched:  # for this record only
-            for name, value in patches.items():
-                patched.setattr(verification, name, value)
-            patched.setattr(submit_app, "reject", lambda record, reason: rejected.append(reason))
-            submit_app.record_handler(SQSRecord(record))
-    finally:
-        config.settings.cache_clear()
+    with monkeypatch.context() as patched:  # for this record only
+        patched.setattr(submit_app, "SETTINGS", SubmitSettings.from_environ(environment))
+        for name, value in patches.items():
+            patched.setattr(verification, name, value)
+        patched.setattr(submit_app, "reject", lambda record, reason: rejected.append(reason))
+        submit_app.record_handler(SQSRecord(record))
     return rejected
 
 
@@ -701,9 +702,9 @@ def test_the_submit_handler_accepts_what_the_cli_sends(tmp_path: Path, monkeypat
     verified = verified_from(built)
     checked: list[tuple[object, float]] = []
     submitted: list[tuple[object, object]] = []
-    monkeypatch.setattr(submission, "submit", lambda message, evidence: submitted.append((message, evidence)))
+    monkeypatch.setattr(submission, "submit", lambda deps, message, evidence: submitted.append((message, evidence)))
 
-    def verify_run(message: RunRequest, sent_at: float) -> object:
+    def verify_run(deps: object, message: RunRequest, sent_at: float) -> object:
         checked.append((message, sent_at))
         return verified
 
@@ -733,7 +734,7 @@ def test_the_submit_handler_accepts_the_cleanup_request(tmp_path: Path, monkeypa
 
     cleaned: list[object] = []
     checked: list[tuple[object, float]] = []
-    monkeypatch.setattr(submission, "cleanup", cleaned.append)
+    monkeypatch.setattr(submission, "cleanup", lambda deps, message: cleaned.append(message))
     result = runner.invoke(
         app,
         ["enqueue", "--cleanup", "--dry-run"],
@@ -744,7 +745,9 @@ def test_the_submit_handler_accepts_the_cleanup_request(tmp_path: Path, monkeypa
     assert sent.model_copy(update={"identity": None}) == build_cleanup(payload("pull_request.closed.json"), PR_ENV)
 
     rejected = handle(
-        sent.model_dump_json(), monkeypatch, verify_cleanup=lambda message, sent_at: checked.append((message, sent_at))
+        sent.model_dump_json(),
+        monkeypatch,
+        verify_cleanup=lambda deps, message, sent_at: checked.append((message, sent_at)),
     )
 
     assert rejected == []

@@ -26,8 +26,7 @@ from pydantic import BaseModel
 from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
-from modelrun.errors import StaleWrite as StaleWrite  # re-exported: modelrun_cli/runs.py imports it from here
-from modelrun.errors import TooLarge
+from modelrun.errors import StaleWrite, TooLarge
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 

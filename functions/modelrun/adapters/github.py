@@ -253,13 +253,6 @@ class PullRequests:
         # Only GitHub Apps can write check runs: with a token the commit status carries the result.
         self.uses_app = _session(secret_arn, api_url).app is not None
 
-    @classmethod
-    def on(cls, gh: GitHubClient, bot_login: str | None = None, uses_app: bool = False) -> PullRequests:
-        """The same calls on a client made elsewhere (no secret read)."""
-        prs = cls.__new__(cls)
-        prs.gh, prs.bot_login, prs.uses_app = gh, bot_login, uses_app
-        return prs
-
     def _is_ours(self, comment: Mapping[str, Any]) -> bool:
         body = comment.get("body") or ""
         user = comment.get("user")
@@ -299,17 +292,6 @@ class PullRequests:
                 return False
             raise _translate(error) from error
         return True
-
-    def upsert_comment(self, repository: str, number: int, body: str, comment_id: int | None) -> int:
-        """Edit our comment in place, or create it if the PR has none (looked up by marker first)."""
-        if comment_id is None:
-            found = self.find_comment(repository, number)
-            if found and found[1] == body:
-                return found[0]
-            comment_id = found[0] if found else None
-        if comment_id is not None and self.update_comment(repository, comment_id, body):
-            return comment_id
-        return self.create_comment(repository, number, body)
 
     def set_status(self, repository: str, sha: str, state: str, description: str, target_url: str | None) -> None:
         owner, repo = repository.split("/", 1)
