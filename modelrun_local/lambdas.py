@@ -193,6 +193,18 @@ class Environment:
         self.server.server_close()
 
 
+def _is_trouble(line: str) -> bool:
+    """What reaches this process's output (the demo's output is for people): error records
+    (Powertools' JSON, level ERROR or CRITICAL), and what is not a JSON record (a traceback)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return True
+    if not isinstance(record, dict):
+        return True
+    return str(record.get("level", "")).upper() in {"ERROR", "CRITICAL"}
+
+
 class FunctionPool:
     """One function's environments."""
 
@@ -253,9 +265,7 @@ class FunctionPool:
         self.logs.append(line)
         if self.stopping.is_set():
             return
-        # Only trouble reaches this process's output (the demo's output is for people): error
-        # records, and what is not a JSON record at all (a traceback).
-        if not line.startswith("{") or '"level":"ERROR"' in line or '"level": "ERROR"' in line:
+        if _is_trouble(line):
             print(f"[{self.logical_id}] {line}", file=sys.stderr, flush=True)
 
     def invoke(self, payload: bytes) -> tuple[Any, str | None]:
