@@ -19,16 +19,7 @@ from modelrun.errors import validation_problems
 from modelrun_cli import enqueue as _enqueue
 from modelrun_cli import runs as _runs
 from modelrun_cli import views as _views
-from modelrun_cli.connect import (
-    DEFAULT_STACK,
-    LocalOption,
-    ProfileOption,
-    RegionOption,
-    StackOption,
-    connect,
-    fail,
-    handle_errors,
-)
+from modelrun_cli.connect import StackChoice, fail, handle_errors, stack_options
 from modelrun_cli.local import local_app
 from modelrun_cli.logs import LogReader
 
@@ -169,7 +160,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Plain JSON on stdout, 
 
 @app.command("runs")
 @handle_errors
+@stack_options
 def list_runs(
+    choice: StackChoice,
     pr: Annotated[int | None, typer.Option("--pr", help="Only this pull request's runs.")] = None,
     author: Annotated[str | None, typer.Option("--author", help="Only runs triggered by this GitHub login.")] = None,
     status: Annotated[
@@ -179,14 +172,10 @@ def list_runs(
     repo: Annotated[str | None, typer.Option("--repo", help="Only this repository (owner/name).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs, newest first.")] = 20,
     as_json: JsonOption = False,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """The team's runs, newest first, with each waiting run's place in its queue."""
     statuses = _runs.parse_statuses(status)
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     records = target.runs().scan()
     positions = _runs.queue_positions(records)
     chosen = _runs.select(records, pr=pr, author=author, statuses=statuses, repository=repo, limit=limit)
@@ -214,16 +203,14 @@ def list_runs(
 
 @app.command()
 @handle_errors
+@stack_options
 def show(
+    choice: StackChoice,
     run: RunArgument,
     as_json: JsonOption = False,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """One run in full: status and reason, exit code, metrics and links."""
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     table = target.runs()
     records = table.scan()
     record = _runs.resolve(table, run, records)
@@ -239,20 +226,18 @@ def show(
 
 @app.command()
 @handle_errors
+@stack_options
 def logs(
+    choice: StackChoice,
     run: RunArgument,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls with --follow.")] = 2.0,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """The run's job log from CloudWatch Logs; --follow prints until the run ends.
 
     With --follow the exit status is 0 only if the run SUCCEEDED.
     """
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     table = target.runs()
     record = _runs.resolve(table, run)
     logs_client = target.client("logs")
@@ -318,19 +303,17 @@ def _follow(table: Any, logs_client: Any, record: Any, interval: float) -> Any:
 
 @app.command()
 @handle_errors
+@stack_options
 def cancel(
+    choice: StackChoice,
     run: RunArgument,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait (up to --timeout) until the run has ended.")
     ] = True,
     timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait with --wait.")] = 60.0,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """Stop a run's Batch job; the run ends CANCELLED."""
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     table = target.runs()
     record = _runs.resolve(table, run)
     reason = _runs.cancel(target, table, record, _runs.whoami(target))
@@ -355,19 +338,17 @@ def cancel(
 
 @app.command()
 @handle_errors
+@stack_options
 def rerun(
+    choice: StackChoice,
     run: RunArgument,
     as_user: Annotated[
         str | None,
         typer.Option("--as", help="The GitHub login to credit (default: your AWS identity or $USER)."),
     ] = None,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """Run the same request again (same commit, image and command) as a new attempt."""
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     table = target.runs()
     records = table.scan()
     record = _runs.resolve(table, run, records)
@@ -389,18 +370,16 @@ def rerun(
 
 @app.command()
 @handle_errors
+@stack_options
 def redrive(
+    choice: StackChoice,
     queue: Annotated[
         str, typer.Option("--queue", help="Which DLQ: run-requests or job-events.", case_sensitive=False)
     ] = "run-requests",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Move them without asking.")] = False,
-    stack: StackOption = DEFAULT_STACK,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
-    local: LocalOption = False,
 ) -> None:
     """Show the messages in a dead-letter queue and why they are there, then move them back."""
-    target = connect(stack, profile, region, local)
+    target = choice.connect()
     dlq_url, source_url = _runs.dead_letter_queues(target, queue.lower())
     sqs = target.client("sqs")
     out = _out()

@@ -9,13 +9,14 @@ name to ``.modelrun/local.json`` and the CLI reads them back, with the local ope
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Concatenate, NoReturn
 from urllib.parse import urlparse
 
 import boto3
@@ -46,7 +47,7 @@ REQUIRED_OUTPUTS = (
 )
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
 
-# The options every stack command takes (grouped under "Stack" in --help).
+# The options every stack command takes (grouped under "Stack" in --help); `stack_options` adds them.
 StackOption = Annotated[
     str,
     typer.Option("--stack", envvar="MODELRUN_STACK", help="The CloudFormation stack name.", rich_help_panel="Stack"),
@@ -177,6 +178,60 @@ def connect(stack: str, profile: str | None, region: str | None, local: bool) ->
     if missing:
         fail(f"stack {stack} in {region} lacks the outputs {', '.join(missing)}: is it a modelrun stack?")
     return Stack(name=stack, session=session, region=region, endpoint=endpoint, outputs=outputs, local=local)
+
+
+@dataclass(frozen=True)
+class StackChoice:
+    """The stack a command was pointed at (its four connection options), connected on demand.
+
+    A command checks its own arguments first, so a bad one is reported without touching AWS.
+    """
+
+    name: str = DEFAULT_STACK
+    profile: str | None = None
+    region: str | None = None
+    local: bool = False
+
+    def connect(self) -> Stack:
+        return connect(self.name, self.profile, self.region, self.local)
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+_STACK_PARAMETERS = (
+    inspect.Parameter("stack", _KW, default=DEFAULT_STACK, annotation=StackOption),
+    inspect.Parameter("profile", _KW, default=None, annotation=ProfileOption),
+    inspect.Parameter("region", _KW, default=None, annotation=RegionOption),
+    inspect.Parameter("local", _KW, default=False, annotation=LocalOption),
+)
+
+
+def stack_options[**P, R](command: Callable[Concatenate[StackChoice, P], R]) -> Callable[P, R]:
+    """The command with the four connection options after its own, given to it as one StackChoice.
+
+    Typer builds a command's options from its signature, so the wrapper's signature is the
+    command's own parameters plus these: each command's --help lists them, and they go after
+    the command name (``modelrun runs --local``), which a group callback's options could not.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = list(signature.parameters.values())[1:]  # the first one is the StackChoice
+    clash = {p.name for p in own} & {p.name for p in _STACK_PARAMETERS}
+    if clash:
+        raise TypeError(f"{command.__name__} has its own {', '.join(sorted(clash))}")
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> R:  # Typer passes every parameter by name
+        choice = StackChoice(
+            name=kwargs.pop("stack", DEFAULT_STACK),
+            profile=kwargs.pop("profile", None),
+            region=kwargs.pop("region", None),
+            local=kwargs.pop("local", False),
+        )
+        return command(choice, *args, **kwargs)
+
+    parameters = [*own, *_STACK_PARAMETERS]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": signature.return_annotation}
+    return wrapper
 
 
 def _describe(error: Exception) -> str | None:

@@ -5,7 +5,8 @@ names are the PR author's (or the model's) text: ``[link=...]`` must not become 
 ``[/bold]`` must not crash ``modelrun show``, and ESC, CR, BEL or bidi controls must not reach
 the terminal.
 
-And the CLI's modules import nothing of the local stack (modelrun_local builds on the CLI).
+And the CLI's modules import nothing of the local stack (modelrun_local builds on the CLI); every
+stack command takes the same four connection options, after its name.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 import pytest
 from rich.console import Console, RenderableType
+from typer.testing import CliRunner
 
 import modelrun_cli
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun_cli import views
+from modelrun_cli import connect, views
+from modelrun_cli.app import app
 from modelrun_cli.runs import DeadLetter
 from tests.records import SHA, WORKFLOW_URL, stored_record
 
@@ -196,3 +199,41 @@ def test_the_cli_imports_nothing_of_the_local_stack(tmp_path: Path) -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+STACK_COMMANDS = [["runs"], ["show", "x"], ["logs", "x"], ["cancel", "x"], ["rerun", "x"], ["redrive", "--yes"]]
+
+
+@pytest.mark.parametrize("command", STACK_COMMANDS, ids=lambda argv: argv[0])
+def test_every_stack_command_takes_the_connection_options_after_its_name(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The options are defined once (connect.stack_options) and reach connect() as given: the
+    flags after the command name, --stack from MODELRUN_STACK, and each listed in its --help."""
+    seen: list[tuple[object, ...]] = []
+
+    def connected(*args: object) -> connect.Stack:
+        seen.append(args)
+        connect.fail("stop here")
+
+    monkeypatch.setattr(connect, "connect", connected)
+    runner = CliRunner()
+    flags = ["--stack", "s1", "--profile", "p1", "--region", "eu-west-2", "--local"]
+    given = runner.invoke(app, [*command, *flags], env={"MODELRUN_STACK": None})
+    assert given.exit_code == 2 and given.stderr == "modelrun: stop here\n", given.output
+    defaults = runner.invoke(app, command, env={"MODELRUN_STACK": None})
+    from_env = runner.invoke(app, command, env={"MODELRUN_STACK": "from-env"})
+    assert defaults.exit_code == from_env.exit_code == 2
+    assert seen == [("s1", "p1", "eu-west-2", True), ("modelrun", None, None, False), ("from-env", None, None, False)]
+
+    helped = runner.invoke(app, [command[0], "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert helped.exit_code == 0
+    for option in ("--stack", "--profile", "--region", "--local", "[env var: MODELRUN_STACK]"):
+        assert option in helped.stdout, (command[0], option)
+
+
+def test_a_command_cannot_redefine_a_connection_option() -> None:
+    def runs(choice: connect.StackChoice, region: str = "") -> None: ...
+
+    with pytest.raises(TypeError, match="runs has its own region"):
+        connect.stack_options(runs)

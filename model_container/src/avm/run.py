@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .cli import Logger
 from .config import Env, Params
 from .data import load_sales, subsample, time_split
 from .model import choose_device, train
@@ -98,7 +97,8 @@ def _fmt(x: float | None, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def run(env: Env, params: Params, log: Logger) -> dict[str, Any]:
+def run(env: Env, params: Params, log: Callable[[str], None]) -> dict[str, Any]:
+    """The whole run; ``log`` takes progress lines (cli's Logger: cli calls run, never the reverse)."""
     device = choose_device(params.library, params.device, env.queue_device)
     log(f"device: requested={params.device} queue={env.queue_device} -> {device.use} ({device.reason})")
 
