@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: setup demo test lint template-checks unit model-tests bench requirements clean
+.PHONY: setup demo test lint template-checks unit integration e2e model-tests bench requirements clean
 
 # uv itself, in a bootstrap venv of its own (nothing installed globally).
 $(UV):
@@ -24,7 +24,7 @@ setup: $(UV)
 demo: setup  ## a full model run for a simulated PR, on the embedded local stack
 	$(RUN) python -m modelrun_local.demo $(DEMO_ARGS)
 
-test: setup lint template-checks unit model-tests  ## every test
+test: setup lint template-checks unit browser-tests integration e2e model-tests  ## every test
 
 lint:
 	$(RUN) ruff check .
@@ -45,8 +45,18 @@ template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build and its p
 		> .aws-sam-build.log 2>&1 || (tail -30 .aws-sam-build.log; exit 1)
 	$(RUN) pytest -q -p no:cacheprovider tests/unit/test_packages.py
 
-unit:
-	$(RUN) pytest -q -p no:cacheprovider
+PYTEST := $(RUN) pytest -q -p no:cacheprovider
+
+unit: setup  ## tests/unit: the domain, the handlers on fakes, the adapters on in-process moto
+	$(PYTEST) tests/unit
+
+# Each module starts one local stack for its tests: --dist loadfile keeps a module on one worker,
+# and two workers suit the 2-core machine.
+integration: setup  ## the embedded local stack (moto server, local GitHub): the flow, trust, IAM, the CLI
+	$(PYTEST) -n 2 --dist loadfile tests/integration
+
+e2e: setup  ## make demo's flow with the real AVM in model_container's environment, as a test
+	$(PYTEST) tests/e2e
 
 model-tests:
 	$(MAKE) -C model_container test
@@ -78,8 +88,6 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium (make unit runs them too)
 	$(RUN) pytest -q -p no:cacheprovider tests/browser
-
-unit: browser-setup
 
 clean:
 	rm -rf .venv .tools .aws-sam .aws-sam-build.log model_container/.venv .modelrun

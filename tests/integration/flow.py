@@ -1,5 +1,6 @@
 """The flow's test helper: one LocalRuntime, driven as the approved workflow job and read back
-as the backend's state (records, Batch jobs, executions, comments)."""
+as the backend's state (records, Batch jobs, executions, comments, dead letters); and the
+builders the integration tests share (webhooks, run requests, Batch job events)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,26 @@ import boto3
 
 from modelrun.contracts import RunRequest
 from modelrun.domain.naming import execution_name
-from modelrun_cli.enqueue import with_identity
-from modelrun_local.runtime import LocalRuntime
+from modelrun_cli.enqueue import send, with_identity
+from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, pull_request_job, retarget
+from tests.helpers import wait_for, wait_until_quiet
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPOSITORY = "county-assessor/avm"
+
+
+def with_command(request: RunRequest, *mode: str) -> RunRequest:
+    """The request with the placeholder model's command in ``mode`` (ok, fail, sleep N, ...)."""
+    return RunRequest.model_validate(request.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
+
+
+def pull_request_event(pr: int, sha: str) -> dict[str, Any]:
+    """GitHub's sample pull_request.opened webhook, of REPOSITORY's PR ``pr`` at ``sha``."""
+    event = retarget(json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text()), REPOSITORY)
+    event["number"] = event["pull_request"]["number"] = pr
+    event["pull_request"]["head"]["sha"] = sha
+    return event
 
 
 class Flow:
@@ -32,12 +47,13 @@ class Flow:
         self.sqs = boto3.client("sqs")
         self.sfn = boto3.client("stepfunctions")
 
+    @classmethod
+    def placeholder(cls, runtime: LocalRuntime, scratch: Path) -> Flow:
+        """The flow of ``runtime`` with the placeholder model pushed (jobs run job.py's modes)."""
+        return cls(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="placeholder"), scratch)
+
     def event(self, pr: int, sha: str) -> dict[str, Any]:
-        event = retarget(json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text()), REPOSITORY)
-        event["number"] = pr
-        event["pull_request"]["number"] = pr
-        event["pull_request"]["head"]["sha"] = sha
-        return event
+        return pull_request_event(pr, sha)
 
     def job(self, pr: int, run_id: int, sha: str | None = None, **kwargs: Any) -> Job:
         """An approved pull_request job of the PR (GitHub records its workflow run)."""
@@ -48,17 +64,50 @@ class Flow:
         """The job's run request with its OIDC token attached, ready to send."""
         job = self.job(pr, run_id, sha)
         built = job.request(self.image)
-        request = RunRequest.model_validate(built.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
-        return with_identity(request, job.token(self.queue_url))  # type: ignore[return-value]
+        return with_identity(with_command(built, *mode), job.token(self.queue_url))  # type: ignore[return-value]
+
+    def run(self, pr: int, run_id: int, mode: list[str], sha: str | None = None) -> tuple[RunRequest, dict[str, Any]]:
+        """Send the job's request and wait until the stack is idle: the request and its run's record."""
+        request = self.request(pr, run_id, mode, sha)
+        send(request, self.queue_url)
+        self.wait()
+        return request, self.record(self.run_id_of(request))
 
     def record(self, run_id: str) -> dict[str, Any]:
         item: dict[str, Any] = self.table.get_item(Key={"run_id": run_id}, ConsistentRead=True).get("Item", {})
         return item
 
+    def records_of(self, request: RunRequest) -> list[dict[str, Any]]:
+        """The run records of the request's head commit (not the publication items beside them)."""
+        return [i for i in self.table.scan()["Items"] if i.get("head_sha") == request.head_sha and "job_queue" in i]
+
     def run_id_of(self, request: RunRequest) -> str:
-        items = [i for i in self.table.scan()["Items"] if i.get("head_sha") == request.head_sha and "job_queue" in i]
+        items = self.records_of(request)
         assert len(items) == 1, items
         return str(items[0]["run_id"])
+
+    def status_of(self, request: RunRequest) -> str | None:
+        items = self.records_of(request)
+        return str(items[0]["status"]) if items else None
+
+    def wait_status(self, request: RunRequest, status: str, timeout: float = 30) -> str:
+        """Wait until the request's run has ``status``; its run id."""
+        wait_for(lambda: self.status_of(request) == status, timeout, f"{request.head_sha[:8]} to be {status}")
+        return self.run_id_of(request)
+
+    def github_quiet(self) -> int:
+        """GitHub requests so far, once none has come for half a second (runs may be running)."""
+        return wait_until_quiet(lambda: len(self.runtime.github.requests), 0.5, what="GitHub requests")
+
+    def dead_letters(self, output: str) -> list[dict[str, Any]]:
+        """The messages in the DLQ of that stack output, taken off it."""
+        url = self.runtime.outputs[output]
+        messages: list[Any] = self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+        for m in messages:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return messages
 
     def jobs_named(self, run_id: str, queue: str) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = []
@@ -78,3 +127,18 @@ class Flow:
 
     def wait(self, timeout: float = 45) -> None:
         self.runtime.wait_until_idle(timeout=timeout)
+
+
+def job_detail_sample() -> dict[str, Any]:
+    """The detail of AWS Batch's sample Job State Change event (tests/fixtures/batch)."""
+    detail: dict[str, Any] = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())["detail"]
+    return detail
+
+
+def job_event(
+    run_id: str, job_id: str, queue: str, status: str, attempts: list[dict[str, Any]], **detail: Any
+) -> dict[str, Any]:
+    """A PutEvents entry of the job's state change: the sample's detail with this job's fields."""
+    fields = job_detail_sample() | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
+    fields |= {"attempts": attempts} | detail
+    return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(fields)}

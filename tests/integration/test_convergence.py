@@ -6,73 +6,30 @@ attempts, a job event from another queue, and a PR with 500 runs."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import RunRequest
 from modelrun.domain.report import MAX_COMMENT
 from modelrun.domain.status import RunStatus
 from modelrun_cli.enqueue import send, with_identity
-from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from tests.integration.flow import REPOSITORY, Flow
+from tests.helpers import wait_for
+from tests.integration.flow import REPOSITORY, Flow, job_event
 from tests.records import new_record
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T0 = 1_795_000_000_000  # epoch ms of the synthetic events' first attempt
-
-
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
-        image = runtime.push_image(NOOP_MODEL_DIR, tag="placeholder")
-        yield Flow(runtime, image, tmp_path_factory.mktemp("flags"))
-
-
-def _wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _status_of(flow: Flow, request: RunRequest) -> str | None:
-    items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == request.head_sha and "job_queue" in i]
-    return str(items[0]["status"]) if items else None
 
 
 def _check_runs(flow: Flow, request: RunRequest) -> list[dict[str, Any]]:
     return flow.runtime.github.check_runs(REPOSITORY, request.head_sha)
 
 
-def _github_quiet(flow: Flow) -> None:
-    count = -1
-    while count != len(flow.runtime.github.requests):
-        count = len(flow.runtime.github.requests)
-        time.sleep(0.5)
-
-
 def _sized(flow: Flow, pr: int, run_id: int, resources: dict[str, Any]) -> RunRequest:
     job = flow.job(pr, run_id)
     data = job.request(flow.image).model_dump(mode="json") | {"resources": resources, "command": ["python", "job.py"]}
     return with_identity(RunRequest.model_validate(data), job.token(flow.queue_url))  # type: ignore[return-value]
-
-
-def _dlq(flow: Flow, output: str) -> list[dict[str, Any]]:
-    url = flow.runtime.outputs[output]
-    messages = flow.sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
-    ).get("Messages", [])
-    for m in messages:
-        flow.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return messages
 
 
 def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow) -> None:
@@ -84,7 +41,7 @@ def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow) -> Non
         send(request, flow.queue_url)
     flow.wait(timeout=90)
     for pr, request in requests.items():
-        assert _status_of(flow, request) == "SUCCEEDED"
+        assert flow.status_of(request) == "SUCCEEDED"
         [comment] = flow.comments(pr)
         assert "✅ **SUCCEEDED**" in comment["body"] and "| RMSE | 81,234 |" in comment["body"], comment["body"][:200]
         # The slow submit step's "queued" comes after the report: the check run stays completed.
@@ -97,8 +54,8 @@ def test_a_secondary_rate_limit_403_without_retry_after_is_retried(flow: Flow) -
     flag = flow.scratch / "release-1710"
     request = flow.request(pr=1710, run_id=7_171_710, mode=["wait-for", str(flag)])
     send(request, flow.queue_url)
-    _wait_for(lambda: _status_of(flow, request) == "RUNNING", 30, "RUNNING")
-    _github_quiet(flow)
+    flow.wait_status(request, "RUNNING")
+    flow.github_quiet()
     # GitHub's secondary limit as a 403, no Retry-After, x-ratelimit-remaining above 0, on the
     # report's writes: the PR's first comment (written when the run ends) and the check run.
     flow.runtime.github.fail_next_of("issues/create-comment", 1, status=403)
@@ -158,7 +115,7 @@ def test_requests_that_can_never_run_are_rejected_with_the_field(flow: Flow) -> 
             body = json.dumps(raw)
         flow.sqs.send_message(QueueUrl=flow.queue_url, MessageBody=body)
     flow.wait(timeout=60)
-    reasons = sorted(m["MessageAttributes"]["reason"]["StringValue"] for m in _dlq(flow, "RunRequestsDLQUrl"))
+    reasons = sorted(m["MessageAttributes"]["reason"]["StringValue"] for m in flow.dead_letters("RunRequestsDLQUrl"))
     assert len(reasons) == 3, reasons
     assert sum("resources.vcpus" in r for r in reasons) == 2 and sum("resources.memory_mib" in r for r in reasons) == 1
     assert not [i for i in flow.table.scan()["Items"] if str(i.get("workflow_run_id")) in {str(k) for k in cases}]
@@ -184,7 +141,7 @@ def test_a_handler_crash_is_logged_at_error_with_the_message_id(flow: Flow) -> N
         def logged() -> list[dict[str, Any]]:
             return [r for r in _error_records(flow, "SubmitFunction") if r.get("message_id") == message_id]
 
-        _wait_for(lambda: bool(logged()), 20, "an ERROR log line with the message id")
+        wait_for(logged, 20, "an ERROR log line with the message id")
     finally:
         flow.runtime.lambdas.inject("SubmitFunction", [])  # let the redelivery succeed
     record = logged()[0]
@@ -202,19 +159,11 @@ def test_a_malformed_job_event_is_dead_lettered_with_its_reason(flow: Flow) -> N
     for body in bodies:
         flow.sqs.send_message(QueueUrl=events_url, MessageBody=body)
     flow.wait(timeout=30)
-    rejected = _dlq(flow, "JobEventsDLQUrl")
+    rejected = flow.dead_letters("JobEventsDLQUrl")
     assert sorted(m["Body"] for m in rejected) == sorted(bodies)
     for message in rejected:
         reason = message["MessageAttributes"]["reason"]["StringValue"]
         assert reason.startswith("not a Batch Job State Change event: ") and "body" in reason
-
-
-def _event(run_id: str, job_id: str, queue: str, status: str, attempts: list[dict[str, Any]], **extra: Any) -> Any:
-    sample = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
-    detail = sample["detail"] | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
-    detail["attempts"] = attempts
-    detail |= extra
-    return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}
 
 
 def _attempt(start_s: int, stop_s: int, reason: str, stream: str, exit_code: int | None = None) -> dict[str, Any]:
@@ -245,9 +194,9 @@ def test_a_spot_reclaim_shows_the_lost_attempt_the_wait_and_all_attempts_cost(fl
     run_id = _synthetic_run(flow, 1750, job_id)
     events = boto3.client("events")
     first_stream = f"modelrun/default/{job_id}-a1"
-    running = _event(run_id, job_id, queue, "RUNNING", [], startedAt=T0, container={"logStreamName": first_stream})
+    running = job_event(run_id, job_id, queue, "RUNNING", [], startedAt=T0, container={"logStreamName": first_stream})
     reclaimed = _attempt(0, 120, "Host EC2 (instance i-0abc) terminated.", first_stream)
-    waiting = _event(run_id, job_id, queue, "RUNNABLE", [reclaimed], container={"logStreamName": first_stream})
+    waiting = job_event(run_id, job_id, queue, "RUNNABLE", [reclaimed], container={"logStreamName": first_stream})
     for entry in (running, waiting):
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
         flow.wait()
@@ -262,7 +211,7 @@ def test_a_spot_reclaim_shows_the_lost_attempt_the_wait_and_all_attempts_cost(fl
 
     second_stream = f"modelrun/default/{job_id}-a2"
     done = _attempt(300, 360, "Essential container in task exited", second_stream, exit_code=3)
-    final = _event(
+    final = job_event(
         run_id,
         job_id,
         queue,
@@ -288,7 +237,7 @@ def test_an_event_from_another_job_queue_is_ignored(flow: Flow) -> None:
     job_id = "job-queue-1760"
     run_id = _synthetic_run(flow, 1760, job_id)
     other_queue = flow.runtime.outputs["GpuJobQueueArn"]
-    entry = _event(run_id, job_id, other_queue, "RUNNING", [], startedAt=T0, container={"logStreamName": "x"})
+    entry = job_event(run_id, job_id, other_queue, "RUNNING", [], startedAt=T0, container={"logStreamName": "x"})
     assert boto3.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
     flow.wait()
     assert flow.record(run_id)["status"] == "SUBMITTED"

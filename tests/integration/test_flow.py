@@ -5,37 +5,22 @@ number, SHA and workflow run id, and jobs run a tiny placeholder instead of the 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
-from modelrun.contracts import RunRequest
+from modelrun.domain.naming import LOG_GROUP
 from modelrun_cli.enqueue import send, with_identity
-from modelrun_cli.logs import LOG_GROUP
-from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import pull_request_job
-from tests.integration.flow import FIXTURES, REPOSITORY, Flow
+from tests.helpers import wait_for
+from tests.integration.flow import REPOSITORY, Flow, job_detail_sample, job_event, with_command
 from tests.records import new_record
 
 
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
-        image = runtime.push_image(NOOP_MODEL_DIR, tag="placeholder")
-        yield Flow(runtime, image, tmp_path_factory.mktemp("flags"))
-
-
 def test_happy_path_end_to_end(flow: Flow) -> None:
-    request = flow.request(pr=101, run_id=7_000_101, mode=["ok"])
-    send(request, flow.queue_url)
-    flow.wait()
-
-    run_id = flow.run_id_of(request)
-    record = flow.record(run_id)
+    request, record = flow.run(pr=101, run_id=7_000_101, mode=["ok"])
+    run_id = record["run_id"]
     assert record["status"] == "SUCCEEDED", record
 
     comments = flow.comments(101)
@@ -92,7 +77,6 @@ def test_duplicate_deliveries_make_one_job_and_one_record(flow: Flow) -> None:
 def test_malformed_message_goes_to_the_dlq_with_its_reason(flow: Flow) -> None:
     good = [flow.request(pr=103 + i, run_id=7_000_103 + i, mode=["ok"]) for i in range(2)]
     bad = json.loads(good[0].model_dump_json()) | {"head_sha": "not-a-sha"}
-    dlq = flow.runtime.outputs["RunRequestsDLQUrl"]
     flow.sqs.send_message_batch(
         QueueUrl=flow.queue_url,
         Entries=[
@@ -103,14 +87,11 @@ def test_malformed_message_goes_to_the_dlq_with_its_reason(flow: Flow) -> None:
     )
     flow.wait()
 
-    rejected = flow.sqs.receive_message(
-        QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
-    ).get("Messages", [])
+    rejected = flow.dead_letters("RunRequestsDLQUrl")
     assert len(rejected) == 1, [(m.get("MessageAttributes"), m["Body"][:80]) for m in rejected]
     assert json.loads(rejected[0]["Body"])["head_sha"] == "not-a-sha"
     reason = rejected[0]["MessageAttributes"]["reason"]["StringValue"]
     assert reason.startswith("invalid run request: ") and "head_sha" in reason
-    flow.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=rejected[0]["ReceiptHandle"])
 
     for request in good:
         record = flow.record(flow.run_id_of(request))
@@ -119,11 +100,7 @@ def test_malformed_message_goes_to_the_dlq_with_its_reason(flow: Flow) -> None:
 
 
 def test_failing_job_reports_failed_with_an_inert_log_tail(flow: Flow) -> None:
-    request = flow.request(pr=110, run_id=7_000_110, mode=["fail"])
-    send(request, flow.queue_url)
-    flow.wait()
-
-    record = flow.record(flow.run_id_of(request))
+    request, record = flow.run(pr=110, run_id=7_000_110, mode=["fail"])
     assert record["status"] == "FAILED"
     job = flow.batch.describe_jobs(jobs=[record["job_id"]])["jobs"][0]
     assert job["attempts"][-1]["container"]["exitCode"] == 3
@@ -146,15 +123,7 @@ def test_failing_job_reports_failed_with_an_inert_log_tail(flow: Flow) -> None:
 def test_newer_request_supersedes_the_running_one(flow: Flow) -> None:
     first = flow.request(pr=120, run_id=7_000_120, mode=["sleep", "3"], sha="a" * 40)
     send(first, flow.queue_url)
-    first_id = ""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == first.head_sha]
-        if items and items[0].get("status") == "RUNNING":
-            first_id = str(items[0]["run_id"])
-            break
-        time.sleep(0.05)
-    assert first_id, "the first run never reached RUNNING"
+    first_id = flow.wait_status(first, "RUNNING", timeout=20)
 
     second = flow.request(pr=120, run_id=7_000_121, mode=["ok"], sha="b" * 40)
     send(second, flow.queue_url)
@@ -183,20 +152,15 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
     flag = flow.scratch / "release-130"
     request = flow.request(pr=130, run_id=7_000_130, mode=["wait-for", str(flag)])
     send(request, flow.queue_url)
-    deadline = time.monotonic() + 20
-    run_id = ""
-    while time.monotonic() < deadline:
-        items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == request.head_sha]
-        if items and items[0].get("status") == "RUNNING":
-            run_id = str(items[0]["run_id"])
-            break
-        time.sleep(0.05)
-    assert run_id
-    # let the RUNNING check run update land first, so the faults hit the report
-    count = -1
-    while count != len(flow.runtime.github.requests):
-        count = len(flow.runtime.github.requests)
-        time.sleep(0.5)
+    run_id = flow.wait_status(request, "RUNNING", timeout=20)
+
+    # let the RUNNING check run update land first (and its request be logged), so the faults
+    # hit the report
+    def in_progress() -> bool:
+        return [c["status"] for c in flow.runtime.github.check_runs(REPOSITORY, request.head_sha)] == ["in_progress"]
+
+    wait_for(in_progress, 20, "the check run in progress")
+    flow.github_quiet()
     flow.runtime.github.fail_next(2, status=502)
     flow.runtime.github.fail_next(1, status=429, retry_after=1)
     before = len(flow.runtime.github.requests)
@@ -222,10 +186,7 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
 
 
 def test_failed_run_records_and_shows_the_exit_code(flow: Flow) -> None:
-    request = flow.request(pr=140, run_id=7_000_140, mode=["fail"])
-    send(request, flow.queue_url)
-    flow.wait()
-    record = flow.record(flow.run_id_of(request))
+    _, record = flow.run(pr=140, run_id=7_000_140, mode=["fail"])
     assert record["status"] == "FAILED"
     assert "exit code 3" in flow.comments(140)[0]["body"]
     assert int(record["exit_code"]) == 3
@@ -252,22 +213,14 @@ def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> N
     other = flow.request(pr=161, run_id=7_000_161, mode=["wait-for", str(flag)])
     send(closing, flow.queue_url)
     send(other, flow.queue_url)
-
-    def status_of(request: RunRequest) -> str | None:
-        items = [i for i in flow.table.scan()["Items"] if i.get("head_sha") == request.head_sha]
-        return str(items[0]["status"]) if items else None
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(status_of(r) == "RUNNING" for r in (closing, other)):
-        time.sleep(0.1)
-    assert status_of(closing) == status_of(other) == "RUNNING"
+    for request in (closing, other):
+        flow.wait_status(request, "RUNNING")
     # The cleanup workflow's job for the closed PR (its own workflow run) sends the request.
     closed = flow.event(160, closing.head_sha) | {"action": "closed"}
     cleaner = pull_request_job(flow.runtime.github, closed, run_id=7_000_162)
     cleaner.send(cleaner.cleanup(), flow.queue_url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and status_of(closing) != "CANCELLED":
-        time.sleep(0.1)
+    flow.wait_status(closing, "CANCELLED")
+    assert flow.status_of(other) == "RUNNING"
     flag.write_text("go")
     flow.wait(timeout=60)
     assert flow.record(flow.run_id_of(closing))["status"] == "CANCELLED"
@@ -281,16 +234,14 @@ def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> N
 
 
 def _event(run_id: str, job_id: str, queue: str, status: str, attempts: int) -> dict[str, Any]:
-    sample = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
-    detail = sample["detail"] | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
-    detail["attempts"] = [{"container": {"exitCode": 0}}] * attempts
+    detail: dict[str, Any] = {}
     if status == "RUNNING":
-        detail["startedAt"] = 1_795_000_000_000
-        detail["container"] = detail["container"] | {"logStreamName": f"modelrun/default/{job_id}"}
+        stream = {"logStreamName": f"modelrun/default/{job_id}"}
+        detail = {"startedAt": 1_795_000_000_000, "container": job_detail_sample()["container"] | stream}
     if status in ("SUCCEEDED", "FAILED"):
-        detail["stoppedAt"] = 1_795_000_060_000
-        detail["statusReason"] = "Essential container in task exited" if status == "FAILED" else None
-    return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}
+        reason = "Essential container in task exited" if status == "FAILED" else None
+        detail = {"stoppedAt": 1_795_000_060_000, "statusReason": reason}
+    return job_event(run_id, job_id, queue, status, [{"container": {"exitCode": 0}}] * attempts, **detail)
 
 
 def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: Flow) -> None:
@@ -375,14 +326,10 @@ def test_a_pr_is_compared_with_main_over_the_sales_both_scored(flow: Flow) -> No
     repository = flow.event(190, "c" * 40)["repository"]
     main = branch_job(flow.runtime.github, repository, "push", branch="main", sha="d" * 40, run_id=7_000_189, actor="m")
     base = main.request(flow.image)
-    base = RunRequest.model_validate(base.model_dump(mode="json") | {"command": ["python", "job.py", "ok"]})
-    send(with_identity(base, main.token(flow.queue_url)), flow.queue_url)  # type: ignore[arg-type]
+    send(with_identity(with_command(base, "ok"), main.token(flow.queue_url)), flow.queue_url)  # type: ignore[arg-type]
     flow.wait()
     before = len(flow.runtime.github.requests)
-    request = flow.request(pr=190, run_id=7_000_190, mode=["ok"], sha="c" * 40)
-    send(request, flow.queue_url)
-    flow.wait()
-    record = flow.record(flow.run_id_of(request))
+    _, record = flow.run(pr=190, run_id=7_000_190, mode=["ok"], sha="c" * 40)
     assert record["status"] == "SUCCEEDED"
     report = json.loads(record["report"])
     assert report["baseline"]["head_sha"] == "d" * 40

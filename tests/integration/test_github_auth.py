@@ -28,7 +28,7 @@ from modelrun.adapters.github import (
 from modelrun.domain.report import MARKER
 from modelrun_cli.enqueue import send
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, RecordedRequest
-from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
 from tests.integration.flow import REPOSITORY, Flow
 
@@ -211,7 +211,7 @@ def _rsa() -> rsa.RSAPrivateKey:
 
 
 def _one_run(runtime: LocalRuntime, pr: int) -> list[RecordedRequest]:
-    flow = Flow(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="noop"), Path("/nonexistent"))
+    flow = Flow.placeholder(runtime, Path("/nonexistent"))
     request = flow.request(pr=pr, run_id=9_300 + pr, mode=["ok"])
     send(request, flow.queue_url)
     flow.wait()

@@ -7,24 +7,17 @@ one permission the flow needs from the template makes the flow fail on the call 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import load_template
 from tests.helpers import wait_for
 from tests.integration.flow import REPOSITORY, Flow
-
-
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    with LocalRuntime(parameters={"LogLevel": "WARNING"}) as runtime:
-        image = runtime.push_image(NOOP_MODEL_DIR, tag="placeholder")
-        yield Flow(runtime, image, tmp_path_factory.mktemp("flags"))
 
 
 def _roles_named(decisions: list[Any], fragment: str) -> list[Any]:
@@ -125,7 +118,7 @@ MUTATIONS = {
 def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path: Path) -> None:
     resource, action, role = MUTATIONS[name]
     with LocalRuntime(parameters={"LogLevel": "ERROR"}, template=_without(resource, action)) as runtime:
-        flow = Flow(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="noop"), tmp_path)
+        flow = Flow.placeholder(runtime, tmp_path)
         job = flow.job(pr=3100, run_id=9_310_000)
         request = job.request(flow.image).model_copy(update={"command": ["python", "job.py", "ok"]})
         try:

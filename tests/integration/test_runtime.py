@@ -5,19 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from modelrun_cli.enqueue import send
-from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
+from modelrun_local.runtime import LocalRuntime
 from tests.integration.flow import REPOSITORY, Flow
 
 
 def one_run(pr: int) -> tuple[str, int]:
     with LocalRuntime(parameters={"LogLevel": "ERROR"}) as runtime:
-        flow = Flow(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="noop"), Path("/nonexistent"))
-        request = flow.request(pr=pr, run_id=9_100 + pr, mode=["ok"])
-        send(request, flow.queue_url)
-        flow.wait()
-        comments = runtime.github.comments(REPOSITORY, pr)
-        return flow.record(flow.run_id_of(request))["status"], len(comments)
+        flow = Flow.placeholder(runtime, Path("/nonexistent"))
+        _, record = flow.run(pr=pr, run_id=9_100 + pr, mode=["ok"])
+        return record["status"], len(runtime.github.comments(REPOSITORY, pr))
 
 
 def test_a_second_runtime_in_the_same_process_starts_clean_and_cold() -> None:

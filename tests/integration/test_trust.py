@@ -21,10 +21,10 @@ from modelrun.contracts import RunRequest
 from modelrun.domain.run import RunRecord
 from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
+from modelrun_local.workflow_job import Job, branch_job, pull_request_job
+from tests.helpers import wait_for, wait_until_quiet
+from tests.integration.flow import REPOSITORY, pull_request_event, with_command
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-REPOSITORY = "county-assessor/avm"
 OTHER_REPOSITORY = "county-assessor/condo"  # reachable with the stack's GitHub credential, not served
 
 
@@ -39,26 +39,17 @@ class TrustFlow:
         self.sqs = boto3.client("sqs")
         self.table = RunsTable(runtime.outputs["RunsTableName"])
         self.main_sha = "c" * 40
-        self.repo_payload = retarget(self.pr_payload(), REPOSITORY)["repository"]
-
-    def pr_payload(self) -> dict[str, Any]:
-        event: dict[str, Any] = json.loads((FIXTURES / "webhooks" / "pull_request.opened.json").read_text())
-        return event
+        self.repo_payload = pull_request_event(0, self.main_sha)["repository"]
 
     def pr_job(self, pr: int, run_id: int, sha: str, **kwargs: Any) -> Job:
-        event = retarget(self.pr_payload(), REPOSITORY)
-        event["number"] = event["pull_request"]["number"] = pr
-        event["pull_request"]["head"]["sha"] = sha
+        event = pull_request_event(pr, sha)
         event["pull_request"]["head"]["ref"] = f"feature-{pr}"
         event["pull_request"]["base"]["sha"] = self.main_sha
         return pull_request_job(self.github, event, run_id=run_id, **kwargs)
 
-    def with_command(self, request: RunRequest, *mode: str) -> RunRequest:
-        return RunRequest.model_validate(request.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
-
     def honest_pr_run(self, pr: int, run_id: int, sha: str, *mode: str) -> RunRequest:
         job = self.pr_job(pr, run_id, sha)
-        request = self.with_command(job.request(self.image), *(mode or ("ok",)))
+        request = with_command(job.request(self.image), *(mode or ("ok",)))
         job.send(request, self.queue_url)
         return request
 
@@ -67,27 +58,26 @@ class TrustFlow:
         assert len(found) <= 1, found
         return found[0] if found else None
 
+    def goes_on(self, victim: RunRequest, flag: Path) -> None:
+        """The victim's run, untouched by the attack, is still RUNNING and succeeds once released."""
+        assert self.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
+        flag.write_text("go")
+        self.wait()
+        assert self.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+
     def wait(self, timeout: float = 60) -> None:
         self.runtime.wait_until_idle(timeout=timeout)
 
     def wait_status(self, sha: str, status: str, timeout: float = 30) -> RunRecord:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> RunRecord | None:
             record = self.record_of(sha)
-            if record is not None and record.status.value == status:
-                return record
-            time.sleep(0.1)
-        raise AssertionError(f"{sha[:8]} never reached {status}: {self.record_of(sha)}")
+            return record if record is not None and record.status.value == status else None
+
+        return wait_for(reached, timeout, f"{sha[:8]} to reach {status}")
 
     def quiet_github(self) -> int:
         """GitHub writes so far, once none has come for a second (runs may still be running)."""
-        writes, since = self.github.api_calls(writes_only=True), time.monotonic()
-        while time.monotonic() - since < 1.0:
-            time.sleep(0.1)
-            now = self.github.api_calls(writes_only=True)
-            if now != writes:
-                writes, since = now, time.monotonic()
-        return writes
+        return wait_until_quiet(lambda: self.github.api_calls(writes_only=True), 1.0, what="GitHub writes")
 
     def refused(self, body: str | dict[str, Any]) -> str:
         """Send a raw message and return the reason it was dead-lettered with. Fails if anything
@@ -95,17 +85,20 @@ class TrustFlow:
         writes = self.quiet_github()
         text = body if isinstance(body, str) else json.dumps(body)
         message_id = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=text)["MessageId"]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def dead_lettered() -> str | None:
             for m in self.sqs.receive_message(
                 QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
             ).get("Messages", []):
                 attributes = m.get("MessageAttributes", {})
                 if attributes.get("source_message_id", {}).get("StringValue") == message_id:
                     self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
-                    assert self.quiet_github() == writes, "a refused request wrote to GitHub"
                     return str(attributes["reason"]["StringValue"])
-        raise AssertionError(f"message {message_id} is not in the DLQ")
+            return None
+
+        reason = wait_for(dead_lettered, 30, f"message {message_id} in the DLQ")
+        assert self.quiet_github() == writes, "a refused request wrote to GitHub"
+        return reason
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustFlow]:
         job = branch_job(
             runtime.github, s.repo_payload, "push", branch="main", sha=s.main_sha, run_id=5_000_001, actor="maintainer"
         )
-        job.send(s.with_command(job.request(image), "ok"), s.queue_url)
+        job.send(with_command(job.request(image), "ok"), s.queue_url)
         s.wait()
         record = s.record_of(s.main_sha)
         assert record is not None and record.status.value == "SUCCEEDED" and record.baseline
@@ -169,18 +162,15 @@ def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack:
     # The attacker's own approved job (PR 302) sends a request for PR 301's head commit.
     attacker = stack.pr_job(302, 5_000_302, "5" * 40)
     forged = with_identity(
-        stack.with_command(attacker.request(stack.image), "ok"), attacker.token(stack.queue_url)
+        with_command(attacker.request(stack.image), "ok"), attacker.token(stack.queue_url)
     ).model_copy(update={"pr_number": 301, "head_sha": victim.head_sha})
     reason = stack.refused(forged.model_dump_json())
     assert reason.startswith("unverified: head_sha: ")
     # The attacker's own commit, claimed for the other PR.
     reason = stack.refused(forged.model_copy(update={"head_sha": "5" * 40}).model_dump_json())
     assert reason.startswith("unverified: pr_number: ")
-    assert stack.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
     assert not stack.github.statuses(REPOSITORY, "5" * 40) and not stack.github.check_runs(REPOSITORY, "5" * 40)
-    flag.write_text("go")
-    stack.wait()
-    assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+    stack.goes_on(victim, flag)
 
 
 def test_a_request_for_another_repository_is_refused(stack: TrustFlow) -> None:
@@ -216,7 +206,7 @@ def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: TrustFlow) 
         actor="Codertocat",
         environment="staging",
     )
-    branch.send(stack.with_command(branch.request(stack.image), "ok"), stack.queue_url)
+    branch.send(with_command(branch.request(stack.image), "ok"), stack.queue_url)
     stack.wait()
     record = stack.record_of("a" * 40)
     assert record is not None and record.status.value == "SUCCEEDED" and not record.baseline
@@ -232,10 +222,7 @@ def test_a_forged_cleanup_cannot_cancel_another_prs_run(stack: TrustFlow) -> Non
     attacker = stack.pr_job(309, 5_000_309, "d" * 40)
     cleanup = with_identity(attacker.cleanup(), attacker.token(stack.queue_url)).model_copy(update={"pr_number": 308})
     assert "pr_number" in stack.refused(cleanup.model_dump_json())
-    assert stack.record_of(victim.head_sha).status.value == "RUNNING"  # type: ignore[union-attr]
-    flag.write_text("go")
-    stack.wait()
-    assert stack.record_of(victim.head_sha).status.value == "SUCCEEDED"  # type: ignore[union-attr]
+    stack.goes_on(victim, flag)
 
 
 def test_no_evidence_or_forged_evidence_is_refused(stack: TrustFlow) -> None:
@@ -285,7 +272,7 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: TrustFlow) -
 
 def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
-    request = stack.with_command(job.request(stack.image), "ok")
+    request = with_command(job.request(stack.image), "ok")
     job.send(request, stack.queue_url)
     job.send(request, stack.queue_url)  # a duplicate delivery, with a fresh token: one run
     stack.wait()
