@@ -86,7 +86,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium (make unit runs them too)
+browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium
 	$(RUN) pytest -q -p no:cacheprovider tests/browser
 
 clean:
