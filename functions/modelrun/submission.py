@@ -43,7 +43,7 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, GitHub, Jobs, Runs, WorkflowRecords
+from modelrun.ports import ClaimsVerifier, GitHub, Jobs, JobSpec, Runs, WorkflowRecords
 
 logger = Logger(child=True)
 
@@ -166,15 +166,17 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
         logger.warning("adopting a job submitted by an earlier attempt", extra={"run_id": record.run_id})
     else:
         job_id = jobs.submit(
-            job_name=record.run_id,
-            job_queue=record.job_queue,
-            job_definition=job_definition,
-            environment=container_environment(record),
-            vcpus=record.vcpus,
-            memory_mib=record.memory_mib,
-            gpus=record.gpus,
-            command=request.command,
-            tags=tags,
+            JobSpec(
+                name=record.run_id,
+                queue=record.job_queue,
+                definition=job_definition,
+                environment=container_environment(record),
+                vcpus=record.vcpus,
+                memory_mib=record.memory_mib,
+                gpus=record.gpus,
+                command=request.command,
+                tags=tags,
+            )
         )
     try:
         record = runs.update(record, job_id=job_id, job_definition=job_definition, status=RunStatus.SUBMITTED)
