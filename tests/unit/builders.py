@@ -17,36 +17,23 @@ MODEL_REPOSITORY_URI = "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-mo
 IMAGE = f"{MODEL_REPOSITORY_URI}@sha256:" + "ab" * 32
 ISSUER = "https://token.actions.githubusercontent.com"
 AUDIENCE = "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests"
-WORKFLOW = {"run_id": 900, "run_attempt": 1}
+# What every request of this PR's workflow run says, whatever its kind.
+SENDER: dict[str, Any] = {
+    "schema_version": "1",
+    "repository": REPO,
+    "pr_number": 42,
+    "triggered_by": "octocat",
+    "workflow": {"run_id": 900, "run_attempt": 1},
+}
 
 
 def run_request(**changes: Any) -> RunRequest:
-    fields: dict[str, Any] = {
-        "schema_version": "1",
-        "kind": "run",
-        "repository": REPO,
-        "pr_number": 42,
-        "head_sha": HEAD,
-        "head_ref": "feature/x",
-        "base_ref": "main",
-        "image": IMAGE,
-        "triggered_by": "octocat",
-        "event": "pull_request",
-        "workflow": WORKFLOW,
-    }
-    return RunRequest.model_validate(fields | changes)
+    fields = {"kind": "run", "head_sha": HEAD, "head_ref": "feature/x", "base_ref": "main", "image": IMAGE}
+    return RunRequest.model_validate(SENDER | fields | {"event": "pull_request"} | changes)
 
 
 def cleanup_request(**changes: Any) -> CleanupRequest:
-    fields: dict[str, Any] = {
-        "schema_version": "1",
-        "kind": "cleanup",
-        "repository": REPO,
-        "pr_number": 42,
-        "triggered_by": "octocat",
-        "workflow": WORKFLOW,
-    }
-    return CleanupRequest.model_validate(fields | changes)
+    return CleanupRequest.model_validate(SENDER | {"kind": "cleanup"} | changes)
 
 
 def claims(**changes: Any) -> Claims:
