@@ -49,7 +49,7 @@ run_inputs = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(run_inputs, run_inputs)
 def test_run_id_property(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
     ida, idb = naming.run_id(*a), naming.run_id(*b)
@@ -64,7 +64,7 @@ def test_run_id_property(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
             assert ida != idb, (a, b)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.text(
         alphabet=st.characters(codec="ascii", categories=["L", "N"]) | st.sampled_from("-_"), min_size=1, max_size=200
