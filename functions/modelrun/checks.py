@@ -23,6 +23,7 @@ environment, not per run.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -110,6 +111,7 @@ def publish_interim(
         logger.exception("GitHub credentials unusable; the report will retry", extra={"run_id": record.run_id})
         return
     if comment or not app:
-        comments.refresh_quietly(table, github, record, runs_ahead, pr_runs)
+        refresh = partial(comments.refresh, table, github, record, runs_ahead, pr_runs, wait=False)
+        publishing.quietly("PR comment", record.run_id, refresh)
     if app:
         publish_quietly(table, github, record, runs_ahead)

@@ -108,16 +108,3 @@ def refresh(
         return fields
 
     return publishing.publish(table, key, record.run_id, version_of(seen), render, write, wait=wait)
-
-
-def refresh_quietly(
-    table: Runs,
-    github: GitHub,
-    record: RunRecord,
-    runs_ahead: int | None = None,
-    pr_runs: list[RunRecord] | None = None,
-) -> None:
-    """refresh, never raising (publishing.quietly)."""
-    publishing.quietly(
-        "PR comment", record.run_id, lambda: refresh(table, github, record, runs_ahead, pr_runs, wait=False)
-    )

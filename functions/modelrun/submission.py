@@ -20,7 +20,7 @@ import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from modelrun import checks, comments
+from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
 from modelrun.adapters.github import PullRequests, Repositories
@@ -279,5 +279,6 @@ def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
     if runs and cancelled:
         latest = deps.runs.get(runs[0].run_id)
         if latest:
-            comments.refresh_quietly(deps.runs, deps.github, latest)
+            refresh = partial(comments.refresh, deps.runs, deps.github, latest, wait=False)
+            publishing.quietly("PR comment", latest.run_id, refresh)
     return cancelled
