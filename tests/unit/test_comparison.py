@@ -15,7 +15,7 @@ import statistics as stats
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from modelrun.domain import comparison
@@ -79,8 +79,10 @@ def expanded(h: Holdout, counts: Sequence[int]) -> tuple[list[float], list[float
 
 
 def close(a: dict[str, float], b: dict[str, float]) -> None:
+    # Rounding only: a resample of two distinct sales makes PRB's regression ill-conditioned
+    # (seed 10097, n 5 differ by 1e-9); another estimator would differ by far more.
     for key in STATISTICS:
-        assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-9), (key, a[key], b[key])
+        assert math.isclose(a[key], b[key], rel_tol=1e-7, abs_tol=1e-9), (key, a[key], b[key])
 
 
 def test_the_statistics_are_the_readmes_definitions() -> None:
@@ -90,6 +92,7 @@ def test_the_statistics_are_the_readmes_definitions() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=5, max_value=60))
+@example(seed=10_097, n=5)
 def test_weights_are_the_resample_written_out(seed: int, n: int) -> None:
     h = sales(n, seed=seed, trim_every=7)
     rng = random.Random(seed)
