@@ -1,10 +1,9 @@
-"""The run status order, and the Batch event and SQS record models it is read from: pure, no AWS."""
+"""The run status order, and the Batch event model it is read from: pure, no AWS."""
 
 from __future__ import annotations
 
 import copy
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -116,20 +115,3 @@ def test_batch_event_without_account_parses() -> None:
     event = batch_event()
     del event["account"]
     assert BatchJobStateChange.model_validate(event).account is None
-
-
-def test_sqs_records_from_the_local_poller_have_lambdas_shape() -> None:
-    from modelrun_local.runtime import SqsPoller
-
-    documented = json.loads((FIXTURES / "sqs" / "receive-message.json").read_text())["Records"][0]
-    poller = SimpleNamespace(mapping=SimpleNamespace(queue_arn=documented["eventSourceARN"]))
-    message = {
-        "MessageId": documented["messageId"],
-        "ReceiptHandle": documented["receiptHandle"],
-        "Body": documented["body"],
-        "MD5OfBody": documented["md5OfBody"],
-        "Attributes": documented["attributes"],
-    }
-    produced = SqsPoller.record(poller, message)  # type: ignore[arg-type]
-    assert set(produced) == set(documented)
-    assert produced == documented
