@@ -23,6 +23,7 @@ environment, not per run.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -32,7 +33,6 @@ from modelrun.adapters.github import body_sha
 from modelrun.domain.report import CheckRun, check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun.errors import PublishBusy
 from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
@@ -84,15 +84,10 @@ def publish(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | No
 
 
 def publish_quietly(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | None = None) -> None:
-    """Interim states (queued, in progress) must not fail the message: the report writes the
-    final state all the same."""
-    try:
-        if enabled(github):
-            publish(table, github, record, runs_ahead, wait=False)
-    except PublishBusy:
-        logger.info("check run busy with another writer; it will show this state", extra={"run_id": record.run_id})
-    except Exception:
-        logger.exception("check run update failed; the next update will catch up", extra={"run_id": record.run_id})
+    """publish, never raising (publishing.quietly)."""
+    publishing.quietly(
+        "check run", record.run_id, lambda: enabled(github) and publish(table, github, record, runs_ahead, wait=False)
+    )
 
 
 def publish_interim(
@@ -116,6 +111,7 @@ def publish_interim(
         logger.exception("GitHub credentials unusable; the report will retry", extra={"run_id": record.run_id})
         return
     if comment or not app:
-        comments.refresh_quietly(table, github, record, runs_ahead, pr_runs)
+        refresh = partial(comments.refresh, table, github, record, runs_ahead, pr_runs, wait=False)
+        publishing.quietly("PR comment", record.run_id, refresh)
     if app:
         publish_quietly(table, github, record, runs_ahead)

@@ -24,7 +24,6 @@ from modelrun.adapters.github import body_sha
 from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun.errors import PublishBusy
 from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
@@ -109,19 +108,3 @@ def refresh(
         return fields
 
     return publishing.publish(table, key, record.run_id, version_of(seen), render, write, wait=wait)
-
-
-def refresh_quietly(
-    table: Runs,
-    github: GitHub,
-    record: RunRecord,
-    runs_ahead: int | None = None,
-    pr_runs: list[RunRecord] | None = None,
-) -> None:
-    """Interim updates (queued, running) must not fail the message: the report refreshes it again."""
-    try:
-        refresh(table, github, record, runs_ahead, pr_runs, wait=False)
-    except PublishBusy:
-        logger.info("PR comment busy with another writer; it will show this run", extra={"run_id": record.run_id})
-    except Exception:
-        logger.exception("PR comment update failed; the next update will catch up", extra={"run_id": record.run_id})

@@ -3,8 +3,9 @@ nothing else, validated at cold start.
 
 A handler module builds its model from ``os.environ`` when Lambda imports it, so a variable the
 template stopped setting (or a value of the wrong type) fails the function's init with the
-variable's name, not its first request with a KeyError or a wrong default. Names are the
-variables' own (the aliases); tests/unit/test_config.py holds every field to the template.
+variable's name, not its first request with a KeyError or a wrong default. A field reads the
+variable of its name in capitals (``region``: Lambda's AWS_REGION); tests/unit/test_config.py
+holds every field to the template.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ def _repositories(value: object) -> object:
     return frozenset(r.lower() for r in items) if isinstance(items, tuple) else items
 
 
-Url = Annotated[str, BeforeValidator(_url)]
+NonEmpty = Annotated[str, Field(min_length=1)]  # a name, an ARN, a URL: never ""
+Url = Annotated[str, BeforeValidator(_url), Field(min_length=1)]
 
 
 class _FromEnvironment(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # A field reads the variable of its name in capitals (an alias names the exceptions).
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, alias_generator=str.upper)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -50,51 +53,49 @@ class _FromEnvironment(BaseModel):
 
 
 class _RunsTable(_FromEnvironment):
-    runs_table: str = Field(alias="RUNS_TABLE", min_length=1)
+    runs_table: NonEmpty
 
 
 class _GitHub(_FromEnvironment):
-    github_secret_arn: str = Field(alias="GITHUB_SECRET_ARN", min_length=1)
-    github_api_url: Url = Field(alias="GITHUB_API_URL", min_length=1)
+    github_secret_arn: NonEmpty
+    github_api_url: Url
 
 
 class SubmitSettings(_RunsTable, _GitHub):
-    results_bucket: str = Field(alias="RESULTS_BUCKET", min_length=1)
-    github_server_url: Url = Field(alias="GITHUB_SERVER_URL", min_length=1)
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
-    rejected_queue_url: str = Field(alias="REJECTED_QUEUE_URL", min_length=1)
-    cpu_job_queue: str = Field(alias="CPU_JOB_QUEUE", min_length=1)
-    gpu_job_queue: str = Field(alias="GPU_JOB_QUEUE", min_length=1)
-    job_role_arn: str = Field(alias="JOB_ROLE_ARN", min_length=1)
-    job_execution_role_arn: str = Field(alias="JOB_EXECUTION_ROLE_ARN", min_length=1)
-    job_timeout_seconds: int = Field(alias="JOB_TIMEOUT_SECONDS", gt=0)
-    default_vcpus: float = Field(alias="DEFAULT_VCPUS", gt=0)
-    default_memory_mib: int = Field(alias="DEFAULT_MEMORY_MIB", gt=0)
-    default_gpus: int = Field(alias="DEFAULT_GPUS", ge=0)
-    gpu_instance_types: Annotated[tuple[str, ...], BeforeValidator(_items)] = Field(alias="GPU_INSTANCE_TYPES")
-    gpu_max_vcpus: int = Field(alias="GPU_MAX_VCPUS", gt=0)
-    supersede_older_runs: bool = Field(alias="SUPERSEDE_OLDER_RUNS")
-    model_repository_uri: str = Field(alias="MODEL_REPOSITORY_URI", min_length=1)
-    allowed_repositories: Annotated[frozenset[str], BeforeValidator(_repositories)] = Field(
-        alias="ALLOWED_REPOSITORIES"
-    )
-    oidc_issuer: str = Field(alias="OIDC_ISSUER", min_length=1)
-    oidc_audience: str = Field(alias="OIDC_AUDIENCE", min_length=1)
-    oidc_max_age_seconds: int = Field(alias="OIDC_MAX_AGE_SECONDS", gt=0)
-    approval_environment: str = Field(alias="APPROVAL_ENVIRONMENT")
-    baseline_environment: str = Field(alias="BASELINE_ENVIRONMENT")
-    operator_queue_arn: str = Field(alias="OPERATOR_QUEUE_ARN", min_length=1)
+    results_bucket: NonEmpty
+    github_server_url: Url
+    idempotency_table: NonEmpty
+    rejected_queue_url: NonEmpty
+    cpu_job_queue: NonEmpty
+    gpu_job_queue: NonEmpty
+    job_role_arn: NonEmpty
+    job_execution_role_arn: NonEmpty
+    job_timeout_seconds: int = Field(gt=0)
+    default_vcpus: float = Field(gt=0)
+    default_memory_mib: int = Field(gt=0)
+    default_gpus: int = Field(ge=0)
+    gpu_instance_types: Annotated[tuple[str, ...], BeforeValidator(_items)]
+    gpu_max_vcpus: int = Field(gt=0)
+    supersede_older_runs: bool
+    model_repository_uri: NonEmpty
+    allowed_repositories: Annotated[frozenset[str], BeforeValidator(_repositories)]
+    oidc_issuer: NonEmpty
+    oidc_audience: NonEmpty
+    oidc_max_age_seconds: int = Field(gt=0)
+    approval_environment: str
+    baseline_environment: str
+    operator_queue_arn: NonEmpty
 
 
 class TrackSettings(_RunsTable, _GitHub):
     region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda's own variable
-    report_state_machine_arn: str = Field(alias="REPORT_STATE_MACHINE_ARN", min_length=1)
-    rejected_events_queue_url: str = Field(alias="REJECTED_EVENTS_QUEUE_URL", min_length=1)
+    report_state_machine_arn: NonEmpty
+    rejected_events_queue_url: NonEmpty
 
 
 class CollectResultsSettings(_RunsTable):
     region: str = Field(alias="AWS_REGION", min_length=1)
-    results_bucket: str = Field(alias="RESULTS_BUCKET", min_length=1)
+    results_bucket: NonEmpty
 
 
 class UpdatePullRequestSettings(_RunsTable, _GitHub):

@@ -7,6 +7,7 @@ reporting.CollectDeps and UpdateDeps); nothing below reaches for a client of its
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -32,24 +33,27 @@ class Runs(Protocol):
     def release(self, key: str, owner: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """One Batch job as the submit path asks for it: named after its run, in its compute's queue."""
+
+    name: str
+    queue: str
+    definition: str
+    environment: dict[str, str]
+    vcpus: float
+    memory_mib: int
+    gpus: int
+    command: list[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class Jobs(Protocol):
     """AWS Batch, as the submit path uses it."""
 
     def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str: ...
     def find_job(self, job_queue: str, job_name: str) -> str | None: ...
-    def submit(
-        self,
-        *,
-        job_name: str,
-        job_queue: str,
-        job_definition: str,
-        environment: dict[str, str],
-        vcpus: float,
-        memory_mib: int,
-        gpus: int,
-        command: list[str] | None,
-        tags: dict[str, str],
-    ) -> str: ...
+    def submit(self, job: JobSpec) -> str: ...
     def terminate(self, job_id: str, reason: str) -> None: ...
     def runnable_ahead(self, job_queue: str, own_job_id: str) -> int: ...
     def deregister_for_images(self, images: set[str]) -> int: ...

@@ -146,3 +146,14 @@ def write_target(
         if found is not None and update(found):
             return {id_field: found, CREATE_PENDING: False}
     return {id_field: create_recorded(table, key, create), CREATE_PENDING: False}
+
+
+def quietly(target: str, run_id: str, publish: Callable[[], object]) -> None:
+    """An interim state (queued, in progress) must not fail its message: the report writes the
+    final state all the same, and a busy ``target`` shows this state through its holder."""
+    try:
+        publish()
+    except PublishBusy:
+        logger.info(f"{target} busy with another writer; it will show this state", extra={"run_id": run_id})
+    except Exception:
+        logger.exception(f"{target} update failed; the next update will catch up", extra={"run_id": run_id})

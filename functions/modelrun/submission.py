@@ -20,7 +20,7 @@ import dataclasses
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from modelrun import checks, comments
+from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
 from modelrun.adapters.github import PullRequests, Repositories
@@ -43,7 +43,7 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, GitHub, Jobs, Runs, WorkflowRecords
+from modelrun.ports import ClaimsVerifier, GitHub, Jobs, JobSpec, Runs, WorkflowRecords
 
 logger = Logger(child=True)
 
@@ -166,15 +166,17 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
         logger.warning("adopting a job submitted by an earlier attempt", extra={"run_id": record.run_id})
     else:
         job_id = jobs.submit(
-            job_name=record.run_id,
-            job_queue=record.job_queue,
-            job_definition=job_definition,
-            environment=container_environment(record),
-            vcpus=record.vcpus,
-            memory_mib=record.memory_mib,
-            gpus=record.gpus,
-            command=request.command,
-            tags=tags,
+            JobSpec(
+                name=record.run_id,
+                queue=record.job_queue,
+                definition=job_definition,
+                environment=container_environment(record),
+                vcpus=record.vcpus,
+                memory_mib=record.memory_mib,
+                gpus=record.gpus,
+                command=request.command,
+                tags=tags,
+            )
         )
     try:
         record = runs.update(record, job_id=job_id, job_definition=job_definition, status=RunStatus.SUBMITTED)
@@ -277,5 +279,6 @@ def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
     if runs and cancelled:
         latest = deps.runs.get(runs[0].run_id)
         if latest:
-            comments.refresh_quietly(deps.runs, deps.github, latest)
+            refresh = partial(comments.refresh, deps.runs, deps.github, latest, wait=False)
+            publishing.quietly("PR comment", latest.run_id, refresh)
     return cancelled

@@ -23,6 +23,8 @@ from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSetting
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.errors import StaleWrite, TooLarge
+from modelrun.ports import JobSpec
+from tests.unit.builders import AUDIENCE, ISSUER, MODEL_REPOSITORY_URI
 
 # What template.yaml gives the functions, with values of the right shape (a stack in us-east-1),
 # and Lambda's own region variables (boto3 reads AWS_DEFAULT_REGION).
@@ -47,10 +49,10 @@ ENVIRONMENT = {
     "GPU_INSTANCE_TYPES": "g4dn.xlarge,g4dn.2xlarge,g5.xlarge,g5.2xlarge",
     "GPU_MAX_VCPUS": "32",
     "SUPERSEDE_OLDER_RUNS": "true",
-    "MODEL_REPOSITORY_URI": "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model",
+    "MODEL_REPOSITORY_URI": MODEL_REPOSITORY_URI,
     "ALLOWED_REPOSITORIES": "county-assessor/avm",
-    "OIDC_ISSUER": "https://token.actions.githubusercontent.com",
-    "OIDC_AUDIENCE": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests",
+    "OIDC_ISSUER": ISSUER,
+    "OIDC_AUDIENCE": AUDIENCE,
     "OIDC_MAX_AGE_SECONDS": "900",
     "APPROVAL_ENVIRONMENT": "staging",
     "BASELINE_ENVIRONMENT": "modelrun-main",
@@ -152,24 +154,12 @@ def _round_trip(record: RunRecord, changes: dict[str, Any]) -> RunRecord:
     return RunRecord.model_validate({k: v for k, v in plain.items() if v is not None})
 
 
-@dataclass
-class FakeJob:
-    name: str
-    queue: str
-    definition: str
-    environment: dict[str, str]
-    vcpus: float
-    memory_mib: int
-    gpus: int
-    command: list[str] | None
-
-
 class FakeJobs:
     """AWS Batch: registered definitions per image, submitted jobs, terminations."""
 
     def __init__(self, ahead: int = 0) -> None:
         self.definitions: dict[tuple[str, str], str] = {}
-        self.jobs: dict[str, FakeJob] = {}
+        self.jobs: dict[str, JobSpec] = {}
         self.terminated: dict[str, str] = {}
         self.ahead = ahead
 
@@ -180,21 +170,9 @@ class FakeJobs:
     def find_job(self, job_queue: str, job_name: str) -> str | None:
         return next((i for i, j in self.jobs.items() if j.queue == job_queue and j.name == job_name), None)
 
-    def submit(
-        self,
-        *,
-        job_name: str,
-        job_queue: str,
-        job_definition: str,
-        environment: dict[str, str],
-        vcpus: float,
-        memory_mib: int,
-        gpus: int,
-        command: list[str] | None,
-        tags: dict[str, str],
-    ) -> str:
+    def submit(self, job: JobSpec) -> str:
         job_id = f"job-{len(self.jobs) + 1}"
-        self.jobs[job_id] = FakeJob(job_name, job_queue, job_definition, environment, vcpus, memory_mib, gpus, command)
+        self.jobs[job_id] = job
         return job_id
 
     def terminate(self, job_id: str, reason: str) -> None:

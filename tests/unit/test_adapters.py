@@ -24,7 +24,7 @@ from modelrun.adapters.batch import BatchJobs
 from modelrun.domain.report import RUNS_AHEAD_CAP
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from tests.unit.test_domain import metrics_report, record
+from tests.unit.domain_helpers import metrics_report, record
 
 
 @pytest.fixture

@@ -85,6 +85,11 @@ def test_a_deleted_comment_is_created_again() -> None:
     assert item(table, DONE)["comment_id"] == comment_id
 
 
+def quietly(table: FakeRuns, github: FakeGitHub) -> None:
+    """The interim refresh, as the submit and track paths make it."""
+    publishing.quietly("PR comment", DONE.run_id, lambda: comments.refresh(table, github, DONE, wait=False))
+
+
 def test_a_busy_comment_is_left_to_its_holder_or_raises_for_the_report() -> None:
     table, github = FakeRuns(DONE), FakeGitHub()
     assert DONE.pr_key is not None
@@ -94,14 +99,14 @@ def test_a_busy_comment_is_left_to_its_holder_or_raises_for_the_report() -> None
     assert table.items[key]["wanted"] == DONE.updated_at  # ... asking the holder to show it
     with pytest.raises(PublishBusy):
         comments.refresh(table, github, DONE, wait=True)  # the report is retried instead
-    comments.refresh_quietly(table, github, DONE)  # never raises
+    quietly(table, github)  # never raises
     assert github.calls == []
 
 
 def test_an_interim_failure_is_logged_not_raised() -> None:
     table, github = FakeRuns(DONE), FakeGitHub()
     github.fail("create_comment", GitHubUnavailable("GitHub answered 502"))
-    comments.refresh_quietly(table, github, DONE)
+    quietly(table, github)
     assert github.calls == ["create_comment"] and github.comments == {}
 
 

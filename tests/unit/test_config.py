@@ -80,8 +80,9 @@ def test_a_malformed_value_is_named(name: str, value: str) -> None:
         SubmitSettings.from_environ(ENVIRONMENT | {name: value})
 
 
-def import_handlers(environ: dict[str, str]) -> dict[str, str]:
-    """Each handler imported in a fresh interpreter with ``environ`` alone: what came of it."""
+def import_handlers(*environs: dict[str, str]) -> list[dict[str, str]]:
+    """Each handler imported in a fresh interpreter with each of ``environs`` alone: what came of
+    it. The interpreters run side by side (each is a second's imports)."""
     code = (
         "import importlib, json, sys\n"
         "out = {}\n"
@@ -94,20 +95,27 @@ def import_handlers(environ: dict[str, str]) -> dict[str, str]:
         "print(json.dumps(out))\n"
     )
     # As Lambda runs it: its own variables (AWS_DEFAULT_REGION, for boto3) and the package on the path.
-    env = environ | {
+    lambda_env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT / "functions"),
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    outcomes: dict[str, str] = json.loads(done.stdout)
+    started = [
+        subprocess.Popen([sys.executable, "-c", code], env=environ | lambda_env, stdout=subprocess.PIPE, text=True)
+        for environ in environs
+    ]
+    outcomes: list[dict[str, str]] = []
+    for process in started:
+        stdout, _ = process.communicate()
+        assert process.returncode == 0
+        outcomes.append(json.loads(stdout))
     return outcomes
 
 
 def test_a_handler_without_its_variables_fails_at_init_naming_them() -> None:
     """Lambda imports the handler at init: that import is where a missing variable surfaces."""
-    assert set(import_handlers(ENVIRONMENT).values()) == {"imported"}
-    outcomes = import_handlers({k: v for k, v in ENVIRONMENT.items() if k != "RUNS_TABLE"})
-    assert len(outcomes) == len(MODELS)
-    for module, outcome in outcomes.items():
+    complete, without_table = import_handlers(ENVIRONMENT, {k: v for k, v in ENVIRONMENT.items() if k != "RUNS_TABLE"})
+    assert set(complete.values()) == {"imported"}
+    assert len(without_table) == len(MODELS)
+    for module, outcome in without_table.items():
         assert outcome.startswith("SettingsInvalid: ") and "RUNS_TABLE: Field required" in outcome, (module, outcome)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,20 @@ def _called_name(node: ast.expr | None) -> str | None:
     return None
 
 
-def raised_names() -> set[str]:
+@cache
+def trees() -> list[tuple[Path, ast.Module]]:
+    """The functions' code, parsed once for every test here."""
+    return [(p, ast.parse(p.read_text())) for p in SOURCES]
+
+
+@cache
+def raised_names() -> frozenset[str]:
     """Every name raised in the functions' code: ``raise Name(...)``, and what a function returns
     when its result is raised (``raise _translate(error)`` -> ``return classify(...)`` ->
     ``return GitHubUnavailable(...)``), followed to the end."""
-    trees = [ast.parse(p.read_text()) for p in SOURCES]
     returns: dict[str, set[str]] = {}
     raised: set[str] = set()
-    for tree in trees:
+    for _, tree in trees():
         for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and (name := _called_name(node.exc)):
                 raised.add(name)
@@ -67,7 +74,7 @@ def raised_names() -> set[str]:
         for name in returns.get(pending.pop(), set()) - raised:
             raised.add(name)
             pending.append(name)
-    return raised
+    return frozenset(raised)
 
 
 def test_the_state_machines_match_some_names_of_ours() -> None:
@@ -91,8 +98,8 @@ def test_no_module_defines_an_exception_of_its_own() -> None:
     """Exceptions that cross a boundary live in modelrun/errors.py, nowhere else."""
     defined = [
         f"{path.relative_to(ROOT)}: {node.name}"
-        for path in SOURCES
-        for node in ast.walk(ast.parse(path.read_text()))
+        for path, tree in trees()
+        for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef)
         and any(_called_name(base) in ("Exception", *dir(errors)) for base in node.bases)
     ]

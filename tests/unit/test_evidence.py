@@ -6,83 +6,16 @@ from typing import Any
 
 import pytest
 
-from modelrun.contracts import CleanupRequest, RunRequest
-from modelrun.domain.evidence import (
-    Claims,
-    Policy,
-    Unverified,
-    WorkflowRunFacts,
-    check_token_time,
-    verify_cleanup,
-    verify_run,
-)
+from modelrun.domain.evidence import Policy, Unverified, WorkflowRunFacts, check_token_time, verify_cleanup, verify_run
+from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
+from tests.unit.builders import cleanup_request as cleanup
+from tests.unit.builders import run_request as request
 
-REPO = "county-assessor/avm"
-HEAD = "a" * 40
-MERGE = "m" * 40
-MAIN = "c" * 40
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelrun-models@sha256:" + "b" * 64
 POLICY = Policy(repositories=frozenset({REPO}), approval_environment="staging", baseline_environment="modelrun-main")
 
 
-def claims(**changes: Any) -> Claims:
-    fields: dict[str, Any] = {
-        "iss": "https://token.actions.githubusercontent.com",
-        "aud": "https://sqs.us-east-1.amazonaws.com/123456789012/runs",
-        "iat": 1_000,
-        "exp": 1_300,
-        "nbf": 1_000,
-        "repository": REPO,
-        "ref": "refs/pull/42/merge",
-        "sha": MERGE,
-        "event_name": "pull_request",
-        "run_id": "900",
-        "run_attempt": "1",
-        "actor": "octocat",
-        "environment": "staging",
-        "workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/42/merge",
-        "head_ref": "feature/x",
-        "base_ref": "main",
-    }
-    return Claims.model_validate(fields | changes)
-
-
-def run(**changes: Any) -> WorkflowRunFacts:
-    doc: dict[str, Any] = {
-        "id": 900,
-        "run_attempt": 1,
-        "event": "pull_request",
-        "head_sha": HEAD,
-        "head_branch": "feature/x",
-        "repository": {"full_name": REPO},
-        "actor": {"login": "octocat"},
-        "triggering_actor": {"login": "octocat"},
-        "pull_requests": [
-            {"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": {"ref": "main", "sha": MAIN}}
-        ],
-    }
-    return WorkflowRunFacts.from_api(doc | changes)
-
-
-def request(**changes: Any) -> RunRequest:
-    fields: dict[str, Any] = {
-        "schema_version": "1",
-        "kind": "run",
-        "repository": REPO,
-        "pr_number": 42,
-        "head_sha": HEAD,
-        "head_ref": "feature/x",
-        "base_ref": "main",
-        "image": IMAGE,
-        "triggered_by": "octocat",
-        "event": "pull_request",
-        "workflow": {"run_id": 900, "run_attempt": 1},
-    }
-    return RunRequest.model_validate(fields | changes)
-
-
 def test_an_honest_pull_request_run_is_verified_with_its_base_commit() -> None:
-    verified = verify_run(request(), claims(), run(), POLICY, None)
+    verified = verify_run(request(), claims(), workflow_run(), POLICY, None)
     assert (verified.pr_number, verified.head_sha, verified.base_sha, verified.baseline) == (42, HEAD, MAIN, False)
     assert verified.environment == "staging"
 
@@ -112,7 +45,7 @@ def test_a_run_request_that_disagrees_with_the_evidence_is_unverified(
     body: dict[str, Any], evidence: dict[str, Any], run_changes: dict[str, Any], expected: str
 ) -> None:
     with pytest.raises(Unverified, match=expected):
-        verify_run(request(**body), claims(**evidence), run(**run_changes), POLICY, None)
+        verify_run(request(**body), claims(**evidence), workflow_run(**run_changes), POLICY, None)
 
 
 def branch(event: str, ref: str = "refs/heads/main", environment: str = "modelrun-main", **more: Any) -> Any:
@@ -126,7 +59,7 @@ def branch(event: str, ref: str = "refs/heads/main", environment: str = "modelru
         base_ref="",
         **more,
     )
-    facts = run(event=event, head_sha=MAIN, pull_requests=[])
+    facts = workflow_run(event=event, head_sha=MAIN, pull_requests=[])
     body = request(event=event, pr_number=None, head_sha=MAIN, head_ref=ref.rsplit("/", 1)[-1], base_ref="main")
     return body, token, facts
 
@@ -163,22 +96,10 @@ def test_a_pr_workflow_file_on_main_is_no_baseline() -> None:
     assert not verify_run(body, token, facts, POLICY, "main").baseline
 
 
-def cleanup(**changes: Any) -> CleanupRequest:
-    fields: dict[str, Any] = {
-        "schema_version": "1",
-        "kind": "cleanup",
-        "repository": REPO,
-        "pr_number": 42,
-        "triggered_by": "octocat",
-        "workflow": {"run_id": 900, "run_attempt": 1},
-    }
-    return CleanupRequest.model_validate(fields | changes)
-
-
 def test_a_cleanup_may_only_clean_up_its_own_pull_request() -> None:
-    verify_cleanup(cleanup(), claims(), run(), POLICY)
+    verify_cleanup(cleanup(), claims(), workflow_run(), POLICY)
     with pytest.raises(Unverified, match="pr_number"):
-        verify_cleanup(cleanup(pr_number=41), claims(), run(), POLICY)
+        verify_cleanup(cleanup(pr_number=41), claims(), workflow_run(), POLICY)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelrun import reporting
-from modelrun.domain import naming
+from modelrun.domain import comparison, naming
 from modelrun.domain.documents import Summary, report_of
 from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH, parse_metrics
 from modelrun.domain.run import RunRecord
@@ -62,9 +62,12 @@ def bucket(pr_metrics: bytes | None = None) -> FakeResults:
 
 @pytest.fixture(scope="module")
 def collected_once() -> tuple[FakeRuns, FakeResults, dict[str, Any]]:
-    """One collection, shared (the paired bootstrap takes seconds): tests copy what it left."""
+    """One collection, shared: tests copy what it left. The path is under test here, not the
+    statistics (test_comparison.py): a few resamples pair the two runs as the budget's hundreds would."""
     runs, results = FakeRuns(PR, main_run()), bucket()
-    answer = reporting.collect(collect_deps(runs, results), "pr-1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comparison, "resamples_for", lambda n: 20)
+        answer = reporting.collect(collect_deps(runs, results), "pr-1")
     return runs, results, answer
 
 

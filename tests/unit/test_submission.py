@@ -11,36 +11,18 @@ import pytest
 
 from modelrun import submission, verification
 from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
-from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import run_id_for
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, Unverified
+from modelrun.ports import JobSpec
 from tests.records import new_record, verified_from
+from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
+from tests.unit.builders import run_request as request
 from tests.unit.fakes import ENVIRONMENT, FakeGitHub, SubmitWorld
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn.t determine the remaining time")  # no Lambda context here
 
-REPO = "county-assessor/avm"
-HEAD = "a" * 40
-IMAGE = f"{ENVIRONMENT['MODEL_REPOSITORY_URI']}@sha256:" + "ab" * 32
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvIn0.c2lnbmF0dXJl"
-
-
-def request(**changes: Any) -> RunRequest:
-    fields: dict[str, Any] = {
-        "schema_version": "1",
-        "kind": "run",
-        "repository": REPO,
-        "pr_number": 42,
-        "head_sha": HEAD,
-        "head_ref": "feature/x",
-        "base_ref": "main",
-        "image": IMAGE,
-        "triggered_by": "octocat",
-        "event": "pull_request",
-        "workflow": {"run_id": 900, "run_attempt": 1},
-    }
-    return RunRequest.model_validate(fields | changes)
 
 
 def submit(world: SubmitWorld, message: RunRequest) -> Any:
@@ -90,17 +72,7 @@ def test_an_earlier_attempts_job_is_adopted_not_submitted_again() -> None:
     # An attempt died between SubmitJob and recording the job id: the record has no job id.
     record = submission.new_record(world.settings, message, verified_from(message))
     world.runs.create(record)
-    earlier = world.jobs.submit(
-        job_name=record.run_id,
-        job_queue=record.job_queue,
-        job_definition="d",
-        environment={},
-        vcpus=2,
-        memory_mib=8192,
-        gpus=0,
-        command=None,
-        tags={},
-    )
+    earlier = world.jobs.submit(JobSpec(record.run_id, record.job_queue, "d", {}, vcpus=2, memory_mib=8192, gpus=0))
     submitted = submit(world, message)
     assert submitted.job_id == earlier and len(world.jobs.jobs) == 1
 
@@ -215,45 +187,6 @@ def test_on_a_token_the_queued_state_goes_to_the_comment() -> None:
 # --- the evidence ---------------------------------------------------------------------------
 
 
-def claims(**changes: Any) -> Claims:
-    fields: dict[str, Any] = {
-        "iss": ENVIRONMENT["OIDC_ISSUER"],
-        "aud": ENVIRONMENT["OIDC_AUDIENCE"],
-        "iat": 1_000,
-        "exp": 1_300,
-        "repository": REPO,
-        "ref": "refs/pull/42/merge",
-        "sha": "m" * 40,
-        "event_name": "pull_request",
-        "run_id": "900",
-        "run_attempt": "1",
-        "actor": "octocat",
-        "environment": "staging",
-        "workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/42/merge",
-        "head_ref": "feature/x",
-        "base_ref": "main",
-    }
-    return Claims.model_validate(fields | changes)
-
-
-def workflow_run() -> WorkflowRunFacts:
-    return WorkflowRunFacts.from_api(
-        {
-            "id": 900,
-            "run_attempt": 1,
-            "event": "pull_request",
-            "head_sha": HEAD,
-            "head_branch": "feature/x",
-            "repository": {"full_name": REPO},
-            "actor": {"login": "octocat"},
-            "triggering_actor": {"login": "octocat"},
-            "pull_requests": [
-                {"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": {"ref": "main", "sha": "c" * 40}}
-            ],
-        }
-    )
-
-
 def with_token(message: RunRequest) -> RunRequest:
     return message.model_copy(update={"identity": Identity(oidc_token=TOKEN)})
 
@@ -263,7 +196,7 @@ def test_a_request_with_evidence_is_verified_from_the_token_and_githubs_record()
     world.verifier.tokens[TOKEN] = claims()
     world.repositories.runs[(REPO, 900, 1)] = workflow_run()
     verified = verification.verify_run(world.deps, with_token(request()), sent_at=1_100)
-    assert (verified.pr_number, verified.base_sha, verified.environment) == (42, "c" * 40, "staging")
+    assert (verified.pr_number, verified.base_sha, verified.environment) == (42, MAIN, "staging")
     assert world.repositories.calls == [(REPO, 900, 1)]
 
 

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from modelrun.adapters.aws import client
 from modelrun.domain import naming
 from modelrun.domain.report import RUNS_AHEAD_CAP
+from modelrun.ports import JobSpec
 
 ACTIVE_BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
@@ -70,37 +71,25 @@ class BatchJobs:
         matches = [j for j in jobs.get("jobSummaryList", []) if j["jobName"] == job_name]
         return str(matches[0]["jobId"]) if matches else None
 
-    def submit(
-        self,
-        *,
-        job_name: str,
-        job_queue: str,
-        job_definition: str,
-        environment: dict[str, str],
-        vcpus: float,
-        memory_mib: int,
-        gpus: int,
-        command: list[str] | None,
-        tags: dict[str, str],
-    ) -> str:
+    def submit(self, job: JobSpec) -> str:
         requirements = [
-            {"type": "VCPU", "value": f"{vcpus:g}"},
-            {"type": "MEMORY", "value": str(memory_mib)},
+            {"type": "VCPU", "value": f"{job.vcpus:g}"},
+            {"type": "MEMORY", "value": str(job.memory_mib)},
         ]
-        if gpus:
-            requirements.append({"type": "GPU", "value": str(gpus)})
+        if job.gpus:
+            requirements.append({"type": "GPU", "value": str(job.gpus)})
         overrides: dict[str, Any] = {
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "environment": [{"name": k, "value": v} for k, v in sorted(job.environment.items())],
             "resourceRequirements": requirements,
         }
-        if command:
-            overrides["command"] = command
+        if job.command:
+            overrides["command"] = job.command
         job_id: str = self.batch.submit_job(
-            jobName=job_name,
-            jobQueue=job_queue,
-            jobDefinition=job_definition,
+            jobName=job.name,
+            jobQueue=job.queue,
+            jobDefinition=job.definition,
             containerOverrides=overrides,
-            tags=tags,
+            tags=job.tags,
             propagateTags=True,
         )["jobId"]
         return job_id

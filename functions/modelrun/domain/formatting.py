@@ -60,22 +60,22 @@ def _plain(value: float, unit: Unit, signed: bool, keep_sign: bool = False) -> s
     return sign + text
 
 
+def _number(key: str, number: float | None, *, signed: bool) -> str:
+    if number is None or not math.isfinite(number):
+        return DASH
+    unit = UNITS.get(key, _GENERIC)
+    suffix = (" pp" if signed else "%") if unit.percent else ""  # a percentage's change is in points
+    return _plain(number, unit, signed=signed) + suffix
+
+
 def value(key: str, number: float | None) -> str:
     """A statistic's value in its unit: ``244,811``, ``16.05%``, ``0.917``."""
-    if not _finite(number):
-        return DASH
-    assert number is not None
-    unit = UNITS.get(key, _GENERIC)
-    return _plain(number, unit, signed=False) + ("%" if unit.percent else "")
+    return _number(key, number, signed=False)
 
 
 def delta(key: str, number: float | None) -> str:
     """A change of a statistic, signed, at the value's precision (percentages: in points)."""
-    if not _finite(number):
-        return DASH
-    assert number is not None
-    unit = UNITS.get(key, _GENERIC)
-    return _plain(number, unit, signed=True) + (" pp" if unit.percent else "")
+    return _number(key, number, signed=True)
 
 
 def interval(key: str, low: float | None, high: float | None, *, change: bool = False) -> str:

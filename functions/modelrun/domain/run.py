@@ -42,6 +42,12 @@ def run_id_for(request: RunRequest) -> str:
     )
 
 
+# The record's fields that are the evidence's own, under the same names (modelrun.verification).
+_FROM_EVIDENCE = (
+    "repository", "pr_number", "event", "environment", "base_sha", "baseline", "head_sha", "head_ref", "base_ref",
+)  # fmt: skip
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -109,17 +115,9 @@ class RunRecord(BaseModel):
         now = utcnow()
         return cls(
             run_id=run,
-            repository=verified.repository,
-            pr_number=verified.pr_number,
+            **{name: getattr(verified, name) for name in _FROM_EVIDENCE},
             pr_key=naming.pr_key(verified.repository, verified.pr_number) if verified.pr_number else None,
             branch_key=naming.branch_key(verified.repository, verified.head_ref) if verified.baseline else None,
-            event=verified.event,
-            environment=verified.environment,
-            base_sha=verified.base_sha,
-            baseline=verified.baseline,
-            head_sha=verified.head_sha,
-            head_ref=verified.head_ref,
-            base_ref=verified.base_ref,
             image=request.image,
             compute=request.compute,
             job_queue=job_queue,
