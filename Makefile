@@ -43,7 +43,7 @@ template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build and its p
 	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation --file template.yaml
 	$(SAM_BUILD_ENV) $(SAM) build --template-file template.yaml --build-dir .aws-sam/build --region us-east-1 \
 		> .aws-sam-build.log 2>&1 || (tail -30 .aws-sam-build.log; exit 1)
-	$(RUN) pytest -q -p no:cacheprovider tests/unit/test_packages.py
+	$(RUN) pytest -q -p no:cacheprovider tests/packages/test_packages.py
 
 PYTEST := $(RUN) pytest -q -p no:cacheprovider
 

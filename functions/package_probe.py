@@ -5,7 +5,7 @@ PyJWT: loaded when first needed), until no new module of the project appears.
 The build (functions/Makefile) compiles exactly those modules: Lambda's code directory is
 read-only, so a module shipped without byte code is compiled on every cold start, and compiling
 everything would make the packages a third larger for modules no path loads. The package check
-(tests/unit/test_packages.py) runs it in the package's own interpreter (``python -S``, nothing on
+(tests/packages/test_packages.py) runs it in the package's own interpreter (``python -S``, nothing on
 sys.path but the package, its layers and the runtime's boto3) to find what a package lacks.
 
 Standard library only. Prints JSON: the files under ROOT it loaded, those without byte code,

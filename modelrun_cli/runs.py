@@ -174,7 +174,7 @@ def report_links(record: RunRecord) -> dict[str, str]:
     """The run's links, in the order people want them."""
     report = readable_report(record)
     links = {
-        "report": report.report_url or record.report_url,
+        "report": report.report_url,
         "artifacts": report.artifacts_url,
         "log": record.log_url,
         "workflow": record.workflow_url,

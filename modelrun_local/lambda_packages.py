@@ -1,7 +1,7 @@
 """The functions' deployment packages as `sam build` leaves them (issue 16), and a fresh interpreter
 that sees what a Lambda execution environment sees: the function's own package, its layers'
 python/ folders and the runtime's boto3 - nothing of this venv. The package check
-(tests/unit/test_packages.py) and the benchmark's import timing (modelrun_bench/cold_start.py) use it.
+(tests/packages/test_packages.py) and the benchmark's import timing (modelrun_bench/cold_start.py) use it.
 """
 
 from __future__ import annotations

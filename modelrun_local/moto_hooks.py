@@ -1,7 +1,7 @@
 """Every touch of moto's private internals, in one place (moto is pinned exactly: 5.2.5).
 
 moto offers no public extension point for these, so each hook has one smoke test
-(tests/unit/test_moto_hooks.py) that fails loudly when an upgrade moves the internals.
+(tests/integration/test_moto_hooks.py) that fails loudly when an upgrade moves the internals.
 
 - Lambda invokes without Docker are served by ``LambdaSimpleBackend.invoke``: route them to the
   real handler (through the runtime's invoke endpoint), and report a raised exception the way AWS does

@@ -92,7 +92,6 @@ class RunRecord(BaseModel):
     gpus: int = 0
     summary: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
-    report_url: str | None = None
     request: dict[str, Any] | None = None  # the run request as received: `modelrun rerun` resends it
 
     @classmethod
