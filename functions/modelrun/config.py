@@ -61,7 +61,11 @@ class _GitHub(_FromEnvironment):
     github_api_url: Url
 
 
-class SubmitSettings(_RunsTable, _GitHub):
+class RecordsAndGitHubSettings(_RunsTable, _GitHub):
+    """What every function that writes run records and to GitHub is given."""
+
+
+class SubmitSettings(RecordsAndGitHubSettings):
     results_bucket: NonEmpty
     github_server_url: Url
     idempotency_table: NonEmpty
@@ -87,7 +91,7 @@ class SubmitSettings(_RunsTable, _GitHub):
     operator_queue_arn: NonEmpty
 
 
-class TrackSettings(_RunsTable, _GitHub):
+class TrackSettings(RecordsAndGitHubSettings):
     region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda's own variable
     report_state_machine_arn: NonEmpty
     rejected_events_queue_url: NonEmpty
@@ -98,5 +102,5 @@ class CollectResultsSettings(_RunsTable):
     results_bucket: NonEmpty
 
 
-class UpdatePullRequestSettings(_RunsTable, _GitHub):
+class UpdatePullRequestSettings(RecordsAndGitHubSettings):
     pass

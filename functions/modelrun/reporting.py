@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 
 from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import BatchLogs, Results, RunsTable
-from modelrun.adapters.github import PullRequests, body_sha
+from modelrun.adapters.github import body_sha
 from modelrun.config import CollectResultsSettings, UpdatePullRequestSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
@@ -24,6 +24,7 @@ from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge
 from modelrun.ports import GitHub, JobLogs, ResultsStore, Runs
+from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
 LOG_TAIL_LINES = 30
@@ -44,20 +45,12 @@ class CollectDeps:
 
 
 @dataclass(frozen=True)
-class UpdateDeps:
+class UpdateDeps(RecordsAndGitHub[UpdatePullRequestSettings]):
     """What UpdatePullRequest works with, made at its cold start."""
-
-    settings: UpdatePullRequestSettings
-    runs: Runs
-    github: GitHub
 
     @classmethod
     def of(cls, s: UpdatePullRequestSettings) -> UpdateDeps:
-        return cls(
-            settings=s,
-            runs=RunsTable(s.runs_table),
-            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
-        )
+        return cls(s, *records_and_github(s))
 
 
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:

@@ -32,9 +32,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from modelrun import checks, comments, publishing
-from modelrun.adapters.aws import RunsTable
 from modelrun.adapters.batch import BatchJobs
-from modelrun.adapters.github import PullRequests, Repositories
+from modelrun.adapters.github import Repositories
 from modelrun.adapters.oidc import TokenVerifier
 from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
@@ -44,6 +43,7 @@ from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
 from modelrun.ports import ClaimsVerifier, GitHub, Jobs, JobSpec, Runs, WorkflowRecords
+from modelrun.wiring import records_and_github
 
 logger = Logger(child=True)
 
@@ -76,11 +76,12 @@ class SubmitDeps:
     @classmethod
     def of(cls, s: SubmitSettings) -> SubmitDeps:
         """The AWS and GitHub adapters, as the function's settings name them."""
+        runs, github = records_and_github(s)
         return cls(
             settings=s,
-            runs=RunsTable(s.runs_table),
+            runs=runs,
             jobs=BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds),
-            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
+            github=github,
             idempotency=lambda: DynamoDBPersistenceLayer(table_name=s.idempotency_table),
             verifier=TokenVerifier(s.oidc_issuer, s.oidc_audience),
             repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),

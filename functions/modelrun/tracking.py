@@ -14,36 +14,28 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from modelrun import checks
-from modelrun.adapters.aws import RunsTable, StepFunctionsReports, log_url
-from modelrun.adapters.github import PullRequests
+from modelrun.adapters.aws import StepFunctionsReports, log_url
 from modelrun.config import TrackSettings
 from modelrun.domain import naming
 from modelrun.domain.run import Attempt, RunRecord
 from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus, from_batch, moves_forward
 from modelrun.errors import StaleWrite
 from modelrun.events import JobDetail
-from modelrun.ports import GitHub, ReportStarter, Runs
+from modelrun.ports import ReportStarter
+from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
-class TrackDeps:
+class TrackDeps(RecordsAndGitHub[TrackSettings]):
     """What the track path works with, made at the handler's cold start."""
 
-    settings: TrackSettings
-    runs: Runs
-    github: GitHub
     reports: ReportStarter
 
     @classmethod
     def of(cls, s: TrackSettings) -> TrackDeps:
-        return cls(
-            settings=s,
-            runs=RunsTable(s.runs_table),
-            github=lambda: PullRequests(s.github_secret_arn, s.github_api_url),
-            reports=StepFunctionsReports(s.report_state_machine_arn),
-        )
+        return cls(s, *records_and_github(s), StepFunctionsReports(s.report_state_machine_arn))
 
 
 def _iso(epoch_ms: int | None) -> str | None:
