@@ -99,7 +99,9 @@ def test_redrive_re_verifies_a_request_refused_while_github_was_down_at_its_orig
     token = github.issuer.mint_like(job.token(world.queue_url), issued_at=expires - 60 - TOKEN_LIFETIME_S)
 
     before = len(github.requests)
-    github.fail_next(5)  # GitHub is down for each of the 5 deliveries SQS makes (maxReceiveCount)
+    # GitHub is down for each of the 5 deliveries SQS makes (maxReceiveCount); by operation, as a
+    # fresh environment's token exchange would take a "next request" fault.
+    github.fail_next_of("actions/get-workflow-run-attempt", 5)
     send(with_identity(request, token), world.queue_url)
     # Not a rejection: GitHubUnavailable propagates, the message is retried and SQS moves it.
     wait_for(lambda: dlq_depth(sqs, dlq) == 1, 60, "SQS to move the request to the DLQ")
