@@ -18,14 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from modelrun.adapters import github
-from modelrun.adapters.github import (
-    GitHubCredentialsBroken,
-    GitHubRejected,
-    GitHubUnavailable,
-    PullRequests,
-    Repositories,
-)
+from modelrun.adapters.github import PullRequests, Repositories
 from modelrun.domain.report import MARKER
+from modelrun.errors import GitHubCredentialsBroken, GitHubRejected, GitHubUnavailable
 from modelrun_cli.enqueue import send
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, RecordedRequest
 from modelrun_local.runtime import LocalRuntime

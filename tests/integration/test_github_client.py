@@ -20,14 +20,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from modelrun.adapters import github_client
-from modelrun.adapters.github import (
-    GitHubBadCredentials,
-    GitHubNotFound,
-    GitHubRateLimited,
-    GitHubUnavailable,
-    classify,
-)
-from modelrun.adapters.github_client import GitHubClient, Unreachable
+from modelrun.adapters.github import classify
+from modelrun.adapters.github_client import GitHubClient
+from modelrun.errors import GitHubBadCredentials, GitHubNotFound, GitHubRateLimited, GitHubUnavailable, Unreachable
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub
 from modelrun_local.stack import ROOT
 

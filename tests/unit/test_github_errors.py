@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from modelrun.adapters.github import (
+from modelrun.adapters.github import classify
+from modelrun.domain import sizes
+from modelrun.errors import (
     GitHubBadCredentials,
     GitHubForbidden,
     GitHubInvalid,
     GitHubNotFound,
     GitHubRateLimited,
     GitHubUnavailable,
-    classify,
 )
-from modelrun.domain import sizes
 
 SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 

@@ -14,14 +14,8 @@ import pytest
 
 from modelrun.domain import results
 from modelrun.domain.documents import MetricsDocument
-from modelrun.domain.results import (
-    MAX_METRICS_BYTES,
-    ContractError,
-    check_image,
-    params_diff,
-    parse_holdout,
-    parse_metrics,
-)
+from modelrun.domain.results import MAX_METRICS_BYTES, check_image, params_diff, parse_holdout, parse_metrics
+from modelrun.errors import ContractError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "fixtures" / "metrics" / "avm-sample.json"  # the sample model's real output
