@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
 )
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from pydantic_core import to_jsonable_python
 
 from modelrun import reporting, submission, tracking
@@ -366,7 +367,7 @@ class FakeIdempotency(BasePersistenceLayer):
     """Powertools' idempotency records, in memory (its DynamoDB layer's conditional put)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Powertools' __init__ is unannotated
         self.records: dict[str, DataRecord] = {}
 
     def _get_record(self, idempotency_key: str) -> DataRecord:

@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from modelrun.adapters import aws
 from modelrun.adapters import batch as batch_adapter
 from modelrun.adapters.aws import RunsTable
+from modelrun.adapters.aws import client as aws_client
 from modelrun.adapters.batch import BatchJobs
 from modelrun.domain.report import RUNS_AHEAD_CAP
 from modelrun.domain.run import RunRecord
@@ -123,9 +124,9 @@ def test_a_record_round_trips_through_the_item_it_is_stored_as() -> None:
 @pytest.fixture
 def clients(aws: None) -> Iterator[None]:
     """The adapters' per-process clients made afresh inside moto, and forgotten after it."""
-    batch_adapter.client.cache_clear()  # the same client() as adapters/aws.py's ("aws" is the fixture here)
+    aws_client.cache_clear()  # imported by name: "aws" here is the fixture, not the module
     yield
-    batch_adapter.client.cache_clear()
+    aws_client.cache_clear()
 
 
 def sqs_record(body: str) -> Any:
@@ -169,7 +170,10 @@ def test_a_jobs_log_tail_is_its_last_lines_and_nothing_when_unreadable(clients: 
     logs.create_log_group(logGroupName="/aws/batch/job")
     logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName="job/1")
     now = int(time.time() * 1000)  # events older than 14 days are refused
-    events = [{"timestamp": now + i, "message": f"line {i}\n"} for i in range(50)]
-    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName="job/1", logEvents=events)
+    logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName="job/1",
+        logEvents=[{"timestamp": now + i, "message": f"line {i}\n"} for i in range(50)],
+    )
     assert aws.BatchLogs().tail("job/1", 3) == ["line 47", "line 48", "line 49"]
     assert aws.BatchLogs().tail("no/such/stream", 3) == []

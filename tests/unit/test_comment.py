@@ -242,17 +242,16 @@ def test_the_comment_carries_the_charts_and_folds_a_long_one() -> None:
 
 
 def test_a_spot_reclaim_reads_as_such_when_the_run_ends() -> None:
-    reclaimed = {"started_at": "2025-03-04T15:20:00.000Z", "stopped_at": "2025-03-04T15:22:00.000Z"}
-    attempts = [
-        reclaimed | {"reason": "Host EC2 (instance i-1) terminated."},
-        {"started_at": "2025-03-04T15:25:00.000Z", "stopped_at": "2025-03-04T15:30:00.000Z"},
-    ]
-    rec = record(RunStatus.SUCCEEDED, attempts=[Attempt(**a) for a in attempts], report=metrics_report())
+    reclaimed = Attempt(
+        started_at="2025-03-04T15:20:00.000Z",
+        stopped_at="2025-03-04T15:22:00.000Z",
+        reason="Host EC2 (instance i-1) terminated.",
+    )
+    retried = Attempt(started_at="2025-03-04T15:25:00.000Z", stopped_at="2025-03-04T15:30:00.000Z")
+    rec = record(RunStatus.SUCCEEDED, attempts=[reclaimed, retried], report=metrics_report())
     body = render_comment([rec])
     assert "over 2 attempts on CPU" in body and "attempt 1 lost to a Spot reclaim; retried" in body
-    running = record(
-        RunStatus.RUNNING, attempts=[Attempt(**attempts[0])], batch_attempt=1, started_at="2025-03-04T15:25:00.000Z"
-    )
+    running = record(RunStatus.RUNNING, attempts=[reclaimed], batch_attempt=1, started_at="2025-03-04T15:25:00.000Z")
     assert "(attempt 2: attempt 1 lost to a Spot reclaim; retried)" in render_comment([running])
 
 

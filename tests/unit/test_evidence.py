@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from modelrun.domain.evidence import Policy, Unverified, WorkflowRunFacts, check_token_time, verify_cleanup, verify_run
+from modelrun.contracts import RunRequest
+from modelrun.domain.evidence import (
+    Claims,
+    Policy,
+    Unverified,
+    WorkflowRunFacts,
+    check_token_time,
+    verify_cleanup,
+    verify_run,
+)
 from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
 from tests.unit.builders import cleanup_request as cleanup
 from tests.unit.builders import run_request as request
@@ -48,7 +58,9 @@ def test_a_run_request_that_disagrees_with_the_evidence_is_unverified(
         verify_run(request(**body), claims(**evidence), workflow_run(**run_changes), POLICY, None)
 
 
-def branch(event: str, ref: str = "refs/heads/main", environment: str = "modelrun-main", **more: Any) -> Any:
+def branch(
+    event: str, ref: str = "refs/heads/main", environment: str = "modelrun-main", **more: Any
+) -> tuple[RunRequest, Claims, WorkflowRunFacts]:
     token = claims(
         event_name=event,
         ref=ref,
@@ -80,7 +92,7 @@ def test_a_push_to_main_in_mains_environment_is_a_baseline() -> None:
     ],
 )
 def test_branch_runs_become_baselines_only_on_the_default_branch_in_its_environment(
-    build: Any, default: str | None, expected: str | None
+    build: Callable[[], tuple[RunRequest, Claims, WorkflowRunFacts]], default: str | None, expected: str | None
 ) -> None:
     body, token, facts = build()
     if expected is None:

@@ -120,6 +120,7 @@ def test_runnable_again_after_a_lost_attempt_is_shown() -> None:
     lost = [{"startedAt": STARTED, "stoppedAt": STOPPED, "statusReason": "Host EC2 (instance i-1) terminated."}]
     assert world.track("RUNNABLE", attempts=lost) == "advanced"
     assert world.record.status is RunStatus.RUNNABLE and world.record.batch_attempt == 1
+    assert world.record.attempts is not None
     assert world.record.attempts[0].reason == "Host EC2 (instance i-1) terminated."
     assert world.github.calls == ["create_check_run"]
 
