@@ -5,8 +5,9 @@ builders the integration tests share (webhooks, run requests, Batch job events).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -16,6 +17,9 @@ from modelrun_cli.enqueue import send, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, pull_request_job, retarget
 from tests.helpers import wait_for, wait_until_quiet
+
+if TYPE_CHECKING:  # boto3-stubs' shape of an entry, which the events client's put_events takes
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPOSITORY = "county-assessor/avm"
@@ -109,8 +113,8 @@ class Flow:
             self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         return messages
 
-    def jobs_named(self, run_id: str, queue: str) -> list[dict[str, Any]]:
-        jobs: list[dict[str, Any]] = []
+    def jobs_named(self, run_id: str, queue: str) -> Sequence[Mapping[str, Any]]:
+        jobs: list[Mapping[str, Any]] = []
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
             jobs += self.batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
         by_filter = self.batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [run_id]}])
@@ -118,7 +122,7 @@ class Flow:
         assert names == {j["jobId"] for j in jobs if j["jobName"] == run_id}
         return by_filter["jobSummaryList"]
 
-    def executions(self, run_id: str) -> list[dict[str, Any]]:
+    def executions(self, run_id: str) -> list[Mapping[str, Any]]:
         executions = self.sfn.list_executions(stateMachineArn=self.runtime.state_machine_arn)["executions"]
         return [e for e in executions if e["name"] == execution_name(run_id)]
 
@@ -137,7 +141,7 @@ def job_detail_sample() -> dict[str, Any]:
 
 def job_event(
     run_id: str, job_id: str, queue: str, status: str, attempts: list[dict[str, Any]], **detail: Any
-) -> dict[str, Any]:
+) -> PutEventsRequestEntryTypeDef:
     """A PutEvents entry of the job's state change: the sample's detail with this job's fields."""
     fields = job_detail_sample() | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
     fields |= {"attempts": attempts} | detail

@@ -70,7 +70,7 @@ def test_a_secondary_rate_limit_403_without_retry_after_is_retried(flow: Flow) -
     [check] = _check_runs(flow, request)
     assert (check["status"], check["conclusion"]) == ("completed", "success")
     injected = [r for r in flow.runtime.github.requests if r.injected and r.status == 403]
-    assert sorted(r.operation for r in injected) == ["checks/update", "issues/create-comment"]
+    assert sorted((r.operation for r in injected), key=str) == ["checks/update", "issues/create-comment"]
     # A refused create landed nothing: retried as a create, without looking for the comment.
     ours = [r for r in flow.runtime.github.requests if "/issues/1710/" in r.path]
     assert [(r.operation, r.status) for r in ours] == [("issues/create-comment", 403), ("issues/create-comment", 201)]
@@ -102,7 +102,7 @@ def test_a_failed_first_create_does_not_block_the_prs_comment(flow: Flow) -> Non
 
 def test_requests_that_can_never_run_are_rejected_with_the_field(flow: Flow) -> None:
     """Valid-looking sizes nothing can place or store: straight to the DLQ, the reason naming the field."""
-    cases = {
+    cases: dict[int, dict[str, float]] = {
         7_171_731: {"vcpus": 3, "memory_mib": 8192},  # Fargate has no 3-vCPU size
         7_171_732: {"vcpus": 2, "memory_mib": 1000},  # nor 2 vCPUs with 1000 MiB
         7_171_733: {"vcpus": 1e-200},  # > 0, yet DynamoDB cannot store it

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -16,6 +16,9 @@ from modelrun_local.workflow_job import pull_request_job
 from tests.helpers import wait_for
 from tests.integration.flow import REPOSITORY, Flow, job_detail_sample, job_event, with_command
 from tests.records import new_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 EXCHANGE = "apps/create-installation-access-token"  # an App's token exchange, once per environment and hour
 
@@ -240,7 +243,7 @@ def test_cleanup_stops_only_the_closed_prs_runs(flow: Flow, tmp_path: Path) -> N
     assert (check["status"], check["conclusion"]) == ("completed", "cancelled")
 
 
-def _event(run_id: str, job_id: str, queue: str, status: str, attempts: int) -> dict[str, Any]:
+def _event(run_id: str, job_id: str, queue: str, status: str, attempts: int) -> PutEventsRequestEntryTypeDef:
     detail: dict[str, Any] = {}
     if status == "RUNNING":
         stream = {"logStreamName": f"modelrun/default/{job_id}"}
@@ -333,7 +336,7 @@ def test_a_pr_is_compared_with_main_over_the_sales_both_scored(flow: Flow) -> No
     repository = flow.event(190, "c" * 40)["repository"]
     main = branch_job(flow.runtime.github, repository, "push", branch="main", sha="d" * 40, run_id=7_000_189, actor="m")
     base = main.request(flow.image)
-    send(with_identity(with_command(base, "ok"), main.token(flow.queue_url)), flow.queue_url)  # type: ignore[arg-type]
+    send(with_identity(with_command(base, "ok"), main.token(flow.queue_url)), flow.queue_url)
     flow.wait()
     before = len(flow.runtime.github.requests)
     _, record = flow.run(pr=190, run_id=7_000_190, mode=["ok"], sha="c" * 40)

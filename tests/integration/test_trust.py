@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from modelrun.adapters.aws import RunsTable
-from modelrun.contracts import RunRequest
+from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain.run import RunRecord
 from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
@@ -90,7 +90,7 @@ class TrustFlow:
             for m in self.sqs.receive_message(
                 QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
             ).get("Messages", []):
-                attributes = m.get("MessageAttributes", {})
+                attributes: Mapping[str, Mapping[str, Any]] = m.get("MessageAttributes", {})
                 if attributes.get("source_message_id", {}).get("StringValue") == message_id:
                     self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
                     return str(attributes["reason"]["StringValue"])
@@ -131,7 +131,7 @@ def dispatch(stack: TrustFlow, repository: str, sha: str, run_id: int, actor: st
     }
 
 
-def body_of(request: RunRequest, **changes: Any) -> dict[str, Any]:
+def body_of(request: RunRequest | CleanupRequest, **changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(request.model_dump_json())
     for key, value in changes.items():
         doc[key] = value
@@ -176,7 +176,7 @@ def test_a_request_for_another_prs_commit_is_refused_and_that_run_goes_on(stack:
 def test_a_request_for_another_repository_is_refused(stack: TrustFlow) -> None:
     job = stack.pr_job(303, 5_000_303, "6" * 40)
     request = with_identity(job.request(stack.image), job.token(stack.queue_url))
-    reason = stack.refused(body_of(request, repository=OTHER_REPOSITORY))  # type: ignore[arg-type]
+    reason = stack.refused(body_of(request, repository=OTHER_REPOSITORY))
     assert "repository" in reason
     assert not stack.github.comments(OTHER_REPOSITORY, 303)
     # A job of a repository the stack does not serve, with its own genuine token.
@@ -189,7 +189,7 @@ def test_a_forged_dispatch_on_main_never_becomes_the_baseline(stack: TrustFlow) 
     # The PR's job claims to be a dispatch on main.
     job = stack.pr_job(305, 5_000_305, "8" * 40)
     request = with_identity(job.request(stack.image), job.token(stack.queue_url))
-    doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main")  # type: ignore[arg-type]
+    doc = body_of(request, event="workflow_dispatch", pr_number=None, head_ref="main")
     assert "event" in stack.refused(doc)
     # A dispatch on a tag named main is not main.
     doc = body_of(request, event="workflow_dispatch", pr_number=None)
