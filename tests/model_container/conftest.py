@@ -20,6 +20,7 @@ if any(importlib.util.find_spec(m) is None for m in _NEEDED):
 else:
     import copy
     from collections.abc import Iterator
+    from typing import Any
 
     import pytest
     import yaml
@@ -32,11 +33,12 @@ else:
         return MC
 
     @pytest.fixture(scope="session")
-    def default_params() -> dict:
-        return yaml.safe_load((MC / "params.yaml").read_text())
+    def default_params() -> dict[str, Any]:
+        params: dict[str, Any] = yaml.safe_load((MC / "params.yaml").read_text())
+        return params
 
     @pytest.fixture
-    def fast_params(tmp_path: Path, default_params: dict) -> Path:
+    def fast_params(tmp_path: Path, default_params: dict[str, Any]) -> Path:
         """params.yaml made fast for tests: few boosting rounds, small bootstrap, absolute data path."""
         p = copy.deepcopy(default_params)
         p["data"]["path"] = str(MC / "data" / "seattle_sales.csv.xz")

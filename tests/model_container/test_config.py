@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,7 +72,7 @@ def test_sample_forms() -> None:
     assert parse_sample("1.0") == 1.0
 
 
-def _write(tmp_path: Path, params: dict) -> Path:
+def _write(tmp_path: Path, params: dict[str, Any]) -> Path:
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(params))
     return p
@@ -98,7 +100,13 @@ def test_default_params_load(mc_dir: Path) -> None:
         (lambda p: p.pop("features"), "missing 'features'"),
     ],
 )
-def test_params_rejects(tmp_path: Path, mc_dir: Path, default_params: dict, mutate, message: str) -> None:
+def test_params_rejects(
+    tmp_path: Path,
+    mc_dir: Path,
+    default_params: dict[str, Any],
+    mutate: Callable[[dict[str, Any]], object],
+    message: str,
+) -> None:
     import copy
 
     p = copy.deepcopy(default_params)

@@ -16,7 +16,7 @@ def test_cuda_visible_devices_hides_gpu() -> None:
 
 
 def test_no_nvidia_smi_means_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("avm.model.shutil.which", lambda _name: None)  # the shutil avm.model calls
     assert model.gpu_present({}) is False
 
 

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # ships no type hints (types-jsonschema is not a dependency)
 import pandas as pd
 import pytest
 
@@ -31,10 +32,10 @@ def validator(mc_dir: Path) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_file: str) -> dict:
+def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_file: str) -> dict[str, Any]:
     for rel in [*ARTIFACTS, f"artifacts/{model_file}"]:
         assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
-    doc = json.loads((out / "metrics.json").read_text())
+    doc: dict[str, Any] = json.loads((out / "metrics.json").read_text())
     validator.validate(doc)
     assert doc["artifacts"]["model"] == f"artifacts/{model_file}"
     preds = pd.read_parquet(out / "artifacts" / "predictions.parquet")
@@ -54,7 +55,9 @@ def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_
 
 
 def test_file_uri_lightgbm(
-    contract_env: dict[str, str], validator, capsys: pytest.CaptureFixture[str]
+    contract_env: dict[str, str],
+    validator: jsonschema.Draft202012Validator,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main() == 0
     out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
@@ -74,7 +77,11 @@ def test_file_uri_lightgbm(
 
 
 def test_xgboost_cpu(
-    contract_env: dict[str, str], validator, monkeypatch, tmp_path: Path, fast_params: Path
+    contract_env: dict[str, str],
+    validator: jsonschema.Draft202012Validator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fast_params: Path,
 ) -> None:
     import yaml
 
@@ -91,7 +98,12 @@ def test_xgboost_cpu(
     assert doc["model"]["params"]["nthread"] == 1
 
 
-def test_s3_results_with_moto(contract_env: dict[str, str], validator, monkeypatch, tmp_path: Path) -> None:
+def test_s3_results_with_moto(
+    contract_env: dict[str, str],
+    validator: jsonschema.Draft202012Validator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -140,7 +152,9 @@ def _run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[s
     )
 
 
-def test_python_m_avm_subprocess(contract_env: dict[str, str], validator, mc_dir: Path) -> None:
+def test_python_m_avm_subprocess(
+    contract_env: dict[str, str], validator: jsonschema.Draft202012Validator, mc_dir: Path
+) -> None:
     """The real entry point, run as the local Batch executor runs it: cwd = model_container/."""
     env = {**contract_env, "MODELRUN_SAMPLE": "0.05", "MODELRUN_RUN_ID": "sub-1"}
     proc = _run_module(env, mc_dir)
@@ -162,7 +176,9 @@ def test_python_m_avm_subprocess(contract_env: dict[str, str], validator, mc_dir
         ({"MODELRUN_SAMPLE": "-3"}, "avm: bad input: MODELRUN_SAMPLE"),
     ],
 )
-def test_bad_input_exits_2(contract_env: dict[str, str], mc_dir: Path, change: dict, message: str) -> None:
+def test_bad_input_exits_2(
+    contract_env: dict[str, str], mc_dir: Path, change: dict[str, str | None], message: str
+) -> None:
     env = {k: v for k, v in {**contract_env, **change}.items() if v is not None}
     proc = _run_module(env, mc_dir)
     assert proc.returncode == 2
@@ -170,13 +186,20 @@ def test_bad_input_exits_2(contract_env: dict[str, str], mc_dir: Path, change: d
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
 
 
-def test_bad_params_exit_2_in_process(contract_env, fast_params: Path, capsys) -> None:
+def test_bad_params_exit_2_in_process(
+    contract_env: dict[str, str], fast_params: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fast_params.write_text(fast_params.read_text().replace("library: lightgbm", "library: sklearn"))
     assert main() == 2
     assert "avm: bad input: params: 'library' must be one of" in capsys.readouterr().err
 
 
-def test_cuda_requested_without_gpu_exits_2(contract_env, fast_params: Path, monkeypatch, capsys) -> None:
+def test_cuda_requested_without_gpu_exits_2(
+    contract_env: dict[str, str],
+    fast_params: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     text = (
         fast_params.read_text()
         .replace("library: lightgbm", "library: xgboost")
@@ -188,7 +211,9 @@ def test_cuda_requested_without_gpu_exits_2(contract_env, fast_params: Path, mon
     assert "device=cuda but no GPU found" in capsys.readouterr().err
 
 
-def test_subsample_too_small_exits_2(contract_env, monkeypatch, capsys) -> None:
+def test_subsample_too_small_exits_2(
+    contract_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MODELRUN_SAMPLE", "12")
     assert main() == 2
     assert "time split leaves" in capsys.readouterr().err
