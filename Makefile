@@ -32,6 +32,7 @@ lint:
 	$(RUN) mypy
 	$(RUN) zizmor --offline .github  # workflows and dependabot.yml; any finding fails
 	$(MAKE) -C model_container lint
+	cd model_container && .venv/bin/mypy ../tests/model_container  # its tests, in its env (see [tool.mypy])
 
 # functions/Makefile builds each package with this uv and the venv's Python 3.12.
 SAM_BUILD_ENV := UV=$(abspath $(UV)) PYTHON=$(abspath .venv/bin/python)
