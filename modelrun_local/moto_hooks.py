@@ -134,7 +134,7 @@ def keep_connections_alive() -> None:
 def reuse_state_machine_work(credentials: Callable[[], dict[str, str] | None] = lambda: None) -> None:
     """``credentials``: the state machine role's, for its tasks' calls (None: moto's fixed key)."""
     parse = functools.lru_cache(maxsize=8)(_original_parse)
-    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign,assignment]
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
     clients: dict[tuple[str, str, str], Any] = {}
     lock = threading.Lock()
 
@@ -206,7 +206,7 @@ def route_lambda_invokes(router: LambdaRouter) -> None:
             response_headers["x-amz-function-error"] = "Unhandled"
         return result
 
-    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
 def take_over_batch_jobs(handler: JobHandler) -> None:

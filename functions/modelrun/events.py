@@ -63,4 +63,4 @@ class BatchJobStateChange(_Tolerant):
 
 
 class JobEventRecord(SqsRecordModel):
-    body: Json[BatchJobStateChange]  # type: ignore[assignment]
+    body: Json[BatchJobStateChange]
