@@ -118,7 +118,7 @@ class World:
         for record in self.table.scan():
             if record.job_id and not record.status.terminal:
                 batch.terminate_job(jobId=record.job_id, reason=reason)
-        wait_for(lambda: self.runtime.executor.active == 0, 20, "the jobs to stop")
+        wait_for(lambda: self.runtime.executor.active == 0, 60, "the jobs to stop")
 
 
 @contextmanager

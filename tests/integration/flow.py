@@ -94,7 +94,7 @@ class Flow:
         items = self.records_of(request)
         return str(items[0]["status"]) if items else None
 
-    def wait_status(self, request: RunRequest, status: str, timeout: float = 30) -> str:
+    def wait_status(self, request: RunRequest, status: str, timeout: float = 60) -> str:
         """Wait until the request's run has ``status``; its run id."""
         wait_for(lambda: self.status_of(request) == status, timeout, f"{request.head_sha[:8]} to be {status}")
         return self.run_id_of(request)
@@ -129,7 +129,7 @@ class Flow:
     def comments(self, pr: int) -> list[dict[str, Any]]:
         return self.runtime.github.comments(REPOSITORY, pr)
 
-    def wait(self, timeout: float = 45) -> None:
+    def wait(self, timeout: float = 90) -> None:
         self.runtime.wait_until_idle(timeout=timeout)
 
 

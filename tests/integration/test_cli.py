@@ -297,7 +297,7 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
 
         def __enter__(self) -> StandIn:
             def stop_when_written() -> None:
-                wait_for(state.exists, 10, "the state file")
+                wait_for(state.exists, 60, "the state file")  # a loaded machine pushes the image slowly
                 seen.update(json.loads(state.read_text()))
                 os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops it
 

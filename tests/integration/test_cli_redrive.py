@@ -139,7 +139,7 @@ def test_a_redriven_request_whose_token_had_expired_at_its_original_send_is_refu
     expired = "unverified: the OIDC token had expired when the message was sent"
 
     def rejected(*, keep: bool = False) -> dict[str, Any]:
-        wait_for(lambda: dlq_depth(sqs, dlq) == 1, 30, "the rejected request in the DLQ")
+        wait_for(lambda: dlq_depth(sqs, dlq) == 1, 60, "the rejected request in the DLQ")
         (received,) = sqs.receive_message(
             QueueUrl=dlq, MessageAttributeNames=["All"], AttributeNames=["All"], WaitTimeSeconds=1
         )["Messages"]

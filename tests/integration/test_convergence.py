@@ -141,7 +141,7 @@ def test_a_handler_crash_is_logged_at_error_with_the_message_id(flow: Flow) -> N
         def logged() -> list[dict[str, Any]]:
             return [r for r in _error_records(flow, "SubmitFunction") if r.get("message_id") == message_id]
 
-        wait_for(logged, 20, "an ERROR log line with the message id")
+        wait_for(logged, 60, "an ERROR log line with the message id")
     finally:
         flow.runtime.lambdas.inject("SubmitFunction", [])  # let the redelivery succeed
     record = logged()[0]
@@ -158,7 +158,7 @@ def test_a_malformed_job_event_is_dead_lettered_with_its_reason(flow: Flow) -> N
     ]
     for body in bodies:
         flow.sqs.send_message(QueueUrl=events_url, MessageBody=body)
-    flow.wait(timeout=30)
+    flow.wait()
     rejected = flow.dead_letters("JobEventsDLQUrl")
     assert sorted(m["Body"] for m in rejected) == sorted(bodies)
     for message in rejected:

@@ -128,7 +128,7 @@ def test_failing_job_reports_failed_with_an_inert_log_tail(flow: Flow) -> None:
 def test_newer_request_supersedes_the_running_one(flow: Flow) -> None:
     first = flow.request(pr=120, run_id=7_000_120, mode=["sleep", "3"], sha="a" * 40)
     send(first, flow.queue_url)
-    first_id = flow.wait_status(first, "RUNNING", timeout=20)
+    first_id = flow.wait_status(first, "RUNNING")
 
     second = flow.request(pr=120, run_id=7_000_121, mode=["ok"], sha="b" * 40)
     send(second, flow.queue_url)
@@ -157,14 +157,14 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
     flag = flow.scratch / "release-130"
     request = flow.request(pr=130, run_id=7_000_130, mode=["wait-for", str(flag)])
     send(request, flow.queue_url)
-    run_id = flow.wait_status(request, "RUNNING", timeout=20)
+    run_id = flow.wait_status(request, "RUNNING")
 
     # let the RUNNING check run update land first (and its request be logged), so the faults
     # hit the report
     def in_progress() -> bool:
         return [c["status"] for c in flow.runtime.github.check_runs(REPOSITORY, request.head_sha)] == ["in_progress"]
 
-    wait_for(in_progress, 20, "the check run in progress")
+    wait_for(in_progress, 60, "the check run in progress")
     flow.github_quiet()
     # Faults by operation, not "the next requests": the function may have more than one warm
     # environment, and one that never called GitHub exchanges its App's JWT for a token first.

@@ -68,7 +68,7 @@ class TrustFlow:
     def wait(self, timeout: float = 60) -> None:
         self.runtime.wait_until_idle(timeout=timeout)
 
-    def wait_status(self, sha: str, status: str, timeout: float = 30) -> RunRecord:
+    def wait_status(self, sha: str, status: str, timeout: float = 60) -> RunRecord:
         def reached() -> RunRecord | None:
             record = self.record_of(sha)
             return record if record is not None and record.status.value == status else None
@@ -96,7 +96,7 @@ class TrustFlow:
                     return str(attributes["reason"]["StringValue"])
             return None
 
-        reason = wait_for(dead_lettered, 30, f"message {message_id} in the DLQ")
+        reason = wait_for(dead_lettered, 60, f"message {message_id} in the DLQ")
         assert self.quiet_github() == writes, "a refused request wrote to GitHub"
         return reason
 
