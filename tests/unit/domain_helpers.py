@@ -11,11 +11,10 @@ from typing import Any
 from modelrun.contracts import RunRequest
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from tests.records import new_record
+from tests.records import SHA, new_record
+from tests.unit.builders import IMAGE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SHA = "1a2b3c4d" + "e" * 32
-IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-model@sha256:" + "ab" * 32
 
 
 def request(**overrides: Any) -> RunRequest:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelrun.domain import naming
-from tests.records import new_record, verified_from
-from tests.unit.domain_helpers import SHA, request
+from tests.records import SHA, new_record, verified_from
+from tests.unit.domain_helpers import request
 
 # -- naming -------------------------------------------------------------------------------------
 AWKWARD_REFS = [
