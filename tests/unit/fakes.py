@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
@@ -222,14 +221,6 @@ class FakeLogs:
 
     def tail(self, log_stream: str, lines: int) -> list[str]:
         return self.streams.get(log_stream, [])[-lines:]
-
-
-class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.letters: list[tuple[str, str, dict[str, Any]]] = []
-
-    def dead_letter(self, record: SQSRecord, reason: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        self.letters.append((record.body, reason, dict(extra or {})))
 
 
 class FakeReports:

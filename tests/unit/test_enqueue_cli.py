@@ -237,16 +237,16 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
 
     from modelrun import verification
     from modelrun.config import SubmitSettings
-    from tests.unit.fakes import ENVIRONMENT
+    from tests.unit.fakes import environment
 
-    environment = ENVIRONMENT | {
-        "RUNS_TABLE": "runs",
-        "RESULTS_BUCKET": "results",
-        "GITHUB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:github",
-        "OPERATOR_QUEUE_ARN": "arn:aws:sqs:eu-west-1:1:modelrun-operator-requests",
-    }
+    variables = environment(
+        RUNS_TABLE="runs",
+        RESULTS_BUCKET="results",
+        GITHUB_SECRET_ARN="arn:aws:secretsmanager:eu-west-1:1:secret:github",
+        OPERATOR_QUEUE_ARN="arn:aws:sqs:eu-west-1:1:modelrun-operator-requests",
+    )
     with monkeypatch.context() as init:  # the handler reads its settings at import (Lambda's init)
-        for name, value in environment.items():
+        for name, value in variables.items():
             init.setenv(name, value)
         from submit import app as submit_app
     rejected: list[str] = []
@@ -260,7 +260,7 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
         "eventSourceARN": "arn:aws:sqs:eu-west-1:1:modelrun-run-requests",
     }
     with monkeypatch.context() as patched:  # for this record only
-        patched.setattr(submit_app, "SETTINGS", SubmitSettings.from_environ(environment))
+        patched.setattr(submit_app, "SETTINGS", SubmitSettings.from_environ(variables))
         for name, value in patches.items():
             patched.setattr(verification, name, value)
         patched.setattr(submit_app, "reject", lambda record, reason: rejected.append(reason))
