@@ -25,54 +25,51 @@ from modelrun.adapters.github_client import GitHubClient
 from modelrun.errors import GitHubBadCredentials, GitHubNotFound, GitHubRateLimited, GitHubUnavailable, Unreachable
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub
 from modelrun_local.stack import ROOT
-
-REPO = {"owner": "octo", "repo": "avm"}
-SHA = "0123456789abcdef0123456789abcdef01234567"
-COMMENTS = "/repos/{owner}/{repo}/issues/{number}/comments"
+from tests.integration.local_github.support import COMMENTS, OWNER_REPO, REPO, SHA, app_installation_token
 
 
 @pytest.fixture
 def gh() -> Iterator[LocalGitHub]:
+    """The server of local_github/conftest.py, on the fixed token these tests' token credentials use."""
     with LocalGitHub(token="local-token", check_responses=True) as server:
         yield server
         assert server.response_errors == []
 
 
 def app_client(gh: LocalGitHub) -> GitHubClient:
-    creds = gh.app_credentials()
-    token, expires_at = github_client.installation_token(
-        GitHubClient(gh.url), creds["app_id"], int(creds["installation_id"]), creds["private_key"]
-    )
+    token, expires_at = app_installation_token(gh)
     assert token.startswith("ghs_") and expires_at.endswith("Z")
     return GitHubClient(gh.url, oauth_token=token)
 
 
 def every_backend_call(client: GitHubClient, gh: LocalGitHub) -> None:
     """The calls adapters/github.py makes, each answer checked for what it reads."""
-    pr = {**REPO, "number": 7}
+    pr = {**OWNER_REPO, "number": 7}
     ids = [client.post(COMMENTS, pr, data={"body": f"comment {i}"})["id"] for i in range(5)]
     # Three pages of two: the Link header's next pages are followed to the end.
     listed = list(client.getiter(COMMENTS + "{?per_page}", {**pr, "per_page": 2}))
     assert [c["id"] for c in listed] == ids
     assert {c["user"]["login"] for c in listed} == {listed[0]["user"]["login"]}
     edited = client.patch(
-        "/repos/{owner}/{repo}/issues/comments/{comment_id}", {**REPO, "comment_id": ids[0]}, data={"body": "edited"}
+        "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+        {**OWNER_REPO, "comment_id": ids[0]},
+        data={"body": "edited"},
     )
-    assert edited["body"] == "edited" and gh.comments("octo/avm", 7)[0]["body"] == "edited"
+    assert edited["body"] == "edited" and gh.comments(REPO, 7)[0]["body"] == "edited"
     client.post(
         "/repos/{owner}/{repo}/statuses/{sha}",
-        {**REPO, "sha": SHA},
+        {**OWNER_REPO, "sha": SHA},
         data={"state": "success", "description": "done", "context": "modelrun", "target_url": "https://example.com/r"},
     )
-    assert [s["state"] for s in gh.statuses("octo/avm", SHA)] == ["success"]
-    assert client.getitem("/repos/{owner}/{repo}", REPO)["default_branch"] == gh.default_branch
+    assert [s["state"] for s in gh.statuses(REPO, SHA)] == ["success"]
+    assert client.getitem("/repos/{owner}/{repo}", OWNER_REPO)["default_branch"] == gh.default_branch
     gh.actions_job(
-        "octo/avm", "pull_request", sha=SHA, run_id=42, run_attempt=2, actor="dev", environment="staging",
+        REPO, "pull_request", sha=SHA, run_id=42, run_attempt=2, actor="dev", environment="staging",
         pull_request=(7, "feature", "main", "f" * 40),
     )  # fmt: skip
     run = client.getitem(
         "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}{?exclude_pull_requests}",
-        {**REPO, "run_id": 42, "attempt": 2, "exclude_pull_requests": "false"},
+        {**OWNER_REPO, "run_id": 42, "attempt": 2, "exclude_pull_requests": "false"},
     )
     assert (run["id"], run["run_attempt"], run["head_sha"]) == (42, 2, SHA)
     assert [p["number"] for p in run["pull_requests"]] == [7]
@@ -94,8 +91,8 @@ def test_token_credentials_work_for_every_backend_call(gh: LocalGitHub) -> None:
 def test_enterprise_servers_api_path_is_kept() -> None:
     with LocalGitHub(token=None, api_path=ENTERPRISE_API_PATH, check_responses=True) as gh:
         client = app_client(gh)
-        client.post(COMMENTS, {**REPO, "number": 3}, data={"body": "hello"})
-        assert [c["body"] for c in gh.comments("octo/avm", 3)] == ["hello"]
+        client.post(COMMENTS, {**OWNER_REPO, "number": 3}, data={"body": "hello"})
+        assert [c["body"] for c in gh.comments(REPO, 3)] == ["hello"]
         assert all(r.path.startswith(ENTERPRISE_API_PATH + "/") for r in gh.requests)
         assert gh.response_errors == []
 
@@ -105,7 +102,7 @@ def test_error_answers_keep_what_classify_reads(gh: LocalGitHub) -> None:
 
     def answer() -> Exception:
         with pytest.raises(gidgethub.HTTPException) as caught:
-            client.getitem("/repos/{owner}/{repo}", REPO)
+            client.getitem("/repos/{owner}/{repo}", OWNER_REPO)
         return classify(caught.value.status_code, caught.value.headers, str(caught.value))
 
     gh.fail_next(1, 403, retry_after=30)
@@ -118,7 +115,7 @@ def test_error_answers_keep_what_classify_reads(gh: LocalGitHub) -> None:
     assert isinstance(bad, GitHubBadCredentials) and "Bad credentials" in str(bad)
     client.oauth_token = "local-token"
     with pytest.raises(gidgethub.HTTPException) as caught:
-        client.getitem("/repos/{owner}/{repo}/issues/comments/{comment_id}", {**REPO, "comment_id": 1})
+        client.getitem("/repos/{owner}/{repo}/issues/comments/{comment_id}", {**OWNER_REPO, "comment_id": 1})
     assert isinstance(classify(caught.value.status_code, caught.value.headers, str(caught.value)), GitHubNotFound)
 
 
@@ -138,12 +135,14 @@ def test_the_apps_jwt_is_rs256_as_github_documents_it() -> None:
     import jwt as pyjwt
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    before = int(time.time())
     token = github_client.app_jwt("1234", key)
+    after = int(time.time())
     assert pyjwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT"}
     claims = pyjwt.decode(token, key.public_key(), algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
     assert claims["iss"] == "1234" and claims["exp"] - claims["iat"] == 600  # GitHub allows ten minutes at most
-    now = time.time()
-    assert now - 61 <= claims["iat"] <= now - 59  # a minute back, for clock drift
+    # A minute back, for clock drift: the clock read while signing lies between these two reads.
+    assert before - 60 <= claims["iat"] <= after - 60
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(pyjwt.InvalidSignatureError):
         pyjwt.decode(token, other.public_key(), algorithms=["RS256"])
@@ -156,7 +155,7 @@ def test_no_answer_is_unreachable_not_an_error_answer() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(Unreachable, match=r"GET http://127\.0\.0\.1"):
-        GitHubClient(f"http://127.0.0.1:{port}", timeout=2).getitem("/repos/{owner}/{repo}", REPO)
+        GitHubClient(f"http://127.0.0.1:{port}", timeout=2).getitem("/repos/{owner}/{repo}", OWNER_REPO)
 
 
 def test_the_client_loads_no_jwt_or_cryptography_until_an_app_signs() -> None:

@@ -28,10 +28,15 @@ def app_jwt(gh: LocalGitHub, key: Any = None, headers: dict[str, Any] | None = N
     return pyjwt.encode(body, key or gh.app_credentials()["private_key"], algorithm="RS256", headers=headers)
 
 
-def installation_client(gh: LocalGitHub) -> GitHubClient:
-    """The backend's client on the App's installation token (its JWT exchanged as the adapter does)."""
+def app_installation_token(gh: LocalGitHub) -> tuple[str, str]:
+    """The App's installation token and its expiry, its JWT exchanged as the adapter does."""
     creds = gh.app_credentials()
-    token, _ = github_client.installation_token(
+    return github_client.installation_token(
         GitHubClient(gh.url), creds["app_id"], int(creds["installation_id"]), creds["private_key"]
     )
+
+
+def installation_client(gh: LocalGitHub) -> GitHubClient:
+    """The backend's client on the App's installation token."""
+    token, _ = app_installation_token(gh)
     return GitHubClient(gh.url, oauth_token=token)
