@@ -102,16 +102,27 @@ def test_an_expired_installation_token_is_refused_as_github_refuses_it(gh: Local
 
 
 def test_installation_tokens_expire_after_their_lifetime() -> None:
-    with LocalGitHub(token=None, installation_token_ttl=timedelta(seconds=1)) as gh:
+    lifetime = 5  # seconds: ample for the first use, made right after the exchange
+    with LocalGitHub(token=None, installation_token_ttl=timedelta(seconds=lifetime)) as gh:
         url = f"{gh.url}/app/installations/{gh.installation_id}/access_tokens"
-        token = httpx.post(url, headers={"Authorization": f"Bearer {app_jwt(gh)}"}).json()["token"]
+        before = int(time.time())
+        issued = httpx.post(url, headers={"Authorization": f"Bearer {app_jwt(gh)}"})
+        after = int(time.time())
+        assert issued.status_code == 201, issued.text
+        # The lifetime counts from the server's clock at the exchange, in whole seconds as GitHub's.
+        expires = datetime.fromisoformat(issued.json()["expires_at"].replace("Z", "+00:00")).timestamp()
+        assert before + lifetime <= expires <= after + lifetime
         path = f"{gh.url}/repos/{REPO}/issues/4/comments"
-        # Its 1 s lifetime, with 2 s to spare for a slow poll on a busy machine.
-        wait_for(
-            lambda: httpx.get(path, headers={"Authorization": f"token {token}"}).status_code != 200,
-            3,
-            "the token's expiry (it outlived its lifetime)",
-        )
+        headers = {"Authorization": f"token {issued.json()['token']}"}
+        assert httpx.get(path, headers=headers).status_code == 200  # it works until then
+
+        def refusal() -> httpx.Response | None:
+            answer = httpx.get(path, headers=headers)
+            return answer if answer.status_code != 200 else None
+
+        refused = wait_for(refusal, 60, "the token's expiry")
+        assert time.time() >= expires  # not refused before its expiry
+        assert (refused.status_code, refused.json()["message"]) == (401, "Bad credentials")
         assert gh.requests[-1].reason == "installation token expired"
 
 
