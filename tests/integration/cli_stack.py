@@ -7,12 +7,10 @@ tokens, and QUEUED records written directly. `cli` invokes the CLI in-process ag
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import boto3
 from typer.testing import CliRunner, Result
@@ -24,13 +22,12 @@ from modelrun.domain.status import RunStatus
 from modelrun_cli.app import app
 from modelrun_cli.enqueue import send, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from modelrun_local.workflow_job import Job, pull_request_job, retarget
+from modelrun_local.workflow_job import Job, pull_request_job
 from tests.helpers import wait_for
+from tests.integration.flow import REPOSITORY as REPOSITORY  # re-exported: the CLI tests take it from here
+from tests.integration.flow import pull_request_event, with_command
 from tests.records import new_record
 
-ROOT = Path(__file__).resolve().parents[2]
-WEBHOOK = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
-REPOSITORY = "county-assessor/avm"
 STACK = "modelrun-local"
 
 
@@ -49,18 +46,12 @@ class World:
 
     def job(self, pr: int, workflow_run: int, actor: str, sha: str | None = None, attempt: int = 1) -> Job:
         """An approved pull_request job of the PR, started by ``actor`` (GitHub records its run)."""
-        event = retarget(json.loads(WEBHOOK.read_text()), REPOSITORY)
-        sha = sha or f"{pr:08x}{workflow_run:032x}"[-40:]
-        event["number"] = pr
-        pull = event["pull_request"]
-        pull["number"] = pr
-        pull["head"]["sha"] = sha
+        event = pull_request_event(pr, sha or f"{pr:08x}{workflow_run:032x}"[-40:])
         return pull_request_job(self.runtime.github, event, run_id=workflow_run, run_attempt=attempt, actor=actor)
 
     def unsigned(self, job: Job, mode: list[str]) -> RunRequest:
         """The job's run request, its placeholder command set, without its token."""
-        built = job.request(self.image)
-        return RunRequest.model_validate(built.model_dump(mode="json") | {"command": ["python", "job.py", *mode]})
+        return with_command(job.request(self.image), *mode)
 
     def request(
         self, pr: int, workflow_run: int, mode: list[str], actor: str, sha: str | None = None, attempt: int = 1

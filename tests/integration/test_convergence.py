@@ -16,7 +16,7 @@ from modelrun.domain.report import MAX_COMMENT
 from modelrun.domain.status import RunStatus
 from modelrun_cli.enqueue import send, with_identity
 from tests.helpers import wait_for
-from tests.integration.flow import REPOSITORY, Flow, job_event
+from tests.integration.flow import REPOSITORY, Flow, job_event, with_command
 from tests.records import new_record
 
 T0 = 1_795_000_000_000  # epoch ms of the synthetic events' first attempt
@@ -28,8 +28,9 @@ def _check_runs(flow: Flow, request: RunRequest) -> list[dict[str, Any]]:
 
 def _sized(flow: Flow, pr: int, run_id: int, resources: dict[str, Any]) -> RunRequest:
     job = flow.job(pr, run_id)
-    data = job.request(flow.image).model_dump(mode="json") | {"resources": resources, "command": ["python", "job.py"]}
-    return with_identity(RunRequest.model_validate(data), job.token(flow.queue_url))  # type: ignore[return-value]
+    placeholder = with_command(job.request(flow.image))  # the placeholder model, no mode given
+    sized = RunRequest.model_validate(placeholder.model_dump(mode="json") | {"resources": resources})
+    return with_identity(sized, job.token(flow.queue_url))  # type: ignore[return-value]
 
 
 def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow) -> None:

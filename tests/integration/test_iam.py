@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import load_template
 from tests.helpers import wait_for
-from tests.integration.flow import REPOSITORY, Flow
+from tests.integration.flow import REPOSITORY, Flow, with_command
 
 
 def _roles_named(decisions: list[Any], fragment: str) -> list[Any]:
@@ -26,7 +26,7 @@ def _roles_named(decisions: list[Any], fragment: str) -> list[Any]:
 
 def test_a_happy_run_is_allowed_every_call_and_each_role_was_checked(flow: Flow) -> None:
     job = flow.job(pr=3001, run_id=9_300_001)
-    request = job.request(flow.image).model_copy(update={"command": ["python", "job.py", "ok"]})
+    request = with_command(job.request(flow.image), "ok")
     job.send(request, flow.queue_url)  # as the GitHub role, by AssumeRoleWithWebIdentity
     flow.wait(timeout=60)
     assert flow.record(flow.run_id_of(request))["status"] == "SUCCEEDED"
@@ -120,7 +120,7 @@ def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path
     with LocalRuntime(parameters={"LogLevel": "ERROR"}, template=_without(resource, action)) as runtime:
         flow = Flow.placeholder(runtime, tmp_path)
         job = flow.job(pr=3100, run_id=9_310_000)
-        request = job.request(flow.image).model_copy(update={"command": ["python", "job.py", "ok"]})
+        request = with_command(job.request(flow.image), "ok")
         try:
             job.send(request, flow.queue_url)
         except ClientError as error:  # the enqueue step itself is refused
@@ -129,8 +129,10 @@ def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path
         def refused() -> bool:
             return any(role in d.principal and d.action.lower() == action.lower() for d in runtime.iam_denials())
 
-        # The flow is refused at the call that needs the permission (no need to watch it retry).
+        # The flow is refused at the call that needs the permission ...
         wait_for(refused, 60, f"a denial of {action} to {role}")
-        # ... and the PR never shows a success: no commit status, no check run.
+        # ... and, once its retries are spent (the message dead-lettered, the run or its report
+        # ended), the PR never shows a success: no commit status, no check run.
+        flow.wait()
         assert "success" not in [s["state"] for s in runtime.github.statuses(REPOSITORY, request.head_sha)]
         assert "success" not in [c["conclusion"] for c in runtime.github.check_runs(REPOSITORY, request.head_sha)]
