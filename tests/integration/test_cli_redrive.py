@@ -66,13 +66,15 @@ def test_redrive_shows_reasons_and_moves_messages_back(world: World) -> None:
     visible = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert visible["ApproximateNumberOfMessages"] == "1", "declined messages are visible again"
 
+    invocations = world.runtime.lambdas.invocations
+    before = invocations.get("SubmitFunction", 0)  # the warm-up run's and the first rejection's
     moved = cli("redrive", "--queue", "run-requests", "--yes")
     assert moved.exit_code == 0, moved.output
     assert "invalid run request: run.head_sha" in moved.stdout
     # Back through the operator queue (its senders are operators: the original send time it
     # carries is believed), and the submit function, which rejects it again (still malformed).
     assert "Moved 1 message(s) back to modelrun-local-OperatorRequestsQueue-" in moved.stdout
-    wait_for(lambda: world.runtime.lambdas.invocations.get("SubmitFunction", 0) and depth() == 1, what="redelivery")
+    wait_for(lambda: invocations.get("SubmitFunction", 0) > before and depth() == 1, what="redelivery")
     again = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
     assert json.loads(again[0]["Body"]) == bad
     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=again[0]["ReceiptHandle"])
