@@ -337,14 +337,9 @@ class PullRequests:
             "filter": "all",
             "per_page": 100,
         }
-        found: list[int] = []
-        url: str | None = _CHECK_RUNS_OF_REF
-        variables: dict[str, object] | None = where
         with _translated():
-            while url:
-                page, url = self.gh.request("GET", url, variables)
-                variables = None  # the next page's link is a complete URL
-                found += [int(r["id"]) for r in page.get("check_runs", []) if r.get("external_id") == external_id]
+            runs = self.gh.getiter(_CHECK_RUNS_OF_REF, where, key="check_runs")
+            found = [int(r["id"]) for r in runs if r.get("external_id") == external_id]
         return max(found) if found else None
 
 

@@ -120,14 +120,15 @@ class GitHubClient:
     def getitem(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", url, url_vars)[0]
 
-    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        """Every item of a listing, page after page (GitHub's ``Link: rel="next"``)."""
+    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None, *, key: str | None = None) -> Iterator[Any]:
+        """Every item of a listing, page after page (GitHub's ``Link: rel="next"``). ``key``
+        names the list in a listing that comes as an object (check runs: ``check_runs``)."""
         next_url: str | None = url
         variables = url_vars
         while next_url:
             page, next_url = self.request("GET", next_url, variables)
             variables = None  # the next link is a complete URL
-            yield from page["items"] if isinstance(page, dict) and "items" in page else page
+            yield from page if key is None else page.get(key, [])
 
     def post(self, url: str, url_vars: Mapping[str, Any] | None = None, *, data: Any, jwt: str | None = None) -> Any:
         return self.request("POST", url, url_vars, data, jwt=jwt)[0]
