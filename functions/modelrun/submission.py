@@ -42,8 +42,8 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, GitHub, Jobs, JobSpec, Runs, WorkflowRecords
-from modelrun.wiring import records_and_github
+from modelrun.ports import ClaimsVerifier, Jobs, JobSpec, WorkflowRecords
+from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
 
@@ -51,14 +51,11 @@ IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_secon
 
 
 @dataclass(frozen=True)
-class SubmitDeps:
+class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
     """What the submit path works with, made once per execution environment (the handler's cold
     start); tests make it of in-memory fakes."""
 
-    settings: SubmitSettings
-    runs: Runs
     jobs: Jobs
-    github: GitHub
     # Powertools' store makes its DynamoDB client when made: made at the first submission.
     idempotency: Callable[[], BasePersistenceLayer]
     # The evidence (modelrun.verification): the OIDC token's verifier, GitHub's record.
