@@ -54,12 +54,10 @@ class GitHubClient:
         *,
         oauth_token: str | None = None,
         timeout: float = TIMEOUT_S,
-        requester: str = REQUESTER,
         pool: urllib3.PoolManager | None = None,
     ) -> None:
         self.base_url = base_url
         self.oauth_token = oauth_token
-        self.requester = requester
         # No retries of any kind (see the module's docstring). Redirects are followed: GitHub
         # redirects the API calls of a renamed or moved repository.
         retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
@@ -68,7 +66,7 @@ class GitHubClient:
     def with_token(self, oauth_token: str) -> GitHubClient:
         """The same client on another token (an App's installation token), sharing its
         connections: the token exchange's TLS connection carries the calls that follow."""
-        return GitHubClient(self.base_url, oauth_token=oauth_token, requester=self.requester, pool=self._pool)
+        return GitHubClient(self.base_url, oauth_token=oauth_token, pool=self._pool)
 
     def request(
         self,
@@ -84,7 +82,7 @@ class GitHubClient:
         text); no answer at all raises :class:`Unreachable`."""
         filled = sansio.format_url(url, url_vars, base_url=self.base_url)
         headers = sansio.create_headers(
-            self.requester, accept=ACCEPT, oauth_token=None if jwt else self.oauth_token, jwt=jwt
+            REQUESTER, accept=ACCEPT, oauth_token=None if jwt else self.oauth_token, jwt=jwt
         )
         headers["x-github-api-version"] = API_VERSION
         body: bytes | None = None
