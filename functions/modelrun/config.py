@@ -16,7 +16,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from modelrun.errors import SettingsInvalid, validation_problems
+from modelrun.errors import SettingsInvalid, describe
 
 
 def _url(value: object) -> object:
@@ -48,8 +48,7 @@ class _FromEnvironment(BaseModel):
         try:
             return cls.model_validate(dict(os.environ if environ is None else environ))
         except ValidationError as error:
-            problems = "; ".join(validation_problems(error))
-            raise SettingsInvalid(f"{cls.__name__}: {problems} (template.yaml sets these)") from None
+            raise SettingsInvalid(f"{cls.__name__}: {describe(error)} (template.yaml sets these)") from None
 
 
 class _RunsTable(_FromEnvironment):

@@ -42,8 +42,8 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, GitHub, Jobs, JobSpec, Runs, WorkflowRecords
-from modelrun.wiring import records_and_github
+from modelrun.ports import ClaimsVerifier, Jobs, JobSpec, WorkflowRecords
+from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
 
@@ -51,14 +51,11 @@ IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="run_id", expires_after_secon
 
 
 @dataclass(frozen=True)
-class SubmitDeps:
+class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
     """What the submit path works with, made once per execution environment (the handler's cold
     start); tests make it of in-memory fakes."""
 
-    settings: SubmitSettings
-    runs: Runs
     jobs: Jobs
-    github: GitHub
     # Powertools' store makes its DynamoDB client when made: made at the first submission.
     idempotency: Callable[[], BasePersistenceLayer]
     # The evidence (modelrun.verification): the OIDC token's verifier, GitHub's record.
@@ -189,14 +186,12 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
 
     # One read of the PR's runs serves both superseding and the comment.
     pr_runs = runs.runs_of_pr(record.pr_key) if record.pr_key else None
-    superseded = False
+    superseded: list[str] = []
     if pr_runs is not None and deps.settings.supersede_older_runs:
-        before = {r.run_id for r in pr_runs if r.status is RunStatus.SUPERSEDED}
-        pr_runs = supersede_older(deps, record, pr_runs)
-        superseded = any(r.status is RunStatus.SUPERSEDED and r.run_id not in before for r in pr_runs)
+        pr_runs, superseded = supersede_older(deps, record, pr_runs)
     ahead = jobs.runnable_ahead(record.job_queue, job_id)
     # Queued, with its place in the queue; the comment also when older runs ended here.
-    checks.publish_interim(runs, deps.github, record, runs_ahead=ahead, pr_runs=pr_runs, comment=superseded)
+    checks.publish_interim(runs, deps.github, record, runs_ahead=ahead, pr_runs=pr_runs, comment=bool(superseded))
     return record.item()
 
 
@@ -210,10 +205,10 @@ def container_environment(record: RunRecord) -> dict[str, str]:
     }
 
 
-def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord]) -> list[RunRecord]:
+def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
     """Older active runs of the same PR are superseded: their jobs stop, their records say why.
 
-    Returns the PR's runs as they are now."""
+    Returns the PR's runs as they are now, and the ids of those superseded here."""
     superseded: list[str] = []
     now: list[RunRecord] = []
     for older in pr_runs:
@@ -237,7 +232,7 @@ def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord
         now.append(older)
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
-    return now
+    return now, superseded
 
 
 def rerun(deps: SubmitDeps, message: RerunRequest, operator_id: str) -> RunRecord:

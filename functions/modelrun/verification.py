@@ -29,26 +29,31 @@ def policy(s: SubmitSettings) -> evidence.Policy:
     )
 
 
-def _claims(deps: SubmitDeps, message: RunRequest | CleanupRequest, sent_at: float) -> evidence.Claims:
+def _claims(
+    deps: SubmitDeps, message: RunRequest | CleanupRequest, sent_at: float
+) -> tuple[evidence.Claims, evidence.Policy]:
+    """The token's claims, checked for time and repository, and the policy they were checked by
+    (made once per request: the comparison with GitHub's record uses it too)."""
     if message.identity is None:
         raise Unverified("identity: the request carries no OIDC token (no evidence of who sent it)")
     s = deps.settings
     claims = deps.verifier.claims(message.identity.oidc_token)
     evidence.check_token_time(claims, sent_at, s.oidc_max_age_seconds)
     # Before any GitHub call: a repository this stack does not serve is not even looked up.
-    evidence.repository_allowed(claims, policy(s))
-    return claims
+    rules = policy(s)
+    evidence.repository_allowed(claims, rules)
+    return claims, rules
 
 
 def verify_run(deps: SubmitDeps, request: RunRequest, sent_at: float) -> Verified:
-    claims = _claims(deps, request, sent_at)
+    claims, rules = _claims(deps, request, sent_at)
     github = deps.repositories()
     run = github.workflow_run(claims.repository, claims.run_id, claims.run_attempt)
     default = github.default_branch(claims.repository) if claims.event_name != "pull_request" else None
-    return evidence.verify_run(request, claims, run, policy(deps.settings), default)
+    return evidence.verify_run(request, claims, run, rules, default)
 
 
 def verify_cleanup(deps: SubmitDeps, request: CleanupRequest, sent_at: float) -> None:
-    claims = _claims(deps, request, sent_at)
+    claims, rules = _claims(deps, request, sent_at)
     run = deps.repositories().workflow_run(claims.repository, claims.run_id, claims.run_attempt)
-    evidence.verify_cleanup(request, claims, run, policy(deps.settings))
+    evidence.verify_cleanup(request, claims, run, rules)

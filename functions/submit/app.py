@@ -12,11 +12,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from modelrun import submission, verification
+from modelrun import errors, submission, verification
 from modelrun.adapters.aws import SqsDeadLetters
 from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
-from modelrun.errors import Rejected, Unverified, validation_problems
+from modelrun.errors import Rejected, Unverified
 from modelrun.ports import DeadLetters
 from modelrun.sqs_batch import LoggedBatchProcessor
 
@@ -56,7 +56,7 @@ def reject(record: SQSRecord, reason: str) -> None:
 
 
 def describe(error: ValidationError) -> str:
-    return "invalid run request: " + "; ".join(validation_problems(error))
+    return "invalid run request: " + errors.describe(error)
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -38,7 +38,7 @@ def record_handler(record: SQSRecord) -> str:
     try:
         parsed = JobEventRecord.model_validate(record.raw_event)
     except ValidationError as error:
-        reject(record, f"not a Batch Job State Change event: {describe(error)}"[:4000])
+        reject(record, f"not a Batch Job State Change event: {describe(error)}")
         return "rejected"
     return tracking.track(DEPS, parsed.body.detail)
 

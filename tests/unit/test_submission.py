@@ -216,5 +216,6 @@ def test_a_repository_this_stack_does_not_serve_is_not_even_looked_up() -> None:
 def test_a_token_sent_after_it_expired_is_unverified() -> None:
     world = SubmitWorld()
     world.verifier.tokens[TOKEN] = claims()
-    with pytest.raises(Unverified):
-        verification.verify_run(world.deps, with_token(request()), sent_at=5_000)
+    # Past exp (1,300) and its 60 s of skew, yet within the 900 s max age: only expiry refuses it.
+    with pytest.raises(Unverified, match="had expired when the message was sent"):
+        verification.verify_run(world.deps, with_token(request()), sent_at=1_400)

@@ -21,7 +21,6 @@ import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
@@ -47,9 +46,8 @@ _DOCUMENTS = frozenset({"summary", "report", "request", "attempts"})
 
 
 def _document(value: Any) -> str:
-    # A typed document (modelrun.domain.documents) is stored as its JSON, as a dict would be.
-    plain = value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else value
-    return json.dumps(plain, separators=(",", ":"))
+    # Callers pass documents already dumped (RunRecord.item(), the documents' .stored()).
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _to_item(fields: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -224,10 +225,6 @@ def _errors() -> tuple[type[Exception], ...]:
     return HTTPException, Unreachable
 
 
-def _not_found(error: Exception) -> bool:
-    return int(getattr(error, "status_code", 0) or 0) == 404
-
-
 def _translate(error: Exception) -> Exception:
     """The client's exception as one of ours. gidgethub's own rate-limit detection is not
     enough: it misses a secondary limit that comes as a 403 without ``Retry-After`` (remaining
@@ -239,6 +236,15 @@ def _translate(error: Exception) -> Exception:
     if isinstance(error, Unreachable):
         return GitHubUnavailable(f"GitHub unreachable: {error}")
     return error
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Around one GitHub call: what it raises comes out as one of ours (``_translate``)."""
+    try:
+        yield
+    except _errors() as error:
+        raise _translate(error) from error
 
 
 _CHECK_RUNS_OF_REF = "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,filter,per_page}"
@@ -263,22 +269,18 @@ class PullRequests:
     def find_comment(self, repository: str, number: int) -> tuple[int, str] | None:
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "number": number, "per_page": 100}
-        try:
+        with _translated():
             for comment in self.gh.getiter("/repos/{owner}/{repo}/issues/{number}/comments{?per_page}", where):
                 if self._is_ours(comment):
                     return int(comment["id"]), str(comment.get("body") or "")
-        except _errors() as error:
-            raise _translate(error) from error
         return None
 
     def create_comment(self, repository: str, number: int, body: str) -> int:
         """Post a new comment on the PR (issue) ``number``, without looking for ours first; its id."""
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "number": number}
-        try:
+        with _translated():
             created = self.gh.post("/repos/{owner}/{repo}/issues/{number}/comments", where, data={"body": body})
-        except _errors() as error:
-            raise _translate(error) from error
         return int(created["id"])
 
     def update_comment(self, repository: str, comment_id: int, body: str) -> bool:
@@ -286,33 +288,28 @@ class PullRequests:
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "comment_id": comment_id}
         try:
-            self.gh.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}", where, data={"body": body})
-        except _errors() as error:
-            if _not_found(error):
-                return False
-            raise _translate(error) from error
+            with _translated():
+                self.gh.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}", where, data={"body": body})
+        except GitHubNotFound:
+            return False
         return True
 
     def set_status(self, repository: str, sha: str, state: str, description: str, target_url: str | None) -> None:
         owner, repo = repository.split("/", 1)
-        try:
-            kwargs: dict[str, Any] = {"state": state, "description": description[:140], "context": "modelrun"}
-            if target_url:
-                kwargs["target_url"] = target_url
+        kwargs: dict[str, Any] = {"state": state, "description": description[:140], "context": "modelrun"}
+        if target_url:
+            kwargs["target_url"] = target_url
+        with _translated():
             self.gh.post(
                 "/repos/{owner}/{repo}/statuses/{sha}", {"owner": owner, "repo": repo, "sha": sha}, data=kwargs
             )
-        except _errors() as error:
-            raise _translate(error) from error
 
     def create_check_run(self, repository: str, head_sha: str, external_id: str, body: Mapping[str, Any]) -> int:
         """A new ``modelrun`` check run on ``head_sha``; its id."""
         owner, repo = repository.split("/", 1)
         data = {"name": CHECK_NAME, "head_sha": head_sha, "external_id": external_id, **body}
-        try:
+        with _translated():
             created = self.gh.post("/repos/{owner}/{repo}/check-runs", {"owner": owner, "repo": repo}, data=data)
-        except _errors() as error:
-            raise _translate(error) from error
         return int(created["id"])
 
     def update_check_run(self, repository: str, check_run_id: int, body: Mapping[str, Any]) -> bool:
@@ -320,11 +317,10 @@ class PullRequests:
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "check_run_id": check_run_id}
         try:
-            self.gh.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", where, data=dict(body))
-        except _errors() as error:
-            if _not_found(error):
-                return False
-            raise _translate(error) from error
+            with _translated():
+                self.gh.patch("/repos/{owner}/{repo}/check-runs/{check_run_id}", where, data=dict(body))
+        except GitHubNotFound:
+            return False
         return True
 
     def find_check_run(self, repository: str, head_sha: str, external_id: str) -> int | None:
@@ -341,16 +337,9 @@ class PullRequests:
             "filter": "all",
             "per_page": 100,
         }
-        found: list[int] = []
-        url: str | None = _CHECK_RUNS_OF_REF
-        variables: dict[str, object] | None = where
-        try:
-            while url:
-                page, url = self.gh.request("GET", url, variables)
-                variables = None  # the next page's link is a complete URL
-                found += [int(r["id"]) for r in page.get("check_runs", []) if r.get("external_id") == external_id]
-        except _errors() as error:
-            raise _translate(error) from error
+        with _translated():
+            runs = self.gh.getiter(_CHECK_RUNS_OF_REF, where, key="check_runs")
+            found = [int(r["id"]) for r in runs if r.get("external_id") == external_id]
         return max(found) if found else None
 
 
@@ -368,12 +357,10 @@ class Repositories:
     def workflow_run(self, repository: str, run_id: int, attempt: int) -> WorkflowRunFacts:
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "run_id": run_id, "attempt": attempt, "exclude_pull_requests": "false"}
-        try:
+        with _translated():
             run = self.gh.getitem(
                 "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}{?exclude_pull_requests}", where
             )
-        except _errors() as error:
-            raise _translate(error) from error
         return WorkflowRunFacts.from_api(dict(run))
 
     def default_branch(self, repository: str) -> str:
@@ -381,10 +368,8 @@ class Repositories:
         if cached and cached[1] > time.monotonic():
             return cached[0]
         owner, repo = repository.split("/", 1)
-        try:
+        with _translated():
             branch = str(self.gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": repo})["default_branch"])
-        except _errors() as error:
-            raise _translate(error) from error
         _default_branches[repository.lower()] = (branch, time.monotonic() + self._DEFAULT_BRANCH_TTL_S)
         return branch
 

@@ -54,12 +54,10 @@ class GitHubClient:
         *,
         oauth_token: str | None = None,
         timeout: float = TIMEOUT_S,
-        requester: str = REQUESTER,
         pool: urllib3.PoolManager | None = None,
     ) -> None:
         self.base_url = base_url
         self.oauth_token = oauth_token
-        self.requester = requester
         # No retries of any kind (see the module's docstring). Redirects are followed: GitHub
         # redirects the API calls of a renamed or moved repository.
         retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
@@ -68,7 +66,7 @@ class GitHubClient:
     def with_token(self, oauth_token: str) -> GitHubClient:
         """The same client on another token (an App's installation token), sharing its
         connections: the token exchange's TLS connection carries the calls that follow."""
-        return GitHubClient(self.base_url, oauth_token=oauth_token, requester=self.requester, pool=self._pool)
+        return GitHubClient(self.base_url, oauth_token=oauth_token, pool=self._pool)
 
     def request(
         self,
@@ -84,7 +82,7 @@ class GitHubClient:
         text); no answer at all raises :class:`Unreachable`."""
         filled = sansio.format_url(url, url_vars, base_url=self.base_url)
         headers = sansio.create_headers(
-            self.requester, accept=ACCEPT, oauth_token=None if jwt else self.oauth_token, jwt=jwt
+            REQUESTER, accept=ACCEPT, oauth_token=None if jwt else self.oauth_token, jwt=jwt
         )
         headers["x-github-api-version"] = API_VERSION
         body: bytes | None = None
@@ -120,14 +118,15 @@ class GitHubClient:
     def getitem(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", url, url_vars)[0]
 
-    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        """Every item of a listing, page after page (GitHub's ``Link: rel="next"``)."""
+    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None, *, key: str | None = None) -> Iterator[Any]:
+        """Every item of a listing, page after page (GitHub's ``Link: rel="next"``). ``key``
+        names the list in a listing that comes as an object (check runs: ``check_runs``)."""
         next_url: str | None = url
         variables = url_vars
         while next_url:
             page, next_url = self.request("GET", next_url, variables)
             variables = None  # the next link is a complete URL
-            yield from page["items"] if isinstance(page, dict) and "items" in page else page
+            yield from page if key is None else page.get(key, [])
 
     def post(self, url: str, url_vars: Mapping[str, Any] | None = None, *, data: Any, jwt: str | None = None) -> Any:
         return self.request("POST", url, url_vars, data, jwt=jwt)[0]
