@@ -90,13 +90,15 @@ class DescribeJobsPoller(threading.Thread):
         self.join(timeout=5)
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Until ``condition()`` holds, checked every 5 ms (the figures are in milliseconds)."""
+def wait_for[T](condition: Callable[[], T], timeout: float, what: str) -> T:
+    """``condition()``'s value once it holds (is truthy), checked every 5 ms (the figures are in
+    milliseconds)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.005)
+    return value
 
 
 def comment_prs(runtime: LocalRuntime, repository: str, prs: set[int]) -> dict[int, int]:
