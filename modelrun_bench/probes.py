@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.github_server import RecordedRequest
 from modelrun_local.runtime import REGION, LocalRuntime
 
@@ -149,12 +150,9 @@ def final_result(runtime: LocalRuntime, repository: str, sha: str) -> str | None
     return str(states[-1]) if states else None
 
 
-# Exchanging the App's JWT for an installation token: once an hour per function environment,
-# so counted beside the requests per run, not in them.
-EXCHANGE_OPERATION = "apps/create-installation-access-token"
-
-
 def github_breakdown(requests: list[RecordedRequest]) -> dict[str, Any]:
+    # Exchanging the App's JWT for an installation token: once an hour per function environment,
+    # so counted beside the requests per run, not in them.
     exchanges = sum(1 for r in requests if r.operation == EXCHANGE_OPERATION)
     requests = [r for r in requests if r.operation != EXCHANGE_OPERATION]
     operations = Counter(str(r.operation) for r in requests)

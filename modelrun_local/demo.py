@@ -24,12 +24,12 @@ import boto3
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.domain.naming import LOG_GROUP
+from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
-EXCHANGE = "apps/create-installation-access-token"
 MODEL_DIR = ROOT / "model_container"
 
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
         # The installation token's exchange is made once an hour per function environment: it
         # is counted beside the run's requests, not in them.
-        per_run = [op for op in result["pr_requests"] if op != EXCHANGE]
+        per_run = [op for op in result["pr_requests"] if op != EXCHANGE_OPERATION]
         exchanged = len(result["pr_requests"]) - len(per_run)
         counted = Counter(per_run)
         print(
