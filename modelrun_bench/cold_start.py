@@ -88,7 +88,7 @@ def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
             b = found[logical_id]
             assert b.handler_module is not None
             cases[logical_id] = (b.handler_module, [b.directory, *b.layers, runtime])
-        samples = lambda_packages.median_import_seconds(cases, repeats)
+        samples = lambda_packages.import_samples(cases, repeats)
     imports = {k: statistics.median(v) for k, v in samples.items()}
     boto3_s = imports["boto3"]
     layers = {k: b for k, b in found.items() if b.kind == "layer"}
