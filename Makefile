@@ -92,7 +92,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium
-	$(RUN) pytest -q -p no:cacheprovider tests/browser
+	$(PYTEST) tests/browser
 
 clean:
 	rm -rf .venv .tools .aws-sam .aws-sam-build.log model_container/.venv .modelrun
