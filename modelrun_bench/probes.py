@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from modelrun_bench.workload import noop_image_dir
 from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.github_server import RecordedRequest
 from modelrun_local.runtime import REGION, LocalRuntime
@@ -31,12 +32,6 @@ class Probe:
         self.submit_returned: dict[str, list[float]] = {}  # job name -> each SubmitJob's return
         self.job_ids: dict[str, str] = {}  # job id -> job name
         self.states: dict[tuple[str, str], float] = {}  # (job name, status) -> first time set
-
-    def __enter__(self) -> Probe:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def attach(self, runtime: LocalRuntime) -> None:
         def state_set(job_name: str, status: str, at: float, job_id: str) -> None:
@@ -181,6 +176,14 @@ def local_stack(probe: Probe) -> Iterator[LocalRuntime]:
     with contextlib.redirect_stdout(_Discard()), LocalRuntime(parameters={"LogLevel": "ERROR"}) as rt:
         probe.attach(rt)
         yield rt
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[tuple[Probe, LocalRuntime, str]]:
+    """A fresh probe, a local stack it times (``local_stack``) and the no-op model's image there."""
+    probe = Probe()
+    with noop_image_dir() as image_dir, local_stack(probe) as runtime:
+        yield probe, runtime, runtime.push_image(image_dir, tag="bench-noop")
 
 
 BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
