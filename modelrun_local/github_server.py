@@ -43,9 +43,7 @@ from modelrun_local import oidc_issuer
 from modelrun_local.github_auth import EXCHANGE_OPERATION, INSTALLATION_TOKEN_TTL, Credentials, bearer
 from modelrun_local.github_documents import Documents, stable_id
 from modelrun_local.github_spec import (
-    DESCRIPTION_PATH,
     DOCS,
-    GitHubDescription,
     Rejected,
     check_request,
     error_body,
@@ -54,10 +52,9 @@ from modelrun_local.github_spec import (
 from modelrun_local.github_state import GitHubState
 from modelrun_local.oidc_issuer import LocalIssuer
 
+# github_description too: the local GitHub's tests take the description it serves from here.
 __all__ = [
-    "DESCRIPTION_PATH",
     "ENTERPRISE_API_PATH",
-    "GitHubDescription",
     "LocalGitHub",
     "RecordedRequest",
     "github_description",
