@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: setup demo test lint template-checks unit integration e2e model-tests bench requirements clean
+.PHONY: setup demo test lint template-checks sam-build unit integration e2e model-tests bench requirements clean
 
 # uv itself, in a bootstrap venv of its own (nothing installed globally).
 $(UV):
@@ -42,9 +42,13 @@ template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build and its p
 	$(RUN) cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation --file template.yaml
+	$(MAKE) --no-print-directory sam-build
+	$(PYTEST) tests/packages/test_packages.py
+
+# The one sam build line: template-checks runs it, and so does the bench (`make -s sam-build`).
+sam-build:  ## sam build to .aws-sam/build (its output in .aws-sam-build.log)
 	$(SAM_BUILD_ENV) $(SAM) build --template-file template.yaml --build-dir .aws-sam/build --region us-east-1 \
 		> .aws-sam-build.log 2>&1 || (tail -30 .aws-sam-build.log; exit 1)
-	$(RUN) pytest -q -p no:cacheprovider tests/packages/test_packages.py
 
 PYTEST := $(RUN) pytest -q -p no:cacheprovider
 
@@ -88,7 +92,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 browser-tests: setup browser-setup  ## the charts in Mermaid and report.html in chromium
-	$(RUN) pytest -q -p no:cacheprovider tests/browser
+	$(PYTEST) tests/browser
 
 clean:
 	rm -rf .venv .tools .aws-sam .aws-sam-build.log model_container/.venv .modelrun

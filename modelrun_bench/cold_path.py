@@ -3,7 +3,6 @@ each first invocation, as a Lambda cold start)."""
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
-from modelrun_bench.probes import Probe, wait_for
+from modelrun_bench.probes import Probe, github_write_times, wait_for
 from modelrun_bench.stats import summary
 from modelrun_bench.workload import NOOP_SCRIPT, plan
 from modelrun_local.runtime import REGION, LocalRuntime
@@ -53,7 +52,6 @@ def cold_path_phase(runtime: LocalRuntime, probe: Probe, image: str, runs: int) 
     enqueue_to_submit: list[float] = []
     terminal_to_comment: list[float] = []
     problems: list[str] = []
-    comment = re.compile(r"^/repos/[^/]+/[^/]+/issues/(?:(\d+)/comments|comments/(\d+))$")
     with tempfile.TemporaryDirectory(prefix="modelrun-bench-gates-") as tmp:
         gates = Path(tmp)
         command = ["python", "-c", gated_script(gates)]
@@ -73,21 +71,16 @@ def cold_path_phase(runtime: LocalRuntime, probe: Probe, image: str, runs: int) 
             before = len(runtime.github.requests)
             (gates / run_id).touch()
 
-            def comment_after_terminal() -> float | None:
+            def comment_delays() -> list[float]:
+                """From the terminal event to each comment write on the PR after it (empty until then)."""
                 terminal = probe.terminal_at(run_id)  # noqa: B023
                 if terminal is None:
-                    return None
-                ours = {str(c["id"]) for c in runtime.github.comments(repository, p.pr)}  # noqa: B023
-                for request in runtime.github.requests_since(before):  # noqa: B023
-                    m = comment.match(request.path)
-                    if not m or not request.write or request.status >= 300 or request.answered_at < terminal[1]:
-                        continue
-                    if m.group(1) == str(p.pr) or m.group(2) in ours:  # noqa: B023
-                        return request.answered_at - terminal[1]
-                return None
+                    return []
+                since = runtime.github.requests_since(before)  # noqa: B023
+                comments, _ = github_write_times(runtime, since, repository, {p.pr}, set())  # noqa: B023
+                return [t - terminal[1] for t in comments.get(p.pr, []) if t >= terminal[1]]  # noqa: B023
 
-            wait_for(lambda: comment_after_terminal() is not None, 120, f"the comment of {run_id}")
-            terminal_to_comment.append(comment_after_terminal() or 0.0)
+            terminal_to_comment.append(wait_for(comment_delays, 120, f"the comment of {run_id}")[0])
             runtime.wait_until_idle(settle=0.3)  # the report's execution done: the next run starts clean
             if (status := _status(table, run_id)) != "SUCCEEDED":
                 problems.append(f"cold run {run_id}: {status}")

@@ -4,10 +4,8 @@ and each package's and layer's size."""
 from __future__ import annotations
 
 import io
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import zipfile
 from datetime import UTC, datetime
@@ -15,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from modelrun_local import lambda_packages
-from modelrun_local.runtime import REGION
 from modelrun_local.stack import ROOT, load_template
 
 BUILD_DIR = lambda_packages.BUILD_DIR
@@ -24,21 +21,8 @@ BUILD_DIR = lambda_packages.BUILD_DIR
 IMPORT_RATIO_GOAL = 1.5  # issue 16: each handler's import at most 1.5x a bare `import boto3`
 
 
-SAM_BUILD = [
-    str(ROOT / ".tools" / "bin" / "uv"),
-    "tool",
-    "run",
-    "--from",
-    "aws-sam-cli==1.170.0",
-    "sam",
-    "build",
-    "--template-file",
-    "template.yaml",
-    "--build-dir",
-    ".aws-sam/build",
-    "--region",
-    REGION,
-]
+# The Makefile's sam build (its aws-sam-cli pin, uv and Python 3.12), the log in .aws-sam-build.log.
+SAM_BUILD = ["make", "-s", "sam-build"]
 
 
 def functions_of_template() -> dict[str, str]:
@@ -53,8 +37,7 @@ def functions_of_template() -> dict[str, str]:
 
 def package_size(directory: Path, zipped: bool) -> dict[str, Any]:
     files = [p for p in directory.rglob("*") if p.is_file()]
-    size = sum(p.stat().st_size for p in files)
-    out: dict[str, Any] = {"files": len(files), "unzipped_bytes": size}
+    out: dict[str, Any] = {"files": len(files), "unzipped_bytes": lambda_packages.tree_bytes(directory)}
     if zipped:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -70,14 +53,13 @@ def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
     functions = functions_of_template()
     build_note = None
     built_now = False
-    if not all(f in lambda_packages.built() for f in functions) and build:
-        # functions/Makefile builds with this uv and this interpreter (Python 3.12).
-        env = {**os.environ, "UV": SAM_BUILD[0], "PYTHON": sys.executable, "UV_LINK_MODE": "copy"}
-        log = subprocess.run(SAM_BUILD, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    found = lambda_packages.built()
+    if not all(f in found for f in functions) and build:
+        log = subprocess.run(SAM_BUILD, cwd=ROOT, capture_output=True, text=True, check=False)
         built_now = log.returncode == 0
         if not built_now:
             build_note = f"sam build failed: {log.stdout[-500:]}{log.stderr[-500:]}"
-    found = lambda_packages.built()
+        found = lambda_packages.built()  # what the build left
     if any(f not in found for f in functions):
         build_note = build_note or "no .aws-sam/build (run `make template-checks` or the full bench to build)"
         functions = {}  # boto3 alone, then
@@ -88,7 +70,7 @@ def cold_start_phase(repeats: int, build: bool, zipped: bool) -> dict[str, Any]:
             b = found[logical_id]
             assert b.handler_module is not None
             cases[logical_id] = (b.handler_module, [b.directory, *b.layers, runtime])
-        samples = lambda_packages.median_import_seconds(cases, repeats)
+        samples = lambda_packages.import_samples(cases, repeats)
     imports = {k: statistics.median(v) for k, v in samples.items()}
     boto3_s = imports["boto3"]
     layers = {k: b for k, b in found.items() if b.kind == "layer"}

@@ -19,15 +19,11 @@ from modelrun_bench.polling import (
     AVM_RUN_SECONDS,
     polling_comparison,
 )
-from modelrun_bench.probes import (
-    Probe,
-    local_stack,
-)
+from modelrun_bench.probes import bench_stack
 from modelrun_bench.report import machine, print_table, render_markdown
 from modelrun_bench.soak import soak_phase
 from modelrun_bench.submit_latency import submit_latency_phase
 from modelrun_bench.throughput import throughput_phase
-from modelrun_bench.workload import noop_image_dir
 from modelrun_local.stack import ROOT
 
 OUT_DIR = ROOT / "bench"
@@ -121,42 +117,36 @@ def main(argv: list[str] | None = None) -> int:
         step("cold start: handler imports and deployment packages")
         results["cold_start"] = cold_start_phase(options.import_repeats, options.build, options.zipped)
 
-        with Probe() as probe, noop_image_dir() as image_dir:
-            step(f"overhead: {options.runs} runs one after another, with a describe-jobs poller")
-            with local_stack(probe) as runtime:
-                image = runtime.push_image(image_dir, tag="bench-noop")
-                results["overhead"] = overhead_phase(runtime, probe, image, options.runs, options.poll_interval)
-                problems += results["overhead"]["problems"]
-                step(f"cold path: {options.cold_runs} runs, each function started cold")
-                results["cold_path"] = cold_path_phase(runtime, probe, image, options.cold_runs)
-                problems += results["cold_path"]["problems"]
-                if not options.only_cold:
-                    step("CI step of our design: `modelrun enqueue` as a process")
-                    results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
-                    step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
-                    results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
+        step(f"overhead: {options.runs} runs one after another, with a describe-jobs poller")
+        with bench_stack() as (probe, runtime, image):
+            results["overhead"] = overhead_phase(runtime, probe, image, options.runs, options.poll_interval)
+            problems += results["overhead"]["problems"]
+            step(f"cold path: {options.cold_runs} runs, each function started cold")
+            results["cold_path"] = cold_path_phase(runtime, probe, image, options.cold_runs)
+            problems += results["cold_path"]["problems"]
             if not options.only_cold:
-                results["polling"] = polling_comparison(
-                    results["overhead"], results["enqueue_step_s"], options.model_seconds
-                )
+                step("CI step of our design: `modelrun enqueue` as a process")
+                results["enqueue_step_s"] = enqueue_step_seconds(runtime, image, options.enqueue_repeats)
+                step(f"submit handler latency: {options.singles} batches of 1, {options.batches} of 10")
+                results["submit_latency"] = submit_latency_phase(runtime, image, options.singles, options.batches)
+        if not options.only_cold:
+            results["polling"] = polling_comparison(
+                results["overhead"], results["enqueue_step_s"], options.model_seconds
+            )
 
     if not options.only_soak and not options.only_cold:
-        with Probe() as probe, noop_image_dir() as image_dir:
-            step(f"throughput: {options.requests} run requests over {options.prs} PRs")
-            with local_stack(probe) as runtime:
-                image = runtime.push_image(image_dir, tag="bench-noop")
-                results["throughput"] = throughput_phase(
-                    runtime, probe, image, options.requests, options.prs, options.duplicates
-                )
-                problems += results["throughput"]["problems"]
+        step(f"throughput: {options.requests} run requests over {options.prs} PRs")
+        with bench_stack() as (probe, runtime, image):
+            results["throughput"] = throughput_phase(
+                runtime, probe, image, options.requests, options.prs, options.duplicates
+            )
+            problems += results["throughput"]["problems"]
 
     if not options.only_cold:
-        with Probe() as probe, noop_image_dir() as image_dir:
-            step(f"soak: {options.soak_runs} runs over {options.soak_prs} PRs, GitHub faults and latency injected")
-            with local_stack(probe) as runtime:
-                image = runtime.push_image(image_dir, tag="bench-noop")
-                results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
-                problems += results["soak"]["problems"]
+        step(f"soak: {options.soak_runs} runs over {options.soak_prs} PRs, GitHub faults and latency injected")
+        with bench_stack() as (_, runtime, image):
+            results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
+            problems += results["soak"]["problems"]
 
     results["wall_seconds"] = time.monotonic() - started
     results["problems"] = problems

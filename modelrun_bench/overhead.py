@@ -27,7 +27,7 @@ from modelrun_bench.stats import summary
 from modelrun_bench.workload import Planned, plan
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT
-from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT
+from modelrun_local.workflow_job import pull_request_job
 
 
 def overhead_phase(runtime: LocalRuntime, probe: Probe, image: str, runs: int, poll_interval: float) -> dict[str, Any]:
@@ -152,24 +152,15 @@ def enqueue_step_seconds(runtime: LocalRuntime, image: str, repeats: int) -> dic
     """The CI step of our design after the image push: ``modelrun enqueue`` as a process."""
     fixture = ROOT / "tests" / "fixtures" / "webhooks" / "pull_request.opened.json"
     event = json.loads(fixture.read_text())
-    pull = event["pull_request"]
     times = []
     for i in range(repeats):
         # The job's variables as GitHub sets them, its token endpoint included (the step fetches
         # its OIDC token, then sends). The sample's repository is not the stack's: the backend
         # refuses these requests unrun, as it would any repository outside its allow-list.
-        job = runtime.github.actions_job(
-            event["repository"]["full_name"],
-            "pull_request",
-            sha=pull["head"]["sha"],
-            run_id=7_000_000 + i,
-            actor="bench",
-            environment=APPROVAL_ENVIRONMENT,
-            pull_request=(pull["number"], pull["head"]["ref"], pull["base"]["ref"], pull["base"]["sha"]),
-        )
+        job = pull_request_job(runtime.github, event, run_id=7_000_000 + i, actor="bench")
         env = {
             **os.environ,
-            **job,
+            **job.env,
             "GITHUB_EVENT_PATH": str(fixture),
             "GITHUB_EVENT_NAME": "pull_request",
             "MODELRUN_QUEUE_URL": runtime.outputs["RunRequestsQueueUrl"],

@@ -15,6 +15,8 @@ from typing import Any
 
 import boto3
 
+from modelrun_bench.workload import noop_image_dir
+from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.github_server import RecordedRequest
 from modelrun_local.runtime import REGION, LocalRuntime
 
@@ -30,12 +32,6 @@ class Probe:
         self.submit_returned: dict[str, list[float]] = {}  # job name -> each SubmitJob's return
         self.job_ids: dict[str, str] = {}  # job id -> job name
         self.states: dict[tuple[str, str], float] = {}  # (job name, status) -> first time set
-
-    def __enter__(self) -> Probe:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
     def attach(self, runtime: LocalRuntime) -> None:
         def state_set(job_name: str, status: str, at: float, job_id: str) -> None:
@@ -90,13 +86,15 @@ class DescribeJobsPoller(threading.Thread):
         self.join(timeout=5)
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Until ``condition()`` holds, checked every 5 ms (the figures are in milliseconds)."""
+def wait_for[T](condition: Callable[[], T], timeout: float, what: str) -> T:
+    """``condition()``'s value once it holds (is truthy), checked every 5 ms (the figures are in
+    milliseconds)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.005)
+    return value
 
 
 def comment_prs(runtime: LocalRuntime, repository: str, prs: set[int]) -> dict[int, int]:
@@ -147,12 +145,9 @@ def final_result(runtime: LocalRuntime, repository: str, sha: str) -> str | None
     return str(states[-1]) if states else None
 
 
-# Exchanging the App's JWT for an installation token: once an hour per function environment,
-# so counted beside the requests per run, not in them.
-EXCHANGE_OPERATION = "apps/create-installation-access-token"
-
-
 def github_breakdown(requests: list[RecordedRequest]) -> dict[str, Any]:
+    # Exchanging the App's JWT for an installation token: once an hour per function environment,
+    # so counted beside the requests per run, not in them.
     exchanges = sum(1 for r in requests if r.operation == EXCHANGE_OPERATION)
     requests = [r for r in requests if r.operation != EXCHANGE_OPERATION]
     operations = Counter(str(r.operation) for r in requests)
@@ -181,6 +176,14 @@ def local_stack(probe: Probe) -> Iterator[LocalRuntime]:
     with contextlib.redirect_stdout(_Discard()), LocalRuntime(parameters={"LogLevel": "ERROR"}) as rt:
         probe.attach(rt)
         yield rt
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[tuple[Probe, LocalRuntime, str]]:
+    """A fresh probe, a local stack it times (``local_stack``) and the no-op model's image there."""
+    probe = Probe()
+    with noop_image_dir() as image_dir, local_stack(probe) as runtime:
+        yield probe, runtime, runtime.push_image(image_dir, tag="bench-noop")
 
 
 BATCH_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")

@@ -16,8 +16,6 @@ from modelrun_bench.stats import summary
 from modelrun_bench.workload import Planned, plan
 from modelrun_local.runtime import REGION, LocalRuntime
 
-TERMINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "CANCELLED", "SUPERSEDED"}
-
 
 def iam_figures(runtime: LocalRuntime, wall: float, runs: int) -> dict[str, Any]:
     """What enforcing IAM cost: each check's time in the local AWS, whose server answers one
@@ -86,7 +84,7 @@ def throughput_phase(
     lost_jobs = sorted(expected - set(per_name))
     duplicated_jobs = sorted(name for name, n in per_name.items() if n > 1)
     lost_records = sorted(expected - set(records))
-    not_terminal = sorted(r for r in expected & set(records) if records[r].status.value not in TERMINAL_RUN_STATUSES)
+    not_terminal = sorted(r for r in expected & set(records) if not records[r].status.terminal)
     unexpected = sorted(set(per_name) - expected)
     submit_calls = sum(len(v) for k, v in probe.submit_returned.items() if k in expected)
     job_id_mismatch = sorted(

@@ -24,12 +24,12 @@ import boto3
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.domain.naming import LOG_GROUP
+from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
-EXCHANGE = "apps/create-installation-access-token"
 MODEL_DIR = ROOT / "model_container"
 
 
@@ -94,7 +94,7 @@ def run_flow(
                 f"PR #{record.pr_number} head {record.head_sha[:8]} (from the token and GitHub's API)\n"
             )
     elapsed = time.monotonic() - started
-    pr_requests = [r.operation or r.path for r in list(runtime.github.requests)[github_before:]]
+    pr_requests = [r.operation or r.path for r in runtime.github.requests_since(github_before)]
     return {
         "request": request,
         "elapsed": elapsed,
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         statuses = runtime.github.statuses(result["repository"], request.head_sha)
         if statuses:
             print(f"Commit status: {statuses[-1]['state']} — {statuses[-1].get('description')}")
-        for check in runtime.github.check_runs(result["repository"], request.head_sha):
+        checks = runtime.github.check_runs(result["repository"], request.head_sha)
+        for check in checks:
             output = check["output"]
             print("\n" + "=" * 100)
             print(
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
         # The installation token's exchange is made once an hour per function environment: it
         # is counted beside the run's requests, not in them.
-        per_run = [op for op in result["pr_requests"] if op != EXCHANGE]
+        per_run = [op for op in result["pr_requests"] if op != EXCHANGE_OPERATION]
         exchanged = len(result["pr_requests"]) - len(per_run)
         counted = Counter(per_run)
         print(
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # IAM is enforced: a happy run must not have been refused anything (nor a refusal swallowed).
         decisions = runtime.iam_decisions()
-        denied = runtime.iam_denials()
+        denied = [d for d in decisions if not d.allowed]
         roles = sorted({d.principal for d in decisions if not d.principal.startswith(("service:", "web-identity:"))})
         print(
             f"IAM: {len(decisions)} calls checked against {len(roles)} roles' policies from template.yaml; "
@@ -203,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         for d in denied:
             print(f"  denied: {d.principal} {d.action} on {d.resource} ({d.reason})")
         ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused and not denied
-        checks = runtime.github.check_runs(result["repository"], request.head_sha)
         ok = ok and [c["conclusion"] for c in checks] == ["success"] and len(per_run) <= 5
     return 0 if ok else 1
 

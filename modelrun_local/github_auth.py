@@ -17,21 +17,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from modelrun_local.github_documents import client_id, iso, utcnow
+from modelrun_local.github_documents import APP_PERMISSIONS, client_id, iso, utcnow
 from modelrun_local.github_spec import DOCS, Rejected, error_body
 
 INSTALLATION_TOKEN_TTL = timedelta(hours=1)  # GitHub's installation tokens last an hour
+# The operation id of the one call an App JWT authenticates: its exchange for an installation token.
+EXCHANGE_OPERATION = "apps/create-installation-access-token"
 _JWT_MAX_LIFETIME_S = 600  # GitHub refuses app JWTs that expire more than 10 minutes ahead
 _JWT_CLOCK_SKEW_S = 60  # GitHub tolerates an 'iat' this far in the future (clock drift)
-# What an installation token may do unless its request narrows it: the App's permissions.
-_APP_PERMISSIONS = {
-    "checks": "write",
-    "issues": "write",
-    "pull_requests": "write",
-    "statuses": "write",
-    "actions": "read",
-    "metadata": "read",
-}
 
 
 def bearer(authorization: str) -> str | None:
@@ -87,7 +80,7 @@ class Credentials:
         return {
             "token": token,
             "expires_at": iso(expires),
-            "permissions": body.get("permissions", dict(_APP_PERMISSIONS)),
+            "permissions": body.get("permissions", dict(APP_PERMISSIONS)),
             "repository_selection": "selected" if body.get("repositories") or body.get("repository_ids") else "all",
         }
 

@@ -15,6 +15,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+# The App's permissions: its document shows them, and an installation token whose request does
+# not narrow them gets them all.
+APP_PERMISSIONS = {
+    "actions": "read",
+    "checks": "write",
+    "issues": "write",
+    "metadata": "read",
+    "pull_requests": "write",
+    "statuses": "write",
+}
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
@@ -95,14 +106,7 @@ class Documents:
             "html_url": f"https://github.com/apps/{slug}",
             "created_at": now,
             "updated_at": now,
-            "permissions": {
-                "actions": "read",
-                "checks": "write",
-                "issues": "write",
-                "metadata": "read",
-                "pull_requests": "write",
-                "statuses": "write",
-            },
+            "permissions": dict(APP_PERMISSIONS),
             "events": [],
         }
 

@@ -40,12 +40,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from modelrun_local import oidc_issuer
-from modelrun_local.github_auth import INSTALLATION_TOKEN_TTL, Credentials, bearer
+from modelrun_local.github_auth import EXCHANGE_OPERATION, INSTALLATION_TOKEN_TTL, Credentials, bearer
 from modelrun_local.github_documents import Documents, stable_id
 from modelrun_local.github_spec import (
-    DESCRIPTION_PATH,
     DOCS,
-    GitHubDescription,
     Rejected,
     check_request,
     error_body,
@@ -54,10 +52,9 @@ from modelrun_local.github_spec import (
 from modelrun_local.github_state import GitHubState
 from modelrun_local.oidc_issuer import LocalIssuer
 
+# github_description too: the local GitHub's tests take the description it serves from here.
 __all__ = [
-    "DESCRIPTION_PATH",
     "ENTERPRISE_API_PATH",
-    "GitHubDescription",
     "LocalGitHub",
     "RecordedRequest",
     "github_description",
@@ -68,7 +65,6 @@ _WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 # Where GitHub Enterprise Server serves the REST API: https://HOST/api/v3/...
 ENTERPRISE_API_PATH = "/api/v3"
-_APP_ENDPOINT = "apps/create-installation-access-token"
 Fault = tuple[int, int | None]  # status, Retry-After seconds
 
 
@@ -403,7 +399,7 @@ class LocalGitHub:
                 raise Rejected(404, error_body("Not Found", docs, 404), reason)
             self._check_api_version(request, docs)
             authorization = request.headers.get("Authorization", "")
-            if operation.operation_id == _APP_ENDPOINT:
+            if operation.operation_id == EXCHANGE_OPERATION:
                 record["auth"] = self.credentials.check_app_jwt(authorization, docs)
             else:
                 record["auth"] = self.credentials.token_kind(authorization, docs)

@@ -135,7 +135,6 @@ class GitHubDescription:
     """GitHub's OpenAPI description, loaded once per process (see ``github_description()``)."""
 
     def __init__(self, document: dict[str, Any]) -> None:
-        self.info_version: str = document["info"]["version"]
         self.operations: list[Operation] = []
         for template, item in document["paths"].items():
             for method, op in item.items():

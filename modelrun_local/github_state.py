@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from werkzeug.datastructures import MultiDict
 
+from modelrun_local import github_auth
 from modelrun_local.github_auth import Credentials
 from modelrun_local.github_documents import Documents, iso, utcnow
 from modelrun_local.github_spec import Operation, Rejected, error_body
@@ -119,7 +120,7 @@ class GitHubState:
                     return 200, copy.deepcopy(run), {}
                 case "repos/get":
                     return 200, self.documents.full_repository(repo, self.default_branch), {}
-                case "apps/create-installation-access-token":
+                case github_auth.EXCHANGE_OPERATION:  # a dotted name: a value pattern, not a capture
                     if int(params["installation_id"]) != self.credentials.installation_id:
                         # GitHub: another app's installation, or none, is not found for this app.
                         raise Rejected(404, error_body("Not Found", docs, 404), "not this app's installation")

@@ -7,7 +7,6 @@ python/ folders and the runtime's boto3 - nothing of this venv. The package chec
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -101,14 +100,10 @@ def import_seconds(module: str, path: list[Path]) -> float:
     return float(done.stdout)
 
 
-def median_import_seconds(cases: dict[str, tuple[str, list[Path]]], repeats: int) -> dict[str, list[float]]:
+def import_samples(cases: dict[str, tuple[str, list[Path]]], repeats: int) -> dict[str, list[float]]:
     """Each case's import times; the cases take turns, so a slow moment of the machine falls on all."""
     samples: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeats):
         for key, (module, path) in cases.items():
             samples[key].append(import_seconds(module, path))
     return samples
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -399,9 +399,9 @@ def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
     for checked_action, checked_resource, context in checks:
         allowed, reason = iam.evaluate(policies, checked_action, checked_resource, context)
         cost = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
         decision = iam.Decision(key._owner_role_name, checked_action, checked_resource, allowed, reason, check_ms=cost)
         enforcement.log.record(decision)
+        started = time.perf_counter()  # after the log's write: a check's cost is its evaluation
         if not allowed:
             message = (
                 f"User: {key.arn} is not authorized to perform: {checked_action} on resource: "

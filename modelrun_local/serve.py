@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -21,9 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlparse
 
-from modelrun_cli.connect import local_state_path
+from modelrun_cli.connect import CliError, local_state_path, read_local_state
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT
 
@@ -31,11 +29,8 @@ from modelrun_local.stack import ROOT
 def _already_running(path: Path) -> str | None:
     """The endpoint of a live local stack recorded at ``path``, if one answers."""
     try:
-        endpoint = str(json.loads(path.read_text(encoding="utf-8"))["endpoint"])
-        parsed = urlparse(endpoint)
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 80), timeout=1):
-            return endpoint
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(read_local_state(path)["endpoint"])
+    except (CliError, ValueError):  # ValueError: a host name IDNA cannot encode, which it lets through
         return None
 
 

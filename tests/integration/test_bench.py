@@ -10,9 +10,8 @@ import pytest
 
 from modelrun_bench.main import main
 from modelrun_bench.polling import expected_polling_delay
-from modelrun_bench.probes import Probe, local_stack
+from modelrun_bench.probes import bench_stack
 from modelrun_bench.throughput import throughput_phase
-from modelrun_bench.workload import noop_image_dir
 
 
 @pytest.mark.timeout(400)  # about 120 s on an idle 2-core machine; far more when it is shared
@@ -71,8 +70,7 @@ def test_a_lost_run_request_is_reported_as_a_problem(monkeypatch: pytest.MonkeyP
         made = real_client(service, *args, **kwargs)  # type: ignore[call-overload]
         return LosingSqs(made) if service == "sqs" else made
 
-    with Probe() as probe, noop_image_dir() as image_dir, local_stack(probe) as runtime:
-        image = runtime.push_image(image_dir, tag="bench-noop")
+    with bench_stack() as (probe, runtime, image):
         monkeypatch.setattr(boto3, "client", client)
         results = throughput_phase(runtime, probe, image, requests=4, prs=2, dup=0.0)
 

@@ -12,6 +12,7 @@ import boto3
 
 from modelrun.domain.naming import LOG_GROUP
 from modelrun_cli.enqueue import send, with_identity
+from modelrun_local.github_auth import EXCHANGE_OPERATION as EXCHANGE  # once per environment and hour
 from modelrun_local.workflow_job import pull_request_job
 from tests.helpers import wait_for
 from tests.integration.flow import REPOSITORY, Flow, job_detail_sample, job_event, with_command
@@ -19,8 +20,6 @@ from tests.records import new_record
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
-
-EXCHANGE = "apps/create-installation-access-token"  # an App's token exchange, once per environment and hour
 
 
 def test_happy_path_end_to_end(flow: Flow) -> None:

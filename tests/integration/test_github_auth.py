@@ -22,6 +22,7 @@ from modelrun.adapters.github import PullRequests, Repositories
 from modelrun.domain.report import MARKER
 from modelrun.errors import GitHubCredentialsBroken, GitHubRejected, GitHubUnavailable
 from modelrun_cli.enqueue import send
+from modelrun_local.github_auth import EXCHANGE_OPERATION as EXCHANGE
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub, RecordedRequest
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
@@ -30,7 +31,6 @@ from tests.integration.flow import REPOSITORY, Flow
 REPO = "octo/avm"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:modelrun-github"
-EXCHANGE = "apps/create-installation-access-token"
 
 
 class Secrets:

@@ -14,6 +14,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
+from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.github_server import ENTERPRISE_API_PATH, LocalGitHub
 from tests.helpers import wait_for
 from tests.integration.local_github.support import COMMENTS, OWNER_REPO, REPO, SHA, TOKEN, app_jwt, installation_client
@@ -142,7 +143,7 @@ def test_the_backends_client_authenticates_as_the_app_installation() -> None:
             data={"state": "pending", "context": "modelrun"},
         )
         assert [(r.operation, r.auth) for r in gh.requests] == [
-            ("apps/create-installation-access-token", "app"),
+            (EXCHANGE_OPERATION, "app"),
             ("issues/create-comment", "installation"),
             ("repos/create-commit-status", "installation"),
         ]
