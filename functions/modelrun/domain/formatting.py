@@ -124,16 +124,6 @@ def count(number: int | float | None) -> str:
     return f"{round(number):,}"
 
 
-def number(value: float | None, digits: int = 3) -> str:
-    """A number with no unit known (three significant digits below 1000, whole above)."""
-    if not _finite(value):
-        return DASH
-    assert value is not None
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return DASH

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from modelrun.domain import formatting as fmt
 from modelrun.domain import sections
 from modelrun.domain.documents import Report, report_of, summary_of
-from modelrun.domain.formatting import METRIC_LABELS, RATIO_LABELS
 from modelrun.domain.run import RunRecord, seconds_between
 from modelrun.domain.status import RunStatus
 from modelrun.domain.text import (
-    WORD_JOINER,
-    break_links,
     code,
     code_block,
     inert,
@@ -32,26 +29,6 @@ from modelrun.domain.text import (
     slack_text,
     visible,
 )
-
-__all__ = [
-    "MARKER",
-    "MAX_COMMENT",
-    "METRIC_LABELS",
-    "RATIO_LABELS",
-    "RUNS_AHEAD_CAP",
-    "WORD_JOINER",
-    "CheckRun",
-    "break_links",
-    "check_run",
-    "code",
-    "code_block",
-    "commit_status",
-    "inert",
-    "notification",
-    "render_comment",
-    "slack_text",
-    "visible",
-]
 
 MARKER = "<!-- modelrun:sticky-comment v1 -->"
 RUNS_AHEAD_CAP = 100  # a queue longer than this reads "100+ runs ahead"

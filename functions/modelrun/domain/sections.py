@@ -13,7 +13,7 @@ import re
 
 from modelrun.domain import formatting as fmt
 from modelrun.domain.charts import Chart, area_chart, decile_chart
-from modelrun.domain.documents import METRIC_KEYS, RATIO_KEYS, AreaStats, Baseline, Change, RatioStat, Report
+from modelrun.domain.documents import METRIC_KEYS, AreaStats, Baseline, Change, RatioStat, Report
 from modelrun.domain.text import code, code_block, inert
 
 VERDICTS = {"better": "🟢 better", "worse": "🔴 worse", "same": "≈"}
@@ -231,6 +231,3 @@ def headline_values(report: Report) -> str:
         text += f", COD {fmt.value('cod', study.cod.value)}"
     failing = [fmt.LABELS[k] for k, s in (study.items() if study else []) if s.passed is False]
     return text + f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
-
-
-__all__ = ["RATIO_KEYS"]
