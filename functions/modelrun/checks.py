@@ -32,12 +32,9 @@ from modelrun import comments, publishing
 from modelrun.adapters.github import body_sha
 from modelrun.domain.report import CheckRun, check_run
 from modelrun.domain.run import RunRecord
-from modelrun.domain.status import RunStatus
 from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
-
-_QUEUED = (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE)
 
 
 def enabled(github: GitHub) -> bool:
@@ -58,7 +55,7 @@ def publish(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | No
     def render() -> publishing.Rendered:
         fresh = table.get(record.run_id)
         current = fresh if fresh is not None and fresh.updated_at >= record.updated_at else record
-        ahead = runs_ahead if current.status in _QUEUED and current.updated_at == record.updated_at else None
+        ahead = runs_ahead if current.status.queued and current.updated_at == record.updated_at else None
         view = check_run(current, ahead)
         return publishing.Rendered(current.updated_at, body_sha(json.dumps(view.body(), sort_keys=True)), view)
 

@@ -109,7 +109,7 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
             f"on the {queue} queue"
         )
         return text
-    if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
+    if status.queued:
         if runs_ahead is None:
             ahead = ""
         elif runs_ahead >= RUNS_AHEAD_CAP:
