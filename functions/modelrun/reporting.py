@@ -19,7 +19,6 @@ from modelrun.domain.comparing import results_report
 from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
 from modelrun.domain.html_report import Distribution, render_html
-from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge
@@ -227,8 +226,9 @@ def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
     written = comments.refresh(runs, github, record, wait=True)
     if checks.enabled(github):
         checks.publish(runs, github, record, wait=True)
-        view = check_run(runs.get(run_id) or record)
-        return {"run_id": run_id, "comment_written": written, "check_run": view.conclusion or view.status}
+        # The record in hand decides it: a terminal status and its report do not change.
+        shown = report.conclusion(record) or report.check_status(record.status)
+        return {"run_id": run_id, "comment_written": written, "check_run": shown}
     state = publish_commit_status(runs, github, record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
 
