@@ -30,7 +30,7 @@ from aws_lambda_powertools import Logger
 
 from modelrun import comments, publishing
 from modelrun.adapters.github import body_sha
-from modelrun.domain.report import CheckRun, check_run
+from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.ports import GitHub, Runs
 
@@ -56,12 +56,11 @@ def publish(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | No
         fresh = table.get(record.run_id)
         current = fresh if fresh is not None and fresh.updated_at >= record.updated_at else record
         ahead = runs_ahead if current.status.queued and current.updated_at == record.updated_at else None
-        view = check_run(current, ahead)
-        return publishing.Rendered(current.updated_at, body_sha(json.dumps(view.body(), sort_keys=True)), view)
+        body = check_run(current, ahead).body()
+        return publishing.Rendered(current.updated_at, body_sha(json.dumps(body, sort_keys=True)), body)
 
     def write(rendered: publishing.Rendered, state: dict[str, Any]) -> dict[str, Any]:
-        view: CheckRun = rendered.payload
-        body = view.body()
+        body: dict[str, object] = rendered.payload
         prs = github()
         # Looked up only after a create whose answer was lost (by the run id, its external id),
         # so a run never gets two.
