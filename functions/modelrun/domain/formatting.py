@@ -11,6 +11,7 @@ arithmetic.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 METRIC_LABELS = {
@@ -24,6 +25,7 @@ METRIC_LABELS = {
 RATIO_LABELS = {"cod": "COD", "prd": "PRD", "prb": "PRB", "mki": "MKI"}
 LABELS = METRIC_LABELS | RATIO_LABELS
 DASH = "—"
+_STANDARD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,15 @@ def standard_range(low: float | None, high: float | None) -> str:
         return DASH
     assert low is not None and high is not None
     return f"{_shortest(low)} to {_shortest(high)}"
+
+
+def stated_range(bounds: tuple[float, float] | None, standard: str | None) -> str | None:
+    """An IAAO range from its bounds, else from the model's words when they read "low-high"
+    ("0.98-1.03" reads "0.98 to 1.03"); None when neither gives one (the caller shows the words)."""
+    if bounds is not None:
+        return standard_range(*bounds)
+    found = _STANDARD.match(standard or "")
+    return standard_range(float(found.group(1)), float(found.group(2))) if found else None
 
 
 def percent_change(number: float | None, base: float | None) -> str:
