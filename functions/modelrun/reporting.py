@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
@@ -67,10 +67,11 @@ def _record(runs: Runs, run_id: str) -> RunRecord:
     return record
 
 
-def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord | None, str]:
+def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord, Literal["base_commit", "latest"]] | None:
     """The verified main run to compare with: the run of the PR's base commit when there is one,
-    else the latest (a main run compares with the main run before it). Only verified runs of
-    the default branch are in the baseline index, so nothing else can become a baseline."""
+    else the latest (a main run compares with the main run before it); None when there is none.
+    Only verified runs of the default branch are in the baseline index, so nothing else can
+    become a baseline."""
     baselines = [
         r
         for r in runs.baselines(naming.branch_key(record.repository, record.base_ref))
@@ -80,7 +81,7 @@ def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord | None, str]:
         of_base = next((r for r in baselines if r.head_sha == record.base_sha), None)
         if of_base is not None:
             return of_base, "base_commit"
-    return (baselines[0], "latest") if baselines else (None, "none")
+    return (baselines[0], "latest") if baselines else None
 
 
 def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
@@ -104,18 +105,22 @@ def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
     return images
 
 
-def _baseline(record: RunRecord | None, which: str) -> Baseline | None:
-    if record is None or not record.summary:
+def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | None:
+    """The baseline run and what this run's report keeps of it; None without one that reported results."""
+    found = baseline_for(runs, record)
+    if found is None or not found[0].summary:
         return None
-    summary = summary_of(record.summary)
-    return Baseline(
-        run_id=record.run_id,
-        head_sha=record.head_sha,
-        which=which if which in ("base_commit", "latest") else None,  # type: ignore[arg-type]
+    main, which = found
+    summary = summary_of(main.summary)
+    baseline = Baseline(
+        run_id=main.run_id,
+        head_sha=main.head_sha,
+        which=which,
         metrics=summary.metrics,
         ratio_study=summary.ratio_study,
-        by_area=report_of(record.report).by_area,
+        by_area=report_of(main.report).by_area,
     )
+    return main, baseline
 
 
 def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
@@ -145,15 +150,14 @@ def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
 def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
     """This run's results against the baseline: the typed report and the ratio distribution."""
     results = deps.results
-    baseline_record, which = baseline_for(deps.runs, record)
-    baseline = _baseline(baseline_record, which)
+    main, baseline = _baseline(deps.runs, record) or (None, None)
     this = read_holdout(results, record, "this run", declared=doc.artifacts.holdout is not None)
     base = None
     diff: list[str] = []
-    if baseline is not None and baseline_record is not None:
-        base = read_holdout(results, baseline_record, "main's run")
+    if main is not None:  # main's files are read only when there is a baseline to compare with
+        base = read_holdout(results, main, "main's run")
         if doc.artifacts.params is not None:
-            diff = results_contract.params_diff(_params(results, baseline_record), _params(results, record))
+            diff = results_contract.params_diff(_params(results, main), _params(results, record))
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -192,7 +196,7 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
         except (ContractError, TooLarge) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
-        if problem or metrics is None:
+        if metrics is None:
             collected = collected.model_copy(update={"contract_error": problem})
             logger.warning(problem, extra={"run_id": run_id})
         else:

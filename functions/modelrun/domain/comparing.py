@@ -74,8 +74,9 @@ def results_report(
     params_diff: list[str],
 ) -> tuple[Report, Distribution | None]:
     """The report of a run whose metrics.json was accepted, against ``baseline`` (``this`` and
-    ``base``: the holdouts or why there are none, as for :func:`compare`)."""
-    compared = compare(this, base if baseline is not None else None)
+    ``base``: the holdouts or why there are none, as for :func:`compare`). Without a baseline
+    the caller reads nothing of main's: ``base`` is None and ``params_diff`` empty."""
+    compared = compare(this, base)
     report = Report(
         status=status,
         metrics=doc.metrics,
@@ -86,6 +87,6 @@ def results_report(
         by_area=[a.compact() for a in doc.by_area[:MAX_AREAS]],
         comparison=compared.comparison,
         deciles=compared.deciles,
-        params_diff=params_diff if baseline is not None else [],
+        params_diff=params_diff,
     )
     return report, compared.distribution
