@@ -1,4 +1,5 @@
-"""The report path (the state machine's Lambda tasks): collect results, update the PR."""
+"""The report path's first task: collect the results, compare them with main, write report.html
+(the PR's update is the second: modelrun.pull_request)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
-from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import BatchLogs, Results, RunsTable
-from modelrun.adapters.github import body_sha
-from modelrun.config import CollectResultsSettings, UpdatePullRequestSettings
+from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
@@ -22,8 +21,7 @@ from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge
-from modelrun.ports import GitHub, JobLogs, ResultsStore, Runs
-from modelrun.wiring import RecordsAndGitHub, records_and_github
+from modelrun.ports import JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
 LOG_TAIL_LINES = 30
@@ -41,15 +39,6 @@ class CollectDeps:
     @classmethod
     def of(cls, s: CollectResultsSettings) -> CollectDeps:
         return cls(settings=s, runs=RunsTable(s.runs_table), results=Results(s.results_bucket), logs=BatchLogs())
-
-
-@dataclass(frozen=True)
-class UpdateDeps(RecordsAndGitHub[UpdatePullRequestSettings]):
-    """What UpdatePullRequest works with, made at its cold start."""
-
-    @classmethod
-    def of(cls, s: UpdatePullRequestSettings) -> UpdateDeps:
-        return cls(s, *records_and_github(s))
 
 
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
@@ -219,48 +208,3 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
     deps.runs.set_fields(run_id, **fields)
     record = record.model_copy(update=fields)
     return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
-
-
-def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
-    """The sticky comment, then the check run (GitHub App credentials) or else the commit
-    status, each written in order (modelrun.publishing). GitHub errors propagate for the state
-    machine to retry."""
-    runs, github = deps.runs, deps.github
-    record = _record(runs, run_id)
-    written = comments.refresh(runs, github, record, wait=True)
-    if checks.enabled(github):
-        checks.publish(runs, github, record, wait=True)
-        # The record in hand decides it: a terminal status and its report do not change.
-        shown = report.conclusion(record) or report.check_status(record.status)
-        return {"run_id": run_id, "comment_written": written, "check_run": shown}
-    state = publish_commit_status(runs, github, record)
-    return {"run_id": run_id, "comment_written": written, "commit_status": state}
-
-
-def runs_of_commit(runs: Runs, record: RunRecord) -> list[RunRecord]:
-    """Every run of the record's head commit (a rerun is another run of the same commit), newest first."""
-    listed = runs.runs_of_pr(record.pr_key) if record.pr_key else [runs.get(record.run_id) or record]
-    same = [r for r in comments.runs_for_comment(record, listed) if r.head_sha == record.head_sha]
-    return same or [record]
-
-
-def publish_commit_status(runs: Runs, github: GitHub, record: RunRecord) -> str:
-    """The commit status of the commit's newest run, never an older state after a newer one."""
-    key = f"status#{record.repository.lower()}#{record.head_sha}"
-    shown: dict[str, str] = {}
-
-    def render() -> publishing.Rendered:
-        newest = runs_of_commit(runs, record)[0]
-        state, description = report.commit_status(newest)
-        target = report_of(newest.report).report_url or newest.workflow_url
-        shown["state"] = state
-        digest = body_sha(f"{state}\n{description}\n{target}")
-        return publishing.Rendered(newest.updated_at, digest, (state, description, target))
-
-    def write(rendered: publishing.Rendered, _: dict[str, Any]) -> dict[str, Any]:
-        state, description, target = rendered.payload
-        github().set_status(record.repository, record.head_sha, state, description, target)
-        return {}
-
-    publishing.publish(runs, key, record.run_id, record.updated_at, render, write, wait=True)
-    return shown.get("state") or report.commit_status(record)[0]
