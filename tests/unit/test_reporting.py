@@ -14,11 +14,11 @@ import pytest
 from modelrun import pull_request, reporting
 from modelrun.domain import comparison, naming
 from modelrun.domain.documents import Summary, report_of
-from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH, parse_metrics
+from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import PublishBusy, RunNotFound
-from tests.records import REPORT_FIXTURES, stored_record
+from tests.records import REPORT_FIXTURES, sample_run, stored_record
 from tests.unit.fakes import FakeGitHub, FakeLogs, FakeResults, FakeRuns, collect_deps, update_deps
 
 MAIN_SHA = "c" * 40
@@ -28,7 +28,7 @@ PR = stored_record(
 
 
 def main_run() -> RunRecord:
-    doc = parse_metrics((REPORT_FIXTURES / "main" / "metrics.json").read_bytes(), "main-1")
+    doc = sample_run("main")[0]
     return stored_record(
         RunStatus.SUCCEEDED,
         run_id="main-1",
@@ -85,7 +85,8 @@ def test_results_are_compared_with_mains_run_and_the_report_written(
     assert answer["status"] == "SUCCEEDED" and answer["notification"]["subject"]
     assert report.contract_error is None and report.has_results and stored.summary
     assert report.baseline is not None and report.baseline.run_id == "main-1" and report.baseline.which == "base_commit"
-    assert report.comparison is not None and report.params_diff  # paired on the shared holdout; params changed
+    compared = report.comparison  # paired on the shared holdout; params changed
+    assert compared is not None and compared.status == "paired" and compared.changes and report.params_diff
     assert report.report_key == "reports/pr-1/report.html"
     assert report.report_url is not None and "prefix=reports/pr-1/report.html" in report.report_url
     html = results.objects["s3://results/reports/pr-1/report.html"].decode()
