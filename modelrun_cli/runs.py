@@ -29,7 +29,6 @@ from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus
 from modelrun.errors import StaleWrite, describe
 from modelrun_cli.connect import Stack, fail
 
-WAITING = frozenset({RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE})
 CANCEL_REASON = CANCEL_REASON_PREFIX + " by {user} via modelrun CLI"  # the track function maps it to CANCELLED
 DLQS = {"run-requests": "RunRequestsDLQUrl", "job-events": "JobEventsDLQUrl"}
 _HASH_SUFFIX = re.compile(r"-[0-9a-f]{6}$")
@@ -66,7 +65,7 @@ def queue_positions(records: Iterable[RunRecord]) -> dict[str, int]:
     """Waiting runs (QUEUED, SUBMITTED, RUNNABLE) by job queue, oldest first: 1 is next."""
     waiting: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
-        if record.status in WAITING:
+        if record.status.queued:
             waiting[record.job_queue].append(record)
     positions: dict[str, int] = {}
     for queue in waiting.values():

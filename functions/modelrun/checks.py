@@ -11,7 +11,7 @@ lost is looked up among the commit's check runs (by the run id, its external id)
 next writer creates one: a run never gets two.
 
 With token credentials GitHub refuses check runs; the commit status carries the result instead
-(modelrun.reporting.publish_commit_status), and the comment shows the states on the way.
+(modelrun.pull_request.publish_commit_status), and the comment shows the states on the way.
 
 GitHub requests per run, verification included: on App credentials 5 (the workflow-run lookup;
 the check run's create, its update at RUNNING and at the end; the comment's one write at the
@@ -30,14 +30,11 @@ from aws_lambda_powertools import Logger
 
 from modelrun import comments, publishing
 from modelrun.adapters.github import body_sha
-from modelrun.domain.report import CheckRun, check_run
+from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
-from modelrun.domain.status import RunStatus
 from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
-
-_QUEUED = (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE)
 
 
 def enabled(github: GitHub) -> bool:
@@ -58,13 +55,12 @@ def publish(table: Runs, github: GitHub, record: RunRecord, runs_ahead: int | No
     def render() -> publishing.Rendered:
         fresh = table.get(record.run_id)
         current = fresh if fresh is not None and fresh.updated_at >= record.updated_at else record
-        ahead = runs_ahead if current.status in _QUEUED and current.updated_at == record.updated_at else None
-        view = check_run(current, ahead)
-        return publishing.Rendered(current.updated_at, body_sha(json.dumps(view.body(), sort_keys=True)), view)
+        ahead = runs_ahead if current.status.queued and current.updated_at == record.updated_at else None
+        body = check_run(current, ahead).body()
+        return publishing.Rendered(current.updated_at, body_sha(json.dumps(body, sort_keys=True)), body)
 
     def write(rendered: publishing.Rendered, state: dict[str, Any]) -> dict[str, Any]:
-        view: CheckRun = rendered.payload
-        body = view.body()
+        body: dict[str, object] = rendered.payload
         prs = github()
         # Looked up only after a create whose answer was lost (by the run id, its external id),
         # so a run never gets two.

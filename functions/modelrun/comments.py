@@ -23,12 +23,9 @@ from modelrun import publishing
 from modelrun.adapters.github import body_sha
 from modelrun.domain.report import render_comment
 from modelrun.domain.run import RunRecord
-from modelrun.domain.status import RunStatus
 from modelrun.ports import GitHub, Runs
 
 logger = Logger(child=True)
-
-_QUEUED = (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE)
 
 
 def runs_for_comment(record: RunRecord, listed: list[RunRecord]) -> list[RunRecord]:
@@ -52,7 +49,7 @@ def comment_key(pr_key: str) -> str:
 def _body(runs: list[RunRecord], record: RunRecord, runs_ahead: int | None) -> str:
     # The queue position is the caller's, and only while its run is the newest and still waits.
     latest = runs[0]
-    ahead = runs_ahead if latest.run_id == record.run_id and latest.status in _QUEUED else None
+    ahead = runs_ahead if latest.run_id == record.run_id and latest.status.queued else None
     return render_comment(runs, ahead)
 
 

@@ -1,30 +1,27 @@
-"""The report path (the state machine's Lambda tasks): collect results, update the PR."""
+"""The report path's first task: collect the results, compare them with main, write report.html
+(the PR's update is the second: modelrun.pull_request)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
-from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import BatchLogs, Results, RunsTable
-from modelrun.adapters.github import body_sha
-from modelrun.config import CollectResultsSettings, UpdatePullRequestSettings
+from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
 from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
 from modelrun.domain.html_report import Distribution, render_html
-from modelrun.domain.report import check_run
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge
-from modelrun.ports import GitHub, JobLogs, ResultsStore, Runs
-from modelrun.wiring import RecordsAndGitHub, records_and_github
+from modelrun.ports import JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
 LOG_TAIL_LINES = 30
@@ -44,15 +41,6 @@ class CollectDeps:
         return cls(settings=s, runs=RunsTable(s.runs_table), results=Results(s.results_bucket), logs=BatchLogs())
 
 
-@dataclass(frozen=True)
-class UpdateDeps(RecordsAndGitHub[UpdatePullRequestSettings]):
-    """What UpdatePullRequest works with, made at its cold start."""
-
-    @classmethod
-    def of(cls, s: UpdatePullRequestSettings) -> UpdateDeps:
-        return cls(s, *records_and_github(s))
-
-
 def console_url(bucket: str, key: str, region: str, folder: bool = False) -> str:
     """Stable links for the team (AWS sign-in required): the bucket stays private."""
     query = f"region={quote(region)}&prefix={quote(key, safe='/')}"
@@ -68,10 +56,11 @@ def _record(runs: Runs, run_id: str) -> RunRecord:
     return record
 
 
-def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord | None, str]:
+def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord, Literal["base_commit", "latest"]] | None:
     """The verified main run to compare with: the run of the PR's base commit when there is one,
-    else the latest (a main run compares with the main run before it). Only verified runs of
-    the default branch are in the baseline index, so nothing else can become a baseline."""
+    else the latest (a main run compares with the main run before it); None when there is none.
+    Only verified runs of the default branch are in the baseline index, so nothing else can
+    become a baseline."""
     baselines = [
         r
         for r in runs.baselines(naming.branch_key(record.repository, record.base_ref))
@@ -81,7 +70,7 @@ def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord | None, str]:
         of_base = next((r for r in baselines if r.head_sha == record.base_sha), None)
         if of_base is not None:
             return of_base, "base_commit"
-    return (baselines[0], "latest") if baselines else (None, "none")
+    return (baselines[0], "latest") if baselines else None
 
 
 def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
@@ -105,18 +94,22 @@ def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
     return images
 
 
-def _baseline(record: RunRecord | None, which: str) -> Baseline | None:
-    if record is None or not record.summary:
+def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | None:
+    """The baseline run and what this run's report keeps of it; None without one that reported results."""
+    found = baseline_for(runs, record)
+    if found is None or not found[0].summary:
         return None
-    summary = summary_of(record.summary)
-    return Baseline(
-        run_id=record.run_id,
-        head_sha=record.head_sha,
-        which=which if which in ("base_commit", "latest") else None,  # type: ignore[arg-type]
+    main, which = found
+    summary = summary_of(main.summary)
+    baseline = Baseline(
+        run_id=main.run_id,
+        head_sha=main.head_sha,
+        which=which,
         metrics=summary.metrics,
         ratio_study=summary.ratio_study,
-        by_area=report_of(record.report).by_area,
+        by_area=report_of(main.report).by_area,
     )
+    return main, baseline
 
 
 def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
@@ -146,15 +139,14 @@ def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
 def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
     """This run's results against the baseline: the typed report and the ratio distribution."""
     results = deps.results
-    baseline_record, which = baseline_for(deps.runs, record)
-    baseline = _baseline(baseline_record, which)
+    main, baseline = _baseline(deps.runs, record) or (None, None)
     this = read_holdout(results, record, "this run", declared=doc.artifacts.holdout is not None)
     base = None
     diff: list[str] = []
-    if baseline is not None and baseline_record is not None:
-        base = read_holdout(results, baseline_record, "main's run")
+    if main is not None:  # main's files are read only when there is a baseline to compare with
+        base = read_holdout(results, main, "main's run")
         if doc.artifacts.params is not None:
-            diff = results_contract.params_diff(_params(results, baseline_record), _params(results, record))
+            diff = results_contract.params_diff(_params(results, main), _params(results, record))
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -193,7 +185,7 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
         except (ContractError, TooLarge) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
-        if problem or metrics is None:
+        if metrics is None:
             collected = collected.model_copy(update={"contract_error": problem})
             logger.warning(problem, extra={"run_id": run_id})
         else:
@@ -216,47 +208,3 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
     deps.runs.set_fields(run_id, **fields)
     record = record.model_copy(update=fields)
     return {"run_id": run_id, "status": record.status.value, "notification": report.notification(record)}
-
-
-def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
-    """The sticky comment, then the check run (GitHub App credentials) or else the commit
-    status, each written in order (modelrun.publishing). GitHub errors propagate for the state
-    machine to retry."""
-    runs, github = deps.runs, deps.github
-    record = _record(runs, run_id)
-    written = comments.refresh(runs, github, record, wait=True)
-    if checks.enabled(github):
-        checks.publish(runs, github, record, wait=True)
-        view = check_run(runs.get(run_id) or record)
-        return {"run_id": run_id, "comment_written": written, "check_run": view.conclusion or view.status}
-    state = publish_commit_status(runs, github, record)
-    return {"run_id": run_id, "comment_written": written, "commit_status": state}
-
-
-def runs_of_commit(runs: Runs, record: RunRecord) -> list[RunRecord]:
-    """Every run of the record's head commit (a rerun is another run of the same commit), newest first."""
-    listed = runs.runs_of_pr(record.pr_key) if record.pr_key else [runs.get(record.run_id) or record]
-    same = [r for r in comments.runs_for_comment(record, listed) if r.head_sha == record.head_sha]
-    return same or [record]
-
-
-def publish_commit_status(runs: Runs, github: GitHub, record: RunRecord) -> str:
-    """The commit status of the commit's newest run, never an older state after a newer one."""
-    key = f"status#{record.repository.lower()}#{record.head_sha}"
-    shown: dict[str, str] = {}
-
-    def render() -> publishing.Rendered:
-        newest = runs_of_commit(runs, record)[0]
-        state, description = report.commit_status(newest)
-        target = report_of(newest.report).report_url or newest.workflow_url
-        shown["state"] = state
-        digest = body_sha(f"{state}\n{description}\n{target}")
-        return publishing.Rendered(newest.updated_at, digest, (state, description, target))
-
-    def write(rendered: publishing.Rendered, _: dict[str, Any]) -> dict[str, Any]:
-        state, description, target = rendered.payload
-        github().set_status(record.repository, record.head_sha, state, description, target)
-        return {}
-
-    publishing.publish(runs, key, record.run_id, record.updated_at, render, write, wait=True)
-    return shown.get("state") or report.commit_status(record)[0]

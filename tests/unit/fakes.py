@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from pydantic_core import to_jsonable_python
 
-from modelrun import reporting, submission, tracking
+from modelrun import pull_request, reporting, submission, tracking
 from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSettings, UpdatePullRequestSettings
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import RunRecord, utcnow
@@ -417,5 +417,5 @@ def collect_deps(runs: FakeRuns, results: FakeResults, logs: FakeLogs | None = N
     return reporting.CollectDeps(CollectResultsSettings.from_environ(ENVIRONMENT), runs, results, logs or FakeLogs())
 
 
-def update_deps(runs: FakeRuns, github: FakeGitHub) -> reporting.UpdateDeps:
-    return reporting.UpdateDeps(UpdatePullRequestSettings.from_environ(ENVIRONMENT), runs, github)
+def update_deps(runs: FakeRuns, github: FakeGitHub) -> pull_request.UpdateDeps:
+    return pull_request.UpdateDeps(UpdatePullRequestSettings.from_environ(ENVIRONMENT), runs, github)

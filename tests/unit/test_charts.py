@@ -20,6 +20,8 @@ HOSTILE_AREAS = [
     "ünï 区域",
     "",
     "a" * 200,
+    "north\u2028south",  # line breaks of str.splitlines (and of some parsers) that are not "\n"
+    "east\rwest",
 ]
 
 

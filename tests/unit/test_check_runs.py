@@ -2,7 +2,7 @@
 created once and then updated in place, no call for an unchanged state, never back to an older
 state, a new one when GitHub lost it, one check run even when a create's answer was lost (looked
 up only then), nothing at all on token credentials, and the states on the way where they cost
-one request. (The same cases tests/unit/test_checks.py holds on the interface before ports.)"""
+one request."""
 
 from __future__ import annotations
 

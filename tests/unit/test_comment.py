@@ -268,7 +268,7 @@ def test_a_spot_reclaim_reads_as_such_when_the_run_ends() -> None:
     ],
 )
 def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, str | None]) -> None:
-    from modelrun.domain.report import check_run
+    from modelrun.domain.report import check_run, check_status, conclusion
 
     log = "https://us-east-1.console.aws.amazon.com/cloudwatch/home#logs"
     fields: dict[str, Any] = {"log_url": log, "started_at": "2025-03-04T15:20:00.123Z"}
@@ -276,8 +276,9 @@ def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, s
         fields["stopped_at"] = "2025-03-04T15:24:30.456Z"
     if status is RunStatus.SUCCEEDED:
         fields["report"] = paired_report()
-    view = check_run(record(status, **fields), runs_ahead=3)
-    assert (view.status, view.conclusion) == expected
+    rec = record(status, **fields)
+    view = check_run(rec, runs_ahead=3)
+    assert (view.status, view.conclusion) == expected == (check_status(status), conclusion(rec))
     body = view.body()
     assert body["status"] == expected[0] and ("conclusion" in body) == (expected[1] is not None)
     if status is RunStatus.RUNNING:
@@ -292,11 +293,11 @@ def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, s
 
 
 def test_refused_results_fail_the_check_run() -> None:
-    from modelrun.domain.report import check_run
+    from modelrun.domain.report import check_run, conclusion
 
     refused = record(RunStatus.SUCCEEDED, report={"status": "SUCCEEDED", "contract_error": "metrics.json is bad"})
     view = check_run(refused)
-    assert view.conclusion == "failure" and "No results" in view.summary
+    assert view.conclusion == "failure" == conclusion(refused) and "No results" in view.summary
 
 
 def test_the_check_runs_output_stays_within_githubs_limit() -> None:

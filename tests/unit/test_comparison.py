@@ -79,10 +79,11 @@ def expanded(h: Holdout, counts: Sequence[int]) -> tuple[list[float], list[float
 
 
 def close(a: dict[str, float], b: dict[str, float]) -> None:
-    # Rounding only: a resample of two distinct sales makes PRB's regression ill-conditioned
-    # (seed 10097, n 5 differ by 1e-9); another estimator would differ by far more.
+    # Rounding only. PRB's is looser: a resample of two distinct sales makes its regression
+    # ill-conditioned (seed 10097, n 5 differ by 1e-9); another estimator would differ by far more.
     for key in STATISTICS:
-        assert math.isclose(a[key], b[key], rel_tol=1e-7, abs_tol=1e-9), (key, a[key], b[key])
+        rel_tol = 1e-7 if key == "prb" else 1e-9
+        assert math.isclose(a[key], b[key], rel_tol=rel_tol, abs_tol=1e-9), (key, a[key], b[key])
 
 
 def test_the_statistics_are_the_readmes_definitions() -> None:

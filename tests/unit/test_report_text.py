@@ -19,19 +19,10 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from modelrun.domain.report import (
-    MARKER,
-    WORD_JOINER,
-    code,
-    code_block,
-    inert,
-    notification,
-    render_comment,
-    slack_text,
-    visible,
-)
+from modelrun.domain.report import MARKER, notification, render_comment
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.domain.text import WORD_JOINER, code, code_block, inert, slack_text, visible
 from tests.records import LOG_URL, WORKFLOW_URL, stored_record
 
 REPORT_URL = "https://s3.console.aws.amazon.com/s3/object/results?region=us-east-1&prefix=reports/x/report.html"

@@ -1,7 +1,8 @@
-"""The report path (modelrun.reporting) on in-memory fakes, with the sample model's real output
-(tests/fixtures/report): results compared with main's run and report.html written; results
-outside the container contract said as such; a failed run's log tail; results collected once;
-then the PR updated on App credentials (comment and check run) or a token (comment and status)."""
+"""The report path (modelrun.reporting, then modelrun.pull_request) on in-memory fakes, with the
+sample model's real output (tests/fixtures/report): results compared with main's run and
+report.html written; results outside the container contract said as such; a failed run's log
+tail; results collected once; then the PR updated on App credentials (comment and check run) or
+a token (comment and status)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from modelrun import reporting
+from modelrun import pull_request, reporting
 from modelrun.domain import comparison, naming
 from modelrun.domain.documents import Summary, report_of
-from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH, parse_metrics
+from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import PublishBusy, RunNotFound
-from tests.records import REPORT_FIXTURES, stored_record
+from tests.records import REPORT_FIXTURES, sample_run, stored_record
 from tests.unit.fakes import FakeGitHub, FakeLogs, FakeResults, FakeRuns, collect_deps, update_deps
 
 MAIN_SHA = "c" * 40
@@ -27,7 +28,7 @@ PR = stored_record(
 
 
 def main_run() -> RunRecord:
-    doc = parse_metrics((REPORT_FIXTURES / "main" / "metrics.json").read_bytes(), "main-1")
+    doc = sample_run("main")[0]
     return stored_record(
         RunStatus.SUCCEEDED,
         run_id="main-1",
@@ -84,7 +85,8 @@ def test_results_are_compared_with_mains_run_and_the_report_written(
     assert answer["status"] == "SUCCEEDED" and answer["notification"]["subject"]
     assert report.contract_error is None and report.has_results and stored.summary
     assert report.baseline is not None and report.baseline.run_id == "main-1" and report.baseline.which == "base_commit"
-    assert report.comparison is not None and report.params_diff  # paired on the shared holdout; params changed
+    compared = report.comparison  # paired on the shared holdout; params changed
+    assert compared is not None and compared.status == "paired" and compared.changes and report.params_diff
     assert report.report_key == "reports/pr-1/report.html"
     assert report.report_url is not None and "prefix=reports/pr-1/report.html" in report.report_url
     html = results.objects["s3://results/reports/pr-1/report.html"].decode()
@@ -135,14 +137,14 @@ def test_an_unknown_run_is_an_error() -> None:
     with pytest.raises(RunNotFound):
         reporting.collect(collect_deps(FakeRuns(), FakeResults()), "no-such-run")
     with pytest.raises(RunNotFound):
-        reporting.update_pull_request(update_deps(FakeRuns(), FakeGitHub()), "no-such-run")
+        pull_request.update_pull_request(update_deps(FakeRuns(), FakeGitHub()), "no-such-run")
 
 
 def test_on_app_credentials_the_pr_gets_the_comment_and_the_completed_check_run(
     collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
 ) -> None:
     runs, github = collected(collected_once), FakeGitHub()
-    answer = reporting.update_pull_request(update_deps(runs, github), "pr-1")
+    answer = pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert answer == {"run_id": "pr-1", "comment_written": True, "check_run": "success"}
     assert github.calls == ["create_comment", "create_check_run"] and github.statuses == []
     (check,) = github.check_runs.values()
@@ -153,11 +155,11 @@ def test_on_a_token_the_pr_gets_the_comment_and_the_commit_status(
     collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
 ) -> None:
     runs, github = collected(collected_once), FakeGitHub(uses_app=False)
-    answer = reporting.update_pull_request(update_deps(runs, github), "pr-1")
+    answer = pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert answer == {"run_id": "pr-1", "comment_written": True, "commit_status": "success"}
     ((sha, state, _, target),) = github.statuses
     assert (sha, state) == (PR.head_sha, "success") and target is not None and "report.html" in target
-    reporting.update_pull_request(update_deps(runs, github), "pr-1")  # retried: nothing changed, nothing sent
+    pull_request.update_pull_request(update_deps(runs, github), "pr-1")  # retried: nothing changed, nothing sent
     assert github.calls == ["create_comment", "set_status"]
 
 
@@ -168,5 +170,5 @@ def test_a_comment_another_writer_holds_is_retried_by_the_state_machine(
     assert PR.pr_key is not None
     runs.acquire(f"comment#{PR.pr_key}", "an-interim-writer", 45)
     with pytest.raises(PublishBusy):
-        reporting.update_pull_request(update_deps(runs, github), "pr-1")
+        pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert github.calls == []

@@ -38,17 +38,19 @@ def compare(this: Holdout | str, base: Holdout | str | None) -> Compared:
     if isinstance(this, str):
         return Compared(None if base is None else Comparison(status="unavailable", reason=this), [], None)
     low, high, _ = RATIO_BINS
-    own = (list(this.estimate), list(this.trimmed))
     base_ratios = _ratios(base) if isinstance(base, Holdout) else None
     distribution = Distribution(low, high, _ratios(this), base_ratios)
-    alone = _deciles(comparison.deciles(list(this.price), own))
+
+    def alone() -> list[Decile]:  # only where returned: a paired comparison has deciles of its own
+        return _deciles(comparison.deciles(this.price, (this.estimate, this.trimmed)))
+
     if base is None:
-        return Compared(None, alone, distribution)
+        return Compared(None, alone(), distribution)
     if isinstance(base, str):
-        return Compared(Comparison(status="unavailable", reason=base), alone, distribution)
+        return Compared(Comparison(status="unavailable", reason=base), alone(), distribution)
     paired = comparison.pair(this, base)
     if isinstance(paired, str):
-        return Compared(Comparison(status="differ", reason=paired, n_sales=len(this)), alone, distribution)
+        return Compared(Comparison(status="differ", reason=paired, n_sales=len(this)), alone(), distribution)
     resamples = comparison.resamples_for(len(paired.price))
     started = time.perf_counter()
     changes = comparison.paired_bootstrap(paired, resamples)
@@ -74,8 +76,9 @@ def results_report(
     params_diff: list[str],
 ) -> tuple[Report, Distribution | None]:
     """The report of a run whose metrics.json was accepted, against ``baseline`` (``this`` and
-    ``base``: the holdouts or why there are none, as for :func:`compare`)."""
-    compared = compare(this, base if baseline is not None else None)
+    ``base``: the holdouts or why there are none, as for :func:`compare`). Without a baseline
+    the caller reads nothing of main's: ``base`` is None and ``params_diff`` empty."""
+    compared = compare(this, base)
     report = Report(
         status=status,
         metrics=doc.metrics,
@@ -86,6 +89,6 @@ def results_report(
         by_area=[a.compact() for a in doc.by_area[:MAX_AREAS]],
         comparison=compared.comparison,
         deciles=compared.deciles,
-        params_diff=params_diff if baseline is not None else [],
+        params_diff=params_diff,
     )
     return report, compared.distribution

@@ -229,6 +229,13 @@ class Report(Document):
     def has_results(self) -> bool:
         return self.metrics is not None
 
+    def paired_change(self, key: str) -> Change | None:
+        """The statistic's change from a paired comparison; None without one (nothing is claimed)."""
+        comparison = self.comparison
+        if comparison is None or comparison.status != "paired":
+            return None
+        return comparison.changes.get(key)
+
 
 def report_of(document: dict[str, Any] | Report | None) -> Report:
     """A record's ``report`` as a Report (an empty one when there is none yet)."""

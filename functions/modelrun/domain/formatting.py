@@ -11,6 +11,7 @@ arithmetic.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 METRIC_LABELS = {
@@ -24,6 +25,7 @@ METRIC_LABELS = {
 RATIO_LABELS = {"cod": "COD", "prd": "PRD", "prb": "PRB", "mki": "MKI"}
 LABELS = METRIC_LABELS | RATIO_LABELS
 DASH = "—"
+_STANDARD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,15 @@ def standard_range(low: float | None, high: float | None) -> str:
     return f"{_shortest(low)} to {_shortest(high)}"
 
 
+def stated_range(bounds: tuple[float, float] | None, standard: str | None) -> str | None:
+    """An IAAO range from its bounds, else from the model's words when they read "low-high"
+    ("0.98-1.03" reads "0.98 to 1.03"); None when neither gives one (the caller shows the words)."""
+    if bounds is not None:
+        return standard_range(*bounds)
+    found = _STANDARD.match(standard or "")
+    return standard_range(float(found.group(1)), float(found.group(2))) if found else None
+
+
 def percent_change(number: float | None, base: float | None) -> str:
     """The relative change, one decimal: ``-0.5%`` (``±0%`` when it rounds to nothing)."""
     if not _finite(number) or not _finite(base) or not base:
@@ -122,16 +133,6 @@ def count(number: int | float | None) -> str:
         return DASH
     assert number is not None
     return f"{round(number):,}"
-
-
-def number(value: float | None, digits: int = 3) -> str:
-    """A number with no unit known (three significant digits below 1000, whole above)."""
-    if not _finite(value):
-        return DASH
-    assert value is not None
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def duration(seconds: float | None) -> str:

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelrun.domain import formatting as fmt
-from modelrun.domain.charts import COD_MAX, LEVEL_BAND, decile_labels
+from modelrun.domain.charts import BASE_COLOUR, COD_MAX, LEVEL_BAND, STANDARD_COLOUR, THIS_COLOUR, decile_labels
 from modelrun.domain.documents import METRIC_KEYS, Report
 from modelrun.domain.run import RunRecord
 
-THIS, BASE, STANDARD = "#4c78a8", "#f58518", "#9e9e9e"
 _esc = html.escape
 
 
@@ -97,12 +96,12 @@ def _decile_chart(report: Report, base_name: str) -> str:
     if len(rows) < 2:
         return "<p>No decile view: too few holdout sales.</p>"
     labels = decile_labels(rows)
-    series = [_Series("this run", [d.this for d in rows], THIS, "bar")]
+    series = [_Series("this run", [d.this for d in rows], THIS_COLOUR, "bar")]
     if any(d.base is not None for d in rows):
-        series.append(_Series(base_name, [d.base for d in rows], BASE, "line"))
+        series.append(_Series(base_name, [d.base for d in rows], BASE_COLOUR, "line"))
     series += [
-        _Series("IAAO 0.90 to 1.10", [LEVEL_BAND[0]] * len(rows), STANDARD, "line"),
-        _Series("", [LEVEL_BAND[1]] * len(rows), STANDARD, "line"),
+        _Series("IAAO 0.90 to 1.10", [LEVEL_BAND[0]] * len(rows), STANDARD_COLOUR, "line"),
+        _Series("", [LEVEL_BAND[1]] * len(rows), STANDARD_COLOUR, "line"),
     ]
     values = [v for s in series for v in s.values if v is not None]
     # a step to spare each side: the band's lines stay off the frame
@@ -115,10 +114,10 @@ def _area_chart(report: Report, base_name: str) -> str:
     if not rows:
         return ""
     theirs = {a.area: a.ratio_study.value("cod") for a in report.baseline.by_area} if report.baseline else {}
-    series = [_Series("this run", [a.ratio_study.value("cod") for a in rows], THIS, "bar")]
+    series = [_Series("this run", [a.ratio_study.value("cod") for a in rows], THIS_COLOUR, "bar")]
     if theirs:
-        series.append(_Series(base_name, [theirs.get(a.area) for a in rows], BASE, "line"))
-    series.append(_Series("IAAO upper limit 15.0", [COD_MAX] * len(rows), STANDARD, "line"))
+        series.append(_Series(base_name, [theirs.get(a.area) for a in rows], BASE_COLOUR, "line"))
+    series.append(_Series("IAAO upper limit 15.0", [COD_MAX] * len(rows), STANDARD_COLOUR, "line"))
     top = max(v for s in series for v in s.values if v is not None)
     return _bar_line_svg("COD by market area", [a.area[:16] for a in rows], series, (0.0, math.ceil(top / 5) * 5))
 
@@ -130,10 +129,10 @@ def _distribution_chart(dist: Distribution | None, base_name: str) -> str:
     width = (dist.high - dist.low) / bins
     labels = [f"{dist.low + i * width:.2f}" for i in range(bins)]
     total = sum(dist.this)
-    series = [_Series("this run", [c / total for c in dist.this], THIS, "bar")]
+    series = [_Series("this run", [c / total for c in dist.this], THIS_COLOUR, "bar")]
     if dist.base and sum(dist.base):
         base_total = sum(dist.base)
-        series.append(_Series(base_name, [c / base_total for c in dist.base], BASE, "line"))
+        series.append(_Series(base_name, [c / base_total for c in dist.base], BASE_COLOUR, "line"))
     top = max(v for s in series for v in s.values if v is not None)
     return _bar_line_svg(
         "Sales ratio distribution (share of holdout sales)", labels, series, (0.0, math.ceil(top * 20) / 20)
@@ -147,13 +146,10 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _change(report: Report, key: str) -> tuple[str, str]:
-    comparison = report.comparison
-    found = comparison.changes.get(key) if comparison and comparison.status == "paired" else None
+    found = report.paired_change(key)
     if found is None:
         return fmt.DASH, ""
-    return fmt.interval(key, found.low, found.high, change=True), {"better": "better", "worse": "worse"}.get(
-        found.verdict, "≈"
-    )
+    return fmt.interval(key, found.low, found.high, change=True), "≈" if found.verdict == "same" else found.verdict
 
 
 def _metric_rows(report: Report) -> list[list[str]]:
@@ -228,7 +224,7 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
     )
     study_rows = [
         [fmt.LABELS[k], fmt.value(k, s.value), fmt.interval(k, *s.ci) if s.ci else fmt.DASH,
-         fmt.standard_range(*s.range) if s.range else (s.standard or fmt.DASH),
+         fmt.stated_range(s.range, s.standard) or s.standard or fmt.DASH,
          "pass" if s.passed else "fail"]
         for k, s in (report.ratio_study.items() if report.ratio_study else [])
     ]  # fmt: skip

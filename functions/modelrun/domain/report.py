@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from modelrun.domain import formatting as fmt
 from modelrun.domain import sections
 from modelrun.domain.documents import Report, report_of, summary_of
-from modelrun.domain.formatting import METRIC_LABELS, RATIO_LABELS
 from modelrun.domain.run import RunRecord, seconds_between
 from modelrun.domain.status import RunStatus
 from modelrun.domain.text import (
-    WORD_JOINER,
-    break_links,
     code,
     code_block,
     inert,
@@ -32,26 +29,6 @@ from modelrun.domain.text import (
     slack_text,
     visible,
 )
-
-__all__ = [
-    "MARKER",
-    "MAX_COMMENT",
-    "METRIC_LABELS",
-    "RATIO_LABELS",
-    "RUNS_AHEAD_CAP",
-    "WORD_JOINER",
-    "CheckRun",
-    "break_links",
-    "check_run",
-    "code",
-    "code_block",
-    "commit_status",
-    "inert",
-    "notification",
-    "render_comment",
-    "slack_text",
-    "visible",
-]
 
 MARKER = "<!-- modelrun:sticky-comment v1 -->"
 RUNS_AHEAD_CAP = 100  # a queue longer than this reads "100+ runs ahead"
@@ -132,7 +109,7 @@ def _headline(record: RunRecord, runs_ahead: int | None) -> str:
             f"on the {queue} queue"
         )
         return text
-    if status in (RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE):
+    if status.queued:
         if runs_ahead is None:
             ahead = ""
         elif runs_ahead >= RUNS_AHEAD_CAP:
@@ -160,7 +137,7 @@ def _attempts(record: RunRecord) -> list[str]:
     attempts = record.attempts or []
     if not record.lost_attempts:
         return []
-    lines = ["", "**Attempts**", ""]
+    lines: list[str] = []
     for number, attempt in enumerate(attempts, start=1):
         started = (attempt.started_at or "")[11:19]
         stopped = (attempt.stopped_at or "")[11:19]
@@ -181,6 +158,12 @@ def _attempts(record: RunRecord) -> list[str]:
     if not record.status.terminal:
         lines.append(f"{len(attempts) + 1}. waiting for a new instance")
     return lines
+
+
+def _attempts_section(record: RunRecord) -> list[str]:
+    """The attempts under their bold heading, as the comment and an active check run show them."""
+    rows = _attempts(record)
+    return ["", "**Attempts**", "", *rows] if rows else []
 
 
 def _log_link(record: RunRecord, stream: object) -> str | None:
@@ -290,7 +273,7 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
     if latest.note:
         lines += ["", f"> {inert(latest.note, 300)}"]
     lines += _outcome(latest, report)
-    lines += _attempts(latest)
+    lines += _attempts_section(latest)
     lines += ["", _links(latest, report)]
     main = "\n".join(lines) + "\n"
     # The run itself is bounded (notes, reasons, the log tail, the areas are capped): the history
@@ -300,7 +283,10 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
 
 def commit_status(record: RunRecord) -> tuple[str, str]:
     """The commit status (state, one-line description) for the run's head SHA."""
-    report = report_of(record.report)
+    return _commit_status(record, report_of(record.report))
+
+
+def _commit_status(record: RunRecord, report: Report) -> tuple[str, str]:
     if record.status is RunStatus.SUCCEEDED and report.contract_error:
         return "failure", "No results: the model's metrics.json was refused (container contract)"
     if record.status is RunStatus.SUCCEEDED:
@@ -348,6 +334,24 @@ _CONCLUSIONS = {
 }
 
 
+def conclusion(record: RunRecord, report: Report | None = None) -> str | None:
+    """The check run's conclusion once the run has ended (None while it is active); ``report``:
+    the record's, when the caller has parsed it already."""
+    if record.status.active:
+        return None
+    if record.status is not RunStatus.SUCCEEDED:
+        return _CONCLUSIONS[record.status]
+    refused = (report if report is not None else report_of(record.report)).contract_error
+    return "failure" if refused else "success"  # failure: the job ended well but what it wrote was refused
+
+
+def check_status(status: RunStatus) -> str:
+    """The check run's status: queued until Batch starts the job, in progress, completed."""
+    if status.terminal:
+        return "completed"
+    return "in_progress" if status in (RunStatus.STARTING, RunStatus.RUNNING) else "queued"
+
+
 def _stamp(iso: str | None) -> str | None:
     # GitHub's documented form, YYYY-MM-DDTHH:MM:SSZ (records keep milliseconds).
     return f"{iso[:19]}Z" if iso else None
@@ -377,11 +381,11 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
     title_line = _title_line(record, runs_ahead)
     links = _links(record, report)
     if status.active:
-        running = status in (RunStatus.STARTING, RunStatus.RUNNING)
+        running = check_status(status) == "in_progress"
         headline = re.sub(r"\*\*", "", _headline(record, runs_ahead))
-        summary = _fit([("", [title_line, *_attempts(record), "", links])], MAX_CHECK_OUTPUT)
+        summary = _fit([("", [title_line, *_attempts_section(record), "", links])], MAX_CHECK_OUTPUT)
         return CheckRun(
-            status="in_progress" if running else "queued",
+            status=check_status(status),
             conclusion=None,
             details_url=(record.log_url or record.workflow_url) if running else record.workflow_url,
             started_at=_stamp(record.started_at) if running else None,
@@ -390,9 +394,6 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
             summary=summary,
             text=None,
         )
-    conclusion = _CONCLUSIONS[status]
-    if status is RunStatus.SUCCEEDED and report.contract_error:
-        conclusion = "failure"
     summary = _fit(
         [
             ("", [title_line] + (["", f"> {inert(record.note, 300)}"] if record.note else [])),
@@ -406,17 +407,17 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
             ("By market area", sections.area_table(report)),
             ("Model and data", sections.details(report)),
             ("What changed in the params file against the baseline run", sections.params_section(report)),
-            ("Attempts", _attempts(record)[3:]),
+            ("Attempts", _attempts(record)),
         ],
         MAX_CHECK_OUTPUT,
     )
     return CheckRun(
-        status="completed",
-        conclusion=conclusion,
+        status=check_status(status),
+        conclusion=conclusion(record, report),
         details_url=report.report_url or record.log_url or record.workflow_url,
         started_at=_stamp(record.started_at),
         completed_at=_stamp(record.stopped_at),
-        title=one_line(commit_status(record)[1], 200),
+        title=one_line(_commit_status(record, report)[1], 200),
         summary=summary,
         text=text if text.strip() else None,
     )

@@ -42,12 +42,6 @@ def run_id_for(request: RunRequest) -> str:
     )
 
 
-# The record's fields that are the evidence's own, under the same names (modelrun.verification).
-_FROM_EVIDENCE = (
-    "repository", "pr_number", "event", "environment", "base_sha", "baseline", "head_sha", "head_ref", "base_ref",
-)  # fmt: skip
-
-
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -114,7 +108,16 @@ class RunRecord(BaseModel):
         now = utcnow()
         return cls(
             run_id=run,
-            **{name: getattr(verified, name) for name in _FROM_EVIDENCE},
+            # The evidence's own facts, under the same names (modelrun.verification).
+            repository=verified.repository,
+            pr_number=verified.pr_number,
+            event=verified.event,
+            environment=verified.environment,
+            base_sha=verified.base_sha,
+            baseline=verified.baseline,
+            head_sha=verified.head_sha,
+            head_ref=verified.head_ref,
+            base_ref=verified.base_ref,
             pr_key=naming.pr_key(verified.repository, verified.pr_number) if verified.pr_number else None,
             branch_key=naming.branch_key(verified.repository, verified.head_ref) if verified.baseline else None,
             image=request.image,

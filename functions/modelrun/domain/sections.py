@@ -9,15 +9,12 @@ or ``code_block``.
 
 from __future__ import annotations
 
-import re
-
 from modelrun.domain import formatting as fmt
 from modelrun.domain.charts import Chart, area_chart, decile_chart
-from modelrun.domain.documents import METRIC_KEYS, RATIO_KEYS, AreaStats, Baseline, Change, RatioStat, Report
+from modelrun.domain.documents import METRIC_KEYS, AreaStats, Baseline, RatioStat, Report
 from modelrun.domain.text import code, code_block, inert
 
 VERDICTS = {"better": "🟢 better", "worse": "🔴 worse", "same": "≈"}
-_STANDARD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*$")
 PARAMS_DIFF_LINES = 80
 
 
@@ -37,13 +34,6 @@ def baseline_text(baseline: Baseline | None) -> str:
     return f"main run {sha}"
 
 
-def _change(report: Report, key: str) -> Change | None:
-    comparison = report.comparison
-    if comparison is None or comparison.status != "paired":
-        return None
-    return comparison.changes.get(key)
-
-
 def _change_cells(report: Report, key: str, this: float | None, base: float | None) -> list[str]:
     """change, its interval, the verdict: the verdict only from a paired interval."""
     if this is None or base is None:
@@ -51,7 +41,7 @@ def _change_cells(report: Report, key: str, this: float | None, base: float | No
     difference = fmt.delta(key, this - base)
     if key in METRIC_KEYS and key not in ("r2", "median_ratio"):
         difference += f" ({fmt.percent_change(this, base)})"
-    found = _change(report, key)
+    found = report.paired_change(key)
     if found is None:
         return [difference, fmt.DASH, ""]
     return [difference, fmt.interval(key, found.low, found.high, change=True), VERDICTS[found.verdict]]
@@ -78,12 +68,7 @@ def metrics_table(report: Report) -> list[str]:
 
 
 def standard_range(stat: RatioStat) -> str:
-    if stat.range is not None:
-        return fmt.standard_range(*stat.range)
-    found = _STANDARD.match(stat.standard or "")
-    if found:
-        return fmt.standard_range(float(found.group(1)), float(found.group(2)))
-    return inert(stat.standard or fmt.DASH, 30)
+    return fmt.stated_range(stat.range, stat.standard) or inert(stat.standard or fmt.DASH, 30)
 
 
 def _verdict(stat: RatioStat) -> str:
@@ -231,6 +216,3 @@ def headline_values(report: Report) -> str:
         text += f", COD {fmt.value('cod', study.cod.value)}"
     failing = [fmt.LABELS[k] for k, s in (study.items() if study else []) if s.passed is False]
     return text + f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
-
-
-__all__ = ["RATIO_KEYS"]

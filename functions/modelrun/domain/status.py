@@ -38,6 +38,11 @@ class RunStatus(StrEnum):
     def active(self) -> bool:
         return not self.terminal
 
+    @property
+    def queued(self) -> bool:
+        """Waiting in a job queue (a place in the queue means something), not yet starting."""
+        return self in IN_QUEUE
+
 
 _RANK = {
     RunStatus.QUEUED: 0,
@@ -51,6 +56,7 @@ _RANK = {
     RunStatus.SUPERSEDED: 9,
 }
 TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SUPERSEDED})
+IN_QUEUE = frozenset({RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE})
 
 # Batch's own job statuses, as they appear in "Batch Job State Change" events.
 _FROM_BATCH = {
