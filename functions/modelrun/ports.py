@@ -1,7 +1,7 @@
 """What the paths need from AWS and GitHub, as Protocols: the adapters (modelrun.adapters) are
 one implementation, tests/unit/fakes.py the in-memory other. Each handler builds its paths'
 dependencies at cold start from its settings (submission.SubmitDeps, tracking.TrackDeps,
-reporting.CollectDeps and UpdateDeps); nothing below reaches for a client of its own.
+reporting.CollectDeps, pull_request.UpdateDeps); nothing below reaches for a client of its own.
 """
 
 from __future__ import annotations

@@ -19,9 +19,12 @@ from modelrun_local.lambda_packages import MAX_PACKAGE_BYTES, Built, tree_bytes
 from modelrun_local.stack import ROOT, load_template
 
 PROBE = ROOT / "functions" / "package_probe.py"
-# CollectResults imports adapters/github.py (reporting does, for UpdatePullRequest) and never
-# calls GitHub: the client and what it loads are never loaded on its paths.
-NEVER_LOADED = {"CollectResultsFunction": "modelrun.adapters.github_client,gidgethub,jwt,cryptography"}
+# What a function's paths never load: CollectResults never calls GitHub; UpdatePullRequest never
+# reads a container's outputs (the metrics schema and the comparison are CollectResults' work).
+NEVER_LOADED = {
+    "CollectResultsFunction": "modelrun.adapters.github,modelrun.adapters.github_client,gidgethub,jwt,cryptography",
+    "UpdatePullRequestFunction": "modelrun.reporting,modelrun.domain.results,modelrun.domain.comparing,fastjsonschema",
+}
 
 
 def normalized(name: str) -> str:
