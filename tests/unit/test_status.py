@@ -49,6 +49,13 @@ def test_retried_attempt_moves_forward() -> None:
     assert not moves_forward(RunStatus.RUNNABLE, 1, RunStatus.RUNNING, 0)
 
 
+def test_queued_is_the_statuses_before_a_host_is_found() -> None:
+    # A place in the queue is shown only while Batch has not placed the job: from STARTING on a
+    # host is being set up, and a terminal run waits for nothing.
+    assert [s for s in RunStatus if s.queued] == [RunStatus.QUEUED, RunStatus.SUBMITTED, RunStatus.RUNNABLE]
+    assert not any(s.queued and s.terminal for s in RunStatus)
+
+
 def test_late_running_after_succeeded_is_stale() -> None:
     assert not moves_forward(RunStatus.SUCCEEDED, 0, RunStatus.RUNNING, 0)
     assert not moves_forward(RunStatus.SUCCEEDED, 0, RunStatus.RUNNING, 1)
