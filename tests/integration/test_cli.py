@@ -71,20 +71,34 @@ def test_cancel_stops_a_running_run_and_refuses_an_ended_one(world: World) -> No
 
 
 def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) -> None:
-    result = cli("runs", "--limit", "50")
+    result = cli("runs", "--limit", "50")  # in a pipe: a header and one tab-separated line per run
     assert result.exit_code == 0, result.output
     out = result.stdout
     for status in RunStatus:
         if status not in (RunStatus.SUBMITTED, RunStatus.RUNNABLE, RunStatus.STARTING):
             assert status.value in out, status
-    lines = {
-        name: next(line for line in out.splitlines() if short_id(run_id) in line) for name, run_id in world.ids.items()
-    }
-    assert "#1" in lines["queued-cpu-1"] and "#2" in lines["queued-cpu-2"] and "#1" in lines["queued-gpu-1"]
-    assert "GPU" in lines["queued-gpu-1"] and "CPU" in lines["succeeded"]
-    assert "81,234" in lines["succeeded"] and "9.5" in lines["succeeded"]  # RMSE, COD
-    assert "#203" in lines["running"] and "ana" in lines["running"] and "…" in lines["running"]
-    assert "waiting: 2 CPU, 1 GPU" in out
+    header, *rows = [line.split("\t") for line in out.splitlines()]
+    assert header == ["run", "PR", "status", "queue", "took", "RMSE", "COD", "on", "author", "started"]
+    assert all(len(row) == len(header) for row in rows), rows
+    fields = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    lines = {name: fields[short_id(run_id)] for name, run_id in world.ids.items()}
+    assert lines["queued-cpu-1"]["queue"] == "#1" and lines["queued-cpu-2"]["queue"] == "#2"
+    assert lines["queued-gpu-1"]["queue"] == "#1"
+    assert lines["queued-gpu-1"]["on"] == "GPU" and lines["succeeded"]["on"] == "CPU"
+    assert lines["succeeded"]["RMSE"] == "81,234" and lines["succeeded"]["COD"] == "9.5"
+    assert lines["running"]["PR"] == "#203" and lines["running"]["author"] == "ana"
+    assert lines["running"]["took"].endswith("…")
+    assert "waiting: 2 CPU, 1 GPU" in result.stderr and "waiting" not in out  # notes stay out of the pipe
+
+    # On an 80-column terminal: as many columns as fit, every run id whole.
+    terminal = cli("runs", "--limit", "50", env={"TTY_COMPATIBLE": "1", "COLUMNS": "80"})
+    assert terminal.exit_code == 0, terminal.output
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.stdout).splitlines()  # bold stays on a terminal
+    assert all(len(line.rstrip()) <= 80 for line in shown), shown
+    for name, run_id in world.ids.items():
+        line = next(line for line in shown if line.startswith(short_id(run_id) + " "))
+        assert lines[name]["status"] in line and lines[name]["PR"][:15] in line, line
+    assert "waiting: 2 CPU, 1 GPU" in terminal.stdout
 
     as_json = cli("runs", "--json", "--limit", "50")
     assert as_json.exit_code == 0

@@ -56,7 +56,7 @@ def test_redrive_shows_reasons_and_moves_messages_back(world: World) -> None:
 
     wait_for(depth, what="the rejected request in the DLQ")
     listing = cli("runs", "--limit", "1")
-    assert "1 message(s) in the run-requests DLQ: `modelrun redrive --queue run-requests`" in listing.stdout
+    assert "1 message(s) in the run-requests DLQ: `modelrun redrive --queue run-requests`" in listing.stderr
 
     declined = cli("redrive", input="n\n")
     assert declined.exit_code == 0, declined.output
