@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelrun.domain import formatting as fmt
-from modelrun.domain import sections
+from modelrun.domain import policy, sections
 from modelrun.domain.documents import Report, report_of, summary_of
+from modelrun.domain.policy import Gate
 from modelrun.domain.run import RunRecord, seconds_between
 from modelrun.domain.status import RunStatus
 from modelrun.domain.text import (
@@ -29,6 +30,7 @@ from modelrun.domain.text import (
     slack_text,
     visible,
 )
+from modelrun.domain.verdict import verdict_of
 
 MARKER = "<!-- modelrun:sticky-comment v1 -->"
 RUNS_AHEAD_CAP = 100  # a queue longer than this reads "100+ runs ahead"
@@ -211,6 +213,28 @@ def _history(runs: Sequence[RunRecord], budget: int | None = None) -> list[str]:
     return head + rows + tail
 
 
+def _verdict(record: RunRecord, report: Report) -> list[str]:
+    """The verdict, first: one line (and each statistic's direction, a line that wraps), or why
+    there is none for a run that ended without results."""
+    if record.status is RunStatus.SUCCEEDED and report.has_results:
+        line = sections.verdict_line(verdict_of(report), report)
+        directions = sections.directions(report)
+        return ["", line] + (["", directions] if directions else [])
+    if record.status is RunStatus.SUCCEEDED and report.contract_error:
+        return ["", "❌ **No verdict:** what the run wrote was refused, so there is nothing to compare with main."]
+    if record.status is RunStatus.FAILED:
+        return ["", "❌ **No verdict:** the run failed, so there is nothing to compare with main."]
+    return []
+
+
+def gate(record: RunRecord, report: Report | None = None) -> Gate | None:
+    """The merge gate's decision for a run with results (None otherwise: its status decides)."""
+    found = report if report is not None else report_of(record.report)
+    if record.status is not RunStatus.SUCCEEDED or not found.has_results:
+        return None
+    return policy.decide(policy.source_of(record.gate), verdict_of(found), found)
+
+
 def _results(report: Report) -> list[str]:
     """Tables against main, what the marks mean, the charts, the model line: the comment's core."""
     lines = ["", *sections.metrics_table(report)]
@@ -264,9 +288,11 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
     """The whole sticky comment for one PR, from its runs (newest first)."""
     latest, earlier = runs[0], list(runs[1:])
     report = report_of(latest.report)
+    # The verdict first (a reviewer's answer, before any table), then the run's own line.
     lines = [
         MARKER,
         f"### modelrun · {code(latest.head_ref, 60)} → {code(latest.base_ref, 60)}",
+        *_verdict(latest, report),
         "",
         _title_line(latest, runs_ahead),
     ]
@@ -289,8 +315,15 @@ def commit_status(record: RunRecord) -> tuple[str, str]:
 def _commit_status(record: RunRecord, report: Report) -> tuple[str, str]:
     if record.status is RunStatus.SUCCEEDED and report.contract_error:
         return "failure", "No results: the model's metrics.json was refused (container contract)"
+    decided = gate(record, report)
+    if decided is not None:
+        # A status has no neutral: a neutral gate is a success that says so.
+        title = sections.verdict_title(verdict_of(report))
+        if decided.conclusion == "neutral":
+            return "success", f"Neutral (not blocking): {title}"[:140]
+        return decided.conclusion, title[:140]
     if record.status is RunStatus.SUCCEEDED:
-        return "success", sections.headline_values(report)[:140]
+        return "success", "Succeeded: the results are being collected"
     if record.status in (RunStatus.FAILED,):
         return "failure", f"Run failed: {(record.status_reason or '')[:120]}"
     if record.status in (RunStatus.CANCELLED, RunStatus.SUPERSEDED):
@@ -341,8 +374,11 @@ def conclusion(record: RunRecord, report: Report | None = None) -> str | None:
         return None
     if record.status is not RunStatus.SUCCEEDED:
         return _CONCLUSIONS[record.status]
-    refused = (report if report is not None else report_of(record.report)).contract_error
-    return "failure" if refused else "success"  # failure: the job ended well but what it wrote was refused
+    found = report if report is not None else report_of(record.report)
+    decided = gate(record, found)
+    if decided is not None:
+        return decided.conclusion
+    return "failure" if found.contract_error else "success"  # failure: the job ended well but what it wrote was refused
 
 
 def check_status(status: RunStatus) -> str:
@@ -350,6 +386,16 @@ def check_status(status: RunStatus) -> str:
     if status.terminal:
         return "completed"
     return "in_progress" if status in (RunStatus.STARTING, RunStatus.RUNNING) else "queued"
+
+
+GATE_MARKS = {"success": "✅", "neutral": "⚪", "failure": "❌"}
+
+
+def _gate_lines(decided: Gate) -> list[str]:
+    """The merge gate's conclusion and why (docs/policy.md: the rules)."""
+    return [f"**Merge gate: {GATE_MARKS[decided.conclusion]} {decided.conclusion}**", ""] + [
+        f"- {reason}" for reason in decided.reasons
+    ]
 
 
 def _stamp(iso: str | None) -> str | None:
@@ -394,8 +440,11 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
             summary=summary,
             text=None,
         )
+    decided = gate(record, report)
     summary = _fit(
         [
+            ("", _verdict(record, report)[1:]),
+            ("", _gate_lines(decided) if decided else []),
             ("", [title_line] + (["", f"> {inert(record.note, 300)}"] if record.note else [])),
             ("", _outcome(record, report)),
             ("", [links]),
@@ -417,7 +466,9 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
         details_url=report.report_url or record.log_url or record.workflow_url,
         started_at=_stamp(record.started_at),
         completed_at=_stamp(record.stopped_at),
-        title=one_line(_commit_status(record, report)[1], 200),
+        title=one_line(
+            sections.verdict_title(verdict_of(report)) if decided else _commit_status(record, report)[1], 200
+        ),
         summary=summary,
         text=text if text.strip() else None,
     )

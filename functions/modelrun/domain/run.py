@@ -86,6 +86,7 @@ class RunRecord(BaseModel):
     gpus: int = 0
     summary: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None  # the merge gate's policy, as read (domain.policy.GateSource)
     request: dict[str, Any] | None = None  # the run request as received: `modelrun rerun` resends it
 
     @classmethod

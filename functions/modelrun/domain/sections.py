@@ -13,6 +13,7 @@ from modelrun.domain import formatting as fmt
 from modelrun.domain.charts import Chart, area_chart, decile_chart
 from modelrun.domain.documents import METRIC_KEYS, AreaStats, Baseline, RatioStat, Report
 from modelrun.domain.text import code, code_block, inert
+from modelrun.domain.verdict import Verdict
 
 VERDICTS = {"better": "🟢 better", "worse": "🔴 worse", "same": "≈"}
 PARAMS_DIFF_LINES = 80
@@ -216,3 +217,104 @@ def headline_values(report: Report) -> str:
         text += f", COD {fmt.value('cod', study.cod.value)}"
     failing = [fmt.LABELS[k] for k, s in (study.items() if study else []) if s.passed is False]
     return text + f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
+
+
+def _listed(keys: tuple[str, ...]) -> str:
+    names = [fmt.LABELS[k] for k in keys]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _standards_words(v: Verdict) -> str:
+    """The IAAO standards against main's: what newly fails or passes, and what fails as on main."""
+    parts = (
+        [f"{_listed(v.newly_failing)} newly {'fails' if len(v.newly_failing) == 1 else 'fail'}"]
+        if v.newly_failing
+        else []
+    )
+    parts += (
+        [f"{_listed(v.newly_passing)} newly {'passes' if len(v.newly_passing) == 1 else 'pass'}"]
+        if v.newly_passing
+        else []
+    )
+    if v.failing_as_on_main:
+        parts.append(
+            f"{_listed(v.failing_as_on_main)} {'fails' if len(v.failing_as_on_main) == 1 else 'fail'}, as on main"
+        )
+    others = tuple(k for k in v.failing if k not in v.newly_failing and k not in v.failing_as_on_main)
+    if others:
+        parts.append(f"{_listed(others)} {'fails' if len(others) == 1 else 'fail'}")
+    return "; ".join(parts)
+
+
+VERDICT_MARKS = {"better": "🟢", "worse": "🔴", "mixed": "🟠", "same": "⚪", "no_baseline": "⚪", "not_compared": "⚪"}
+
+
+def verdict_line(v: Verdict, report: Report) -> str:
+    """The verdict in one line of Markdown, before any table: what moved against main (only
+    changes whose paired interval excludes 0), then the IAAO standards against main's."""
+    if v.kind == "no_results":
+        return ""
+    if v.kind == "better":
+        head = f"**Better than main:** {_listed(v.better)} improved; nothing got worse."
+    elif v.kind == "worse":
+        head = f"**Worse than main:** {_listed(v.worse)} got worse; nothing improved."
+    elif v.kind == "mixed":
+        head = f"**Mixed against main:** {_listed(v.better)} improved; {_listed(v.worse)} got worse."
+    elif v.kind == "same":
+        head = "**No detectable change against main:** no statistic's paired interval excludes 0."
+    elif v.kind == "no_baseline":
+        head = "**No baseline:** no verified run of the default branch has succeeded yet, so nothing is compared."
+    else:
+        why = f": {inert(v.reason, 160)}" if v.reason else ""
+        head = f"**Not compared with main{why}.** No change is called better or worse."
+    study = report.ratio_study
+    reported = study is not None and any(s.passed is not None for _, s in study.items())
+    standards = _standards_words(v)
+    if reported:
+        standards = f"IAAO: {standards}." if standards else "IAAO: all pass."
+    return f"{VERDICT_MARKS[v.kind]} {head}" + (f" {standards}" if reported else "")
+
+
+TITLE_MAX = 100  # GitHub shows a check run's title on one line: keep it short
+
+
+def verdict_title(v: Verdict) -> str:
+    """The verdict as a check run's title: plain text, short (lists become counts when long)."""
+
+    def title(names: bool) -> str:
+        def which(keys: tuple[str, ...]) -> str:
+            return ", ".join(fmt.LABELS[k] for k in keys) if names else f"{len(keys)} statistic{'s' * (len(keys) > 1)}"
+
+        head = {
+            "better": f"Better than main: {which(v.better)}",
+            "worse": f"Worse than main: {which(v.worse)}",
+            "mixed": f"Mixed: better {which(v.better)}; worse {which(v.worse)}",
+            "same": "No detectable change against main",
+            "no_baseline": "No baseline to compare with",
+            "not_compared": "Not compared with main",
+        }[v.kind]
+        iaao = []
+        if v.newly_failing:
+            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.newly_failing)} newly fails")
+        if v.failing_as_on_main:
+            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.failing_as_on_main)} fails as on main")
+        others = [k for k in v.failing if k not in v.newly_failing and k not in v.failing_as_on_main]
+        if others:
+            iaao.append(f"fails {', '.join(fmt.LABELS[k] for k in others)}")
+        if v.newly_passing:
+            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.newly_passing)} newly passes")
+        return head + (f"; IAAO {', '.join(iaao)}" if iaao else "")
+
+    text = title(names=True)
+    return text if len(text) <= TITLE_MAX else title(names=False)[:TITLE_MAX]
+
+
+def directions(report: Report) -> str:
+    """Each statistic's direction against main in one wrapping line, above the wide tables (a
+    phone shows it without scrolling sideways): ``RMSE 🟢 · MAE ≈ · PRD 🔴``."""
+    comparison = report.comparison
+    if comparison is None or comparison.status != "paired" or not comparison.changes:
+        return ""
+    marks = {"better": "🟢", "worse": "🔴", "same": "≈"}
+    cells = [f"{fmt.LABELS[k]} {marks[c.verdict]}" for k in fmt.LABELS if (c := comparison.changes.get(k))]
+    return "<sub>Against main (🟢 better, 🔴 worse, ≈ can't tell): " + " · ".join(cells) + "</sub>"
