@@ -287,7 +287,7 @@ def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, s
         assert view.details_url.startswith("https://github.com/") and "3 runs ahead" in view.title
     elif status is RunStatus.SUCCEEDED:
         assert view.details_url == metrics_report()["report_url"] and view.completed_at == "2025-03-04T15:24:30Z"
-        assert view.title.startswith("RMSE 81,234, COD 9.10; IAAO fails PRD")
+        assert view.title == "Better than main: RMSE, COD; IAAO fails PRD"  # the verdict (main reports no PRD)
         assert "| RMSE | 81,234 | 90,000 |" in view.summary and "🟢 better" in view.summary
         assert view.text is not None and "### Model and data" in view.text
 

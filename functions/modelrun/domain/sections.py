@@ -293,16 +293,17 @@ def verdict_title(v: Verdict) -> str:
             "no_baseline": "No baseline to compare with",
             "not_compared": "Not compared with main",
         }[v.kind]
-        iaao = []
-        if v.newly_failing:
-            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.newly_failing)} newly fails")
-        if v.failing_as_on_main:
-            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.failing_as_on_main)} fails as on main")
-        others = [k for k in v.failing if k not in v.newly_failing and k not in v.failing_as_on_main]
-        if others:
-            iaao.append(f"fails {', '.join(fmt.LABELS[k] for k in others)}")
-        if v.newly_passing:
-            iaao.append(f"{', '.join(fmt.LABELS[k] for k in v.newly_passing)} newly passes")
+
+        def says(keys: tuple[str, ...], one: str, many: str) -> str:
+            return f"{', '.join(fmt.LABELS[k] for k in keys)} {one if len(keys) == 1 else many}"
+
+        others = tuple(k for k in v.failing if k not in v.newly_failing and k not in v.failing_as_on_main)
+        iaao = [
+            *([says(v.newly_failing, "newly fails", "newly fail")] if v.newly_failing else []),
+            *([says(v.failing_as_on_main, "fails as on main", "fail as on main")] if v.failing_as_on_main else []),
+            *([f"fails {', '.join(fmt.LABELS[k] for k in others)}"] if others else []),
+            *([says(v.newly_passing, "newly passes", "newly pass")] if v.newly_passing else []),
+        ]
         return head + (f"; IAAO {', '.join(iaao)}" if iaao else "")
 
     text = title(names=True)
