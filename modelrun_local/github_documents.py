@@ -20,6 +20,7 @@ from typing import Any
 APP_PERMISSIONS = {
     "actions": "read",
     "checks": "write",
+    "contents": "read",
     "issues": "write",
     "metadata": "read",
     "pull_requests": "write",
@@ -356,3 +357,28 @@ class Documents:
             "pull_requests": [],
         }
         return run
+
+    def content_file(self, repo: str, path: str, ref: str, data: bytes) -> dict[str, Any]:
+        """A file as ``GET /repos/{owner}/{repo}/contents/{path}`` answers it (``application/json``):
+        its bytes in base64, wrapped at 60 characters as GitHub sends them, and its blob SHA."""
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+        encoded = base64.b64encode(data).decode()
+        content = "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
+        api = f"{self.url}/repos/{repo}"
+        html = f"https://github.com/{repo}/blob/{ref}/{path}"
+        git = f"{api}/git/blobs/{blob}"
+        this = f"{api}/contents/{path}?ref={ref}"
+        return {
+            "type": "file",
+            "encoding": "base64",
+            "size": len(data),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": content,
+            "sha": blob,
+            "url": this,
+            "git_url": git,
+            "html_url": html,
+            "download_url": f"https://raw.githubusercontent.com/{repo}/{ref}/{path}",
+            "_links": {"git": git, "html": html, "self": this},
+        }

@@ -227,6 +227,10 @@ class LocalGitHub:
     def check_runs(self, repo: str, sha: str) -> list[dict[str, Any]]:
         return self.state.check_runs(repo, sha)
 
+    def put_file(self, repo: str, ref: str, path: str, data: bytes) -> None:
+        """A file in the repository at ``ref`` (a commit SHA or a branch), as the contents API serves it."""
+        self.state.put_file(repo, ref, path, data)
+
     def app_credentials(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
         private key as the PEM file GitHub lets an App owner download)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
@@ -47,6 +48,7 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"),
     ("get", "/repos/{owner}/{repo}"),
+    ("get", "/repos/{owner}/{repo}/contents/{path}"),
 )
 
 
@@ -86,15 +88,21 @@ class Operation:
     # ~1200 patterns would add ~0.4 s to the load.
     segments: tuple[str | None, ...] = field(repr=False, compare=False)
     param_names: tuple[str, ...] = field(repr=False, compare=False)
+    # The last parameter spans slashes (the description's ``x-multi-segment``: a file's path).
+    multi_segment: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, method: str, template: str, operation_id: str, docs_url: str) -> Operation:
+    def parse(
+        cls, method: str, template: str, operation_id: str, docs_url: str, multi_segment: bool = False
+    ) -> Operation:
         parts = template.split("/")
         segments = tuple(None if p.startswith("{") and p.endswith("}") else p for p in parts)
         names = tuple(p[1:-1] for p in parts if p.startswith("{") and p.endswith("}"))
-        return cls(method, template, operation_id, docs_url, segments, names)
+        return cls(method, template, operation_id, docs_url, segments, names, multi_segment)
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
+        if self.multi_segment and len(parts) > len(self.segments):
+            parts = [*parts[: len(self.segments) - 1], "/".join(parts[len(self.segments) - 1 :])]
         if len(parts) != len(self.segments):
             return None
         values = []
@@ -140,7 +148,10 @@ class GitHubDescription:
             for method, op in item.items():
                 if method in {"get", "post", "put", "patch", "delete", "head"}:
                     docs = op.get("externalDocs", {}).get("url", DOCS)
-                    self.operations.append(Operation.parse(method, template, op["operationId"], docs))
+                    multi = template.endswith("}") and any(
+                        p.get("x-multi-segment") and p.get("in") == "path" for p in op.get("parameters", [])
+                    )
+                    self.operations.append(Operation.parse(method, template, op["operationId"], docs, multi))
         # More literal segments first: /issues/comments/{id} before /issues/{issue_number}.
         self.operations.sort(key=lambda o: (o.template.count("{"), -len(o.template)))
         self.implemented = {(m, t) for m, t in IMPLEMENTED}
@@ -157,6 +168,16 @@ class GitHubDescription:
                 return op, params
         return None
 
+    def _spec_path(self, method: str, path: str) -> str:
+        """The path as openapi-core matches it: a multi-segment parameter's slashes escaped (its
+        path templates take one segment per parameter)."""
+        found = self.find(method, path)
+        if found is None or not found[0].multi_segment:
+            return path
+        op, params = found
+        last = params[op.param_names[-1]]
+        return path.removesuffix(last) + quote(last, safe="")
+
     def path_exists(self, path: str) -> bool:
         parts = path.split("/")
         return any(op.match(parts) is not None for op in self.operations)
@@ -164,14 +185,14 @@ class GitHubDescription:
     def request_errors(
         self, method: str, path: str, query: Mapping[str, str], headers: Headers, body: bytes
     ) -> list[Exception]:
-        req = _SpecRequest(method, path, query, headers, body)
+        req = _SpecRequest(method, self._spec_path(method, path), query, headers, body)
         return list(self.openapi.request_validator.iter_errors(req))
 
     def response_errors(
         self, method: str, path: str, query: Mapping[str, str], status: int, headers: Headers, data: bytes
     ) -> list[str]:
         """How an answer departs from the operation's documented response, one line each."""
-        req = _SpecRequest(method, path, query, Headers(), b"")
+        req = _SpecRequest(method, self._spec_path(method, path), query, Headers(), b"")
         resp = _SpecResponse(status, data, headers)
         return [
             describe(e)

@@ -48,6 +48,9 @@ class GitHubState:
         self._statuses: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._check_runs: dict[int, tuple[str, dict[str, Any]]] = {}
         self._workflow_runs: dict[tuple[str, int, int], dict[str, Any]] = {}
+        # Files by (repository, ref, path): the local GitHub keeps no git objects, so a file is
+        # seeded at the ref (a commit SHA, or a branch name) it is asked for.
+        self._files: dict[tuple[str, str, str], bytes] = {}
 
     # -- reading and seeding it -------------------------------------------------------------------
 
@@ -71,6 +74,10 @@ class GitHubState:
     def add_workflow_run(self, repo: str, run: dict[str, Any]) -> None:
         with self.lock:
             self._workflow_runs[(repo.lower(), int(run["id"]), int(run["run_attempt"]))] = run
+
+    def put_file(self, repo: str, ref: str, path: str, data: bytes) -> None:
+        with self.lock:
+            self._files[(repo.lower(), ref, path)] = data
 
     # -- the endpoints ----------------------------------------------------------------------------
 
@@ -118,6 +125,14 @@ class GitHubState:
                     if run is None:
                         raise Rejected(404, error_body("Not Found", docs, 404), "no such workflow run (actions_job it)")
                     return 200, copy.deepcopy(run), {}
+                case "repos/get-content":
+                    ref = args.get("ref") or self.default_branch
+                    data = self._files.get((key, ref, params["path"]))
+                    if data is None:
+                        raise Rejected(
+                            404, error_body("Not Found", docs, 404), "no such file at that ref (put_file it)"
+                        )
+                    return 200, self.documents.content_file(repo, params["path"], ref, data), {}
                 case "repos/get":
                     return 200, self.documents.full_repository(repo, self.default_branch), {}
                 case github_auth.EXCHANGE_OPERATION:  # a dotted name: a value pattern, not a capture

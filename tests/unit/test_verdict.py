@@ -164,7 +164,7 @@ def test_must_pass_without_a_comparison_still_applies() -> None:
     ],
 )
 def test_an_invalid_policy_says_what_to_fix(data: Any, message: str) -> None:
-    with pytest.raises(PolicyInvalid, match=".*") as caught:
+    with pytest.raises(PolicyInvalid) as caught:
         policy_from(data)
     assert message in str(caught.value)
 

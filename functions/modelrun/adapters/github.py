@@ -10,6 +10,7 @@ URL comes from ``GITHUB_API_URL`` (GitHub Enterprise Server works the same way).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import threading
@@ -322,6 +323,23 @@ class PullRequests:
         except GitHubNotFound:
             return False
         return True
+
+    def file_at(self, repository: str, path: str, ref: str, limit: int) -> bytes | None:
+        """A file's bytes at ``ref`` (a commit SHA or a branch); None when there is none there
+        (404). GitHub's contents API; a directory, a symlink or a file over ``limit`` bytes
+        raises GitHubInvalid (needs "Contents: read")."""
+        owner, repo = repository.split("/", 1)
+        where = {"owner": owner, "repo": repo, "path": path, "ref": ref}
+        try:
+            with _translated():
+                found = self.gh.getitem("/repos/{owner}/{repo}/contents/{+path}{?ref}", where)
+        except GitHubNotFound:
+            return None
+        if not isinstance(found, dict) or found.get("type") != "file":
+            raise GitHubInvalid(f"{path} is not a file")
+        if int(found.get("size") or 0) > limit or found.get("encoding") != "base64":
+            raise GitHubInvalid(f"{path} is larger than {limit:,} bytes")
+        return base64.b64decode(str(found.get("content") or ""))
 
     def find_check_run(self, repository: str, head_sha: str, external_id: str) -> int | None:
         """The id of the ``modelrun`` check run on ``head_sha`` whose ``external_id`` is the run's

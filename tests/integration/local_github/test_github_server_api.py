@@ -258,6 +258,32 @@ def test_the_backends_client_requests_pass_validation(gh: LocalGitHub) -> None:
     assert sum(r.write for r in gh.requests) == 3
 
 
+def test_a_file_is_served_by_the_contents_api_as_github_serves_it(gh: LocalGitHub) -> None:
+    """A nested path (the description's multi-segment parameter), at a commit; a file missing
+    there is a 404, as on GitHub. The fixture checks the answers against the response schema."""
+    from modelrun.adapters.github import PullRequests
+
+    policy = b"must_pass: [cod]\n"
+    gh.put_file(REPO, SHA, ".github/modelrun.yaml", policy)
+    github = GitHubClient(gh.url, oauth_token=TOKEN)
+    where = {**OWNER_REPO, "path": ".github/modelrun.yaml", "ref": SHA}
+    found = github.getitem("/repos/{owner}/{repo}/contents/{+path}{?ref}", where)
+    assert (found["type"], found["path"], found["name"], found["size"]) == (
+        "file",
+        ".github/modelrun.yaml",
+        "modelrun.yaml",
+        17,
+    )
+    with pytest.raises(Exception, match="Not Found"):
+        github.getitem("/repos/{owner}/{repo}/contents/{+path}{?ref}", {**where, "ref": "f" * 40})
+    files = PullRequests.__new__(PullRequests)  # the adapter's call, on this client
+    files.gh = github
+    assert files.file_at(REPO, ".github/modelrun.yaml", SHA, 16_384) == policy
+    assert files.file_at(REPO, ".github/modelrun.yaml", "f" * 40, 16_384) is None
+    assert [r.operation for r in gh.requests] == ["repos/get-content"] * 4
+    assert [r.status for r in gh.requests] == [200, 404, 200, 404]
+
+
 def test_description_is_loaded_once() -> None:
     assert github_description() is github_description()
     assert github_description().find("post", f"/repos/{REPO}/issues/1/comments") is not None
