@@ -1,4 +1,5 @@
-"""The report path's second task: the PR's sticky comment, then the check run or the commit status.
+"""The report path's second task: the merge gate's policy, the PR's sticky comment, then the
+check run or the commit status.
 
 Apart from modelrun.reporting (collecting the results), so that UpdatePullRequest's cold start
 loads none of what collecting needs (the metrics schema, the comparison, report.html).
@@ -9,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelrun import checks, comments, publishing
+from modelrun import checks, comments, gate, publishing
 from modelrun.adapters.github import body_sha
 from modelrun.config import UpdatePullRequestSettings
 from modelrun.domain import report
 from modelrun.domain.documents import report_of
 from modelrun.domain.run import RunRecord
+from modelrun.domain.status import RunStatus
 from modelrun.errors import RunNotFound
 from modelrun.ports import GitHub, Runs
 from modelrun.wiring import RecordsAndGitHub, records_and_github
@@ -37,6 +39,7 @@ def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
     record = runs.get(run_id)
     if record is None:
         raise RunNotFound(run_id)
+    record = judge(runs, github, record)
     written = comments.refresh(runs, github, record, wait=True)
     if checks.enabled(github):
         checks.publish(runs, github, record, wait=True)
@@ -45,6 +48,16 @@ def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
         return {"run_id": run_id, "comment_written": written, "check_run": shown}
     state = publish_commit_status(runs, github, record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
+
+
+def judge(runs: Runs, github: GitHub, record: RunRecord) -> RunRecord:
+    """The record with the merge gate it is judged by (read once, from the PR's base: modelrun.gate);
+    only a run with results is judged (the others' status decides their conclusion)."""
+    if record.gate is not None or record.status is not RunStatus.SUCCEEDED or not report_of(record.report).has_results:
+        return record
+    found = gate.read(github(), record).model_dump(mode="json", exclude_none=True)
+    runs.set_fields(record.run_id, gate=found)
+    return runs.get(record.run_id) or record.model_copy(update={"gate": found})
 
 
 def runs_of_commit(runs: Runs, record: RunRecord) -> list[RunRecord]:

@@ -250,6 +250,7 @@ class FakeGitHub:
         self.check_runs: dict[int, dict[str, Any]] = {}
         self.statuses: list[tuple[str, str, str, str | None]] = []
         self.failures: dict[str, tuple[Exception, bool]] = {}
+        self.files: dict[tuple[str, str], bytes] = {}  # (ref, path) -> bytes: the repository's files
         self._ids = 500
 
     @property
@@ -321,6 +322,11 @@ class FakeGitHub:
             raise failure[0]
         found = [i for i, r in self.check_runs.items() if r["head_sha"] == head_sha and r["external_id"] == external_id]
         return max(found) if found else None
+
+    def file_at(self, repository: str, path: str, ref: str, limit: int) -> bytes | None:
+        if failure := self._call("file_at"):
+            raise failure[0]
+        return self.files.get((ref, path))
 
     def comment_bodies(self) -> list[str]:
         return [body for _, body in self.comments.values()]
