@@ -17,10 +17,13 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from modelrun.domain import formatting as fmt
 from modelrun.domain.formatting import LABELS
 from modelrun.domain.run import RunRecord
+from modelrun.domain.sections import verdict_title
 from modelrun.domain.status import RunStatus
 from modelrun.domain.text import visible
+from modelrun.domain.verdict import verdict_of
 from modelrun_cli.runs import (
     DeadLetter,
     elapsed_seconds,
@@ -84,12 +87,6 @@ def duration(value: float | None) -> str:
     return f"{total // 3600}h {total % 3600 // 60:02d}m"
 
 
-def number(value: float) -> str:
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
-
-
 def compute(record: RunRecord) -> str:
     return record.compute.upper()
 
@@ -134,8 +131,8 @@ def runs_rows(records: list[RunRecord], positions: dict[str, int]) -> list[dict[
                 "status": status_text(record.status),
                 "queue": Text(f"#{position}" if position else ""),
                 "took": Text(took + ("…" if running and took != DASH else ""), style="cyan" if running else ""),
-                "RMSE": Text(number(metrics["rmse"]) if "rmse" in metrics else ""),
-                "COD": Text(number(metrics["cod"]) if "cod" in metrics else ""),
+                "RMSE": Text(fmt.value("rmse", metrics["rmse"]) if "rmse" in metrics else ""),
+                "COD": Text(fmt.value("cod", metrics["cod"]) if "cod" in metrics else ""),
                 "on": Text(compute(record)),
                 "author": plain(record.triggered_by),
                 "started": Text(when(record.started_at)),
@@ -235,6 +232,9 @@ def run_detail(record: RunRecord, position: int | None) -> RenderableType:
     facts.add_row("took", duration(elapsed_seconds(record, now)))
 
     parts: list[RenderableType] = [facts]
+    verdict = verdict_text(record)
+    if verdict is not None:
+        parts += [Text(""), verdict]
     metrics = _metrics(record)
     if metrics is not None:
         parts += [Text(""), metrics]
@@ -258,6 +258,8 @@ def links(record: RunRecord) -> list[Text]:
 
 
 def _metrics(record: RunRecord) -> Table | None:
+    """The statistics against main as the comment shows them: each in its one format
+    (domain.formatting), the change, its paired interval and what it says."""
     summary, report = readable_summary(record), readable_report(record)
     metrics, study = summary.metrics, summary.ratio_study
     if not metrics.present() and not list(study.items()):
@@ -268,27 +270,35 @@ def _metrics(record: RunRecord) -> Table | None:
     table.add_column("this run", justify="right")
     if baseline:
         table.add_column(plain(f"main {baseline.head_sha[:8]}"), justify="right")
-    table.add_column("IAAO standard")
-    if baseline:
+        table.add_column("change", justify="right")
+        table.add_column("95% CI of the change", justify="right")
         table.add_column("vs main")
-    changes = report.comparison.changes if report.comparison and report.comparison.status == "paired" else {}
-
-    def cell(value: float | None) -> Text:
-        return Text(DASH if value is None else number(value))
+    table.add_column("IAAO")
 
     def add(key: str, value: float | None, base: float | None, passed: bool | None) -> None:
         verdict = Text("pass", style="green") if passed else Text("fail", style="red") if passed is False else Text("")
-        row = [plain(LABELS[key]), cell(value), *([cell(base)] if baseline else []), verdict]
+        row = [plain(LABELS[key]), Text(fmt.value(key, value))]
         if baseline:
-            change = changes.get(key)
-            row.append(Text(VERDICT_WORDS[change.verdict], style=VERDICT_STYLE[change.verdict]) if change else Text(""))
-        table.add_row(*row)
+            change = report.paired_change(key)
+            moved = fmt.delta(key, value - base) if value is not None and base is not None else DASH
+            interval = fmt.interval(key, change.low, change.high, change=True) if change else DASH
+            word = Text(VERDICT_WORDS[change.verdict], style=VERDICT_STYLE[change.verdict]) if change else Text("")
+            row += [Text(fmt.value(key, base)), Text(moved), Text(interval), word]
+        table.add_row(*row, verdict)
 
     for key in metrics.present():
         add(key, metrics.value(key), baseline.metrics.value(key) if baseline else None, None)
     for key, stat in study.items():
         add(key, stat.value, baseline.ratio_study.value(key) if baseline else None, stat.passed)
     return table
+
+
+def verdict_text(record: RunRecord) -> Text | None:
+    """The comment's verdict, as plain text (its check run's title)."""
+    report = readable_report(record)
+    if record.status is not RunStatus.SUCCEEDED or not report.has_results:
+        return None
+    return plain(verdict_title(verdict_of(report)), style="bold")
 
 
 def dead_letters_table(letters: list[DeadLetter], queue: str) -> Table:

@@ -8,6 +8,8 @@ request's command override: ``python job.py MODE [ARG]`` where MODE is
 - ``fail``: print a few log lines (one of them hostile Markdown/HTML) and exit 3;
 - ``sleep SECONDS``: sleep, then as ``ok``;
 - ``wait-for PATH``: wait (up to 60 s) until PATH exists, then as ``ok``;
+- ``worse``: as ``ok``, but its estimates stray four times as far from the prices (the paired
+  comparison with an ``ok`` run finds the errors and COD worse) and it reports PRD failing;
 - ``tamper RUN_ID``: a hostile model: writes forged metrics (RMSE 1) for another run where it
   can guess that run's results live, and its own metrics.json claiming to be that run.
 """
@@ -55,7 +57,9 @@ doc = {
     "metrics": {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87, "median_ratio": 0.99},
     "ratio_study": {
         "cod": stat,
-        "prd": stat | {"value": 1.01, "standard": "0.98-1.03"},
+        "prd": stat
+        | {"value": 1.01, "standard": "0.98-1.03"}
+        | ({"value": 1.04, "pass": False} if mode == "worse" else {}),
         "prb": stat | {"value": 0.01, "standard": "-0.05-0.05"},
         "mki": stat | {"value": 1.0, "standard": "0.95-1.05"},
     },
@@ -71,7 +75,10 @@ doc = {
 rows = ["sale_id,sale_price,estimate,area,ratio_outlier"]
 for i in range(20):
     price = 300_000 + 20_000 * i
-    rows.append(f"s{i + 1},{price},{price * (0.95 + (i * 7 % 11) / 100)},{1 + i % 2},0")
+    ratio = 0.95 + (i * 7 % 11) / 100
+    if mode == "worse":
+        ratio = 1 + 4 * (ratio - 1)
+    rows.append(f"s{i + 1},{price},{price * ratio},{1 + i % 2},0")
 holdout = gzip.compress(("\n".join(rows) + "\n").encode(), mtime=0)
 bucket, prefix = os.environ["MODELRUN_RESULTS_URI"].removeprefix("s3://").split("/", 1)
 s3 = boto3.client("s3")

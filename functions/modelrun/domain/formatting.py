@@ -87,7 +87,13 @@ def interval(key: str, low: float | None, high: float | None, *, change: bool = 
     assert low is not None and high is not None
     unit = UNITS.get(key, _GENERIC)
     if change:
-        bounds = f"{_plain(low, unit, True, keep_sign=True)} to {_plain(high, unit, True, keep_sign=True)}"
+        # A bound that rounds to zero gets more digits (up to three), both bounds alike, so
+        # "+0.000 to +0.002" reads "+0.0002 to +0.0020": the interval visibly excludes 0.
+        for extra in range(4):
+            shown = Unit(unit.decimals + extra, unit.percent)
+            if all(b == 0 or f"{abs(b):.{shown.decimals}f}".strip("0.,") for b in (low, high)):
+                break
+        bounds = f"{_plain(low, shown, True, keep_sign=True)} to {_plain(high, shown, True, keep_sign=True)}"
         return bounds + (" pp" if unit.percent else "")
     suffix = "%" if unit.percent else ""
     return f"{_plain(low, unit, False)}{suffix} to {_plain(high, unit, False)}{suffix}"

@@ -195,6 +195,7 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.6em 0}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+table.facts td{text-align:left;white-space:normal;overflow-wrap:anywhere}table.facts th{vertical-align:top}
 figure{margin:1em 0}svg.chart{width:100%;height:auto;max-width:720px;font-size:13px}
 svg .title{font-size:15px;font-weight:600}svg .grid{stroke:#e5e5e5}
 img{max-width:100%;height:auto}pre{overflow-x:auto;background:#f6f8fa;padding:.6em}
@@ -271,7 +272,7 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
 <h2>What changed in the params file</h2>
 <pre>{_esc(diff)}</pre>
 <h2>Model and data</h2>
-<div class="scroll"><table>{facts_html}</table></div>
+<table class="facts">{facts_html}</table>
 <h2>Plots</h2>{plots or "<p>none</p>"}
 </body></html>
 """

@@ -97,7 +97,9 @@ class Gate:
 
 
 def _names(keys: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(fmt.LABELS[k] for k in keys)
+    """Statistics in the tables' order, in words: "RMSE, MAE and COD"."""
+    names = [fmt.LABELS[k] for k in fmt.LABELS if k in keys]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def source_of(stored: dict[str, Any] | None) -> GateSource:

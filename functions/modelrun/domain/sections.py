@@ -109,7 +109,7 @@ def comparison_note(report: Report) -> list[str]:
         return [
             f"<sub>🟢/🔴: the {level} paired bootstrap interval of the change excludes 0 "
             f"({fmt.count(comparison.resamples)} resamples of the {fmt.count(comparison.n_sales)} holdout sales "
-            "both runs scored; for the median ratio, PRD, PRB and MKI, better means nearer the ideal 1, 0, 1). "
+            "both runs scored; for the median ratio, PRD, PRB and MKI, better means nearer the ideal: 1, 1, 0 and 1). "
             "≈: the interval includes 0, so the runs can't be told apart.</sub>"
         ]
     if comparison.status == "differ":
