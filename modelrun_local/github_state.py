@@ -129,9 +129,9 @@ class GitHubState:
                     ref = args.get("ref") or self.default_branch
                     data = self._files.get((key, ref, params["path"]))
                     if data is None:
-                        raise Rejected(
-                            404, error_body("Not Found", docs, 404), "no such file at that ref (put_file it)"
-                        )
+                        # No file there: GitHub's ordinary answer (a repository without a policy
+                        # file), not a refusal of the request, so not recorded as rejected.
+                        return 404, error_body("Not Found", docs, 404), {}
                     return 200, self.documents.content_file(repo, params["path"], ref, data), {}
                 case "repos/get":
                     return 200, self.documents.full_repository(repo, self.default_branch), {}

@@ -16,8 +16,10 @@ With token credentials GitHub refuses check runs; the commit status carries the 
 GitHub requests per run, verification included: on App credentials 5 (the workflow-run lookup;
 the check run's create, its update at RUNNING and at the end; the comment's one write at the
 end), on a token 5 (the lookup; the comment at submission, at RUNNING and at the end; the
-commit status). The installation token's exchange (an App's) is made once an hour per function
-environment, not per run.
+commit status); and for a run with results, the merge gate's policy file read from the base
+commit (modelrun.gate), once per repository and commit in a function environment: 6 at most.
+The installation token's exchange (an App's) is made once an hour per function environment,
+not per run.
 """
 
 from __future__ import annotations

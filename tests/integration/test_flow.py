@@ -355,7 +355,11 @@ def test_a_pr_is_compared_with_main_over_the_sales_both_scored(flow: Flow) -> No
     # On App credentials: verified (1); the check run created queued at submission, updated
     # when Batch runs it (unless the job has ended by then: a render from the fresh record is
     # the final one) and completed with the results; the comment written once, at the end, a
-    # create without a lookup (the PR has none): 5 at most.
+    # create without a lookup (the PR has none); and the merge gate's policy file read from the
+    # base commit (one contents request: a commit's file is kept per function environment, so
+    # the PR's next runs on the same base don't read it again): 6 at most, 5 before gates.
     assert operations[:2] == ["actions/get-workflow-run-attempt", "checks/create"], operations
     assert operations.count("issues/create-comment") == 1 and "issues/list-comments" not in operations, operations
-    assert set(operations[2:]) == {"checks/update", "issues/create-comment"} and len(operations) <= 5, operations
+    assert operations.count("repos/get-content") == 1, operations
+    assert set(operations[2:]) == {"checks/update", "issues/create-comment", "repos/get-content"}, operations
+    assert len(operations) <= 6, operations

@@ -234,10 +234,13 @@ def test_the_flow_on_token_credentials() -> None:
         r.operation for r in requests
     }
     # The comment carries the states on the way (no check run): created at submission, edited
-    # at RUNNING (unless the job ended first) and with the report; then the commit status.
+    # at RUNNING (unless the job ended first) and with the report; the merge gate's policy read
+    # once from the base commit (kept per function environment and commit); then the commit
+    # status: 6 at most (5 before gates).
     operations = [r.operation for r in requests]
     assert operations[0] == "actions/get-workflow-run-attempt" and "issues/list-comments" not in operations
-    assert len(operations) <= 5 and operations[-1] == "repos/create-commit-status", operations
+    assert operations.count("repos/get-content") == 1, operations
+    assert len(operations) <= 6 and operations[-1] == "repos/create-commit-status", operations
 
 
 def test_the_flow_on_github_enterprise_server() -> None:
