@@ -51,7 +51,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         g = o["github"]
         lines.append(
             f"| GitHub API requests per run on {g.get('credentials', 'app')} credentials, submission → final "
-            f"report (goal ≤ 6: 5, and the merge gate's policy read once per base commit) | {g['per_run']['total']:.2f}, at most {g.get('max_per_run', 0)} "
+            f"report (goal ≤ 6: 5, and the merge gate's policy read once per base commit) | "
+            f"{g['per_run']['total']:.2f}, at most {g.get('max_per_run', 0)} "
             f"({g['per_run']['writes']:.2f} writes; {g['per_run']['check_runs']:.2f} to the check run; "
             f"{g['first_run_on_pr']['total']:.2f} on a PR's first run, {g['later_run_on_pr']['total']:.2f} later; "
             f"list calls {g['per_run']['list_comments']:.2f}); installation-token exchanges besides: "

@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         exchanged = len(result["pr_requests"]) - len(per_run)
         counted = Counter(per_run)
         print(
-            f"  GitHub API requests of the PR's run, from its request to its report: {len(per_run)} (goal ≤ 5: "
+            f"  GitHub API requests of the PR's run, from its request to its report: {len(per_run)} "
+            "(goal ≤ 6, the merge gate's policy read included: "
             f"{', '.join(f'{op} x{n}' for op, n in sorted(counted.items()))}); "
             f"installation-token exchanges besides: {exchanged} (each cached about an hour per function environment)"
         )

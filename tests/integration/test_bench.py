@@ -26,7 +26,8 @@ def test_quick_bench_writes_figures_and_finds_no_lost_or_duplicated_runs(tmp_pat
     assert overhead["enqueue_to_submitjob_s"]["n"] == 2
     assert overhead["terminal_to_comment_s"]["n"] == 2
     assert overhead["poller"]["detection_delay_s"]["n"] == 2
-    assert 0 < overhead["github"]["per_run"]["total"] <= 5  # the requests timed are the runs' own
+    # the requests timed are the runs' own: 5, and the merge gate's policy read once per base commit
+    assert 0 < overhead["github"]["per_run"]["total"] <= 6
     throughput = results["throughput"]
     assert throughput["batch_jobs_created"] == throughput["requests_unique"] == throughput["run_records"] == 6
     assert throughput["duplicates_sent"] >= 1
