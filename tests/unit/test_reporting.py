@@ -146,7 +146,8 @@ def test_on_app_credentials_the_pr_gets_the_comment_and_the_completed_check_run(
     runs, github = collected(collected_once), FakeGitHub()
     answer = pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert answer == {"run_id": "pr-1", "comment_written": True, "check_run": "success"}
-    assert github.calls == ["create_comment", "create_check_run"] and github.statuses == []
+    # the merge gate's policy read first (none there: the default), then the comment and the check run
+    assert github.calls == ["file_at", "create_comment", "create_check_run"] and github.statuses == []
     (check,) = github.check_runs.values()
     assert check["status"] == "completed" and check["conclusion"] == "success"
 
