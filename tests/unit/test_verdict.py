@@ -134,6 +134,9 @@ def test_a_statistic_that_must_not_get_worse_fails_the_check() -> None:
     view = check_run(rec)
     assert view.conclusion == "failure" and commit_status(rec)[0] == "failure"
     assert "**Merge gate: ❌ failure**" in view.summary and "PRD got significantly worse" in view.summary
+    assert view.summary.count("Merge gate") == 1
+    body = render_comment([rec])  # the comment says it too, under the verdict
+    assert "<sub>Merge gate: ❌ failure. PRD got significantly worse than main" in body
     assert view.title == "Mixed: better RMSE; worse PRD; IAAO PRD newly fails"
 
 

@@ -213,13 +213,16 @@ def _history(runs: Sequence[RunRecord], budget: int | None = None) -> list[str]:
     return head + rows + tail
 
 
-def _verdict(record: RunRecord, report: Report) -> list[str]:
+def _verdict(record: RunRecord, report: Report, *, with_gate: bool = True) -> list[str]:
     """The verdict, first: one line (and each statistic's direction, a line that wraps), or why
     there is none for a run that ended without results."""
     if record.status is RunStatus.SUCCEEDED and report.has_results:
         line = sections.verdict_line(verdict_of(report), report)
         directions = sections.directions(report)
-        return ["", line] + (["", directions] if directions else [])
+        # Once judged (the report read the policy); the check run shows it apart, as a list.
+        decided = gate(record, report) if with_gate and record.gate is not None else None
+        judged = [f"<sub>{_gate_line(decided)}</sub>"] if decided else []
+        return ["", line] + (["", directions] if directions else []) + (["", *judged] if judged else [])
     if record.status is RunStatus.SUCCEEDED and report.contract_error:
         return ["", "❌ **No verdict:** what the run wrote was refused, so there is nothing to compare with main."]
     if record.status is RunStatus.FAILED:
@@ -391,6 +394,11 @@ def check_status(status: RunStatus) -> str:
 GATE_MARKS = {"success": "✅", "neutral": "⚪", "failure": "❌"}
 
 
+def _gate_line(decided: Gate) -> str:
+    """The gate in one line, for the comment: its conclusion and why."""
+    return f"Merge gate: {GATE_MARKS[decided.conclusion]} {decided.conclusion}. " + " ".join(decided.reasons)
+
+
 def _gate_lines(decided: Gate) -> list[str]:
     """The merge gate's conclusion and why (docs/policy.md: the rules)."""
     return [f"**Merge gate: {GATE_MARKS[decided.conclusion]} {decided.conclusion}**", ""] + [
@@ -443,7 +451,7 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
     decided = gate(record, report)
     summary = _fit(
         [
-            ("", _verdict(record, report)[1:]),
+            ("", _verdict(record, report, with_gate=False)[1:]),
             ("", _gate_lines(decided) if decided else []),
             ("", [title_line] + (["", f"> {inert(record.note, 300)}"] if record.note else [])),
             ("", _outcome(record, report)),
