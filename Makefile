@@ -86,6 +86,8 @@ requirements:  ## regenerate functions/requirements/*.txt (functions/Makefile in
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 browser-setup: node_modules/.package-lock.json
 	@test -x /usr/bin/chromium || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium; }
+	@# The comment's marks (🟢 🔴 ✅ ❌) in the screenshots, as a reviewer's browser draws them.
+	@fc-list | grep -qi "Noto Color Emoji" || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq fonts-noto-color-emoji; }
 
 node_modules/.package-lock.json: package.json package-lock.json
 	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error

@@ -23,10 +23,13 @@ from typing import Any
 import pytest
 
 from modelrun.domain import charts
-from modelrun.domain.documents import AreaStats, Decile, RatioStat, RatioStudy
+from modelrun.domain.documents import AreaStats, Decile, RatioStat, RatioStudy, report_of
 from modelrun.domain.html_report import render_html
+from modelrun.domain.policy import GateSource, policy_from
 from modelrun.domain.report import check_run, render_comment
+from modelrun.domain.sections import verdict_line
 from modelrun.domain.status import RunStatus
+from modelrun.domain.verdict import verdict_of
 from tests.records import REPORT_FIXTURES, real_report, stored_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +37,7 @@ RENDER = Path(__file__).with_name("render.mjs")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 OUTPUT = Path(os.environ.get("MODELRUN_TEST_OUTPUT", ROOT / ".modelrun" / "test-output")) / "browser"
 PHONE, DESKTOP = (390, 844), (1280, 900)
+NARROW = (400, 844)  # the issue's phone: the verdict readable without scrolling sideways
 
 # Not a chart we emit: the control that proves a chart Mermaid rejects fails this test.
 BROKEN = 'xychart-beta\n    x-axis ["a", "b"]\n    bar [1, , 2]'
@@ -83,6 +87,19 @@ def emitted_charts() -> dict[str, str]:
     return sources
 
 
+def reviewer_documents() -> tuple[dict[str, str], str]:
+    """The real run's PR comment and its check run's page (title, conclusion, summary, text, as
+    GitHub lays a check run out), judged by a team's gate; and the verdict's text, to find it."""
+    record, _, _ = real_report(paired=True)
+    gate = GateSource(kind="file", ref="0" * 40, policy=policy_from({"must_not_get_worse": ["cod", "prd"]}))
+    record = record.model_copy(update={"gate": gate.model_dump(mode="json")})
+    view = check_run(record)
+    page = f"## {view.title}\n\n**{view.conclusion}**\n\n{view.summary}\n\n{view.text or ''}"
+    report = report_of(record.report)
+    probe = verdict_line(verdict_of(report), report).replace("**", "")
+    return {"comment": render_comment([record]), "check-run": page}, probe
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     missing = [
@@ -101,12 +118,18 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     failed_page = OUTPUT / "report-failed.html"
     failed_page.write_text(render_html(failed, report.model_copy(update={"metrics": None, "ratio_study": None}), {}))
     charts_ = emitted_charts()
+    documents, probe = reviewer_documents()
     job = {
         "charts": [{"name": n, "source": s} for n, s in charts_.items()] + [{"name": "broken", "source": BROKEN}],
         "pages": [
             {"name": "report-phone", "path": str(page), "width": PHONE[0], "height": PHONE[1]},
             {"name": "report-desktop", "path": str(page), "width": DESKTOP[0], "height": DESKTOP[1]},
             {"name": "report-failed-phone", "path": str(failed_page), "width": PHONE[0], "height": PHONE[1]},
+        ],
+        "documents": [
+            {"name": f"{name}-{width}", "markdown": text, "width": width, "height": NARROW[1], "probe": probe}
+            for name, text in documents.items()
+            for width in (DESKTOP[0], NARROW[0])
         ],
     }
     job_file = tmp_path_factory.mktemp("browser") / "job.json"
@@ -160,3 +183,40 @@ def test_the_report_loads_without_errors(rendered: dict[str, Any], name: str) ->
     assert layout["scrollWidth"] <= layout["clientWidth"], layout
     if not name.startswith("report-failed"):
         assert layout["svgs"] == 3 and layout["images"] == 1 and layout["tables"] >= 4, layout
+
+
+@pytest.mark.parametrize("name", ["comment-400", "check-run-400", "comment-1280", "check-run-1280"])
+def test_the_verdict_is_read_first_without_scrolling_sideways(rendered: dict[str, Any], name: str) -> None:
+    """GitHub's rendering approximated (markdown-it, GitHub's stylesheet, Mermaid in the page):
+    the verdict's paragraph lies inside the screen's width and on its first screen, nothing in it
+    overflows, and the page itself never scrolls sideways (wide tables scroll in their own box)."""
+    page = next(d for d in rendered["documents"] if d["name"] == name)
+    assert page["problems"] == [], page["problems"]
+    verdict = page["probe"]
+    assert verdict is not None, "the verdict is not on the page"
+    assert 0 <= verdict["left"] and verdict["right"] <= page["clientWidth"], (verdict, page["clientWidth"])
+    assert verdict["scrollWidth"] <= verdict["clientWidth"], verdict
+    assert verdict["bottom"] <= page["viewportHeight"], "the verdict is below the first screen"
+    assert page["scrollWidth"] <= page["clientWidth"], (page["scrollWidth"], page["clientWidth"])
+    assert (OUTPUT / page["screenshot"]).stat().st_size > 10_000  # the screenshot, for people to look at
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize("name", ["comment-400", "comment-1280"])
+def test_the_charts_axis_titles_clear_their_labels_and_no_label_is_cut(rendered: dict[str, Any], name: str) -> None:
+    page = next(d for d in rendered["documents"] if d["name"] == name)
+    assert page["charts"], "no chart drawn"
+    for chart in page["charts"]:
+        for title in chart["xTitle"]:
+            hit = [label["text"] for label in chart["xLabels"] if _overlap(title, label)]
+            assert not hit, (title["text"], hit)
+        svg = chart["svg"]
+        cut = [
+            label["text"]
+            for label in chart["xLabels"]
+            if label["left"] < svg["left"] - 1 or label["right"] > svg["right"] + 1
+        ]
+        assert not cut, cut

@@ -52,7 +52,7 @@ def test_the_decile_chart_has_this_run_main_and_the_iaao_band() -> None:
     assert [kind for kind, _ in drawn] == ["bar", "line", "line", "line"]
     assert drawn[0][1][:2] == [0.92, 0.93] and drawn[1][1] == [0.95] * 10
     assert drawn[2][1] == [0.9] * 10 and drawn[3][1] == [1.1] * 10
-    assert '["≤$240k", "≤$290k",' in chart.source and "0.85 --> 1.15" in chart.source
+    assert '["$240k", "$290k",' in chart.source and "0.85 --> 1.15" in chart.source
     assert "orange line: main <code>abc</code>" in chart.legend
     assert chart.source.count("#") == 4  # the palette: bar, main, the two band lines
     assert chart.markdown().startswith("**Median ratio") and "<details>" not in chart.markdown()
@@ -66,19 +66,31 @@ def test_without_main_the_decile_chart_has_no_main_line() -> None:
     assert decile_chart(deciles(1), None) is None
 
 
-def test_the_area_chart_draws_only_areas_both_runs_report() -> None:
+def test_the_area_chart_draws_this_runs_areas_and_leaves_mains_to_the_table() -> None:
+    """Market areas have no order: main's values are not joined by a line (nor drawn at all:
+    xychart-beta has no points); the legend points to the table of this run against main."""
     this = [area("1", 9.0), area("2", 11.5), area("3", None), area("4", 8.0)]
     base = [area("1", 10.0), area("2", 12.0), area("3", 7.0)]
     chart = area_chart(this, base, "main")
     assert chart is not None
-    drawn = series(chart.source)
-    assert drawn == [("bar", [9.0, 11.5]), ("line", [10.0, 12.0]), ("line", [15.0, 15.0])]
+    assert series(chart.source) == [("bar", [9.0, 11.5, 8.0]), ("line", [15.0, 15.0, 15.0])]
+    assert "main's value for each area: in the table below" in chart.legend
     alone = area_chart(this, None, None)
     assert alone is not None and series(alone.source)[0] == ("bar", [9.0, 11.5, 8.0])
-    # a baseline from before areas were reported: this run alone
-    older = area_chart(this, [], "main")
-    assert older is not None and len(series(older.source)) == 2
+    assert "table" not in alone.legend
     assert area_chart([area("1", None)], None, None) is None
+
+
+def test_the_areas_against_main_are_a_narrow_folded_table() -> None:
+    from modelrun.domain.documents import Baseline, Report
+    from modelrun.domain.sections import area_against_main
+
+    this = [area("1", 9.0), area("2", 11.5), area("4", 8.0)]
+    base = Baseline(run_id="m", head_sha="a" * 40, by_area=[area("1", 10.0), area("2", 12.0)])
+    lines = area_against_main(Report(by_area=this, baseline=base))
+    assert lines[0] == "<details><summary>COD by market area against main (3 areas)</summary>"
+    assert "| 1 | 9.00 | 10.00 | -1.00 |" in lines and "| 4 | 8.00 | — | — |" in lines
+    assert area_against_main(Report(by_area=this)) == []
 
 
 def test_many_areas_fold_into_details_and_turn_horizontal() -> None:

@@ -24,6 +24,9 @@ COLLAPSE_OVER = 12  # categories: a longer chart is folded into <details>
 THIS_COLOUR, BASE_COLOUR, STANDARD_COLOUR = "#4c78a8", "#f58518", "#9e9e9e"
 _LABEL_SAFE = re.compile(r"[^A-Za-z0-9 ._+/-]")
 LABEL_MAX = 16
+# Drawn this wide and scaled to fit the column: narrow enough that on a 400 px phone (a ~370 px
+# column) the labels stay legible and Mermaid's layout keeps axis titles clear of tick labels.
+CHART_WIDTH = 560
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ def _header(width: int, height: int, colours: Sequence[str]) -> str:
     return (
         "---\nconfig:\n"
         f"  xyChart:\n    width: {width}\n    height: {height}\n"
+        # Smaller labels and room between an axis title and its labels: at a phone's width
+        # Mermaid's defaults let the y-axis title run into the tick labels.
+        "    xAxis:\n      labelFontSize: 12\n      titleFontSize: 13\n      titlePadding: 16\n"
+        "    yAxis:\n      labelFontSize: 12\n      titleFontSize: 13\n      titlePadding: 16\n"
         f'  themeVariables:\n    xyChart:\n      plotColorPalette: "{palette}"\n---\n'
     )
 
@@ -76,8 +83,9 @@ def _categories(labels: Sequence[str]) -> str:
 
 
 def decile_labels(rows: Sequence[Decile]) -> list[str]:
-    """Each decile by its highest sale price, short enough that ten fit under a chart."""
-    return [f"≤{dollars_short(d.high)}" for d in rows]
+    """Each decile by its highest sale price (the axis title says so), short enough that ten fit
+    under a chart on a phone: ``$420k``, ``$9.8M``."""
+    return [dollars_short(d.high, digits=2) for d in rows]
 
 
 def decile_chart(deciles: Sequence[Decile], base_label: str | None) -> Chart | None:
@@ -93,8 +101,8 @@ def decile_chart(deciles: Sequence[Decile], base_label: str | None) -> Chart | N
     lines = [
         "xychart-beta",
         '    title "Median sales ratio by sale-price decile"',
-        f'    x-axis "sale-price decile, by its highest price" {_categories(labels)}',
-        f'    y-axis "median ratio (estimate / price)" {low:.2f} --> {high:.2f}',
+        f'    x-axis "decile, by its top sale price" {_categories(labels)}',
+        f'    y-axis "median ratio" {low:.2f} --> {high:.2f}',
         f"    bar {_series(this, 3)}",
     ]
     if base:
@@ -106,31 +114,27 @@ def decile_chart(deciles: Sequence[Decile], base_label: str | None) -> Chart | N
     legend = "Bars: this run" + (f" · orange line: {base_label}" if base else "")
     legend += " · grey lines: IAAO's level range, 0.90 to 1.10 (ratio-study sales, outliers trimmed)"
     colours = [THIS_COLOUR, *([BASE_COLOUR] if base else []), STANDARD_COLOUR, STANDARD_COLOUR]
-    header = _header(720, 400, colours)
+    header = _header(CHART_WIDTH, 400, colours)
     return Chart("Median ratio by sale-price decile", legend, header + "\n".join(lines), len(rows))
 
 
 def area_chart(this: Sequence[AreaStats], base: Sequence[AreaStats] | None, base_label: str | None) -> Chart | None:
-    """COD by market area: bars this run, a line main (areas both runs report), IAAO's 15.0."""
-    theirs = {a.area: a.ratio_study.value("cod") for a in base or []}
-    if not theirs:
-        base_label = None  # a baseline from before runs reported areas: this run alone
-    rows: list[tuple[str, float, float | None]] = []
+    """COD by market area: bars this run, IAAO's 15.0 as a line. Main's values are not drawn: the
+    areas have no order, so a line joining them would claim a trend, and xychart-beta has no
+    points (a second bar series would hide the first). They are in the table beside the chart
+    (sections.area_against_main). ``base`` and ``base_label``: said in the legend only."""
+    rows: list[tuple[str, float]] = []
     for area in this:
         cod = area.ratio_study.value("cod")
         if cod is None or not math.isfinite(cod):
             continue
-        other = theirs.get(area.area)
-        if base_label and (other is None or not math.isfinite(other)):
-            continue
-        rows.append((area.area, cod, other if base_label else None))
+        rows.append((area.area, cod))
     if not rows:
         return None
     taken: set[str] = set()
-    labels = [label(name, taken) for name, _, _ in rows]
-    values = [cod for _, cod, _ in rows]
-    theirs_values = [other for _, _, other in rows if other is not None]
-    _, high = _axis([*values, *theirs_values, COD_MAX], 5.0, floor=0.0)
+    labels = [label(name, taken) for name, _ in rows]
+    values = [cod for _, cod in rows]
+    _, high = _axis([*values, COD_MAX], 5.0, floor=0.0)
     many = len(rows) > COLLAPSE_OVER
     lines = [
         "xychart-beta horizontal" if many else "xychart-beta",
@@ -138,13 +142,12 @@ def area_chart(this: Sequence[AreaStats], base: Sequence[AreaStats] | None, base
         f'    x-axis "market area" {_categories(labels)}',
         f'    y-axis "COD" 0 --> {high:.0f}',
         f"    bar {_series(values, 2)}",
+        f"    line {_series([COD_MAX] * len(rows), 1)}",
     ]
-    if theirs_values:
-        lines.append(f"    line {_series(theirs_values, 2)}")
-    lines.append(f"    line {_series([COD_MAX] * len(rows), 1)}")
-    legend = "Bars: this run" + (f" · orange line: {base_label}" if theirs_values else "")
-    legend += " · grey line: IAAO's upper limit, 15.0 (lower is more uniform)"
+    legend = "Bars: this run · grey line: IAAO's upper limit, 15.0 (lower is more uniform)"
+    if base and base_label:
+        legend += f" · {base_label}'s value for each area: in the table below"
     height = max(400, 26 * len(rows) + 120) if many else 400
     title = f"COD by market area ({len(rows)} areas)"
-    colours = [THIS_COLOUR, *([BASE_COLOUR] if theirs_values else []), STANDARD_COLOUR]
-    return Chart(title, legend, _header(720, height, colours) + "\n".join(lines), len(rows))
+    colours = [THIS_COLOUR, STANDARD_COLOUR]
+    return Chart(title, legend, _header(CHART_WIDTH, height, colours) + "\n".join(lines), len(rows))

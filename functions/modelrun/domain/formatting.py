@@ -149,10 +149,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def dollars_short(amount: float) -> str:
-    """A sale price for a chart axis: ``$420k``, ``$1.25M``."""
+def dollars_short(amount: float, digits: int = 3) -> str:
+    """A sale price for a chart axis: ``$420k``, ``$1.25M`` (``digits=2``: ``$1.3M``)."""
     if amount >= 1_000_000:
-        return f"${amount / 1_000_000:.2f}M".replace(".00M", "M")
+        decimals = 2 if digits >= 3 else 1
+        return f"${amount / 1_000_000:.{decimals}f}M".replace(f".{'0' * decimals}M", "M")
     if amount >= 1_000:
         return f"${amount / 1_000:.0f}k"
     return f"${amount:.0f}"

@@ -36,7 +36,7 @@ class _Series:
     name: str
     values: Sequence[float | None]
     colour: str
-    kind: str  # "bar" or "line"
+    kind: str  # "bar", "line" or "points" (values of unordered categories: nothing joins them)
 
 
 def _bar_line_svg(title: str, labels: Sequence[str], series: Sequence[_Series], y_range: tuple[float, float]) -> str:
@@ -80,6 +80,15 @@ def _bar_line_svg(title: str, labels: Sequence[str], series: Sequence[_Series], 
             if v is not None and math.isfinite(v)
         ]
         out.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{s.colour}" stroke-width="2"/>')
+    for s in series:
+        if s.kind != "points":
+            continue
+        for i, v in enumerate(s.values):
+            if v is not None and math.isfinite(v):
+                out.append(
+                    f'<circle cx="{left + (i + 0.5) * slot:.1f}" cy="{y(v):.1f}" r="4" fill="{s.colour}" '
+                    f'stroke="#fff"><title>{_esc(s.name)} {_esc(labels[i])}: {v:.3f}</title></circle>'
+                )
     for i, text in enumerate(labels):
         x = left + (i + 0.5) * slot
         out.append(
@@ -87,7 +96,8 @@ def _bar_line_svg(title: str, labels: Sequence[str], series: Sequence[_Series], 
             f'transform="rotate(-45 {x:.1f} {top + plot_h + 14})">{_esc(text)}</text>'
         )
     out.append("</svg>")
-    legend = " ".join(f'<span style="color:{s.colour}">■</span> {_esc(s.name)}' for s in series if s.name)
+    marks = {"bar": "■", "line": "━", "points": "●"}
+    legend = " ".join(f'<span style="color:{s.colour}">{marks[s.kind]}</span> {_esc(s.name)}' for s in series if s.name)
     return f"<figure>{''.join(out)}<figcaption>{legend}</figcaption></figure>"
 
 
@@ -116,7 +126,7 @@ def _area_chart(report: Report, base_name: str) -> str:
     theirs = {a.area: a.ratio_study.value("cod") for a in report.baseline.by_area} if report.baseline else {}
     series = [_Series("this run", [a.ratio_study.value("cod") for a in rows], THIS_COLOUR, "bar")]
     if theirs:
-        series.append(_Series(base_name, [theirs.get(a.area) for a in rows], BASE_COLOUR, "line"))
+        series.append(_Series(base_name, [theirs.get(a.area) for a in rows], BASE_COLOUR, "points"))
     series.append(_Series("IAAO upper limit 15.0", [COD_MAX] * len(rows), STANDARD_COLOUR, "line"))
     top = max(v for s in series for v in s.values if v is not None)
     return _bar_line_svg("COD by market area", [a.area[:16] for a in rows], series, (0.0, math.ceil(top / 5) * 5))

@@ -249,6 +249,9 @@ def _results(report: Report) -> list[str]:
         lines += ["", *note]
     for chart in sections.charts(report):
         lines += ["", chart.markdown()]
+    areas = sections.area_against_main(report)
+    if areas:
+        lines += ["", *areas]
     if report.model or report.data:
         lines += ["", sections.model_line(report)]
     return lines

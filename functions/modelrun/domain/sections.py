@@ -129,6 +129,27 @@ def charts(report: Report) -> list[Chart]:
     return [c for c in found if c is not None]
 
 
+def area_against_main(report: Report) -> list[str]:
+    """COD of each market area, this run against main, folded: what the area chart does not
+    draw (the areas have no order to join main's values by). Narrow: four columns."""
+    baseline = report.baseline
+    theirs = {a.area: a.ratio_study.value("cod") for a in baseline.by_area} if baseline else {}
+    if not report.by_area or not theirs:
+        return []
+    rows = [f"| area | this run | {baseline_label(baseline)} | change |", "|---|---:|---:|---:|"]
+    for area in report.by_area:
+        this, base = area.ratio_study.value("cod"), theirs.get(area.area)
+        change = fmt.delta("cod", this - base) if this is not None and base is not None else fmt.DASH
+        rows.append(f"| {inert(area.area, 40)} | {fmt.value('cod', this)} | {fmt.value('cod', base)} | {change} |")
+    return [
+        f"<details><summary>COD by market area against main ({len(report.by_area)} areas)</summary>",
+        "",
+        *rows,
+        "",
+        "</details>",
+    ]
+
+
 def model_line(report: Report) -> str:
     model, data = report.model, report.data
     library = inert(model.library if model and model.library else "model", 30)
