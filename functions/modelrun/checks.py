@@ -11,7 +11,7 @@ lost is looked up among the commit's check runs (by the run id, its external id)
 next writer creates one: a run never gets two.
 
 With token credentials GitHub refuses check runs; the commit status carries the result instead
-(modelrun.pull_request.publish_commit_status), and the comment shows the states on the way.
+(modelrun.statuses), and the comment shows the states on the way.
 
 GitHub requests per run, verification included: on App credentials 5 (the workflow-run lookup;
 the check run's create, its update at RUNNING and at the end; the comment's one write at the

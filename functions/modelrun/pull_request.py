@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelrun import checks, comments, gate, publishing
-from modelrun.adapters.github import body_sha
+from modelrun import checks, comments, gate, statuses
 from modelrun.config import UpdatePullRequestSettings
 from modelrun.domain import report
 from modelrun.domain.documents import report_of
@@ -46,7 +45,7 @@ def update_pull_request(deps: UpdateDeps, run_id: str) -> dict[str, Any]:
         # The record in hand decides it: a terminal status and its report do not change.
         shown = report.conclusion(record) or report.check_status(record.status)
         return {"run_id": run_id, "comment_written": written, "check_run": shown}
-    state = publish_commit_status(runs, github, record)
+    state = statuses.publish(runs, github, record)
     return {"run_id": run_id, "comment_written": written, "commit_status": state}
 
 
@@ -58,32 +57,3 @@ def judge(runs: Runs, github: GitHub, record: RunRecord) -> RunRecord:
     found = gate.read(github(), record).model_dump(mode="json", exclude_none=True)
     runs.set_fields(record.run_id, gate=found)
     return runs.get(record.run_id) or record.model_copy(update={"gate": found})
-
-
-def runs_of_commit(runs: Runs, record: RunRecord) -> list[RunRecord]:
-    """Every run of the record's head commit (a rerun is another run of the same commit), newest first."""
-    listed = runs.runs_of_pr(record.pr_key) if record.pr_key else [runs.get(record.run_id) or record]
-    same = [r for r in comments.runs_for_comment(record, listed) if r.head_sha == record.head_sha]
-    return same or [record]
-
-
-def publish_commit_status(runs: Runs, github: GitHub, record: RunRecord) -> str:
-    """The commit status of the commit's newest run, never an older state after a newer one."""
-    key = f"status#{record.repository.lower()}#{record.head_sha}"
-    shown: dict[str, str] = {}
-
-    def render() -> publishing.Rendered:
-        newest = runs_of_commit(runs, record)[0]
-        state, description = report.commit_status(newest)
-        target = report_of(newest.report).report_url or newest.workflow_url
-        shown["state"] = state
-        digest = body_sha(f"{state}\n{description}\n{target}")
-        return publishing.Rendered(newest.updated_at, digest, (state, description, target))
-
-    def write(rendered: publishing.Rendered, _: dict[str, Any]) -> dict[str, Any]:
-        state, description, target = rendered.payload
-        github().set_status(record.repository, record.head_sha, state, description, target)
-        return {}
-
-    publishing.publish(runs, key, record.run_id, record.updated_at, render, write, wait=True)
-    return shown.get("state") or report.commit_status(record)[0]
