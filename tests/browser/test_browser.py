@@ -78,7 +78,7 @@ def emitted_charts() -> dict[str, str]:
     differ, _, _ = real_report(paired=False)
     bodies = {
         "comment": render_comment([paired]),
-        "check": check_run(paired).summary,
+        "check": check_run(paired.model_copy(update={"gate": {"kind": "default"}})).summary,
         "comment-differ": render_comment([differ]),
     }
     for where, body in bodies.items():

@@ -275,7 +275,7 @@ def test_the_check_run_follows_the_run(status: RunStatus, expected: tuple[str, s
     if status.terminal:
         fields["stopped_at"] = "2025-03-04T15:24:30.456Z"
     if status is RunStatus.SUCCEEDED:
-        fields["report"] = paired_report()
+        fields["report"], fields["gate"] = paired_report(), {"kind": "default"}  # judged by the default gate
     rec = record(status, **fields)
     view = check_run(rec, runs_ahead=3)
     assert (view.status, view.conclusion) == expected == (check_status(status), conclusion(rec))
@@ -305,6 +305,7 @@ def test_the_check_runs_output_stays_within_githubs_limit() -> None:
 
     areas = [{"area": f"a{i}" * 20, "n": 40, "ratio_study": {"cod": {"value": 9.0}}} for i in range(60)]
     diff = ["+" + "x" * 290] * 400
-    view = check_run(record(RunStatus.SUCCEEDED, report=paired_report(by_area=areas, params_diff=diff)))
+    rec = record(RunStatus.SUCCEEDED, report=paired_report(by_area=areas, params_diff=diff), gate={"kind": "default"})
+    view = check_run(rec)
     assert len(view.summary) <= MAX_CHECK_OUTPUT and view.text is not None and len(view.text) <= MAX_CHECK_OUTPUT
     assert view.text.count("```") % 2 == 0  # no fence cut open

@@ -391,7 +391,9 @@ def hostile_full_report(evil: str) -> dict[str, Any]:
 def test_a_check_run_from_hostile_text_renders_only_our_links(evil: str) -> None:
     from modelrun.domain.report import check_run
 
-    rec = make_record(report=hostile_full_report(evil), **hostile_text_fields(evil))
+    # judged by an invalid gate whose message carries the hostile text (a key's name, say)
+    gate = {"kind": "invalid", "error": evil}
+    rec = make_record(report=hostile_full_report(evil), gate=gate, **hostile_text_fields(evil))
     view = check_run(rec)
     for part in (view.summary, view.text or "", view.title):
         assert problems(part) == [], part[:300]

@@ -177,3 +177,12 @@ def test_an_invalid_policy_is_neutral_with_its_message_on_the_check_run() -> Non
     view = check_run(gated(WORSE_PRD, source))
     assert view.conclusion == "neutral"
     assert f"The merge gate `{POLICY_PATH}` is invalid: must\\_pas: unknown key" in view.summary  # user text, inert
+
+
+def test_results_not_yet_judged_show_no_conclusion() -> None:
+    """Between the results' collection and the gate's read, the check run stays in progress: a
+    passing conclusion shown meanwhile could let a merge through that the gate would block."""
+    rec = record(RunStatus.SUCCEEDED, report=WORSE_PRD)
+    view = check_run(rec)
+    assert (view.status, view.conclusion, conclusion(rec)) == ("in_progress", None, None)
+    assert view.title == "Results collected; applying the merge gate"

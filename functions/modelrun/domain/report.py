@@ -381,6 +381,8 @@ def conclusion(record: RunRecord, report: Report | None = None) -> str | None:
     if record.status is not RunStatus.SUCCEEDED:
         return _CONCLUSIONS[record.status]
     found = report if report is not None else report_of(record.report)
+    if _judging(record, found):
+        return None
     decided = gate(record, found)
     if decided is not None:
         return decided.conclusion
@@ -430,13 +432,31 @@ def _fit(parts: Sequence[tuple[str, list[str]]], limit: int) -> str:
     return "".join(out).rstrip("\n") + "\n"
 
 
+def _judging(record: RunRecord, report: Report) -> bool:
+    """Results collected, the merge gate not read yet (the report's next step): no conclusion
+    may be shown before the gate's, or a merge could slip through on a passing check."""
+    return record.status is RunStatus.SUCCEEDED and report.has_results and record.gate is None
+
+
 def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
     """The check run of one run: queued until Batch runs it, in progress (details: its logs)
-    while it runs, then completed with the whole report in its output."""
+    while it runs and until the merge gate has judged its results, then completed with the whole
+    report in its output."""
     report = report_of(record.report)
     status = record.status
     title_line = _title_line(record, runs_ahead)
     links = _links(record, report)
+    if _judging(record, report):
+        return CheckRun(
+            status="in_progress",
+            conclusion=None,
+            details_url=report.report_url or record.workflow_url,
+            started_at=_stamp(record.started_at),
+            completed_at=None,
+            title="Results collected; applying the merge gate",
+            summary=_fit([("", [title_line, "", links])], MAX_CHECK_OUTPUT),
+            text=None,
+        )
     if status.active:
         running = check_status(status) == "in_progress"
         headline = re.sub(r"\*\*", "", _headline(record, runs_ahead))
