@@ -229,17 +229,6 @@ def params_section(report: Report) -> list[str]:
     return [block] + ([f"_{more} more lines in report.html._"] if more > 0 else [])
 
 
-def headline_values(report: Report) -> str:
-    """One line for a status or a check run's title: RMSE and COD, IAAO's verdict."""
-    metrics = report.metrics
-    study = report.ratio_study
-    text = f"RMSE {fmt.value('rmse', metrics.value('rmse') if metrics else None)}"
-    if study is not None and study.cod is not None:
-        text += f", COD {fmt.value('cod', study.cod.value)}"
-    failing = [fmt.LABELS[k] for k, s in (study.items() if study else []) if s.passed is False]
-    return text + f"; IAAO {'fails ' + ', '.join(failing) if failing else 'all pass'}"
-
-
 def _listed(keys: tuple[str, ...]) -> str:
     names = [fmt.LABELS[k] for k in keys]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
@@ -247,23 +236,17 @@ def _listed(keys: tuple[str, ...]) -> str:
 
 def _standards_words(v: Verdict) -> str:
     """The IAAO standards against main's: what newly fails or passes, and what fails as on main."""
-    parts = (
-        [f"{_listed(v.newly_failing)} newly {'fails' if len(v.newly_failing) == 1 else 'fail'}"]
-        if v.newly_failing
-        else []
-    )
-    parts += (
-        [f"{_listed(v.newly_passing)} newly {'passes' if len(v.newly_passing) == 1 else 'pass'}"]
-        if v.newly_passing
-        else []
-    )
-    if v.failing_as_on_main:
-        parts.append(
-            f"{_listed(v.failing_as_on_main)} {'fails' if len(v.failing_as_on_main) == 1 else 'fail'}, as on main"
-        )
+
+    def says(keys: tuple[str, ...], one: str, many: str, after: str = "") -> list[str]:
+        return [f"{_listed(keys)} {one if len(keys) == 1 else many}{after}"] if keys else []
+
     others = tuple(k for k in v.failing if k not in v.newly_failing and k not in v.failing_as_on_main)
-    if others:
-        parts.append(f"{_listed(others)} {'fails' if len(others) == 1 else 'fail'}")
+    parts = [
+        *says(v.newly_failing, "newly fails", "newly fail"),
+        *says(v.newly_passing, "newly passes", "newly pass"),
+        *says(v.failing_as_on_main, "fails", "fail", ", as on main"),
+        *says(others, "fails", "fail"),
+    ]
     return "; ".join(parts)
 
 
@@ -313,6 +296,7 @@ def verdict_title(v: Verdict) -> str:
             "same": "No detectable change against main",
             "no_baseline": "No baseline to compare with",
             "not_compared": "Not compared with main",
+            "no_results": "No results",
         }[v.kind]
 
         def says(keys: tuple[str, ...], one: str, many: str) -> str:
