@@ -278,3 +278,37 @@ def test_runs_in_a_pipe_are_tab_separated_and_whole() -> None:
     fields = dict(zip(header, row, strict=True))
     assert fields["run"] == short_id(LONG_ID) and fields["author"] == "tab here " + "x" * 60
     assert fields["PR"] == "—" and fields["status"] == "RUNNING"
+
+
+def test_show_compares_with_main_as_the_comment_does() -> None:
+    """One format per statistic (domain.formatting: MAPE in %, R² and PRB at three decimals), the
+    verdict first, and against main the change, its paired interval and what it says."""
+    metrics = {"rmse": 81234.5, "mae": 50321.0, "mape": 9.8, "mdape": 7.1, "r2": 0.87321, "median_ratio": 0.99}
+    study = {"prb": {"value": 0.012345, "pass": True}}
+    report = {
+        "status": "SUCCEEDED",
+        "metrics": metrics,
+        "ratio_study": study,
+        "baseline": {
+            "run_id": "main-1",
+            "head_sha": "d" * 40,
+            "metrics": metrics | {"mape": 9.5},
+            "ratio_study": {"prb": {"value": 0.010, "pass": True}},
+        },
+        "comparison": {
+            "status": "paired",
+            "changes": {
+                "mape": {"delta": 0.3, "low": 0.1, "high": 0.5, "verdict": "worse"},
+                "prb": {"delta": 0.0023, "low": 0.0002, "high": 0.0041, "verdict": "worse"},
+            },
+        },
+    }
+    summary = {"metrics": metrics, "ratio_study": study}
+    record = make_record(status=RunStatus.SUCCEEDED, summary=summary, report=report, gate={"kind": "default"})
+    text = plain_output(views.run_detail(record, position=None))
+    assert "Worse than main: MAPE, PRB" in text
+    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    assert "9.80%" in rows["MAPE"] and "9.50%" in rows["MAPE"] and "+0.30 pp" in rows["MAPE"]
+    assert "+0.10 to +0.50 pp" in rows["MAPE"] and "worse" in rows["MAPE"]
+    assert "0.873" in rows["R²"] and "0.8732" not in rows["R²"]
+    assert "0.012" in rows["PRB"] and "+0.0002 to +0.0041" in rows["PRB"]  # a bound near 0: more digits
