@@ -78,6 +78,11 @@ try {
       images: [...document.images].filter((img) => img.complete && img.naturalWidth > 0).length,
       tables: document.querySelectorAll("table").length,
       title: document.title,
+      // report.html's "Model and data": its values wrap in view, never pushed out of it
+      facts: (() => {
+        const table = document.querySelector("table.facts");
+        return table ? { right: table.getBoundingClientRect().right, scrollWidth: table.scrollWidth } : null;
+      })(),
     }));
     const shot = `${spec.name}.png`;
     await page.screenshot({ path: path.join(outDir, shot), fullPage: true });

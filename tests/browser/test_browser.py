@@ -183,6 +183,8 @@ def test_the_report_loads_without_errors(rendered: dict[str, Any], name: str) ->
     assert layout["scrollWidth"] <= layout["clientWidth"], layout
     if not name.startswith("report-failed"):
         assert layout["svgs"] == 3 and layout["images"] == 1 and layout["tables"] >= 4, layout
+        facts = layout["facts"]  # "Model and data": the long trimming text wraps inside the screen
+        assert facts is not None and facts["right"] <= layout["clientWidth"], (facts, layout["clientWidth"])
 
 
 @pytest.mark.parametrize("name", ["comment-400", "check-run-400", "comment-1280", "check-run-1280"])

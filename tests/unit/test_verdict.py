@@ -186,3 +186,29 @@ def test_results_not_yet_judged_show_no_conclusion() -> None:
     view = check_run(rec)
     assert (view.status, view.conclusion, conclusion(rec)) == ("in_progress", None, None)
     assert view.title == "Results collected; applying the merge gate"
+
+
+# -- the statistical text -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "low", "high", "shown"),
+    [
+        ("prd", 0.0002, 0.0021, "+0.0002 to +0.0021"),  # was "+0.000 to +0.002", marked worse
+        ("prb", -0.0049, 0.0001, "-0.0049 to +0.0001"),  # was "-0.005 to +0.000"
+        ("prb", -0.0049, 0.0, "-0.005 to 0.000"),  # a bound at 0 is 0: no digit added
+        ("rmse", -2050.0, -512.4, "-2,050 to -512"),
+        ("mape", 0.001, 0.3, "+0.001 to +0.300 pp"),
+        ("cod", -1.5, -0.7, "-1.50 to -0.70"),
+    ],
+)
+def test_an_interval_bound_that_rounds_to_zero_gets_more_digits(key: str, low: float, high: float, shown: str) -> None:
+    from modelrun.domain.formatting import interval
+
+    assert interval(key, low, high, change=True) == shown
+
+
+def test_the_footnote_names_each_ideal() -> None:
+    doc = report({"rmse": SAME}, main_pass=ALL_PASS, this_pass=ALL_PASS)
+    body = render_comment([record(RunStatus.SUCCEEDED, report=doc)])
+    assert "for the median ratio, PRD, PRB and MKI, better means nearer the ideal: 1, 1, 0 and 1" in body
