@@ -85,7 +85,7 @@ def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) ->
     assert lines["queued-cpu-1"]["queue"] == "#1" and lines["queued-cpu-2"]["queue"] == "#2"
     assert lines["queued-gpu-1"]["queue"] == "#1"
     assert lines["queued-gpu-1"]["on"] == "GPU" and lines["succeeded"]["on"] == "CPU"
-    assert lines["succeeded"]["RMSE"] == "81,234" and lines["succeeded"]["COD"] == "9.5"
+    assert lines["succeeded"]["RMSE"] == "81,234" and lines["succeeded"]["COD"] == "9.50"  # the comment's formats
     assert lines["running"]["PR"] == "#203" and lines["running"]["author"] == "ana"
     assert lines["running"]["took"].endswith("…")
     assert "waiting: 2 CPU, 1 GPU" in result.stderr and "waiting" not in out  # notes stay out of the pipe
