@@ -27,3 +27,11 @@ def test_an_iaao_range_that_does_not_parse_is_shown_as_written() -> None:
     rec = record(RunStatus.SUCCEEDED, report=report)
     assert "<td>about 1</td>" in render_html(rec, report_of(rec.report), {})
     assert "| about 1 |" in render_comment([rec])
+
+
+def test_the_report_opens_with_the_verdict_of_the_check_run() -> None:
+    rec = record(RunStatus.SUCCEEDED, report=metrics_report())
+    page = render_html(rec, report_of(rec.report), {})
+    found = re.search(r'<p class="verdict"><strong>(.*?)</strong></p>', page)
+    assert found is not None and found.group(1) == "Not compared with main; IAAO fails PRD"
+    assert page.index('class="verdict"') < page.index("<table")

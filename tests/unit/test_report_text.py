@@ -416,7 +416,7 @@ def test_an_unfinished_check_run_from_hostile_text_renders_only_our_links(evil: 
 
 _HTML_TAGS = {
     "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "div", "table", "tr", "th", "td",
-    "figure", "figcaption", "svg", "text", "line", "rect", "polyline", "circle", "span", "pre", "img",
+    "figure", "figcaption", "svg", "text", "line", "rect", "polyline", "circle", "span", "pre", "img", "strong",
 }  # fmt: skip
 
 

@@ -17,6 +17,8 @@ from modelrun.domain import formatting as fmt
 from modelrun.domain.charts import BASE_COLOUR, COD_MAX, LEVEL_BAND, STANDARD_COLOUR, THIS_COLOUR, decile_labels
 from modelrun.domain.documents import METRIC_KEYS, Report
 from modelrun.domain.run import RunRecord
+from modelrun.domain.sections import verdict_title
+from modelrun.domain.verdict import verdict_of
 
 _esc = html.escape
 
@@ -253,6 +255,8 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
     ]
     facts_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(str(v))}</td></tr>" for k, v in facts if v)
     diff = "\n".join(report.params_diff) if report.params_diff else "No change (or no params file)."
+    # The comment's verdict, as the check run's title words it.
+    verdict = verdict_title(verdict_of(report)) if report.has_results else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -263,6 +267,7 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
  · {_esc(record.head_ref)} @ {_esc(record.head_sha[:8])}
  · status {_esc(record.status.value)} · duration {_esc(fmt.duration(record.duration_seconds))}
  · compared with {_esc(base_name if base else "nothing yet")}</p>
+{f'<p class="verdict"><strong>{_esc(verdict)}</strong></p>' if verdict else ""}
 <h2>Metrics against main</h2>
 {_table(["metric", "this run", base_name, "change", "95% CI of the change", ""], _metric_rows(report))}
 <p class="note">{_esc(compared)}</p>
