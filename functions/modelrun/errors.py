@@ -96,8 +96,9 @@ class GitHubInvalid(GitHubRejected):
 
 class GitHubCredentialsBroken(GitHubBadCredentials):
     """The credentials secret is missing or malformed, or GitHub refuses to exchange the App's
-    JWT for an installation token: fix the secret (README: "The GitHub credentials the backend
-    uses"). Raised before any other request, and never retried: it is no outage."""
+    JWT for an installation token (or to find a repository's installation): fix the secret
+    (README: "The GitHub credentials the backend uses") or install the App. Raised before any
+    other request, and never retried: it is no outage."""
 
 
 # --- how a validation error is said -----------------------------------------------------------
