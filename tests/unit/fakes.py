@@ -6,7 +6,7 @@ comment answers False on update), not their internals."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,11 @@ ENVIRONMENT = {
     "APPROVAL_ENVIRONMENT": "staging",
     "BASELINE_ENVIRONMENT": "modelrun-main",
     "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
+    "OPERATOR_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-requests",
+    "RUN_REQUESTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-run-requests",
+    "RUN_REQUESTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests",
+    "MAX_RECEIVE_COUNT": "18",
+    "REDELIVERY_MAX_WAIT_SECONDS": "900",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",
 }
@@ -162,6 +167,8 @@ class FakeJobs:
         self.jobs: dict[str, JobSpec] = {}
         self.terminated: dict[str, str] = {}
         self.ahead = ahead
+        # Called after each TerminateJob: what the track step does meanwhile (a race).
+        self.on_terminate: Callable[[str, str], None] | None = None
 
     def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
         arn = f"arn:aws:batch:us-east-1:111122223333:job-definition/{compute}-{len(self.definitions)}:1"
@@ -177,6 +184,8 @@ class FakeJobs:
 
     def terminate(self, job_id: str, reason: str) -> None:
         self.terminated[job_id] = reason
+        if self.on_terminate is not None:
+            self.on_terminate(job_id, reason)
 
     def runnable_ahead(self, job_queue: str, own_job_id: str) -> int:
         return self.ahead
