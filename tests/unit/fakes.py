@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
@@ -230,6 +231,24 @@ class FakeLogs:
 
     def tail(self, log_stream: str, lines: int) -> list[str]:
         return self.streams.get(log_stream, [])[-lines:]
+
+
+class FakeDelays:
+    """The queue's ChangeMessageVisibility: each message held back, and for how long."""
+
+    def __init__(self) -> None:
+        self.delays: list[tuple[str, int]] = []
+
+    def delay(self, record: SQSRecord, seconds: int) -> None:
+        self.delays.append((record.message_id, seconds))
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.reasons: list[tuple[str, str]] = []
+
+    def dead_letter(self, record: SQSRecord, reason: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.reasons.append((record.message_id, reason))
 
 
 class FakeReports:

@@ -193,7 +193,12 @@ def _track_meanwhile(world: SubmitWorld, status: str, reason: str | None = None)
 
     def move(job_id: str, terminate_reason: str) -> None:
         older = next(r for r in world.runs.records.values() if r.job_id == job_id)
-        event = {"jobName": older.run_id, "jobId": job_id, "jobQueue": older.job_queue, "status": status}
+        event: dict[str, Any] = {
+            "jobName": older.run_id,
+            "jobId": job_id,
+            "jobQueue": older.job_queue,
+            "status": status,
+        }
         if status == "FAILED":
             event |= {"statusReason": reason or terminate_reason, "attempts": [{"container": {"exitCode": 137}}]}
         assert (
