@@ -124,9 +124,9 @@ def track(deps: TrackDeps, detail: JobDetail) -> str:
             checks.publish_quietly(deps.runs, deps.github, record)
         elif new_status.terminal:
             start_report(deps, record)
-        elif new_status in (RunStatus.STARTING, RunStatus.RUNNING) or (
-            new_status is RunStatus.RUNNABLE and detail.attempt > 0
-        ):
+        elif new_status is RunStatus.RUNNING or (new_status is RunStatus.RUNNABLE and detail.attempt > 0):
+            # (STARTING is not shown: a sixth GitHub request per run, over the five budgeted in
+            # modelrun.checks, for a state RUNNING follows.)
             # RUNNABLE again after an attempt was lost (a Spot reclaim): say so, and that it waits.
             checks.publish_interim(deps.runs, deps.github, record)
         return "advanced"

@@ -160,7 +160,7 @@ def test_a_stopped_job_whose_record_the_submit_step_ended_first_changes_nothing(
     assert world.record.status is RunStatus.SUPERSEDED and world.reports.starts == 0
 
 
-def test_starting_is_shown_in_the_check_run() -> None:
+def test_starting_costs_no_github_request() -> None:
     world = World()
     assert world.track("STARTING") == "advanced"
-    assert world.record.status is RunStatus.STARTING and world.github.calls == ["create_check_run"]
+    assert world.record.status is RunStatus.STARTING and world.github.calls == []
