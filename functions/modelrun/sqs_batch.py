@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from modelrun.domain.redelivery import DeadLetter, Redelivery
+from modelrun.errors import HeldBack
 from modelrun.ports import MessageDelays
 
 logger = Logger(child=True)
@@ -35,6 +36,9 @@ def message_id_of(record: Any) -> str | None:
 class LoggedBatchProcessor(BatchProcessor):
     def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
         kind, error = exception[0], exception[1]
+        if isinstance(error, HeldBack):  # expected while GitHub is down: no stack trace per wait
+            logger.warning("message held back", extra={"message_id": message_id_of(record), "cause": str(error)})
+            return super().failure_handler(record, exception)
         logger.error(
             "message failed: SQS delivers it again, and after the queue's maxReceiveCount to its DLQ",
             extra={"message_id": message_id_of(record), "cause": f"{kind.__name__ if kind else '?'}: {error}"},
@@ -76,8 +80,7 @@ def fail_or_dead_letter(
         return
     if decision.wait_s is not None and delays is not None:
         delays.delay(record, decision.wait_s)
-        logger.warning(
-            "message held back: delivered again after the wait",
-            extra={"message_id": record.message_id, "wait_s": decision.wait_s, "cause": cause(error)},
-        )
+        raise HeldBack(
+            f"delivered again in {decision.wait_s} s (delivery {delivery(record)}): {cause(error)}"
+        ) from error
     raise error

@@ -23,6 +23,7 @@ from modelrun.errors import (
     GitHubNotFound,
     GitHubRateLimited,
     GitHubUnavailable,
+    HeldBack,
     IssuerUnavailable,
 )
 from modelrun.sqs_batch import fail_or_dead_letter
@@ -83,8 +84,9 @@ def record(delivery: int = 1, sent_ms: int | None = None, source: str = "modelru
 def test_a_held_back_message_is_delayed_and_failed_back_to_the_queue() -> None:
     delays, dead = FakeDelays(), FakeDeadLetters()
     error = GitHubRateLimited("secondary rate limit (429), retry after 30 s", 30)
-    with pytest.raises(GitHubRateLimited):
+    with pytest.raises(HeldBack, match=r"delivered again in 30 s \(delivery 2\): GitHubRateLimited") as held:
         fail_or_dead_letter(record(2), error, RUNS_REQUESTS, dead.dead_letter, delays, transient=True, at_least_s=30)
+    assert held.value.__cause__ is error
     assert delays.delays == [(record().message_id, 30)] and dead.reasons == []
 
 
@@ -119,7 +121,7 @@ def handled(error: Exception, delivery: int = 1) -> tuple[list[tuple[str, int]],
         try:
             submit_app.record_handler(SQSRecord(raw))
         except Exception as raised:
-            assert raised is error
+            assert raised is error or (isinstance(raised, HeldBack) and raised.__cause__ is error)
             return delays.delays, reasons, True
     return delays.delays, reasons, False
 
