@@ -61,7 +61,7 @@ ENVIRONMENT = {
     "OPERATOR_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-requests",
     "RUN_REQUESTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-run-requests",
     "RUN_REQUESTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests",
-    "MAX_RECEIVE_COUNT": "18",
+    "MAX_RECEIVE_COUNT": "18",  # the submit function's (the track function's is 5)
     "REDELIVERY_MAX_WAIT_SECONDS": "900",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",

@@ -151,3 +151,25 @@ def test_an_unexpected_error_is_retried_then_dead_lettered_with_it() -> None:
     assert handled(RuntimeError("boom"), delivery=4) == ([], [], True)
     last = ["failed on each of 5 deliveries, lastly: RuntimeError: boom"]
     assert handled(RuntimeError("boom"), delivery=5) == ([], last, False)
+
+
+# -- the track handler ------------------------------------------------------------------------------
+
+with mock.patch.dict(os.environ, ENVIRONMENT):
+    track_app = importlib.import_module("track.app")
+
+
+def test_a_job_event_that_keeps_failing_is_dead_lettered_with_the_error_on_its_last_delivery() -> None:
+    event = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
+    reasons: list[str] = []
+    with (
+        mock.patch.object(track_app, "reject", side_effect=lambda r, reason: reasons.append(reason)),
+        mock.patch.object(track_app.tracking, "track", side_effect=RuntimeError("the runs table is unreachable")),
+    ):
+        for delivery in (4, 5):  # an unexpected failure: five deliveries
+            raw = record(delivery, source="modelrun-job-events")._data | {"body": json.dumps(event)}
+            try:
+                track_app.record_handler(SQSRecord(raw))
+            except RuntimeError:
+                assert delivery == 4
+    assert reasons == ["failed on each of 5 deliveries, lastly: RuntimeError: the runs table is unreachable"]
