@@ -31,6 +31,11 @@ class IssuerUnavailable(Exception):
     """The OIDC issuer's keys could not be fetched: retry later (not the request's fault)."""
 
 
+class HeldBack(Exception):
+    """The message waits out a transient failure (GitHub or the OIDC issuer down or rate-limited):
+    its visibility was extended, and SQS delivers it again after the wait (modelrun.sqs_batch)."""
+
+
 # --- the runs table and the results bucket --------------------------------------------------
 
 
