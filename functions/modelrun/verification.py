@@ -4,7 +4,9 @@ The token proves the job (repository, event, ref, run id and attempt, environmen
 API, asked with the stack's own credential, supplies what the token lacks (a pull request's
 number, head and base commit) and the repository's default branch for branch runs. Costs per
 request: one GitHub call for a pull request's run, two for a branch run (the default branch is
-cached per container for five minutes), and the issuer's keys once per container.
+cached per container for five minutes), and the issuer's keys once per container. While GitHub
+is down or rate-limited the request is held back and verified again (modelrun.domain.redelivery):
+one lookup per delivery, at most 18.
 """
 
 from __future__ import annotations

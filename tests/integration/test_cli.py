@@ -292,14 +292,10 @@ def test_local_reads_the_state_file_and_says_when_the_stack_is_not_running(world
     assert json.loads(live.stdout)["status"] == "SUCCEEDED"
 
 
-def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`modelrun local up` around a stand-in for LocalRuntime (a second real one can't share this
-    process with the module's): it writes the state file that --local reads, serves until SIGTERM,
-    then removes the file."""
-    state = tmp_path / "local.json"
-    seen: dict[str, Any] = {}
+def stand_in_runtime(world: World, state: Path, seen: dict[str, Any]) -> type:
+    """A stand-in for LocalRuntime (a second real one can't share this process with the module's)
+    over the module's stack: once the state file is written, it records it and stops the server
+    with SIGTERM, as a service manager does."""
 
     class StandIn:
         def __init__(self, *, stack_name: str, parameters: dict[str, str]) -> None:
@@ -322,7 +318,20 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
             seen["stopped"] = True
 
         def push_image(self, directory: Path, tag: str) -> str:
-            return world.runtime.push_image(directory, tag)
+            # each test's `local up` pushes anew, and the stack's tags are immutable
+            return world.runtime.push_image(directory, f"{tag}-{state.parent.name}")
+
+    return StandIn
+
+
+def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelrun local up`: it writes the state file that --local reads, serves until SIGTERM,
+    then removes the file."""
+    state = tmp_path / "local.json"
+    seen: dict[str, Any] = {}
+    StandIn = stand_in_runtime(world, state, seen)
 
     monkeypatch.setattr("modelrun_local.serve.LocalRuntime", StandIn)
     result = cli("local", "up", "--state-file", str(state), "--stack-name", STACK, stack=False)
@@ -339,3 +348,27 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) >= 9
     twice = cli("local", "up", "--state-file", str(state), stack=False)
     assert twice.exit_code == 2 and f"a local stack is already running at {world.runtime.endpoint}" in twice.stderr
+
+
+def test_local_up_with_runs_makes_the_demos_runs_once_the_state_file_is_written(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`local up --with-runs` runs make demo's flow (tests/e2e runs that flow itself) on the stack
+    it serves, after writing the state file, and names the runs; it needs the sample model."""
+    state = tmp_path / "local.json"
+    seen: dict[str, Any] = {}
+    made: list[str] = []
+
+    def sample_runs(runtime: Any, image: str) -> list[str]:
+        made.append(image)
+        assert state.exists(), "commands can reach the stack while its sample runs go"
+        return ["Sample runs (make demo's: main's baseline, then a PR's experiment):"]
+
+    monkeypatch.setattr("modelrun_local.serve.LocalRuntime", stand_in_runtime(world, state, seen))
+    monkeypatch.setattr("modelrun_local.serve.sample_runs", sample_runs)
+    result = cli("local", "up", "--with-runs", "--state-file", str(state), "--stack-name", STACK, stack=False)
+    assert result.exit_code == 0, result.output
+    assert made == [seen["image"]] and "Sample runs (make demo's" in result.stdout
+
+    refused = cli("local", "up", "--with-runs", "--no-push-model", "--state-file", str(state), stack=False)
+    assert refused.exit_code == 2 and "--with-runs runs the sample model" in refused.stderr
