@@ -42,6 +42,11 @@ class TooLarge(Exception):
     """An object is larger than the reader accepts (a container contract breach)."""
 
 
+class Unreadable(Exception):
+    """An object is there but cannot be read as stored (archived to GLACIER, encrypted with a
+    customer key...): what a job wrote makes that file unavailable, never a failed report."""
+
+
 class ContractError(Exception):
     """The results break the container contract; ``str(error)`` says how, in one line."""
 

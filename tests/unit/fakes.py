@@ -22,7 +22,7 @@ from modelrun import pull_request, reporting, submission, tracking
 from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSettings, UpdatePullRequestSettings
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import RunRecord, utcnow
-from modelrun.errors import StaleWrite, TooLarge
+from modelrun.errors import StaleWrite, TooLarge, Unreadable
 from modelrun.ports import JobSpec
 from tests.unit.builders import AUDIENCE, ISSUER, MODEL_REPOSITORY_URI
 
@@ -194,8 +194,11 @@ class FakeResults:
     def __init__(self, bucket: str = "results") -> None:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
+        self.archived: set[str] = set()  # written with StorageClass GLACIER: there, unreadable
 
     def read_capped(self, uri: str, limit: int) -> bytes | None:
+        if uri in self.archived:
+            raise Unreadable(f"{uri} cannot be read as stored (InvalidObjectState)")
         data = self.objects.get(uri)
         if data is not None and len(data) > limit:
             raise TooLarge(f"{uri} is {len(data)} bytes (at most {limit})")
@@ -213,6 +216,11 @@ class FakeResults:
         uri = f"s3://{self.bucket}/{key}"
         self.objects[uri] = body
         return uri
+
+    def copy(self, source_uri: str, key: str) -> None:
+        if source_uri in self.archived:
+            raise Unreadable(f"{source_uri} cannot be read as stored (InvalidObjectState)")
+        self.objects[f"s3://{self.bucket}/{key}"] = self.objects[source_uri]
 
 
 class FakeLogs:

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
-from modelrun.errors import StaleWrite, TooLarge
+from modelrun.errors import StaleWrite, TooLarge, Unreadable
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -243,6 +243,17 @@ class RunsTable:
         )
 
 
+# What S3 answers for an object that exists but cannot be read as it is stored: archived
+# (StorageClass GLACIER/DEEP_ARCHIVE), or encrypted with a customer's key (SSE-C). A job can
+# write either: the file is then unavailable, and the report says so.
+_UNREADABLE = frozenset({"InvalidObjectState", "ObjectNotInActiveTierError", "InvalidRequest"})
+
+
+def _unreadable(error: ClientError, key: str) -> Unreadable | None:
+    code = error.response["Error"]["Code"]
+    return Unreadable(f"{key} cannot be read as stored ({code})") if code in _UNREADABLE else None
+
+
 class Results:
     """The results bucket: what the model wrote and the reports modelrun writes."""
 
@@ -266,6 +277,8 @@ class Results:
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 return None
+            if unreadable := _unreadable(error, key):
+                raise unreadable from error
             raise
         body = response["Body"]
         if int(response.get("ContentLength", 0)) > limit:
@@ -287,6 +300,23 @@ class Results:
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
+
+    def copy(self, source_uri: str, key: str) -> None:
+        """A server-side copy into this bucket (the bytes never pass through the function), in
+        the standard storage class and the bucket's own encryption, whatever the source's."""
+        bucket, source = self.split(source_uri)
+        try:
+            self.s3.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": source},
+                StorageClass="STANDARD",
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as error:
+            if unreadable := _unreadable(error, source):
+                raise unreadable from error
+            raise
 
 
 def log_url(region: str, log_stream: str, log_group: str = naming.LOG_GROUP) -> str:

@@ -75,6 +75,13 @@ def report_prefix(run: str) -> str:
     return f"reports/{run}/"
 
 
+def collected_prefix(run: str) -> str:
+    """Where CollectResults keeps its copy of a run's files (issue 21): under reports/, which no
+    job role may write, so what later reports compare with and link to is out of every job's
+    reach; the run's own write prefix is never shown anywhere."""
+    return f"{report_prefix(run)}artifacts/"
+
+
 def workflow_run_url(server_url: str, repository: str, run_id: int, attempt: int) -> str:
     """The workflow run's page, built from verified parts only (never a URL from a request)."""
     return f"{server_url.rstrip('/')}/{quote(repository, safe='/')}/actions/runs/{int(run_id)}/attempts/{int(attempt)}"
