@@ -88,6 +88,10 @@ class SubmitSettings(RecordsAndGitHubSettings):
     approval_environment: str
     baseline_environment: str
     operator_queue_arn: NonEmpty
+    # Each queue's own DLQ: a dead letter goes back only to the queue it came from (issue 21).
+    operator_rejected_queue_url: NonEmpty
+    # Distinct tokens' requests per repository and hour; more are dead-lettered (issue 21).
+    max_requests_per_repository_hour: int = Field(gt=0)
 
 
 class TrackSettings(RecordsAndGitHubSettings):

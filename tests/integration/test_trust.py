@@ -335,6 +335,25 @@ def test_forging_or_archiving_mains_files_after_its_collection_changes_no_later_
     assert kept.get("Contents") and not any(o["Key"].endswith("model.txt") for o in kept["Contents"])
 
 
+def test_120_copies_of_one_request_make_one_workflow_run_lookup_and_one_run(stack: TrustFlow) -> None:
+    """Issue 21, attack 6: each copy is its own SQS message with the same token; the claims
+    count once, before any GitHub call, so the installation's hourly limit is not drained."""
+    job = stack.pr_job(323, 5_000_323, "12" * 20)
+    request = with_command(job.request(stack.image), "ok")
+    start = len(stack.github.requests)
+    body = with_identity(request, job.token(stack.queue_url)).model_dump_json()
+    for first in range(0, 120, 10):
+        stack.sqs.send_message_batch(
+            QueueUrl=stack.queue_url, Entries=[{"Id": str(n), "MessageBody": body} for n in range(first, first + 10)]
+        )
+    stack.wait(timeout=120)
+    lookups = [r for r in stack.github.requests_since(start) if r.path.endswith("/actions/runs/5000323/attempts/1")]
+    assert len(lookups) == 1, lookups
+    record = stack.record_of(request.head_sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    assert len(stack.github.comments(REPOSITORY, 323)) == 1
+
+
 def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
     request = with_command(job.request(stack.image), "ok")

@@ -57,6 +57,8 @@ ENVIRONMENT = {
     "APPROVAL_ENVIRONMENT": "staging",
     "BASELINE_ENVIRONMENT": "modelrun-main",
     "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
+    "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
+    "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",
 }
@@ -362,6 +364,31 @@ class FakeVerifier:
         return self.tokens[token]
 
 
+class FakeGate:
+    """The submit path's gate (adapters.aws.RequestGate), in memory."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+        self.sent: dict[str, float] = {}
+
+    def claim(self, key: str, owner: str) -> bool:
+        return self.owners.setdefault(key, owner) == owner
+
+    def release(self, owner: str) -> None:
+        self.owners = {k: o for k, o in self.owners.items() if o != owner}
+
+    def count(self, key: str, window_seconds: int) -> int:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+    def remember_sent(self, digest: str, sent_at: float) -> None:
+        self.sent[digest] = min(sent_at, self.sent.get(digest, sent_at))
+
+    def first_sent(self, digest: str) -> float | None:
+        return self.sent.get(digest)
+
+
 class FakeIdempotency(BasePersistenceLayer):
     """Powertools' idempotency records, in memory (its DynamoDB layer's conditional put)."""
 
@@ -402,6 +429,7 @@ class SubmitWorld:
     repositories: FakeRepositories = field(default_factory=FakeRepositories)
     verifier: FakeVerifier = field(default_factory=FakeVerifier)
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
+    gate: FakeGate = field(default_factory=FakeGate)
     settings: SubmitSettings = field(default_factory=lambda: SubmitSettings.from_environ(ENVIRONMENT))
 
     @property
@@ -414,6 +442,7 @@ class SubmitWorld:
             idempotency=lambda: self.idempotency,
             verifier=self.verifier,
             repositories=self.repositories,
+            gate=self.gate,
         )
 
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from modelrun import submission, verification
+from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
 from modelrun.domain.run import run_id_for
 from modelrun.domain.status import RunStatus
-from modelrun.errors import Rejected, Unverified
+from modelrun.errors import Duplicate, Rejected, Unverified
 from modelrun.ports import JobSpec
 from tests.records import new_record, verified_from
 from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
@@ -219,3 +220,53 @@ def test_a_token_sent_after_it_expired_is_unverified() -> None:
     # Past exp (1,300) and its 60 s of skew, yet within the 900 s max age: only expiry refuses it.
     with pytest.raises(Unverified, match="had expired when the message was sent"):
         verification.verify_run(world.deps, with_token(request()), sent_at=1_400)
+
+
+# --- the gate before GitHub (issue 21) -----------------------------------------------------------
+
+
+def test_a_tokens_claims_count_once_and_duplicates_cost_no_github_call() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    world.repositories.runs[(REPO, 900, 1)] = workflow_run()
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-1", "d-1"))
+    for n in range(2, 121):  # 119 more copies, each its own SQS message (and perhaps a fresh token)
+        with pytest.raises(Duplicate):
+            verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt(f"m-{n}", "d"))
+    assert world.repositories.calls == [(REPO, 900, 1)]
+    # A redelivery of the message that counts is not a duplicate; once it failed, another may count.
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-1", "d-1"))
+    world.gate.release("m-1")
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-7", "d-7"))
+
+
+def test_a_repositorys_distinct_requests_are_rate_limited_with_a_clear_reason() -> None:
+    world = SubmitWorld(settings=SubmitSettings.from_environ(ENVIRONMENT | {"MAX_REQUESTS_PER_REPOSITORY_HOUR": "2"}))
+    for run in (900, 901, 902):
+        world.verifier.tokens[f"{TOKEN}{run}"] = claims(run_id=run)
+        world.repositories.runs[(REPO, run, 1)] = workflow_run(id=run)
+    verify = verification.verify_run
+    for run in (900, 901):
+        message = request().model_copy(update={"identity": Identity(oidc_token=f"{TOKEN}{run}")})
+        message = message.model_copy(update={"workflow": message.workflow.model_copy(update={"run_id": run})})
+        verify(world.deps, message, 1_100, verification.Receipt(f"m-{run}", "d"))
+    message = request().model_copy(update={"identity": Identity(oidc_token=f"{TOKEN}902")})
+    message = message.model_copy(update={"workflow": message.workflow.model_copy(update={"run_id": 902})})
+    with pytest.raises(Rejected, match=r"rate limit: .* more than 2 run requests this hour"):
+        verify(world.deps, message, 1_100, verification.Receipt("m-902", "d"))
+    assert [c[1] for c in world.repositories.calls] == [900, 901]
+
+
+def test_a_redriven_token_is_judged_by_when_this_function_first_received_its_body() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    world.repositories.runs[(REPO, 900, 1)] = workflow_run()
+    # Redriven long after: without a remembered first receipt, expired (whatever the message says).
+    with pytest.raises(Unverified, match="had expired"):
+        verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-1", "body"))
+    world.gate.release("m-1")
+    world.gate.remember_sent("body", 1_100)  # the submit function received this body at 1,100
+    verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-2", "body"))
+    # Another body (another token) gains nothing from it.
+    with pytest.raises(Unverified, match="had expired"):
+        verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-3", "other"))

@@ -61,12 +61,19 @@ def test_only_operators_send_to_the_operator_queue(cfn: dict[str, Any]) -> None:
 
 def test_every_queue_has_a_dlq_with_an_alarm(cfn: dict[str, Any]) -> None:
     queues = resources_of(cfn, "AWS::SQS::Queue")
-    dlqs = {
-        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        for q in queues.values()
+    feeds = {
+        name: q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for name, q in queues.items()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"RunRequestsDLQ", "JobEventsDLQ"}  # the operator queue shares the run-requests DLQ
+    dlqs = set(feeds.values())
+    # Each queue its own DLQ (issue 21): a redrive returns a dead letter to the one queue it came
+    # from, so nothing that entered through the run-requests queue reaches the operator queue.
+    assert feeds == {
+        "RunRequestsQueue": "RunRequestsDLQ",
+        "OperatorRequestsQueue": "OperatorRequestsDLQ",
+        "JobEventsQueue": "JobEventsDLQ",
+    }
     alarmed = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in resources_of(cfn, "AWS::CloudWatch::Alarm").values()
