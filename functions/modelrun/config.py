@@ -88,6 +88,7 @@ class SubmitSettings(RecordsAndGitHubSettings):
     approval_environment: str
     baseline_environment: str
     operator_queue_arn: NonEmpty
+    workflow_path: NonEmpty  # the one workflow file that may request runs
     # Each queue's own DLQ: a dead letter goes back only to the queue it came from (issue 21).
     operator_rejected_queue_url: NonEmpty
     # Distinct tokens' requests per repository and hour; more are dead-lettered (issue 21).

@@ -33,6 +33,7 @@ def policy(s: SubmitSettings) -> evidence.Policy:
         repositories=s.allowed_repositories,
         approval_environment=s.approval_environment,
         baseline_environment=s.baseline_environment,
+        workflow_path=s.workflow_path,
     )
 
 
@@ -96,7 +97,7 @@ def verify_run(deps: SubmitDeps, request: RunRequest, sent_at: float, receipt: R
     claims, rules = _claims(deps, request, sent_at, receipt)
     github = deps.repositories()
     run = github.workflow_run(claims.repository, claims.run_id, claims.run_attempt)
-    default = github.default_branch(claims.repository) if claims.event_name != "pull_request" else None
+    default = github.default_branch(claims.repository)  # cached per container for five minutes
     return evidence.verify_run(request, claims, run, rules, default)
 
 

@@ -354,6 +354,35 @@ def test_120_copies_of_one_request_make_one_workflow_run_lookup_and_one_run(stac
     assert len(stack.github.comments(REPOSITORY, 323)) == 1
 
 
+def test_a_pr_into_the_attackers_branch_cannot_report_on_another_authors_commit(stack: TrustFlow) -> None:
+    """Issue 21, attack 5: a PR whose head is another author's commit and whose base is the
+    attacker's branch (carrying the attacker's workflow) is refused: a PR run's base must be the
+    repository's default branch, by GitHub's record; and only the pinned workflow file counts."""
+    victim_sha = "34" * 20
+    event = pull_request_event(324, victim_sha)
+    event["pull_request"]["head"]["ref"] = "victims-feature"
+    event["pull_request"]["base"] |= {"ref": "mallory", "sha": "56" * 20}
+    job = pull_request_job(stack.github, event, run_id=5_000_324, actor="mallory")
+    request = with_identity(with_command(job.request(stack.image), "ok"), job.token(stack.queue_url))
+    reason = stack.refused(request.model_dump_json())
+    assert "default branch" in reason, reason
+    assert not stack.github.check_runs(REPOSITORY, victim_sha) and not stack.github.statuses(REPOSITORY, victim_sha)
+    # Another workflow file of the repository, in the approval environment, requests nothing.
+    env = stack.github.actions_job(
+        REPOSITORY,
+        "pull_request",
+        sha="78" * 20,
+        run_id=5_000_325,
+        actor="mallory",
+        environment="staging",
+        pull_request=(325, "feature-325", "main", stack.main_sha),
+        workflow_ref=f"{REPOSITORY}/.github/workflows/other.yaml@refs/pull/325/merge",
+    )
+    other = Job(stack.github, "pull_request", pull_request_event(325, "78" * 20), env, "staging")
+    request = with_identity(with_command(other.request(stack.image), "ok"), other.token(stack.queue_url))
+    assert "workflow file" in stack.refused(request.model_dump_json())
+
+
 def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
     request = with_command(job.request(stack.image), "ok")

@@ -59,6 +59,7 @@ ENVIRONMENT = {
     "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
     "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
     "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
+    "WORKFLOW_PATH": ".github/workflows/run-model.yaml",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",
 }
