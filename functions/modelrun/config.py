@@ -77,6 +77,8 @@ class SubmitSettings(RecordsAndGitHubSettings):
     default_vcpus: float = Field(gt=0)
     default_memory_mib: int = Field(gt=0)
     default_gpus: int = Field(ge=0)
+    max_request_vcpus: float = Field(gt=0)
+    max_request_memory_mib: int = Field(gt=0)
     gpu_instance_types: Annotated[tuple[str, ...], BeforeValidator(_items)]
     gpu_max_vcpus: int = Field(gt=0)
     supersede_older_runs: bool

@@ -46,6 +46,8 @@ class JobSpec:
     gpus: int
     command: list[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The Batch fair-share identifier: one per repository, so one cannot starve another (issue 21).
+    share: str | None = None
 
 
 class Jobs(Protocol):

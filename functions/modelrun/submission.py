@@ -122,6 +122,12 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
         problem = sizes.ec2_gpu_problem(vcpus, memory, gpus, s.gpu_instance_types, s.gpu_max_vcpus)
     if problem:
         raise Rejected(f"no compute environment can run this size: {problem}")
+    # Per-request ceilings (issue 21): one PR's run cannot take the whole compute environment.
+    if vcpus > s.max_request_vcpus or memory > s.max_request_memory_mib:
+        raise Rejected(
+            f"resources: at most {s.max_request_vcpus:g} vCPUs and {s.max_request_memory_mib} MiB per run "
+            f"(MaxRequestVcpus, MaxRequestMemoryMiB), not {vcpus:g} and {memory}"
+        )
 
 
 def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
@@ -178,6 +184,7 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
                 gpus=record.gpus,
                 command=request.command,
                 tags=tags,
+                share=naming.share_identifier(request.repository),
             )
         )
     try:

@@ -60,6 +60,8 @@ ENVIRONMENT = {
     "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
     "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
     "WORKFLOW_PATH": ".github/workflows/run-model.yaml",
+    "MAX_REQUEST_VCPUS": "8",
+    "MAX_REQUEST_MEMORY_MIB": "32768",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",
 }

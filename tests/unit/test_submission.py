@@ -5,6 +5,7 @@ PR's runs stopped, and the evidence checked before anything is written."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from modelrun import submission, verification
 from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
+from modelrun.domain import naming
 from modelrun.domain.run import run_id_for
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Duplicate, Rejected, Unverified
@@ -103,6 +105,9 @@ def test_an_image_from_another_repository_is_rejected_before_anything_is_written
     [
         ({"resources": {"vcpus": 0.25, "memory_mib": 8192}}, "Fargate"),
         ({"compute": "gpu", "resources": {"vcpus": 64}}, "no compute environment"),
+        # Fargate runs these; the per-request ceilings (issue 21) do not.
+        ({"resources": {"vcpus": 16, "memory_mib": 32768}}, "at most 8 vCPUs and 32768 MiB per run"),
+        ({"resources": {"vcpus": 8, "memory_mib": 61440}}, "MaxRequestMemoryMiB"),
     ],
 )
 def test_a_size_no_compute_environment_can_run_is_rejected(changes: dict[str, Any], reason: str) -> None:
@@ -110,6 +115,14 @@ def test_a_size_no_compute_environment_can_run_is_rejected(changes: dict[str, An
     with pytest.raises(Rejected, match=reason):
         submit(world, request(**changes))
     assert world.runs.records == {}
+
+
+def test_each_job_carries_its_repositorys_fair_share_identifier() -> None:
+    world = SubmitWorld()
+    submit(world, request())
+    (job,) = world.jobs.jobs.values()
+    assert job.share == naming.share_identifier(REPO) and re.fullmatch(r"[A-Za-z0-9_]{1,255}", job.share)
+    assert naming.share_identifier("county-assessor/avm") != naming.share_identifier("county_assessor/avm")
 
 
 def test_a_new_commit_supersedes_the_prs_older_active_runs() -> None:

@@ -43,6 +43,13 @@ def run_id(
     return name
 
 
+def share_identifier(repository: str) -> str:
+    """The repository's Batch fair-share identifier (letters, digits and underscores, at most
+    255): its name, then a short hash of the exact name so that two names never share."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", repository).strip("_")[:200]
+    return f"{name}_{short_hash(repository.lower())}"
+
+
 def execution_name(run: str) -> str:
     """Step Functions execution names are at most 80 characters; the same run -> the same name."""
     if len(run) <= 80:
