@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
+from modelrun.domain import naming
 from modelrun.domain.naming import LOG_GROUP
 from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.runtime import LocalRuntime
@@ -137,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 100)
         s3 = boto3.client("s3")
         bucket = runtime.outputs["ResultsBucketName"]
-        results = pr_run.results_uri.removeprefix(f"s3://{bucket}/")
+        # What the PR links: the copy CollectResults kept where no job can write (issue 21).
+        results = naming.collected_prefix(pr_run.run_id)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=results).get("Contents", [])]
         report_key = f"reports/{pr_run.run_id}/report.html"
         print(f"Run {pr_run.run_id}: {pr_run.status.value} in {result['elapsed']:.1f} s from enqueue to comment")
-        print(f"Artifacts: s3://{bucket}/{results} ({len(keys)} objects; the prefix's random part is the run's own)")
+        print(f"Artifacts: s3://{bucket}/{results} ({len(keys)} objects, as collected; no job can write there)")
         try:
             html = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
         except s3.exceptions.NoSuchKey:

@@ -2,9 +2,10 @@
 
 The token proves the job (repository, event, ref, run id and attempt, environment, actor); GitHub's
 API, asked with the stack's own credential, supplies what the token lacks (a pull request's
-number, head and base commit) and the repository's default branch for branch runs. Costs per
-request: one GitHub call for a pull request's run, two for a branch run (the default branch is
-cached per container for five minutes), and the issuer's keys once per container.
+number, head and base commit) and the repository's default branch (a branch run's base, the only
+base a pull request's run may have). Costs per request: one GitHub call (the workflow run,
+cached five minutes), the default branch once per container, repository and hour, and the
+issuer's keys once per container.
 
 Before any GitHub call (issue 21): one message counts per token's claims (the workflow run and
 attempt; a duplicate is dropped, whatever its token), a repository's distinct requests are
@@ -97,7 +98,7 @@ def verify_run(deps: SubmitDeps, request: RunRequest, sent_at: float, receipt: R
     claims, rules = _claims(deps, request, sent_at, receipt)
     github = deps.repositories()
     run = github.workflow_run(claims.repository, claims.run_id, claims.run_attempt)
-    default = github.default_branch(claims.repository)  # cached per container for five minutes
+    default = github.default_branch(claims.repository)  # cached per container for an hour
     return evidence.verify_run(request, claims, run, rules, default)
 
 

@@ -349,7 +349,8 @@ class Repositories:
     Needs the credential's read access to Actions and metadata (GitHub App permissions
     "Actions: read" and "Metadata: read"; a fine-grained token the same)."""
 
-    _DEFAULT_BRANCH_TTL_S = 300
+    _DEFAULT_BRANCH_TTL_S = 3600  # every PR run needs it (issue 21); it rarely changes
+    _WORKFLOW_RUN_TTL_S = 300
 
     def __init__(self, secret_arn: str, api_url: str) -> None:
         self.gh, _ = _client(secret_arn, api_url)
@@ -368,7 +369,7 @@ class Repositories:
         facts = WorkflowRunFacts.from_api(dict(run))
         if len(_workflow_runs) >= _WORKFLOW_RUNS_KEPT:
             _workflow_runs.clear()
-        _workflow_runs[key] = (facts, time.monotonic() + self._DEFAULT_BRANCH_TTL_S)
+        _workflow_runs[key] = (facts, time.monotonic() + self._WORKFLOW_RUN_TTL_S)
         return facts
 
     def default_branch(self, repository: str) -> str:
@@ -382,7 +383,7 @@ class Repositories:
         return branch
 
 
-# Per container: a repository's default branch rarely changes; five minutes is fresh enough.
+# Per container: a repository's default branch rarely changes; an hour is fresh enough.
 _default_branches: dict[str, tuple[str, float]] = {}
 # Per container, five minutes: an attempt's head and event never change, and a redelivered or
 # duplicated request (issue 21) costs no second lookup.
