@@ -187,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
         # The installation token's exchange is made once an hour per function environment: it
         # is counted beside the run's requests, not in them.
-        per_run = [op for op in result["pr_requests"] if op != EXCHANGE_OPERATION]
-        exchanged = len(result["pr_requests"]) - len(per_run)
+        # So is the repository's default branch (a PR's base must be it), cached an hour.
+        besides = (EXCHANGE_OPERATION, "repos/get")
+        per_run = [op for op in result["pr_requests"] if op not in besides]
+        exchanged = sum(1 for op in result["pr_requests"] if op == EXCHANGE_OPERATION)
+        defaults = sum(1 for op in result["pr_requests"] if op == "repos/get")
         counted = Counter(per_run)
         print(
             f"  GitHub API requests of the PR's run, from its request to its report: {len(per_run)} (goal ≤ 5: "
             f"{', '.join(f'{op} x{n}' for op, n in sorted(counted.items()))}); "
             f"installation-token exchanges besides: {exchanged} (each cached about an hour per function environment)"
+            f", default-branch lookups: {defaults} (the same)"
         )
         # IAM is enforced: a happy run must not have been refused anything (nor a refusal swallowed).
         decisions = runtime.iam_decisions()
