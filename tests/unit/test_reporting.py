@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from modelrun import collected as kept_files
 from modelrun import pull_request, reporting
 from modelrun.domain import comparison, naming
 from modelrun.domain.documents import Summary, report_of
@@ -229,3 +230,14 @@ def test_a_comment_another_writer_holds_is_retried_by_the_state_machine(
     with pytest.raises(PublishBusy):
         pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert github.calls == []
+
+
+def test_a_runs_files_beyond_the_cap_are_left_out_of_its_kept_copy_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = FakeResults()
+    for i in range(5):
+        results.objects[f"{PR.results_uri}artifacts/f{i}.txt"] = b"x"
+    monkeypatch.setattr(kept_files, "MAX_FILES", 3)
+    left_out = kept_files.keep(results, PR, "results")
+    kept = sorted(k for k in results.objects if k.startswith("s3://results/reports/"))
+    assert kept == [f"s3://results/reports/pr-1/artifacts/artifacts/f{i}.txt" for i in range(3)]
+    assert sorted(left_out) == ["artifacts/f3.txt", "artifacts/f4.txt"]
