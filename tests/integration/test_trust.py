@@ -383,6 +383,33 @@ def test_a_pr_into_the_attackers_branch_cannot_report_on_another_authors_commit(
     assert "workflow file" in stack.refused(request.model_dump_json())
 
 
+def test_the_credited_person_is_githubs_triggering_actor_not_the_requests_choice(stack: TrustFlow) -> None:
+    """Issue 21, attack 7: mallory's PR, its attempt re-run by a maintainer; the request names
+    mallory (the token's actor) but GitHub's record says who started this attempt."""
+    sha = "9a" * 20
+    event = pull_request_event(326, sha)
+    event["pull_request"]["head"]["ref"] = "feature-326"
+    event["pull_request"]["base"]["sha"] = stack.main_sha
+    env = stack.github.actions_job(
+        REPOSITORY,
+        "pull_request",
+        sha=sha,
+        run_id=5_000_326,
+        run_attempt=2,
+        actor="mallory",
+        triggering_actor="maintainer",
+        environment="staging",
+        pull_request=(326, "feature-326", "main", stack.main_sha),
+    )
+    job = Job(stack.github, "pull_request", event, env, "staging")
+    request = with_command(job.request(stack.image), "ok").model_copy(update={"triggered_by": "mallory"})
+    job.send(request, stack.queue_url)
+    stack.wait()
+    record = stack.record_of(sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    assert record.triggered_by == "maintainer"
+
+
 def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:
     job = stack.pr_job(312, 5_000_312, "1" * 40)
     request = with_command(job.request(stack.image), "ok")
