@@ -70,14 +70,16 @@ bench: setup  ## pipeline benchmarks on the local stack (figures to bench/result
 	$(RUN) python -m modelrun_bench
 
 # Each function's wheels (its group in pyproject.toml) but the JWT layer's, and the layer's own.
+# And what the reusable workflows install: the CLI's dependencies and its build backend.
 LAMBDA_FUNCTIONS := submit track collect-results update-pull-request
 LAYER_PACKAGES := $(foreach p,pyjwt cryptography cffi pycparser,--no-emit-package $(p))
 EXPORT := $(UV) export --frozen --no-emit-project --no-header --quiet
 
-requirements:  ## regenerate functions/requirements/*.txt (functions/Makefile installs them) from uv.lock
+requirements:  ## regenerate functions/requirements/*.txt and .github/workflow-requirements.txt from uv.lock
 	mkdir -p functions/requirements
 	$(foreach f,$(LAMBDA_FUNCTIONS),$(EXPORT) --only-group lambda-$(f) $(LAYER_PACKAGES) -o functions/requirements/$(f).txt &&) true
 	$(EXPORT) --only-group lambda-jwt -o functions/requirements/jwt-layer.txt
+	$(EXPORT) --no-default-groups --group workflow-build -o .github/workflow-requirements.txt
 
 # The browser tests (tests/browser) render every chart with Mermaid's own CLI and open report.html
 # in Debian's headless chromium: chromium from Debian when it is missing, the pinned npm packages

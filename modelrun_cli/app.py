@@ -185,20 +185,27 @@ def list_runs(
     out = _out()
     where = "local" if target.local else target.region
     title = f"modelrun runs · stack {target.name} ({where})"
+    # In a pipe the runs are tab-separated lines and what follows them goes to stderr, so that
+    # `modelrun runs | cut -f1` reads run ids only.
+    notes = out if out.is_terminal else _err()
     if not chosen:
-        out.print(_views.plain(f"{title}: no runs" + (" match" if records else " yet")))
+        notes.print(_views.plain(f"{title}: no runs" + (" match" if records else " yet")))
+    elif out.is_terminal:
+        out.print(_views.runs_table(chosen, positions, title, width=out.width))
     else:
-        out.print(_views.runs_table(chosen, positions, title))
+        print(_views.runs_plain(chosen, positions))
     waiting: dict[str, int] = {}
     for record in records:
         if record.run_id in positions:
             waiting[record.compute] = waiting.get(record.compute, 0) + 1
     shown = f"{len(chosen)} of {len(records)} runs"
     queued = ", ".join(f"{n} {kind.upper()}" for kind, n in sorted(waiting.items())) or "none"
-    out.print(f"{shown} · waiting: {queued}", style="dim")
+    notes.print(f"{shown} · waiting: {queued}", style="dim")
     for queue, depth in _runs.dlq_depths(target).items():
         if depth:
-            out.print(f"{depth} message(s) in the {queue} DLQ: `modelrun redrive --queue {queue}`", style="bold yellow")
+            notes.print(
+                f"{depth} message(s) in the {queue} DLQ: `modelrun redrive --queue {queue}`", style="bold yellow"
+            )
 
 
 @app.command()

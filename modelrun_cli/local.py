@@ -35,11 +35,19 @@ def up(
     push_model: Annotated[
         bool, typer.Option("--push-model/--no-push-model", help="Push model_container/ as the `local` image.")
     ] = True,
+    with_runs: Annotated[
+        bool,
+        typer.Option(
+            "--with-runs", help="Then make demo's runs (main's baseline and a PR's), so every command has runs."
+        ),
+    ] = False,
 ) -> None:
     """Start the local stack and keep it running (Ctrl-C stops it)."""
     try:
         serve = importlib.import_module(LOCAL_STACK_MODULE)
     except ImportError as error:
         fail(f"the local stack needs the development dependencies ({error.name}): run `make setup`")
-    code: int = serve.serve(stack_name=stack_name, state_file=state_file, push_model=push_model)
+    if with_runs and not push_model:
+        fail("--with-runs runs the sample model: drop --no-push-model")
+    code: int = serve.serve(stack_name=stack_name, state_file=state_file, push_model=push_model, with_runs=with_runs)
     raise typer.Exit(code)

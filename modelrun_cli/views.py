@@ -8,9 +8,10 @@ without control characters (no escape sequences reach the terminal), see :func:`
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.panel import Panel
 from rich.style import Style
 from rich.table import Table
@@ -93,36 +94,101 @@ def compute(record: RunRecord) -> str:
     return record.compute.upper()
 
 
-def runs_table(records: list[RunRecord], positions: dict[str, int], title: str) -> Table:
-    table = Table(title=plain(title), title_justify="left", header_style="bold")
-    table.add_column("run", no_wrap=True)
-    table.add_column("PR", justify="right", no_wrap=True)
-    table.add_column("author", no_wrap=True, max_width=20, overflow="ellipsis")
-    table.add_column("on", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("queue", justify="right", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    table.add_column("took", justify="right", no_wrap=True)
-    table.add_column("RMSE", justify="right", no_wrap=True)
-    table.add_column("COD", justify="right", no_wrap=True)
+@dataclass(frozen=True)
+class Column:
+    name: str
+    justify: JustifyMethod = "left"
+    cut: bool = False  # may end in an ellipsis on a terminal (a run id never does)
+
+
+# The runs table's columns; on a narrow terminal the last of DROP_ORDER goes first.
+RUNS_COLUMNS = [
+    Column("run"),
+    Column("PR", "right"),
+    Column("status"),
+    Column("queue", "right"),
+    Column("took", "right"),
+    Column("RMSE", "right"),
+    Column("COD", "right"),
+    Column("on"),
+    Column("author", cut=True),
+    Column("started"),
+]
+DROP_ORDER = ["started", "author", "on", "took", "COD", "RMSE", "queue"]
+CUT_WIDTH = 16  # a login beyond this ends in "…"
+
+
+def runs_rows(records: list[RunRecord], positions: dict[str, int]) -> list[dict[str, Text]]:
+    """Each run's cells by column name; user text stays plain Text (see :func:`plain`)."""
+    rows = []
     for record in records:
         metrics = headline(record)
         position = positions.get(record.run_id)
         running = record.status in (RunStatus.STARTING, RunStatus.RUNNING)
         took = duration(elapsed_seconds(record))
-        table.add_row(
-            plain(short_id(record.run_id)),
-            plain(f"#{record.pr_number}" if record.pr_number else record.head_ref),
-            plain(record.triggered_by),
-            compute(record),
-            status_text(record.status),
-            f"#{position}" if position else "",
-            when(record.started_at),
-            Text(took + ("…" if running and took != DASH else ""), style="cyan" if running else ""),
-            number(metrics["rmse"]) if "rmse" in metrics else "",
-            number(metrics["cod"]) if "cod" in metrics else "",
+        rows.append(
+            {
+                "run": plain(short_id(record.run_id)),
+                # a dispatch's run id already names its branch
+                "PR": Text(f"#{record.pr_number}" if record.pr_number else DASH),
+                "status": status_text(record.status),
+                "queue": Text(f"#{position}" if position else ""),
+                "took": Text(took + ("…" if running and took != DASH else ""), style="cyan" if running else ""),
+                "RMSE": Text(number(metrics["rmse"]) if "rmse" in metrics else ""),
+                "COD": Text(number(metrics["cod"]) if "cod" in metrics else ""),
+                "on": Text(compute(record)),
+                "author": plain(record.triggered_by),
+                "started": Text(when(record.started_at)),
+            }
         )
+    return rows
+
+
+def _table(title: str, rows: list[dict[str, Text]], shown: list[Column]) -> Table:
+    table = Table(
+        title=plain(title),
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),  # two spaces between columns
+    )
+    for column in shown:
+        table.add_column(
+            column.name,
+            justify=column.justify,
+            no_wrap=True,
+            # a run id wider than the terminal folds onto the next line rather than being cut
+            overflow="ellipsis" if column.cut else "fold",
+            max_width=max(CUT_WIDTH, len(column.name)) if column.cut else None,
+        )
+    for row in rows:
+        table.add_row(*(row[column.name] for column in shown))
     return table
+
+
+def runs_table(records: list[RunRecord], positions: dict[str, int], title: str, width: int = 80) -> Table:
+    """The runs for a terminal of ``width`` columns: as many columns as fit, run ids whole."""
+    rows = runs_rows(records, positions)
+    shown = list(RUNS_COLUMNS)
+    table = _table(title, rows, shown)
+    measuring = Console(width=10_000)
+    for name in DROP_ORDER:  # the least needed column goes first, until the rest fit
+        if measuring.measure(table).maximum <= width:
+            break
+        shown = [c for c in shown if c.name != name]
+        table = _table(title, rows, shown)
+    return table
+
+
+def runs_plain(records: list[RunRecord], positions: dict[str, int]) -> str:
+    """The runs for a pipe: a header, then one tab-separated line per run, every value whole."""
+    names = [column.name for column in RUNS_COLUMNS]
+    lines = ["\t".join(names)]
+    for row in runs_rows(records, positions):
+        # user text keeps no tab or newline here: each run stays one line of as many fields
+        lines.append("\t".join(re.sub(r"[\t\n]", " ", row[name].plain) for name in names))
+    return "\n".join(lines)
 
 
 def _grid() -> Table:

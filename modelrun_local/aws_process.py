@@ -20,6 +20,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -136,6 +137,22 @@ def _service_credentials(request: dict[str, Any]) -> dict[str, Any]:
         raise PermissionError(str(error)) from error
 
 
+@dataclass(frozen=True)
+class _Launch:
+    command: list[str]
+    directory: Path
+    env: dict[str, str]
+
+
+def _executable(name: str, directory: Path, path: str) -> str | None:
+    """Where ``name`` resolves as the container's runtime would: a path (relative to the working
+    directory) or a name on PATH."""
+    if os.sep in name:
+        candidate = Path(name) if os.path.isabs(name) else directory / name
+        return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    return shutil.which(name, path=path)
+
+
 class BatchExecutor:
     """Runs submitted Batch jobs as local processes and reports their state changes."""
 
@@ -191,9 +208,16 @@ class BatchExecutor:
                 moto_hooks.job_stopped(job, None, None)
                 self.emit(job, "FAILED")
                 return
+            launch = self._launch(job)
+            if isinstance(launch, str):
+                # As Batch: a container that cannot start never runs; the job fails from
+                # STARTING with the reason (no exit code, no log stream).
+                moto_hooks.job_stopped(job, None, launch)
+                self.emit(job, "FAILED")
+                return
             moto_hooks.job_started(job)
             self.emit(job, "RUNNING")
-            exit_code, reason = self._execute(job)
+            exit_code, reason = self._execute(job, launch)
             moto_hooks.job_stopped(job, exit_code, reason)
             self.emit(job, "SUCCEEDED" if exit_code == 0 else "FAILED")
         except Exception:
@@ -220,11 +244,12 @@ class BatchExecutor:
                 return Path(annotations[ANNOTATION_DIRECTORY]), str(annotations.get(ANNOTATION_PYTHON, "python3"))
         return None
 
-    def _execute(self, job: Any) -> tuple[int, str | None]:
+    def _launch(self, job: Any) -> _Launch | str:
+        """What to run for the job, or why its container cannot start (Batch's reasons)."""
         container = moto_hooks.job_container(job)
         image = self.local_image(container["image"])
         if image is None:
-            return 1, f"CannotPullContainerError: {container['image']} is not a pushed local image"
+            return f"CannotPullContainerError: {container['image']} is not a pushed local image"
         directory, python = image
         command = list(container["command"]) or ["python", "-m", "avm"]
         if command[0] in ("python", "python3"):
@@ -241,19 +266,32 @@ class BatchExecutor:
             **container["environment"],
             **self.settings.job_environment,
         }
+        if _executable(command[0], directory, env["PATH"]) is None:
+            # Docker's words for an entrypoint that is not there (runc's exec error).
+            return (
+                "CannotStartContainerError: Error response from daemon: failed to create task for container: "
+                f'exec: "{command[0]}": executable file not found in $PATH: unknown'
+            )
+        return _Launch(command, directory, env)
+
+    def _execute(self, job: Any, launch: _Launch) -> tuple[int, str | None]:
+        command, directory, env = launch.command, launch.directory, launch.env
         stream = moto_hooks.job_log_stream(job)
         self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         timeout = (getattr(job, "timeout", None) or {}).get("attemptDurationSeconds")
         started = time.monotonic()
-        process = subprocess.Popen(
-            command,
-            cwd=directory,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=directory,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as error:  # found but not startable (no permission, a bad interpreter line)
+            return 1, f"CannotStartContainerError: Error response from daemon: {error.strerror}: {command[0]}"
         reason: str | None = None
         lines: list[str] = []
         lines_lock = threading.Lock()

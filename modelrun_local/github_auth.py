@@ -21,8 +21,11 @@ from modelrun_local.github_documents import APP_PERMISSIONS, client_id, iso, utc
 from modelrun_local.github_spec import DOCS, Rejected, error_body
 
 INSTALLATION_TOKEN_TTL = timedelta(hours=1)  # GitHub's installation tokens last an hour
-# The operation id of the one call an App JWT authenticates: its exchange for an installation token.
+# The operation id of the App JWT's exchange for an installation token, and of the App's lookup
+# of a repository's installation: the calls an App JWT authenticates.
 EXCHANGE_OPERATION = "apps/create-installation-access-token"
+INSTALLATION_OPERATION = "apps/get-repo-installation"
+APP_JWT_OPERATIONS = frozenset({EXCHANGE_OPERATION, INSTALLATION_OPERATION})
 _JWT_MAX_LIFETIME_S = 600  # GitHub refuses app JWTs that expire more than 10 minutes ahead
 _JWT_CLOCK_SKEW_S = 60  # GitHub tolerates an 'iat' this far in the future (clock drift)
 
@@ -36,7 +39,11 @@ def bearer(authorization: str) -> str | None:
 
 
 class Credentials:
-    """What the local GitHub accepts, and the installation tokens it has issued."""
+    """What the local GitHub accepts, and the installation tokens it has issued.
+
+    The App is installed once as ``installation_id`` for every owner without an installation of
+    its own (``add_installation``); an installation token reaches only its installation's
+    repositories, as on GitHub."""
 
     def __init__(
         self,
@@ -52,7 +59,28 @@ class Credentials:
         self.installation_token_ttl = installation_token_ttl
         self._app_key = app_key
         self._lock = threading.Lock()
-        self._installation_tokens: dict[str, datetime] = {}  # token -> when it expires
+        # installation id -> the owner it is installed on (None: every owner without its own)
+        self.installations: dict[int, str | None] = {installation_id: None}
+        self._installation_tokens: dict[str, tuple[datetime, int]] = {}  # token -> expiry, installation
+
+    def add_installation(self, owner: str, installation_id: int) -> None:
+        """The App installed on ``owner``'s repositories as ``installation_id``."""
+        with self._lock:
+            self.installations[installation_id] = owner.lower()
+
+    def installation_of(self, owner: str) -> int:
+        """The installation that covers ``owner``'s repositories."""
+        with self._lock:
+            own = [i for i, account in self.installations.items() if account == owner.lower()]
+            return own[0] if own else self.installation_id
+
+    def reaches(self, authorization: str, owner: str) -> bool:
+        """Whether an accepted credential may touch ``owner``'s repositories: the fixed token
+        may; an installation token only within its installation."""
+        credential = bearer(authorization) or ""
+        with self._lock:
+            issued = self._installation_tokens.get(credential)
+        return issued is None or issued[1] == self.installation_of(owner)
 
     def app_secret(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
@@ -66,16 +94,16 @@ class Credentials:
         """Every installation token issued so far expires now (as an hour later); returns how many."""
         with self._lock:
             past = utcnow() - timedelta(seconds=1)
-            for token in self._installation_tokens:
-                self._installation_tokens[token] = past
+            for token, (_, installation_id) in self._installation_tokens.items():
+                self._installation_tokens[token] = (past, installation_id)
             return len(self._installation_tokens)
 
-    def new_installation_token(self, body: Any) -> dict[str, Any]:
+    def new_installation_token(self, body: Any, installation_id: int) -> dict[str, Any]:
         """``POST /app/installations/{id}/access_tokens``'s answer (the JWT already checked)."""
         token = "ghs_" + secrets.token_urlsafe(27)[:36]
         expires = utcnow() + self.installation_token_ttl
         with self._lock:
-            self._installation_tokens[token] = expires
+            self._installation_tokens[token] = (expires, installation_id)
         body = body or {}
         return {
             "token": token,
@@ -93,10 +121,10 @@ class Credentials:
         if self.token is not None and secrets.compare_digest(credential, self.token):
             return "token"
         with self._lock:
-            expires = self._installation_tokens.get(credential)
-        if expires is None:
+            issued = self._installation_tokens.get(credential)
+        if issued is None:
             raise Rejected(401, error_body("Bad credentials", DOCS, 401), "bad credentials")
-        if expires <= utcnow():
+        if issued[0] <= utcnow():
             raise Rejected(401, error_body("Bad credentials", DOCS, 401), "installation token expired")
         return "installation"
 

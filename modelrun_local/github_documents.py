@@ -110,6 +110,31 @@ class Documents:
             "events": [],
         }
 
+    def installation(self, installation_id: int, owner: str) -> dict[str, Any]:
+        """The App's installation on ``owner``'s repositories (all of them)."""
+        account = self.user(owner, "Organization")
+        now = iso(datetime(2024, 1, 1, tzinfo=UTC))
+        return {
+            "id": installation_id,
+            "account": account,
+            "repository_selection": "all",
+            "access_tokens_url": f"{self.url}/app/installations/{installation_id}/access_tokens",
+            "repositories_url": f"{self.url}/installation/repositories",
+            "html_url": f"https://github.com/organizations/{owner}/settings/installations/{installation_id}",
+            "app_id": self.app_id,
+            "client_id": client_id(self.app_id),
+            "app_slug": self.bot_login.removesuffix("[bot]"),
+            "target_id": account["id"],
+            "target_type": "Organization",
+            "permissions": dict(APP_PERMISSIONS),
+            "events": [],
+            "created_at": now,
+            "updated_at": now,
+            "single_file_name": None,
+            "suspended_by": None,
+            "suspended_at": None,
+        }
+
     def repository(self, full_name: str) -> dict[str, Any]:
         owner, name = full_name.split("/", 1)
         api = f"{self.url}/repos/{full_name}"

@@ -40,7 +40,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from modelrun_local import oidc_issuer
-from modelrun_local.github_auth import EXCHANGE_OPERATION, INSTALLATION_TOKEN_TTL, Credentials, bearer
+from modelrun_local.github_auth import APP_JWT_OPERATIONS, INSTALLATION_TOKEN_TTL, Credentials, bearer
 from modelrun_local.github_documents import Documents, stable_id
 from modelrun_local.github_spec import (
     DOCS,
@@ -227,6 +227,13 @@ class LocalGitHub:
     def check_runs(self, repo: str, sha: str) -> list[dict[str, Any]]:
         return self.state.check_runs(repo, sha)
 
+    def install(self, owner: str) -> int:
+        """Install the App on ``owner``'s repositories as an installation of its own (a
+        repository's lookup then finds it, and only its tokens reach them); its id."""
+        installation_id = stable_id("installation:" + owner.lower())
+        self.credentials.add_installation(owner, installation_id)
+        return installation_id
+
     def app_credentials(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
         private key as the PEM file GitHub lets an App owner download)."""
@@ -399,10 +406,14 @@ class LocalGitHub:
                 raise Rejected(404, error_body("Not Found", docs, 404), reason)
             self._check_api_version(request, docs)
             authorization = request.headers.get("Authorization", "")
-            if operation.operation_id == EXCHANGE_OPERATION:
+            params = found[1] if found else {}
+            if operation.operation_id in APP_JWT_OPERATIONS:
                 record["auth"] = self.credentials.check_app_jwt(authorization, docs)
             else:
                 record["auth"] = self.credentials.token_kind(authorization, docs)
+                if "owner" in params and not self.credentials.reaches(authorization, params["owner"]):
+                    # GitHub: a repository outside the token's installation is not there for it.
+                    raise Rejected(404, error_body("Not Found", docs, 404), "outside the token's installation")
             if operation.operation_id.startswith("checks/") and record["write"] and record["auth"] == "token":
                 # GitHub: only a GitHub App may write check runs; a personal token is refused
                 # (reading them is open to a token with read access).
@@ -410,7 +421,6 @@ class LocalGitHub:
                 raise Rejected(403, refusal, "check runs need GitHub App credentials")
             body_bytes = request.get_data(cache=True)
             parsed = check_request(description, method, path, request.args, Headers(request.headers), body_bytes, docs)
-            params = found[1] if found else {}
             with self._lock:
                 status, body, headers = self.state.answer(operation, params, path, request.args, parsed, docs)
                 self._rate_remaining = max(self._rate_remaining - 1, 0)

@@ -121,10 +121,14 @@ class GitHubState:
                 case "repos/get":
                     return 200, self.documents.full_repository(repo, self.default_branch), {}
                 case github_auth.EXCHANGE_OPERATION:  # a dotted name: a value pattern, not a capture
-                    if int(params["installation_id"]) != self.credentials.installation_id:
+                    installation_id = int(params["installation_id"])
+                    if installation_id not in self.credentials.installations:
                         # GitHub: another app's installation, or none, is not found for this app.
                         raise Rejected(404, error_body("Not Found", docs, 404), "not this app's installation")
-                    return 201, self.credentials.new_installation_token(body), {}
+                    return 201, self.credentials.new_installation_token(body, installation_id), {}
+                case github_auth.INSTALLATION_OPERATION:
+                    installation_id = self.credentials.installation_of(params["owner"])
+                    return 200, self.documents.installation(installation_id, params["owner"]), {}
         raise Rejected(404, error_body("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
 
     def _new_id(self) -> int:

@@ -243,7 +243,9 @@ class LocalRuntime:
         self.fast_redelivery = fast_redelivery
         # moto's interpreter really sleeps each Retry interval: the local copy of the state
         # machine caps them (MaxDelaySeconds on every Retrier, valid ASL), so a rate limit's
-        # minute-long wait takes seconds here. None keeps the template's delays.
+        # minute-long wait takes seconds here; the submit function's waits through a GitHub
+        # outage take the same cap (the template's RedeliveryMaxWaitSeconds). None keeps the
+        # template's delays.
         self.retry_delay_cap_seconds = retry_delay_cap_seconds
         # Each call a role makes is checked against its policies (see modelrun_local.iam).
         self.enforce_iam = enforce_iam and os.environ.get("MODELRUN_LOCAL_IAM", "on") != "off"
@@ -319,6 +321,8 @@ class LocalRuntime:
             "GitHubApiUrl": self.github.url,
             # The local GitHub is the Actions OIDC issuer, shaped as GitHub Enterprise Server's.
             "GitHubOidcIssuer": self.github.issuer.issuer,
+            # The submit function's waits through a GitHub outage, capped as the state machine's.
+            **({"RedeliveryMaxWaitSeconds": str(self.retry_delay_cap_seconds)} if self.retry_delay_cap_seconds else {}),
             **self.parameters,
         }
         self.stack = deploy(self.stack_name, parameters, REGION, template=self.template)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from modelrun.adapters.aws import RunsTable
 from modelrun_cli.connect import CliError, local_state_path, read_local_state
 from modelrun_local.runtime import REGION, LocalRuntime
 from modelrun_local.stack import ROOT
@@ -41,8 +42,30 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def serve(stack_name: str = "modelrun-local", state_file: Path | None = None, push_model: bool = True) -> int:
-    """Start the local stack, write its state file, serve until Ctrl-C or SIGTERM; the exit status."""
+def sample_runs(runtime: LocalRuntime, image: str) -> list[str]:
+    """make demo's runs on this stack (main's baseline, then a PR's experiment), so that `show`,
+    `logs`, `rerun` and `cancel` have runs to act on; the lines that name them."""
+    from modelrun_local.demo import pr_checkout, run_flow  # the demo's flow, loaded only for this
+
+    pr_image = runtime.push_image(
+        pr_checkout(ROOT / ".modelrun"), tag="pr", python=ROOT / "model_container" / ".venv" / "bin" / "python"
+    )
+    run_flow(runtime, image, timeout=900, pr_image=pr_image)
+    records = sorted(RunsTable(runtime.outputs["RunsTableName"]).scan(), key=lambda r: r.created_at)
+    lines = ["Sample runs (make demo's: main's baseline, then a PR's experiment):"]
+    lines += [
+        f"  {r.run_id}  {r.status.value}" + (f"  PR #{r.pr_number}" if r.pr_number else "  main") for r in records
+    ]
+    if records:
+        lines.append(f"Try: modelrun show {records[-1].run_id} --local (or logs, rerun, cancel)")
+    return lines
+
+
+def serve(
+    stack_name: str = "modelrun-local", state_file: Path | None = None, push_model: bool = True, with_runs: bool = False
+) -> int:
+    """Start the local stack, write its state file (then make the sample runs, ``with_runs``),
+    serve until Ctrl-C or SIGTERM; the exit status."""
     path = state_file or local_state_path()
     running = _already_running(path)
     if running:
@@ -89,6 +112,8 @@ def serve(stack_name: str = "modelrun-local", state_file: Path | None = None, pu
                     "Ctrl-C stops it.",
                 ]
                 print("\n".join(lines), flush=True)
+                if with_runs and image:
+                    print("\n".join(sample_runs(runtime, image)), flush=True)
                 while not stop.wait(0.5):
                     pass
             except KeyboardInterrupt:

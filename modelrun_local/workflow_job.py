@@ -2,7 +2,8 @@
 
 GitHub records the workflow run and gives the job its OIDC token endpoint (the local GitHub does
 both, see ``LocalGitHub.actions_job``); the step then does what ``modelrun enqueue`` does in the
-workflow: build the request from the event payload and the job's variables, fetch the token for
+reusable workflow (``.github/workflows/model-run.yaml``, which every model repository's workflow
+calls): build the request from the event payload and the job's variables, fetch the token for
 the stack's audience (the queue's URL), attach it and send.
 """
 

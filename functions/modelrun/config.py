@@ -60,11 +60,18 @@ class _GitHub(_FromEnvironment):
     github_api_url: Url
 
 
+class _Queue(_FromEnvironment):
+    """The SQS queue(s) the function is fed by: their ``maxReceiveCount`` (one value, set beside
+    the queues' in template.yaml), so a message's last delivery is dead-lettered with its reason."""
+
+    max_receive_count: int = Field(gt=0)
+
+
 class RecordsAndGitHubSettings(_RunsTable, _GitHub):
     """What every function that writes run records and to GitHub is given."""
 
 
-class SubmitSettings(RecordsAndGitHubSettings):
+class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     results_bucket: NonEmpty
     github_server_url: Url
     idempotency_table: NonEmpty
@@ -90,14 +97,20 @@ class SubmitSettings(RecordsAndGitHubSettings):
     approval_environment: str
     baseline_environment: str
     operator_queue_arn: NonEmpty
-    workflow_path: NonEmpty  # the one workflow file that may request runs
+    # The workflow files that may request runs (issue 21).
+    workflow_paths: Annotated[tuple[str, ...], BeforeValidator(_items)]
     # Each queue's own DLQ: a dead letter goes back only to the queue it came from (issue 21).
     operator_rejected_queue_url: NonEmpty
     # Distinct tokens' requests per repository and hour; more are dead-lettered (issue 21).
     max_requests_per_repository_hour: int = Field(gt=0)
+    # The queues' own URLs by ARN, for ChangeMessageVisibility (a transient failure's wait).
+    run_requests_queue_arn: NonEmpty
+    run_requests_queue_url: NonEmpty
+    operator_queue_url: NonEmpty
+    redelivery_max_wait_seconds: int = Field(gt=0, le=43_200)
 
 
-class TrackSettings(RecordsAndGitHubSettings):
+class TrackSettings(RecordsAndGitHubSettings, _Queue):
     region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda's own variable
     report_state_machine_arn: NonEmpty
     rejected_events_queue_url: NonEmpty

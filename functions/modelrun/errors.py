@@ -36,6 +36,11 @@ class IssuerUnavailable(Exception):
     """The OIDC issuer's keys could not be fetched: retry later (not the request's fault)."""
 
 
+class HeldBack(Exception):
+    """The message waits out a transient failure (GitHub or the OIDC issuer down or rate-limited):
+    its visibility was extended, and SQS delivers it again after the wait (modelrun.sqs_batch)."""
+
+
 # --- the runs table and the results bucket --------------------------------------------------
 
 
@@ -106,8 +111,9 @@ class GitHubInvalid(GitHubRejected):
 
 class GitHubCredentialsBroken(GitHubBadCredentials):
     """The credentials secret is missing or malformed, or GitHub refuses to exchange the App's
-    JWT for an installation token: fix the secret (README: "The GitHub credentials the backend
-    uses"). Raised before any other request, and never retried: it is no outage."""
+    JWT for an installation token (or to find a repository's installation): fix the secret
+    (README: "The GitHub credentials the backend uses") or install the App. Raised before any
+    other request, and never retried: it is no outage."""
 
 
 # --- how a validation error is said -----------------------------------------------------------

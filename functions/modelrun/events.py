@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
+
+from modelrun.domain.status import BATCH_STATUSES
 
 
 class _Tolerant(BaseModel):
@@ -42,6 +44,15 @@ class JobDetail(_Tolerant):
     stopped_at: int | None = Field(default=None, alias="stoppedAt")
     container: ContainerDetail | None = None
     tags: dict[str, Any] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _known(cls, status: str) -> str:
+        # A status this code cannot place in the run's order could never be applied: refused
+        # here, so the event is dead-lettered once with this reason instead of failing five times.
+        if status not in BATCH_STATUSES:
+            raise ValueError(f"{status!r} is not a Batch job status ({', '.join(sorted(BATCH_STATUSES))})")
+        return status
 
     @property
     def attempt(self) -> int:

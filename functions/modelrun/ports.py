@@ -93,6 +93,12 @@ class DeadLetters(Protocol):
     ) -> None: ...
 
 
+class MessageDelays(Protocol):
+    """The queue a message came from: hold it back before SQS delivers it again."""
+
+    def delay(self, record: SQSRecord, seconds: int) -> None: ...
+
+
 class ReportStarter(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> bool:
         """Start the report state machine's execution ``name``; False if it exists already."""

@@ -41,7 +41,7 @@ from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
-from modelrun.domain.status import RunStatus
+from modelrun.domain.status import PR_CLOSED_REASON, SUPERSEDED_REASON_PREFIX, RunStatus
 from modelrun.errors import Rejected, StaleWrite
 from modelrun.ports import ClaimsVerifier, Gate, Jobs, JobSpec, WorkflowRecords
 from modelrun.wiring import RecordsAndGitHub, records_and_github
@@ -222,28 +222,39 @@ def supersede_older(deps: SubmitDeps, record: RunRecord, pr_runs: list[RunRecord
     Returns the PR's runs as they are now, and the ids of those superseded here."""
     superseded: list[str] = []
     now: list[RunRecord] = []
+    reason = f"{SUPERSEDED_REASON_PREFIX} {record.head_sha[:8]}"
     for older in pr_runs:
         if older.run_id == record.run_id or older.status.terminal or older.created_at > record.created_at:
             now.append(older)
             continue
-        if older.job_id:
-            deps.jobs.terminate(older.job_id, f"superseded by {record.run_id}")
-        try:
-            older = deps.runs.update(
-                older,
-                status=RunStatus.SUPERSEDED,
-                status_reason=f"superseded by {record.head_sha[:8]}",
-                stopped_at=utcnow(),
-            )
-        except StaleWrite:
-            pass  # it moved on meanwhile (perhaps finished): leave it
-        else:
-            superseded.append(older.run_id)
-            checks.publish_quietly(deps.runs, deps.github, older)  # no report runs for it: its check run ends here
-        now.append(older)
+        stopped = stop(deps, older, RunStatus.SUPERSEDED, reason)
+        if stopped.status is RunStatus.SUPERSEDED:
+            superseded.append(stopped.run_id)
+            checks.publish_quietly(deps.runs, deps.github, stopped)  # no report runs for it: its check run ends here
+        now.append(stopped)
     if superseded:
         logger.info("superseded older runs", extra={"run_id": record.run_id, "superseded": superseded})
     return now, superseded
+
+
+def stop(deps: SubmitDeps, run: RunRecord, status: RunStatus, reason: str) -> RunRecord:
+    """Stop an active run on purpose: terminate its job (the reason travels with Batch's FAILED
+    event, which the track step reads back as ``status``), then end its record as ``status``.
+
+    The record may move meanwhile (a RUNNING event, or the job's own end reaching the track step
+    first): decide again on fresh data until it is ended, by this write or by the track step's.
+    Returns the record as it is now; a run that ended on its own first keeps its own end."""
+    if run.job_id:
+        deps.jobs.terminate(run.job_id, reason)
+    current = run
+    for _ in range(5):
+        if current.status.terminal:
+            return current
+        try:
+            return deps.runs.update(current, status=status, status_reason=reason, stopped_at=utcnow())
+        except StaleWrite:
+            current = deps.runs.get(run.run_id) or current
+    return current
 
 
 def rerun(deps: SubmitDeps, message: RerunRequest, operator_id: str) -> RunRecord:
@@ -271,16 +282,10 @@ def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
     for run in runs:
         if run.status.terminal:
             continue
-        if run.job_id:
-            deps.jobs.terminate(run.job_id, "pull request closed")
-        try:
-            stopped = deps.runs.update(
-                run, status=RunStatus.CANCELLED, status_reason="pull request closed", stopped_at=utcnow()
-            )
+        stopped = stop(deps, run, RunStatus.CANCELLED, PR_CLOSED_REASON)
+        if stopped.status is RunStatus.CANCELLED:
             cancelled.append(run.run_id)
-        except StaleWrite:
-            continue
-        checks.publish_quietly(deps.runs, deps.github, stopped)  # no report runs for it: its check run ends here
+            checks.publish_quietly(deps.runs, deps.github, stopped)  # no report runs for it: its check run ends here
     deregistered = deps.jobs.deregister_for_images({r.image for r in runs})
     logger.info("PR cleaned up", extra={"pr": key, "cancelled": cancelled, "job_definitions": deregistered})
     if runs and cancelled:

@@ -18,7 +18,7 @@ from modelrun.adapters.aws import StepFunctionsReports, log_url
 from modelrun.config import TrackSettings
 from modelrun.domain import naming
 from modelrun.domain.run import Attempt, RunRecord
-from modelrun.domain.status import CANCEL_REASON_PREFIX, RunStatus, from_batch, moves_forward
+from modelrun.domain.status import RunStatus, moves_forward, status_of_event, stopped_by_submit_step
 from modelrun.errors import StaleWrite
 from modelrun.events import JobDetail
 from modelrun.ports import ReportStarter
@@ -88,9 +88,11 @@ def _queue_name(queue: str) -> str:
 
 def track(deps: TrackDeps, detail: JobDetail) -> str:
     """Apply one event; returns what happened (for logs and tests)."""
-    new_status = from_batch(detail.status)
-    if new_status is RunStatus.FAILED and (detail.status_reason or "").startswith(CANCEL_REASON_PREFIX):
-        new_status = RunStatus.CANCELLED  # someone stopped it on purpose (`modelrun cancel`)
+    # A job modelrun stopped on purpose ends as the stop meant (superseded, cancelled), even when
+    # this event gets to the record before the stopping step does.
+    new_status = status_of_event(detail.status, detail.status_reason)
+    # Superseded or its PR closed: the submit step ends its check run and comment; no report.
+    by_submit_step = new_status.terminal and stopped_by_submit_step(detail.status_reason)
     for _ in range(5):
         record = deps.runs.get(detail.job_name)
         if record is None or (record.job_id and record.job_id != detail.job_id):
@@ -106,7 +108,8 @@ def track(deps: TrackDeps, detail: JobDetail) -> str:
             return "ignored"
         if new_status.terminal and record.status is new_status:
             # A repeat of the terminal event (or a retry after a crash): make sure the report runs.
-            start_report(deps, record)
+            if not by_submit_step:
+                start_report(deps, record)
             return "duplicate"
         if not moves_forward(record.status, record.batch_attempt, new_status, detail.attempt):
             return "stale"
@@ -115,9 +118,15 @@ def track(deps: TrackDeps, detail: JobDetail) -> str:
         except StaleWrite:
             continue  # another event moved it first: decide again on fresh data
         logger.info("run status", extra={"run_id": record.run_id, "status": record.status.value})
-        if new_status.terminal:
+        if by_submit_step:
+            # Got here before the stopping step's own write: end the check run as it would
+            # (ordered writes: whichever publishes last shows the same final state).
+            checks.publish_quietly(deps.runs, deps.github, record)
+        elif new_status.terminal:
             start_report(deps, record)
         elif new_status is RunStatus.RUNNING or (new_status is RunStatus.RUNNABLE and detail.attempt > 0):
+            # (STARTING is not shown: a sixth GitHub request per run, over the five budgeted in
+            # modelrun.checks, for a state RUNNING follows.)
             # RUNNABLE again after an attempt was lost (a Spot reclaim): say so, and that it waits.
             checks.publish_interim(deps.runs, deps.github, record)
         return "advanced"

@@ -5,7 +5,8 @@ API, asked with the stack's own credential, supplies what the token lacks (a pul
 number, head and base commit) and the repository's default branch (a branch run's base, the only
 base a pull request's run may have). Costs per request: one GitHub call (the workflow run,
 cached five minutes), the default branch once per container, repository and hour, and the
-issuer's keys once per container.
+issuer's keys once per container. While GitHub is down or rate-limited the request is held back
+and verified again (modelrun.domain.redelivery): one lookup per delivery, at most 18.
 
 Before any GitHub call (issue 21): one message counts per token's claims (the workflow run and
 attempt; a duplicate is dropped, whatever its token), a repository's distinct requests are
@@ -34,7 +35,7 @@ def policy(s: SubmitSettings) -> evidence.Policy:
         repositories=s.allowed_repositories,
         approval_environment=s.approval_environment,
         baseline_environment=s.baseline_environment,
-        workflow_path=s.workflow_path,
+        workflow_paths=s.workflow_paths,
     )
 
 

@@ -14,12 +14,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from modelrun import errors, submission, verification
-from modelrun.adapters.aws import SqsDeadLetters
+from modelrun.adapters.aws import SqsDeadLetters, SqsVisibility
 from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
-from modelrun.errors import Duplicate, Rejected, Unverified
-from modelrun.ports import DeadLetters
-from modelrun.sqs_batch import LoggedBatchProcessor
+from modelrun.domain.redelivery import Redelivery
+from modelrun.errors import (
+    Duplicate,
+    GitHubBadCredentials,
+    GitHubRateLimited,
+    GitHubRejected,
+    GitHubUnavailable,
+    IssuerUnavailable,
+    Rejected,
+    Unverified,
+)
+from modelrun.ports import DeadLetters, MessageDelays
+from modelrun.sqs_batch import LoggedBatchProcessor, fail_or_dead_letter
 
 logger = Logger()
 # The namespace is read at import; the template sets it, the default keeps imports order-proof.
@@ -33,6 +43,15 @@ DEPS = submission.SubmitDeps.of(SETTINGS)
 # message that entered through the run-requests queue never gains operator meaning (issue 21).
 REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_queue_url)
 OPERATOR_REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.operator_rejected_queue_url)
+DELAYS: MessageDelays = SqsVisibility(
+    {
+        SETTINGS.run_requests_queue_arn: SETTINGS.run_requests_queue_url,
+        SETTINGS.operator_queue_arn: SETTINGS.operator_queue_url,
+    }
+)
+REDELIVERY = Redelivery(SETTINGS.max_receive_count, SETTINGS.redelivery_max_wait_seconds)
+# Not the request's fault: GitHub or the OIDC issuer is down or rate-limited. Waited out.
+TRANSIENT = (GitHubUnavailable, GitHubRateLimited, IssuerUnavailable)
 
 
 def sent_at(record: SQSRecord) -> float:
@@ -70,6 +89,19 @@ def describe(error: ValidationError) -> str:
 
 
 def record_handler(record: SQSRecord) -> None:
+    try:
+        handle(record)
+    except Exception as error:
+        # Waited out if transient, else retried as SQS does; dead-lettered with the reason on
+        # the last delivery either way.
+        transient = isinstance(error, TRANSIENT)
+        if transient:
+            metrics.add_metric(name="RunRequestsHeldBack", unit=MetricUnit.Count, value=1)
+        wait = error.retry_after if isinstance(error, GitHubRateLimited) else None
+        fail_or_dead_letter(record, error, REDELIVERY, reject, DELAYS, transient=transient, at_least_s=wait)
+
+
+def handle(record: SQSRecord) -> None:
     operator = _from_operator(record)
     try:
         message = (OPERATOR_MESSAGE if operator else MESSAGE).validate_json(record.body)
@@ -96,8 +128,15 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="RunRequestsUnverified", unit=MetricUnit.Count, value=1)
     except Rejected as error:
         reject(record, str(error))
+    except GitHubBadCredentials as error:
+        # An expired or invalid App key, a revoked token: no retry mends it. The DLQ's alarm
+        # alerts the team; the metric says which kind of dead letter it is.
+        reject(record, f"GitHub credentials broken, fix the secret and redrive: {error}")
+        metrics.add_metric(name="GitHubCredentialsBroken", unit=MetricUnit.Count, value=1)
+    except GitHubRejected as error:
+        reject(record, f"GitHub refused the verification lookup: {error}")
     except Exception:
-        _failed(record)
+        _failed(record)  # held back or retried: its claim let go, its first receipt remembered
         raise
 
 

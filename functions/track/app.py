@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from modelrun import tracking
 from modelrun.adapters.aws import SqsDeadLetters
 from modelrun.config import TrackSettings
+from modelrun.domain.redelivery import Redelivery
 from modelrun.errors import describe
 from modelrun.events import JobEventRecord
 from modelrun.ports import DeadLetters
-from modelrun.sqs_batch import LoggedBatchProcessor
+from modelrun.sqs_batch import LoggedBatchProcessor, fail_or_dead_letter
 
 logger = Logger()
 # Parsed here, not by the processor: a malformed event can never succeed, so it goes to the
@@ -27,6 +28,7 @@ processor = LoggedBatchProcessor(event_type=EventType.SQS)
 SETTINGS = TrackSettings.from_environ()
 DEPS = tracking.TrackDeps.of(SETTINGS)
 REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_events_queue_url)
+REDELIVERY = Redelivery(SETTINGS.max_receive_count)
 
 
 def reject(record: SQSRecord, reason: str) -> None:
@@ -40,7 +42,12 @@ def record_handler(record: SQSRecord) -> str:
     except ValidationError as error:
         reject(record, f"not a Batch Job State Change event: {describe(error)}")
         return "rejected"
-    return tracking.track(DEPS, parsed.body.detail)
+    try:
+        return tracking.track(DEPS, parsed.body.detail)
+    except Exception as error:
+        # Retried as SQS does; on the last delivery dead-lettered here with the error as reason.
+        fail_or_dead_letter(record, error, REDELIVERY, reject)
+        return "rejected"
 
 
 @logger.inject_lambda_context

@@ -47,3 +47,22 @@ def crash_once_after_submit_job() -> None:
         return original(self, before, **changes)
 
     RunsTable.update = crash_once  # type: ignore[method-assign]
+
+
+def hold_after_terminate() -> None:
+    """The submit function stops between terminating a job and writing the run's record (the
+    supersede and cleanup steps' race): after TerminateJob it writes FAULT_DIR/terminated and
+    waits for FAULT_DIR/go, so the test can move the record through the track function first."""
+    from modelrun.adapters.batch import BatchJobs
+
+    fault_dir = Path(os.environ["FAULT_DIR"])
+    original = BatchJobs.terminate
+
+    def terminate_and_hold(self: BatchJobs, job_id: str, reason: str) -> None:
+        original(self, job_id, reason)
+        (fault_dir / "terminated").write_text(reason)
+        deadline = time.monotonic() + 60
+        while not (fault_dir / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    BatchJobs.terminate = terminate_and_hold  # type: ignore[method-assign]

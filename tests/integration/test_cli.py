@@ -71,20 +71,34 @@ def test_cancel_stops_a_running_run_and_refuses_an_ended_one(world: World) -> No
 
 
 def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) -> None:
-    result = cli("runs", "--limit", "50")
+    result = cli("runs", "--limit", "50")  # in a pipe: a header and one tab-separated line per run
     assert result.exit_code == 0, result.output
     out = result.stdout
     for status in RunStatus:
         if status not in (RunStatus.SUBMITTED, RunStatus.RUNNABLE, RunStatus.STARTING):
             assert status.value in out, status
-    lines = {
-        name: next(line for line in out.splitlines() if short_id(run_id) in line) for name, run_id in world.ids.items()
-    }
-    assert "#1" in lines["queued-cpu-1"] and "#2" in lines["queued-cpu-2"] and "#1" in lines["queued-gpu-1"]
-    assert "GPU" in lines["queued-gpu-1"] and "CPU" in lines["succeeded"]
-    assert "81,234" in lines["succeeded"] and "9.5" in lines["succeeded"]  # RMSE, COD
-    assert "#203" in lines["running"] and "ana" in lines["running"] and "…" in lines["running"]
-    assert "waiting: 2 CPU, 1 GPU" in out
+    header, *rows = [line.split("\t") for line in out.splitlines()]
+    assert header == ["run", "PR", "status", "queue", "took", "RMSE", "COD", "on", "author", "started"]
+    assert all(len(row) == len(header) for row in rows), rows
+    fields = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    lines = {name: fields[short_id(run_id)] for name, run_id in world.ids.items()}
+    assert lines["queued-cpu-1"]["queue"] == "#1" and lines["queued-cpu-2"]["queue"] == "#2"
+    assert lines["queued-gpu-1"]["queue"] == "#1"
+    assert lines["queued-gpu-1"]["on"] == "GPU" and lines["succeeded"]["on"] == "CPU"
+    assert lines["succeeded"]["RMSE"] == "81,234" and lines["succeeded"]["COD"] == "9.5"
+    assert lines["running"]["PR"] == "#203" and lines["running"]["author"] == "ana"
+    assert lines["running"]["took"].endswith("…")
+    assert "waiting: 2 CPU, 1 GPU" in result.stderr and "waiting" not in out  # notes stay out of the pipe
+
+    # On an 80-column terminal: as many columns as fit, every run id whole.
+    terminal = cli("runs", "--limit", "50", env={"TTY_COMPATIBLE": "1", "COLUMNS": "80"})
+    assert terminal.exit_code == 0, terminal.output
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", terminal.stdout).splitlines()  # bold stays on a terminal
+    assert all(len(line.rstrip()) <= 80 for line in shown), shown
+    for name, run_id in world.ids.items():
+        line = next(line for line in shown if line.startswith(short_id(run_id) + " "))
+        assert lines[name]["status"] in line and lines[name]["PR"][:15] in line, line
+    assert "waiting: 2 CPU, 1 GPU" in terminal.stdout
 
     as_json = cli("runs", "--json", "--limit", "50")
     assert as_json.exit_code == 0
@@ -278,14 +292,10 @@ def test_local_reads_the_state_file_and_says_when_the_stack_is_not_running(world
     assert json.loads(live.stdout)["status"] == "SUCCEEDED"
 
 
-def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`modelrun local up` around a stand-in for LocalRuntime (a second real one can't share this
-    process with the module's): it writes the state file that --local reads, serves until SIGTERM,
-    then removes the file."""
-    state = tmp_path / "local.json"
-    seen: dict[str, Any] = {}
+def stand_in_runtime(world: World, state: Path, seen: dict[str, Any]) -> type:
+    """A stand-in for LocalRuntime (a second real one can't share this process with the module's)
+    over the module's stack: once the state file is written, it records it and stops the server
+    with SIGTERM, as a service manager does."""
 
     class StandIn:
         def __init__(self, *, stack_name: str, parameters: dict[str, str]) -> None:
@@ -308,7 +318,20 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
             seen["stopped"] = True
 
         def push_image(self, directory: Path, tag: str) -> str:
-            return world.runtime.push_image(directory, tag)
+            # each test's `local up` pushes anew, and the stack's tags are immutable
+            return world.runtime.push_image(directory, f"{tag}-{state.parent.name}")
+
+    return StandIn
+
+
+def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelrun local up`: it writes the state file that --local reads, serves until SIGTERM,
+    then removes the file."""
+    state = tmp_path / "local.json"
+    seen: dict[str, Any] = {}
+    StandIn = stand_in_runtime(world, state, seen)
 
     monkeypatch.setattr("modelrun_local.serve.LocalRuntime", StandIn)
     result = cli("local", "up", "--state-file", str(state), "--stack-name", STACK, stack=False)
@@ -325,3 +348,27 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)) >= 9
     twice = cli("local", "up", "--state-file", str(state), stack=False)
     assert twice.exit_code == 2 and f"a local stack is already running at {world.runtime.endpoint}" in twice.stderr
+
+
+def test_local_up_with_runs_makes_the_demos_runs_once_the_state_file_is_written(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`local up --with-runs` runs make demo's flow (tests/e2e runs that flow itself) on the stack
+    it serves, after writing the state file, and names the runs; it needs the sample model."""
+    state = tmp_path / "local.json"
+    seen: dict[str, Any] = {}
+    made: list[str] = []
+
+    def sample_runs(runtime: Any, image: str) -> list[str]:
+        made.append(image)
+        assert state.exists(), "commands can reach the stack while its sample runs go"
+        return ["Sample runs (make demo's: main's baseline, then a PR's experiment):"]
+
+    monkeypatch.setattr("modelrun_local.serve.LocalRuntime", stand_in_runtime(world, state, seen))
+    monkeypatch.setattr("modelrun_local.serve.sample_runs", sample_runs)
+    result = cli("local", "up", "--with-runs", "--state-file", str(state), "--stack-name", STACK, stack=False)
+    assert result.exit_code == 0, result.output
+    assert made == [seen["image"]] and "Sample runs (make demo's" in result.stdout
+
+    refused = cli("local", "up", "--with-runs", "--no-push-model", "--state-file", str(state), stack=False)
+    assert refused.exit_code == 2 and "--with-runs runs the sample model" in refused.stderr

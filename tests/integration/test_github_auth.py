@@ -127,6 +127,63 @@ def test_an_installation_token_is_renewed_before_it_expires(
     ]
 
 
+OTHER = "octo-condo/condo-avm"  # a repository of another owner, with an installation of its own
+LOOKUP = "apps/get-repo-installation"
+
+
+def _without_installation_id(gh: LocalGitHub) -> dict[str, str]:
+    return {k: v for k, v in gh.app_credentials().items() if k != "installation_id"}
+
+
+def test_without_an_installation_id_each_repositorys_installation_is_found_once(
+    gh: LocalGitHub, secret: Secrets
+) -> None:
+    """Repositories of several owners on one stack: the secret names no installation, and each
+    repository's is looked up with the App's JWT (GET /repos/{owner}/{repo}/installation), once
+    per container, as is each installation's token."""
+    condo_installation = gh.install("octo-condo")
+    assert condo_installation != gh.installation_id
+    secret.value = _without_installation_id(gh) | {"bot_login": gh.bot_login}
+    for repository in (REPO, OTHER, REPO, OTHER):
+        prs = PullRequests(ARN, gh.url)
+        prs.create_comment(repository, 7, MARKER + "\nqueued")
+        assert prs.uses_app
+        github._default_branches.clear()
+        assert Repositories(ARN, gh.url).default_branch(repository) == "main"
+
+    assert not [r for r in gh.requests if r.rejected], [r for r in gh.requests if r.rejected]
+    assert [c["user"]["login"] for c in gh.comments(OTHER, 7)] == ["modelrun[bot]"] * 2
+    app_calls = [(r.operation, r.path.split("/")[-2 if r.operation == EXCHANGE else 2]) for r in gh.requests]
+    app_calls = [call for call in app_calls if call[0] in (LOOKUP, EXCHANGE)]
+    assert app_calls == [
+        (LOOKUP, "octo"),
+        (EXCHANGE, str(gh.installation_id)),
+        (LOOKUP, "octo-condo"),
+        (EXCHANGE, str(condo_installation)),
+    ]
+    assert {r.auth for r in gh.requests if r.operation in (LOOKUP, EXCHANGE)} == {"app"}
+    assert {r.auth for r in gh.requests if r.operation not in (LOOKUP, EXCHANGE)} == {"installation"}
+
+
+def test_an_installation_token_reaches_only_its_installations_repositories(gh: LocalGitHub, secret: Secrets) -> None:
+    """As on GitHub, hence the lookup: the secret's one installation cannot write to a
+    repository of another owner that has an installation of its own."""
+    gh.install("octo-condo")
+    secret.value = gh.app_credentials()  # installation_id: the first installation's
+    PullRequests(ARN, gh.url).set_status(REPO, SHA, "pending", "queued", None)
+    with pytest.raises(GitHubRejected, match="404"):
+        PullRequests(ARN, gh.url).set_status(OTHER, SHA, "pending", "queued", None)
+    assert gh.requests[-1].reason == "outside the token's installation"
+    assert gh.statuses(OTHER, SHA) == []
+
+
+def test_an_installation_lookup_github_refuses_fails_at_once(gh: LocalGitHub, secret: Secrets) -> None:
+    secret.value = _without_installation_id(gh) | {"private_key": _pem(_rsa())}  # a key GitHub does not know
+    with pytest.raises(GitHubCredentialsBroken, match=f"finds no installation on {OTHER} .*401"):
+        PullRequests(ARN, gh.url).set_status(OTHER, SHA, "pending", "queued", None)
+    assert [(r.operation, r.status) for r in gh.requests] == [(LOOKUP, 401)]  # one try, no retries
+
+
 def test_token_credentials_still_work(secret: Secrets) -> None:
     with LocalGitHub(token="github_pat_local", check_responses=True) as gh:
         secret.value = {"token": "github_pat_local"}

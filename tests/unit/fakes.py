@@ -6,10 +6,11 @@ comment answers False on update), not their internals."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
@@ -59,9 +60,14 @@ ENVIRONMENT = {
     "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
     "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
     "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
-    "WORKFLOW_PATH": ".github/workflows/run-model.yaml",
+    "WORKFLOW_PATHS": ".github/workflows/modelrun.yaml,.github/workflows/run-model.yaml",
     "MAX_REQUEST_VCPUS": "8",
     "MAX_REQUEST_MEMORY_MIB": "32768",
+    "OPERATOR_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-requests",
+    "RUN_REQUESTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-run-requests",
+    "RUN_REQUESTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests",
+    "MAX_RECEIVE_COUNT": "18",  # the submit function's (the track function's is 5)
+    "REDELIVERY_MAX_WAIT_SECONDS": "900",
     "REPORT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:111122223333:stateMachine:modelrun-report",
     "REJECTED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-job-events-dlq",
 }
@@ -167,6 +173,8 @@ class FakeJobs:
         self.jobs: dict[str, JobSpec] = {}
         self.terminated: dict[str, str] = {}
         self.ahead = ahead
+        # Called after each TerminateJob: what the track step does meanwhile (a race).
+        self.on_terminate: Callable[[str, str], None] | None = None
 
     def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
         arn = f"arn:aws:batch:us-east-1:111122223333:job-definition/{compute}-{len(self.definitions)}:1"
@@ -182,6 +190,8 @@ class FakeJobs:
 
     def terminate(self, job_id: str, reason: str) -> None:
         self.terminated[job_id] = reason
+        if self.on_terminate is not None:
+            self.on_terminate(job_id, reason)
 
     def runnable_ahead(self, job_queue: str, own_job_id: str) -> int:
         return self.ahead
@@ -234,6 +244,24 @@ class FakeLogs:
 
     def tail(self, log_stream: str, lines: int) -> list[str]:
         return self.streams.get(log_stream, [])[-lines:]
+
+
+class FakeDelays:
+    """The queue's ChangeMessageVisibility: each message held back, and for how long."""
+
+    def __init__(self) -> None:
+        self.delays: list[tuple[str, int]] = []
+
+    def delay(self, record: SQSRecord, seconds: int) -> None:
+        self.delays.append((record.message_id, seconds))
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.reasons: list[tuple[str, str]] = []
+
+    def dead_letter(self, record: SQSRecord, reason: str, extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.reasons.append((record.message_id, reason))
 
 
 class FakeReports:

@@ -27,7 +27,7 @@ from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun_cli import connect, views
 from modelrun_cli.app import app
-from modelrun_cli.runs import DeadLetter
+from modelrun_cli.runs import DeadLetter, short_id
 from tests.records import SHA, WORKFLOW_URL, stored_record
 
 MARKUP = [
@@ -138,6 +138,7 @@ def test_runs_table_prints_hostile_text_literally(evil: str) -> None:
     table = views.runs_table(records, {records[1].run_id: 1}, title=evil)
     text = plain_output(table)
     assert_no_control(text)
+    assert_no_control(views.runs_plain(records, {}).replace("\t", " "))
     assert "\x1b]8;" not in terminal_output(table)
 
 
@@ -237,3 +238,43 @@ def test_a_command_cannot_redefine_a_connection_option() -> None:
 
     with pytest.raises(TypeError, match="runs has its own region"):
         connect.stack_options(runs)
+
+
+# A PR run of a repository whose name is as long as a run id keeps it (30 characters).
+LONG_ID = "a-thirty-character-model-repo-pr1234-1a2b3c4d-12345678901-1"
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160])
+def test_runs_fit_the_terminal_with_every_run_id_whole(width: int) -> None:
+    records = [
+        make_record(RunStatus.SUCCEEDED, pr_number=42, summary={"metrics": {"rmse": 167169.0}}),
+        make_record(RunStatus.RUNNABLE, run_id=LONG_ID, pr_number=1234),
+        make_record(
+            RunStatus.RUNNING,
+            run_id="avm-feature-x-1a2b3c4d-12345678902-1",
+            pr_number=None,
+            head_ref="feature/" + "x" * 40,
+        ),
+    ]
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, color_system=None, width=width, highlight=False)
+    console.print(views.runs_table(records, {LONG_ID: 1}, title="runs", width=width))
+    widest = Console(file=io.StringIO(), width=10_000).measure(views.runs_table(records, {}, "runs", width)).maximum
+    lines = out.getvalue().splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines), lines
+    for record in records:  # whole on one line, beside its status and its PR (or branch, cut)
+        line = next(line for line in lines if line.startswith(short_id(record.run_id)))
+        assert record.status.value in line, line
+        assert (f"#{record.pr_number}" if record.pr_number else "—") in line, line
+    header = lines[1].split()
+    assert header[:3] == ["run", "PR", "status"]
+    assert widest <= width
+    assert ("started" in header) == (width >= 160), header  # every column where there is room
+
+
+def test_runs_in_a_pipe_are_tab_separated_and_whole() -> None:
+    records = [make_record(RunStatus.RUNNING, run_id=LONG_ID, pr_number=None, triggered_by="tab\there\n" + "x" * 60)]
+    header, row = (line.split("\t") for line in views.runs_plain(records, {}).splitlines())
+    fields = dict(zip(header, row, strict=True))
+    assert fields["run"] == short_id(LONG_ID) and fields["author"] == "tab here " + "x" * 60
+    assert fields["PR"] == "—" and fields["status"] == "RUNNING"

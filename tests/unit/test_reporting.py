@@ -18,7 +18,7 @@ from modelrun.domain.documents import Summary, report_of
 from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun.errors import PublishBusy, RunNotFound
+from modelrun.errors import GitHubRateLimited, PublishBusy, RunNotFound
 from tests.records import REPORT_FIXTURES, sample_run, stored_record
 from tests.unit.fakes import FakeGitHub, FakeLogs, FakeResults, FakeRuns, collect_deps, update_deps
 
@@ -241,3 +241,26 @@ def test_a_runs_files_beyond_the_cap_are_left_out_of_its_kept_copy_and_logged(mo
     kept = sorted(k for k in results.objects if k.startswith("s3://results/reports/"))
     assert kept == [f"s3://results/reports/pr-1/artifacts/artifacts/f{i}.txt" for i in range(3)]
     assert sorted(left_out) == ["artifacts/f3.txt", "artifacts/f4.txt"]
+
+
+def test_a_short_retry_after_is_waited_out_here_not_a_minute_in_the_state_machine(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    """Retry-After: 1 shows the final state a second later, not the state machine's minute (issue 25)."""
+    runs, github = collected(collected_once), FakeGitHub()
+    github.fail("create_check_run", GitHubRateLimited("secondary rate limit (429), retry after 1 s", 1.0))
+    slept: list[float] = []
+    answer = pull_request.update_pull_request(update_deps(runs, github), "pr-1", sleep=slept.append)
+    assert answer["check_run"] == "success" and slept == [1.0]
+    assert github.calls == ["create_comment", "create_check_run", "create_check_run"]
+
+
+def test_a_long_or_unstated_wait_is_left_to_the_state_machine(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    runs, github = collected(collected_once), FakeGitHub()
+    github.fail("create_comment", GitHubRateLimited("secondary rate limit (403) without Retry-After", 60.0))
+    slept: list[float] = []
+    with pytest.raises(GitHubRateLimited):
+        pull_request.update_pull_request(update_deps(runs, github), "pr-1", sleep=slept.append)
+    assert slept == []

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from modelrun.domain.status import TERMINAL, RunStatus, from_batch, moves_forward
+from modelrun.domain.status import (
+    TERMINAL,
+    RunStatus,
+    from_batch,
+    moves_forward,
+    status_of_event,
+    stopped_by_submit_step,
+    stopped_status,
+)
 from modelrun.events import BatchJobStateChange
 from tests.unit.domain_helpers import FIXTURES
 
@@ -122,3 +130,38 @@ def test_batch_event_without_account_parses() -> None:
     event = batch_event()
     del event["account"]
     assert BatchJobStateChange.model_validate(event).account is None
+
+
+# -- why modelrun stopped a job (issue 25) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        ("superseded by 1a2b3c4d", RunStatus.SUPERSEDED),
+        ("pull request closed", RunStatus.CANCELLED),
+        ("cancelled by octocat via modelrun CLI", RunStatus.CANCELLED),
+        ("Essential container in task exited", RunStatus.FAILED),
+        (None, RunStatus.FAILED),
+    ],
+)
+def test_a_failed_job_ends_as_the_stop_that_ended_it_meant(reason: str | None, status: RunStatus) -> None:
+    assert status_of_event("FAILED", reason) is status
+
+
+def test_only_a_failed_event_is_read_for_a_stop() -> None:
+    assert status_of_event("RUNNING", "superseded by 1a2b3c4d") is RunStatus.RUNNING
+    assert status_of_event("SUCCEEDED", "pull request closed") is RunStatus.SUCCEEDED
+
+
+def test_only_the_submit_steps_stops_skip_the_report() -> None:
+    assert stopped_by_submit_step("superseded by 1a2b3c4d") and stopped_by_submit_step("pull request closed")
+    assert not stopped_by_submit_step("cancelled by octocat via modelrun CLI")  # `modelrun cancel`: reported
+    assert not stopped_by_submit_step(None) and stopped_status("Essential container in task exited") is None
+
+
+def test_an_event_of_a_status_batch_does_not_have_is_refused_by_the_model() -> None:
+    event = json.loads((FIXTURES / "batch" / "job-state-change.json").read_text())
+    event["detail"]["status"] = "UNKNOWN_STATUS"
+    with pytest.raises(ValueError, match="'UNKNOWN_STATUS' is not a Batch job status"):
+        BatchJobStateChange.model_validate(event)

@@ -10,18 +10,19 @@ from typing import Any
 
 import pytest
 
-from modelrun import submission, verification
+from modelrun import submission, tracking, verification
 from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
 from modelrun.domain import naming
-from modelrun.domain.run import run_id_for
+from modelrun.domain.run import RunRecord, run_id_for
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Duplicate, Rejected, Unverified
+from modelrun.events import JobDetail
 from modelrun.ports import JobSpec
 from tests.records import new_record, verified_from
 from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
 from tests.unit.builders import run_request as request
-from tests.unit.fakes import ENVIRONMENT, FakeGitHub, SubmitWorld
+from tests.unit.fakes import ENVIRONMENT, FakeGitHub, FakeReports, SubmitWorld, track_deps
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn.t determine the remaining time")  # no Lambda context here
 
@@ -133,11 +134,11 @@ def test_a_new_commit_supersedes_the_prs_older_active_runs() -> None:
         update={"job_id": "job-old", "status": RunStatus.RUNNING, "created_at": "2026-01-01T00:00:00.000Z"}
     )
     world.runs.add(older)
-    record = submit(world, request())
+    submit(world, request())
     superseded = world.runs.get(older.run_id)
     assert superseded is not None and superseded.status is RunStatus.SUPERSEDED
     assert superseded.status_reason == f"superseded by {HEAD[:8]}"
-    assert world.jobs.terminated == {"job-old": f"superseded by {record.run_id}"}
+    assert world.jobs.terminated == {"job-old": f"superseded by {HEAD[:8]}"}  # as the track step reads it back
     # Its check run ends here, and the comment shows it (no report runs for a superseded run).
     assert len(world.github.comments) == 1 and len(world.github.check_runs) == 2
 
@@ -189,6 +190,79 @@ def test_closing_the_pr_stops_its_active_runs() -> None:
     assert world.jobs.terminated == {record.job_id: "pull request closed"} and world.jobs.definitions == {}
     assert len(world.github.comments) == 1  # the comment says so: no report runs for it
     assert submission.cleanup(world.deps, cleanup) == []  # nothing active is left
+
+
+def _older_running(world: SubmitWorld) -> RunRecord:
+    older_request = request(head_sha="b" * 40, workflow={"run_id": 800, "run_attempt": 1})
+    older = new_record(older_request, job_queue="modelrun-cpu", bucket="results", vcpus=2, memory_mib=8192, gpus=0)
+    older = older.model_copy(
+        update={"job_id": "job-old", "status": RunStatus.STARTING, "created_at": "2026-01-01T00:00:00.000Z"}
+    )
+    world.runs.add(older)
+    return older
+
+
+def _track_meanwhile(world: SubmitWorld, status: str, reason: str | None = None) -> FakeReports:
+    """Between TerminateJob and the stopping step's write, the track step applies an event."""
+
+    def move(job_id: str, terminate_reason: str) -> None:
+        older = next(r for r in world.runs.records.values() if r.job_id == job_id)
+        event: dict[str, Any] = {
+            "jobName": older.run_id,
+            "jobId": job_id,
+            "jobQueue": older.job_queue,
+            "status": status,
+        }
+        if status == "FAILED":
+            event |= {"statusReason": reason or terminate_reason, "attempts": [{"container": {"exitCode": 137}}]}
+        assert (
+            tracking.track(track_deps(world.runs, world.github, reports), JobDetail.model_validate(event)) == "advanced"
+        )
+
+    reports = FakeReports()
+    world.jobs.on_terminate = move
+    return reports
+
+
+@pytest.mark.parametrize("racing", ["RUNNING", "FAILED"])
+def test_a_superseded_run_that_moves_meanwhile_still_ends_superseded(racing: str) -> None:
+    world = SubmitWorld()
+    older = _older_running(world)
+    reports = _track_meanwhile(world, racing)
+    submit(world, request())
+    assert reports.starts == 0  # no report, so no "modelrun failed" alert, for a run stopped on purpose
+    ended = world.runs.records[older.run_id]
+    assert (ended.status, ended.status_reason) == (RunStatus.SUPERSEDED, f"superseded by {HEAD[:8]}")
+    # Its check run ends as superseded (neutral), whichever step wrote first.
+    assert [c["conclusion"] for c in world.github.check_runs.values() if c.get("conclusion")] == ["neutral"]
+
+
+def test_a_run_that_ended_on_its_own_first_keeps_its_end() -> None:
+    world = SubmitWorld()
+    older = _older_running(world)
+    reports = _track_meanwhile(world, "FAILED", reason="Essential container in task exited")
+    submit(world, request())
+    assert world.runs.records[older.run_id].status is RunStatus.FAILED  # it failed before it was stopped
+    assert reports.starts == 1  # and is reported (and alerted) as a failure
+
+
+@pytest.mark.parametrize("racing", ["RUNNING", "FAILED"])
+def test_a_run_caught_moving_when_its_pr_closes_ends_cancelled(racing: str) -> None:
+    world = SubmitWorld()
+    record = submit(world, request())
+    reports = _track_meanwhile(world, racing)
+    cleanup = CleanupRequest(
+        schema_version="1",
+        kind="cleanup",
+        repository=REPO,
+        pr_number=42,
+        triggered_by="octocat",
+        workflow={"run_id": 901, "run_attempt": 1},  # type: ignore[arg-type]
+    )
+    assert submission.cleanup(world.deps, cleanup) == [record.run_id]
+    stopped = world.runs.records[record.run_id]
+    assert (stopped.status, stopped.status_reason) == (RunStatus.CANCELLED, "pull request closed")
+    assert reports.starts == 0
 
 
 def test_on_a_token_the_queued_state_goes_to_the_comment() -> None:

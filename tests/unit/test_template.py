@@ -81,6 +81,39 @@ def test_every_queue_has_a_dlq_with_an_alarm(cfn: dict[str, Any]) -> None:
     assert alarmed == dlqs
 
 
+def test_each_function_knows_its_queues_max_receive_count_and_may_hold_messages_back(cfn: dict[str, Any]) -> None:
+    """The handler dead-letters a message's last delivery itself, with its reason (issue 25): its
+    MAX_RECEIVE_COUNT must be its queues' maxReceiveCount, or SQS dead-letters it silently first."""
+    queues = cfn["Resources"]
+
+    def max_receive(queue: str) -> int:
+        return int(queues[queue]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+
+    def setting(function: str) -> int:
+        return int(queues[function]["Properties"]["Environment"]["Variables"]["MAX_RECEIVE_COUNT"])
+
+    assert setting("SubmitFunction") == max_receive("RunRequestsQueue") == max_receive("OperatorRequestsQueue")
+    assert setting("TrackFunction") == max_receive("JobEventsQueue")
+    # Waits through a GitHub outage (ChangeMessageVisibility) on the submit function's own queues only.
+    role = queues["SubmitFunctionRole"]
+    [holds] = [s for s in _statements(role) if s["Action"] == "sqs:ChangeMessageVisibility"]
+    assert holds["Resource"] == [
+        {"Fn::GetAtt": ["RunRequestsQueue", "Arn"]},
+        {"Fn::GetAtt": ["OperatorRequestsQueue", "Arn"]},
+    ]
+    variables = queues["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["RUN_REQUESTS_QUEUE_URL"] == {"Ref": "RunRequestsQueue"}
+    assert variables["OPERATOR_QUEUE_URL"] == {"Ref": "OperatorRequestsQueue"}
+
+
+def test_no_alert_for_a_run_modelrun_stopped_on_purpose() -> None:
+    states = json.loads((ROOT / "statemachine" / "report_run.asl.json").read_text())["States"]
+    choices = states["ShouldNotify"]["Choices"]
+    stopped = [c for c in choices if c["Next"] == "Done"]
+    assert [sorted(o["StringEquals"] for o in c["Or"]) for c in stopped] == [["CANCELLED", "SUPERSEDED"]]
+    assert states["ShouldNotify"]["Default"] == "Notify"  # FAILED still alerts
+
+
 def test_the_rule_takes_only_this_stacks_batch_queues_to_the_job_events_queue(cfn: dict[str, Any]) -> None:
     rule = cfn["Resources"]["JobStateChangeRule"]["Properties"]
     assert rule["EventPattern"]["source"] == ["aws.batch"]

@@ -138,3 +138,29 @@ def test_on_a_token_running_is_shown_in_the_comment() -> None:
     world = World(uses_app=False)
     world.track("RUNNING")
     assert world.github.calls == ["create_comment"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [("superseded by 1a2b3c4d", RunStatus.SUPERSEDED), ("pull request closed", RunStatus.CANCELLED)],
+)
+def test_a_job_the_submit_step_stopped_ends_as_it_meant_with_no_report(reason: str, status: RunStatus) -> None:
+    """The job's end reaches the record before the stopping step's own write (issue 25)."""
+    world = World(RECORD.model_copy(update={"status": RunStatus.RUNNING}))
+    assert world.track("FAILED", statusReason=reason) == "advanced"
+    assert (world.record.status, world.record.status_reason) == (status, reason)
+    assert world.reports.starts == 0  # no report, no alert: the check run ends here instead
+    assert world.github.calls == ["create_check_run"]
+    assert world.track("FAILED", statusReason=reason) == "duplicate" and world.reports.starts == 0
+
+
+def test_a_stopped_job_whose_record_the_submit_step_ended_first_changes_nothing() -> None:
+    world = World(RECORD.model_copy(update={"status": RunStatus.SUPERSEDED, "status_reason": "superseded by x"}))
+    assert world.track("FAILED", statusReason="superseded by x") == "duplicate"
+    assert world.record.status is RunStatus.SUPERSEDED and world.reports.starts == 0
+
+
+def test_starting_costs_no_github_request() -> None:
+    world = World()
+    assert world.track("STARTING") == "advanced"
+    assert world.record.status is RunStatus.STARTING and world.github.calls == []

@@ -1,17 +1,26 @@
-"""The GitHub workflows: linted (actionlint, GitHub's workflow JSON Schema), and their shape asserted.
+"""The GitHub workflows: linted (actionlint, GitHub's workflow JSON Schema, zizmor), and their shape asserted.
 
-The gate job's script is run for real (bash) for each approval mode and event.
+modelrun's reusable workflows (model-run.yaml, model-cleanup.yaml) do the work; this repository's
+run-model.yaml and cleanup.yaml, like any model repository's caller (docs/examples/modelrun.yaml),
+only call them. The gate's, the image step's and the self-location step's scripts are run for
+real (bash) for each case; a checker holds every credentialed job to modelrun's own code.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -19,6 +28,8 @@ import yaml
 ROOT = Path(__file__).parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.y*ml"))
+REUSABLE = ("model-run.yaml", "model-cleanup.yaml")
+CALLER_EXAMPLE = ROOT / "docs" / "examples" / "modelrun.yaml"
 BIN = Path(sys.executable).parent
 
 
@@ -54,14 +65,21 @@ def uses(job: dict[str, Any], action: str) -> dict[str, Any]:
     return matches[0]
 
 
+def step(job: dict[str, Any], step_id: str) -> dict[str, Any]:
+    return next(s for s in steps(job) if s.get("id") == step_id)
+
+
+# The reusable workflows (the work) and this repository's callers of them.
+MODEL_RUN = load("model-run.yaml")
+MODEL_CLEANUP = load("model-cleanup.yaml")
 RUN_MODEL = load("run-model.yaml")
 CLEANUP = load("cleanup.yaml")
-BASELINE_ENVIRONMENT = "(vars.MODELRUN_BASELINE_ENVIRONMENT || 'modelrun-main')"
-APPROVAL_ENVIRONMENT = "(vars.MODELRUN_ENVIRONMENT || 'staging')"
 # `uses: owner/repo[/path]@<40 hex> # vX.Y.Z` (YAML drops comments, so this reads the text).
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
+# A reusable workflow of this repository, at the caller's own commit (GitHub's self-repository form).
+SELF_WORKFLOW = re.compile(r"^\$/\.github/workflows/[\w.-]+\.yaml$")
 
 
 def uses_lines(path: Path) -> list[tuple[str, str]]:
@@ -72,8 +90,8 @@ def uses_lines(path: Path) -> list[tuple[str, str]]:
     ]
 
 
-def test_both_workflows_are_present() -> None:
-    assert {path.name for path in WORKFLOW_FILES} >= {"run-model.yaml", "cleanup.yaml"}
+def test_the_workflows_are_present() -> None:
+    assert {path.name for path in WORKFLOW_FILES} == {"run-model.yaml", "cleanup.yaml", *REUSABLE}
 
 
 # --- linters ----------------------------------------------------------------------------------
@@ -94,6 +112,69 @@ def test_the_linters_find_nothing(command: tuple[str, ...]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def lint_project(tmp_path: Path, caller: str) -> Path:
+    """A repository holding the reusable workflows and ``caller`` calling them by path, so that
+    actionlint checks the caller's inputs against them (it reads local reusable workflows only)."""
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # actionlint's project root
+    for name in REUSABLE:
+        shutil.copy(WORKFLOWS / name, workflows / name)
+    local = re.sub(r"uses: [\w.-]+/modelrun/(\.github/workflows/[\w.-]+\.yaml)@\S+ # v\S+", r"uses: $/\1", caller)
+    assert local != caller, "the example calls modelrun's reusable workflows"
+    (workflows / "caller.yaml").write_text(local)
+    return workflows / "caller.yaml"
+
+
+def test_actionlint_passes_the_documented_caller_with_the_reusable_workflows(tmp_path: Path) -> None:
+    caller = lint_project(tmp_path, CALLER_EXAMPLE.read_text())
+    result = subprocess.run(
+        [tool("actionlint"), "-color=false", str(caller)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
+    """The check above is not vacuous: a misspelt input fails it."""
+    caller = lint_project(tmp_path, CALLER_EXAMPLE.read_text().replace("dockerfile:", "docker-file:"))
+    result = subprocess.run(
+        [tool("actionlint"), "-color=false", str(caller)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert 'input "docker-file" is not defined' in result.stdout
+
+
+def test_zizmor_passes_the_documented_caller() -> None:
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--no-progress", str(CALLER_EXAMPLE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_adoption_guide_shows_the_caller_example_as_it_is_linted() -> None:
+    guide = (ROOT / "docs" / "adopt.md").read_text()
+    assert f"```yaml\n{CALLER_EXAMPLE.read_text()}```" in guide
+
+
+def test_the_documented_caller_pins_modelrun_and_grants_what_the_jobs_need() -> None:
+    example = yaml.safe_load(CALLER_EXAMPLE.read_text())
+    assert example["permissions"] == {}
+    on = triggers(example)
+    assert "pull_request_target" not in on
+    assert on["pull_request"]["types"][-1] == "closed"
+    called = {name: job["uses"].split("@")[0].rsplit("/", 1)[1] for name, job in example["jobs"].items()}
+    assert called == {"run": "model-run.yaml", "cleanup": "model-cleanup.yaml"}
+    for job in example["jobs"].values():
+        assert PINNED.match(job["uses"]), job["uses"]
+        assert job["permissions"] == {"id-token": "write", "contents": "read"}
+    for ref, comment in uses_lines(CALLER_EXAMPLE):
+        assert VERSION_COMMENT.match(comment), ref
+
+
 # --- shape ------------------------------------------------------------------------------------
 
 
@@ -111,11 +192,17 @@ def test_every_action_is_pinned_to_a_commit_with_its_version_in_a_comment(path: 
     found = uses_lines(path)
     assert found, "no uses: lines found"
     for ref, comment in found:
+        if SELF_WORKFLOW.match(ref):
+            continue  # a reusable workflow of this repository, at the calling workflow's commit
         assert PINNED.match(ref), f"{ref}: pin a full 40-hex commit SHA"
         assert VERSION_COMMENT.match(comment), f"{ref}: add the version as a trailing comment (# v1.2.3)"
     # the YAML agrees with the text (no uses: this scan missed)
     workflow = yaml.safe_load(path.read_text())
-    in_yaml = [step["uses"] for job in workflow["jobs"].values() for step in job.get("steps", []) if "uses" in step]
+    in_yaml = [
+        ref
+        for job in workflow["jobs"].values()
+        for ref in ([job["uses"]] if "uses" in job else [step["uses"] for step in job["steps"] if "uses" in step])
+    ]
     assert in_yaml == [ref for ref, _ in found]
 
 
@@ -144,12 +231,85 @@ def test_no_reference_to_missing_docs() -> None:
             assert (ROOT / doc).exists(), f"{path.name} points to {doc}, which does not exist"
 
 
+WORKFLOW_BUILD = ("--no-default-groups", "--group", "workflow-build")
+
+
+def test_requirements_of_the_reusable_workflows_match_the_lock_file() -> None:
+    """.github/workflow-requirements.txt is `make requirements`' export of uv.lock: the CLI's
+    dependencies and its build backend, every one pinned with its hashes."""
+    uv = ROOT / ".tools" / "bin" / "uv"
+    if not uv.exists():
+        pytest.fail("run `make setup` first: .tools/bin/uv is missing")
+    exported = subprocess.run(
+        [str(uv), "export", "--frozen", "--no-emit-project", "--no-header", "--quiet", *WORKFLOW_BUILD],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = (ROOT / ".github" / "workflow-requirements.txt").read_text()
+    assert exported == committed, "run `make requirements`"
+    pins = re.findall(r"^([\w.-]+)==[^\n]* \\$", committed, re.M)
+    assert {"boto3", "typer", "pydantic", "hatchling"} <= set(pins)
+    assert len(re.findall(r"^[\w.-]+==", committed, re.M)) == len(pins), "every requirement carries hashes"
+
+
+def test_the_callers_are_thin() -> None:
+    """This repository's workflows call the reusable ones by path (the same commit), as a model
+    repository calls them by tag or SHA: nothing of their own runs."""
+    for caller, called in ((RUN_MODEL, "model-run.yaml"), (CLEANUP, "model-cleanup.yaml")):
+        assert caller["permissions"] == {}
+        (job,) = caller["jobs"].values()
+        assert job["uses"] == f"$/.github/workflows/{called}"
+        assert job["permissions"] == {"id-token": "write", "contents": "read"}
+        assert "steps" not in job
+    assert RUN_MODEL["jobs"]["model"]["with"] == {
+        "context": "model_container",
+        "compute": "${{ inputs.compute }}",
+        "note": "${{ inputs.note }}",
+    }
+    assert "with" not in CLEANUP["jobs"]["cleanup"]
+
+
+def test_the_reusable_workflows_are_called_only() -> None:
+    for workflow in (MODEL_RUN, MODEL_CLEANUP):
+        assert set(triggers(workflow)) == {"workflow_call"}
+    inputs = triggers(MODEL_RUN)["workflow_call"]["inputs"]
+    assert set(inputs) == {
+        "context",
+        "dockerfile",
+        "build-args",
+        "target",
+        "compute",
+        "note",
+        "approval-environment",
+        "baseline-environment",
+        "gate",
+        "run-label",
+    }
+    assert all(spec["type"] == "string" and "required" not in spec for spec in inputs.values())
+    assert inputs["context"]["default"] == "."
+    assert set(triggers(MODEL_CLEANUP)["workflow_call"]["inputs"]) == {"approval-environment", "gate"}
+
+
+def test_no_branch_name_is_written_into_a_workflow() -> None:
+    """The default branch comes from the event (GitHub's), never from a name in a file."""
+    for path in [*WORKFLOW_FILES, CALLER_EXAMPLE]:
+        text = path.read_text()
+        assert "branches" not in json.dumps(triggers(yaml.safe_load(text))), path.name
+        assert not re.search(r"refs/heads/(main|master)\b|['\"](main|master)['\"]|\[(main|master)\]", text), path.name
+    gate_env = steps(MODEL_RUN["jobs"]["gate"])[0]["env"]
+    assert gate_env["DEFAULT_BRANCH"] == "${{ github.event.repository.default_branch }}"
+    assert MODEL_RUN["jobs"]["gate"]["if"] == (
+        "github.event_name != 'push' || github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    )
+
+
 def test_run_model_triggers() -> None:
     on = triggers(RUN_MODEL)
     assert set(on) == {"push", "pull_request", "workflow_dispatch"}
-    # every merge re-baselines
-    assert on["push"] == {"branches": ["main"]}
-    assert on["pull_request"]["branches"] == ["main"]
+    # every push to the default branch re-baselines (the gate skips the others)
+    assert on["push"] is None
     assert set(on["pull_request"]["types"]) == {
         "opened",
         "synchronize",
@@ -162,20 +322,23 @@ def test_run_model_triggers() -> None:
     assert inputs["compute"]["options"] == ["cpu", "gpu"]
     assert inputs["compute"]["default"] == "cpu"
     assert inputs["note"]["type"] == "string"
+    assert triggers(CLEANUP) == {"pull_request": {"types": ["closed"]}}
 
 
 def test_run_model_cancels_stale_builds_of_the_same_pull_request() -> None:
-    concurrency = RUN_MODEL["concurrency"]
-    assert concurrency["group"].startswith("run-model-${{ github.event.pull_request.number || github.ref }}")
+    concurrency = MODEL_RUN["concurrency"]
+    assert concurrency["group"].startswith("modelrun-${{ github.event.pull_request.number || github.ref }}")
     assert concurrency["cancel-in-progress"] is True
     # each push to main has a group of its own: no merge's baseline run is cancelled by the next
     assert "github.event_name == 'push' && format('-{0}', github.sha)" in concurrency["group"]
     # closing the PR cancels a build in progress: the cleanup joins the same group
-    assert CLEANUP["concurrency"]["group"] == "run-model-${{ github.event.pull_request.number }}"
+    assert MODEL_CLEANUP["concurrency"]["group"] == "modelrun-${{ github.event.pull_request.number }}"
+    # the callers leave concurrency to the reusable workflows (the same group twice would deadlock)
+    assert "concurrency" not in RUN_MODEL and "concurrency" not in CLEANUP
 
 
 def test_run_model_gate_runs_first_and_holds_no_permissions() -> None:
-    gate, run = RUN_MODEL["jobs"]["gate"], RUN_MODEL["jobs"]["run"]
+    gate, run = MODEL_RUN["jobs"]["gate"], MODEL_RUN["jobs"]["run"]
     assert gate["permissions"] == {}
     assert "environment" not in gate
     assert run["needs"] == "gate"
@@ -183,11 +346,11 @@ def test_run_model_gate_runs_first_and_holds_no_permissions() -> None:
 
 
 def test_run_job_is_approved_by_the_environment_with_minimal_permissions() -> None:
-    run = RUN_MODEL["jobs"]["run"]
+    run = MODEL_RUN["jobs"]["run"]
     # The baseline environment only for the gate's default-branch runs, and never for a PR event.
     assert run["environment"] == (
         "${{ needs.gate.outputs.baseline == 'true' && github.event_name != 'pull_request' && "
-        f"{BASELINE_ENVIRONMENT} || {APPROVAL_ENVIRONMENT} }}}}"
+        "needs.gate.outputs.baseline-environment || needs.gate.outputs.approval-environment }}"
     )
     assert run["permissions"] == {"id-token": "write", "contents": "read"}
     assert run["env"]["WRITE_CACHE"] == (
@@ -195,15 +358,19 @@ def test_run_job_is_approved_by_the_environment_with_minimal_permissions() -> No
         "vars.MODELRUN_BASELINE_ROLE_ARN != '' }}"
     )
     assert run["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha || github.sha }}"
+    assert run["env"]["COMPUTE"] == "${{ inputs.compute || 'cpu' }}"
     assert run["env"]["ECR_REPOSITORY"] == "${{ vars.MODELRUN_ECR_REPOSITORY || 'modelrun-models' }}"
+    # the environment names: the input, else the repository variable, else the default
+    env = steps(MODEL_RUN["jobs"]["gate"])[0]["env"]
+    assert env["ENVIRONMENT"] == "${{ inputs.approval-environment || vars.MODELRUN_ENVIRONMENT || 'staging' }}"
+    assert env["BASELINE_ENVIRONMENT"] == (
+        "${{ inputs.baseline-environment || vars.MODELRUN_BASELINE_ENVIRONMENT || 'modelrun-main' }}"
+    )
+    assert env["GATE"] == "${{ inputs.gate || vars.MODELRUN_GATE || 'environment' }}"
 
 
 def test_run_job_builds_the_pr_head_and_pushes_it_to_ecr() -> None:
-    run = RUN_MODEL["jobs"]["run"]
-    checkout = uses(run, "actions/checkout")
-    assert checkout["with"]["ref"] == "${{ env.HEAD_SHA }}"
-    assert checkout["with"]["persist-credentials"] is False
-
+    run = MODEL_RUN["jobs"]["run"]
     aws = uses(run, "aws-actions/configure-aws-credentials")
     # the baseline role (which alone may write the build cache) only when the cache is written
     assert aws["with"]["role-to-assume"] == (
@@ -215,37 +382,50 @@ def test_run_job_builds_the_pr_head_and_pushes_it_to_ecr() -> None:
 
     build = uses(run, "docker/build-push-action")
     assert build["id"] == "build"
-    assert build["with"]["context"] == "model_container"
+    assert build["with"]["context"] == "caller/${{ inputs.context }}"
+    assert build["with"]["file"] == "${{ inputs.dockerfile != '' && format('caller/{0}', inputs.dockerfile) || '' }}"
+    assert build["with"]["target"] == "${{ inputs.target }}"
     assert build["with"]["push"] is True
-    assert "COMPUTE=${{ env.COMPUTE }}" in build["with"]["build-args"]
+    # the caller's arguments, then modelrun's COMPUTE (the last of a name wins)
+    assert build["with"]["build-args"] == "${{ inputs.build-args }}\nCOMPUTE=${{ env.COMPUTE }}\n"
     assert build["with"]["tags"] == "${{ steps.image.outputs.tag }}"
     assert build["with"]["cache-from"] == "type=registry,ref=${{ steps.image.outputs.cache }}"
     assert build["with"]["cache-to"] == "${{ steps.image.outputs.cache-to }}"
 
 
 def test_run_job_ends_by_enqueueing_the_digest_pinned_image() -> None:
-    run_steps = steps(RUN_MODEL["jobs"]["run"])
+    run_steps = steps(MODEL_RUN["jobs"]["run"])
     last = run_steps[-1]
     assert last["run"].startswith("modelrun enqueue ")
     assert '--image "$IMAGE"' in last["run"]
     assert last["env"]["IMAGE"] == "${{ steps.image.outputs.repository }}@${{ steps.build.outputs.digest }}"
     assert last["env"]["MODELRUN_QUEUE_URL"] == "${{ vars.MODELRUN_QUEUE_URL }}"
-    assert any(step.get("run") == "python -m pip install ." for step in run_steps)
+    assert last["env"]["NOTE"] == "${{ inputs.note }}"
     python = next(step for step in run_steps if str(step.get("uses", "")).startswith("actions/setup-python@"))
     assert python["with"]["python-version"] == "3.12"
 
 
 def test_cleanup_workflow_sends_the_cleanup_request() -> None:
-    assert triggers(CLEANUP) == {"pull_request": {"branches": ["main"], "types": ["closed"]}}
-    job = CLEANUP["jobs"]["cleanup"]
+    job = MODEL_CLEANUP["jobs"]["cleanup"]
     assert job["permissions"] == {"id-token": "write", "contents": "read"}
     assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
-    assert "MODELRUN_ENVIRONMENT" in job["environment"]
+    assert "github.event.action == 'closed'" in job["if"]
+    assert "!= 'dispatch-only'" in job["if"]
+    assert job["environment"] == "${{ inputs.approval-environment || vars.MODELRUN_ENVIRONMENT || 'staging' }}"
     aws = uses(job, "aws-actions/configure-aws-credentials")
-    assert "vars.MODELRUN_ROLE_ARN" in aws["with"]["role-to-assume"]
+    assert aws["with"]["role-to-assume"] == "${{ vars.MODELRUN_ROLE_ARN }}"
     assert steps(job)[-1]["run"] == "modelrun enqueue --cleanup"
-    # the base branch's (reviewed) modelrun sends it, not the closed PR's code
-    assert uses(job, "actions/checkout")["with"]["ref"] == "${{ github.event.pull_request.base.ref }}"
+    # modelrun's own commit sends it; the closed PR's code is not even checked out
+    (checkout,) = [s for s in steps(job) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["path"] == "modelrun"
+
+
+def test_both_reusable_workflows_install_modelrun_the_same_way() -> None:
+    run, cleanup = MODEL_RUN["jobs"]["run"], MODEL_CLEANUP["jobs"]["cleanup"]
+    for step_id in ("modelrun",):
+        assert step(run, step_id) == step(cleanup, step_id)
+    for name in ("Check out modelrun at its own commit", "Set up Python", "Install modelrun"):
+        assert next(s for s in steps(run) if s["name"] == name) == next(s for s in steps(cleanup) if s["name"] == name)
 
 
 def test_codeowners_cover_the_model_and_the_workflows() -> None:
@@ -254,9 +434,253 @@ def test_codeowners_cover_the_model_and_the_workflows() -> None:
     assert "/.github/ " in owners
 
 
+# --- no credentialed step runs the caller's code ------------------------------------------------
+
+# The actions a credentialed job may use (all pinned, all GitHub's, AWS's or Docker's). No local
+# action: inside a reusable workflow `./` is the caller's workspace.
+TRUSTED_ACTIONS = {
+    "actions/checkout",
+    "actions/setup-python",
+    "aws-actions/configure-aws-credentials",
+    "aws-actions/amazon-ecr-login",
+    "docker/setup-buildx-action",
+    "docker/build-push-action",
+}
+OWN_CHECKOUT = {
+    "repository": "${{ steps.modelrun.outputs.repository }}",
+    "ref": "${{ steps.modelrun.outputs.sha }}",
+    "path": "modelrun",
+    "persist-credentials": False,
+}
+CALLER_PATH = re.compile(r"(?<![\w-])caller(?![\w-])")
+PIP_INSTALL = re.compile(r"pip install((?:\\\n|[^\n])*)")
+# The two installs there are: the hashed dependencies, and modelrun's own checkout, offline.
+ALLOWED_INSTALLS = (
+    re.compile(r"^(?=.*--require-hashes)(?=.*--only-binary :all:).* -r modelrun/\.github/workflow-requirements\.txt$"),
+    re.compile(r"^(?=.*--no-deps)(?=.*--no-index)(?=.*--no-build-isolation).* \./modelrun$"),
+)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def caller_code_problems(workflow: dict[str, Any]) -> list[str]:
+    """What in the credentialed jobs (id-token: write: the AWS role) could run the caller's code:
+    a local or unknown action, a checkout of anything but modelrun's own commit or the caller's
+    commit as a build context, a step that reads the caller's checkout other than the image
+    build, an install of anything but the hashed lock file and modelrun's checkout, a Python
+    started without -I (the current directory on sys.path), an expression in a script."""
+    problems: list[str] = []
+    for name, job in workflow["jobs"].items():
+        if job.get("permissions", {}).get("id-token") != "write":
+            continue
+        checkouts = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
+        own = [s for s in checkouts if "repository" in s.get("with", {})]
+        if [s.get("with") for s in own] != [OWN_CHECKOUT]:
+            problems.append(f"{name}: check out modelrun once, at its own commit: {OWN_CHECKOUT}")
+        for position, s in enumerate(job["steps"]):
+            label = f"{name}/{s.get('name', position)}"
+            ref = str(s.get("uses", ""))
+            if ref and ref.split("@")[0] not in TRUSTED_ACTIONS:
+                problems.append(f"{label}: uses {ref}, not one of the trusted actions")
+            if s in checkouts and s not in own:
+                if s.get("with", {}).get("path") != "caller" or s["with"].get("persist-credentials") is not False:
+                    problems.append(f"{label}: the caller's commit goes to caller/, without credentials")
+                continue
+            if ref.startswith("docker/build-push-action@"):
+                context, dockerfile = s["with"]["context"], s["with"].get("file", "")
+                if not context.startswith("caller/") or (dockerfile and "format('caller/{0}'" not in dockerfile):
+                    problems.append(f"{label}: the build context and Dockerfile come from caller/")
+                rest = {k: v for k, v in s["with"].items() if k not in ("context", "file")}
+            else:
+                rest = s
+            if any(CALLER_PATH.search(text) for text in _strings({k: v for k, v in rest.items() if k != "name"})):
+                problems.append(f"{label}: reads the caller's checkout")
+            script = s.get("run", "")
+            if "${{" in script:
+                problems.append(f"{label}: an expression in a script (pass it through env)")
+            for install in PIP_INSTALL.findall(script):
+                command = " ".join(install.replace("\\\n", " ").split())
+                if not any(allowed.match(command) for allowed in ALLOWED_INSTALLS):
+                    problems.append(f"{label}: installs {command!r}")
+            for launch in re.findall(r"\bpython3?\"?( +\S+)?", script):
+                if launch.strip() != "-I":
+                    problems.append(f"{label}: starts Python without -I")
+            if re.search(r"\b(make|npm|uv|pytest|source|bash|sh)\b|\./", script.replace("./modelrun", "")):
+                problems.append(f"{label}: runs a build tool or a script from a checkout")
+    return problems
+
+
+@pytest.mark.parametrize("name", REUSABLE)
+def test_no_credentialed_step_runs_or_installs_the_callers_code(name: str) -> None:
+    assert caller_code_problems(load(name)) == []
+
+
+def test_the_credentialed_steps_take_modelruns_commit_from_github() -> None:
+    find = step(MODEL_RUN["jobs"]["run"], "modelrun")
+    assert find["env"] == {
+        "WORKFLOW_REPOSITORY": "${{ job.workflow_repository }}",
+        "WORKFLOW_SHA": "${{ job.workflow_sha }}",
+    }
+    names = [s.get("name") for s in steps(MODEL_RUN["jobs"]["run"])]
+    # modelrun's checkout before anything of the caller's lands in the workspace
+    assert names.index("Check out modelrun at its own commit") < names.index("Check out the commit to run")
+    assert names.index("Check out the commit to run") < names.index("Get AWS credentials (OIDC)")
+
+
+def _mutated(change: str) -> dict[str, Any]:
+    workflow: dict[str, Any] = load("model-run.yaml")
+    run_steps = workflow["jobs"]["run"]["steps"]
+    install = next(s for s in run_steps if s.get("name") == "Install modelrun")
+    checkout = next(s for s in run_steps if s.get("with", {}).get("path") == "caller")
+    if change == "pip install .":
+        install["run"] = "python -I -m pip install ."
+    elif change == "a requirements file of the caller":
+        install["run"] = "python -I -m pip install --require-hashes -r caller/requirements.txt"
+    elif change == "a local action":
+        run_steps.insert(0, {"uses": "./.github/actions/setup"})
+    elif change == "a script in the caller's checkout":
+        run_steps[-1]["run"] = "bash caller/enqueue.sh"
+    elif change == "the caller's path in env":
+        run_steps[-1]["env"]["PYTHONPATH"] = "caller"
+    elif change == "python without -I":
+        install["run"] = (
+            "python -m pip install --require-hashes --only-binary :all: -r modelrun/.github/workflow-requirements.txt"
+        )
+    elif change == "modelrun from the caller's ref":
+        next(s for s in run_steps if s.get("with", {}).get("path") == "modelrun")["with"]["ref"] = "${{ github.sha }}"
+    elif change == "the caller's checkout at the root":
+        del checkout["with"]["path"]
+    elif change == "an expression in a script":
+        run_steps[-1]["run"] = "modelrun enqueue --note '${{ inputs.note }}'"
+    elif change == "make in the workspace":
+        run_steps[-1]["run"] = "make -C modelrun enqueue"
+    return workflow
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "pip install .",
+        "a requirements file of the caller",
+        "a local action",
+        "a script in the caller's checkout",
+        "the caller's path in env",
+        "python without -I",
+        "modelrun from the caller's ref",
+        "the caller's checkout at the root",
+        "an expression in a script",
+        "make in the workspace",
+    ],
+)
+def test_the_checker_catches_caller_code_in_a_credentialed_job(change: str) -> None:
+    assert caller_code_problems(_mutated(change)), change
+
+
+# --- the self-location step's script, run for real ------------------------------------------------
+
+FIND_STEP = step(MODEL_RUN["jobs"]["run"], "modelrun")
+MODELRUN_SHA = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+def find_modelrun(tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str]:
+    script = tmp_path / "find.sh"
+    script.write_text(FIND_STEP["run"])
+    output = tmp_path / "find-output"
+    output.write_text("")
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return result.returncode, outputs, result.stdout + result.stderr
+
+
+def test_modelrun_is_found_from_the_job_context(tmp_path: Path) -> None:
+    assert "${{" not in FIND_STEP["run"]
+    rc, outputs, log = find_modelrun(tmp_path, WORKFLOW_REPOSITORY="your-org/modelrun", WORKFLOW_SHA=MODELRUN_SHA)
+    assert rc == 0, log
+    assert outputs == {"repository": "your-org/modelrun", "sha": MODELRUN_SHA}
+
+
+class _TokenServer(BaseHTTPRequestHandler):
+    requests: ClassVar[list[tuple[str, str | None]]] = []
+    token = ""
+
+    def do_GET(self) -> None:
+        _TokenServer.requests.append((self.path, self.headers.get("Authorization")))
+        body = json.dumps({"value": _TokenServer.token}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _unsigned_jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def test_modelrun_is_found_from_the_oidc_token_where_the_job_context_lacks_it(tmp_path: Path) -> None:
+    """GitHub Enterprise Server has no job.workflow_*: the token's job_workflow_ref/_sha say it."""
+    _TokenServer.requests = []
+    _TokenServer.token = _unsigned_jwt(
+        {
+            "job_workflow_ref": "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v1",
+            "job_workflow_sha": MODELRUN_SHA,
+            "repository": "octo-org/condo-avm",
+        }
+    )
+    server = HTTPServer(("127.0.0.1", 0), _TokenServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rc, outputs, log = find_modelrun(
+            tmp_path,
+            WORKFLOW_REPOSITORY="",
+            WORKFLOW_SHA="",
+            ACTIONS_ID_TOKEN_REQUEST_URL=f"http://127.0.0.1:{server.server_port}/token?api-version=2.0",
+            ACTIONS_ID_TOKEN_REQUEST_TOKEN="runtime-token",
+        )
+    finally:
+        server.shutdown()
+    assert rc == 0, log
+    assert outputs == {"repository": "octo-platform/modelrun", "sha": MODELRUN_SHA}
+    ((path, authorization),) = _TokenServer.requests
+    assert authorization == "Bearer runtime-token"
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["audience"] == ["modelrun-workflow"]
+
+
+@pytest.mark.parametrize(
+    ("repository", "sha"),
+    [("your-org/modelrun", "v1"), ("your-org/modelrun; rm -rf /", MODELRUN_SHA), ("", "")],
+)
+def test_an_unknown_modelrun_commit_fails_the_job(tmp_path: Path, repository: str, sha: str) -> None:
+    # ("", ""): no job context and no token endpoint: the token request fails.
+    rc, outputs, log = find_modelrun(tmp_path, WORKFLOW_REPOSITORY=repository, WORKFLOW_SHA=sha)
+    assert rc != 0
+    assert outputs == {}
+    assert "Cannot tell which commit of modelrun this is" in log
+
+
 # --- the image step's script, run for real -------------------------------------------------------
 
-IMAGE_STEP = next(step for step in steps(RUN_MODEL["jobs"]["run"]) if step.get("id") == "image")
+IMAGE_STEP = step(MODEL_RUN["jobs"]["run"], "image")
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -317,7 +741,7 @@ def test_only_the_default_branch_writes_the_layer_cache(tmp_path: Path) -> None:
 
 # --- the gate's script, run for real ------------------------------------------------------------
 
-GATE_STEP = steps(RUN_MODEL["jobs"]["gate"])[0]
+GATE_STEP = steps(MODEL_RUN["jobs"]["gate"])[0]
 CONFIGURED = {
     "ROLE_ARN": "arn:aws:iam::123456789012:role/modelrun-github",
     "AWS_REGION": "eu-west-1",
@@ -338,10 +762,12 @@ PR = {
     "BASELINE_ENVIRONMENT": "modelrun-main",
     "BASELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/modelrun-github-baseline",
     "REF": "refs/pull/7/merge",
+    "BASE_REF": "main",
     "DEFAULT_BRANCH": "main",
 }
 PUSH = {"EVENT_NAME": "push", "ACTION": "", "REF": "refs/heads/main", "PR_NUMBER": "", "HEAD_REPO": "", "DRAFT": ""}
 DISPATCH = {"EVENT_NAME": "workflow_dispatch", "ACTION": "", "PR_NUMBER": "", "HEAD_REPO": "", "DRAFT": ""}
+PUSH["BASE_REF"] = DISPATCH["BASE_REF"] = ""
 
 
 def gate(tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str, str]:
@@ -366,6 +792,11 @@ def gate(tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str, str]:
         check=False,
     )
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+    if outputs:
+        # the run job's environment names: the resolved inputs, whatever the event
+        given = {**PR, **env}
+        assert outputs.pop("approval-environment") == given["ENVIRONMENT"]
+        assert outputs.pop("baseline-environment") == given["BASELINE_ENVIRONMENT"]
     return result.returncode, outputs, summary.read_text(), result.stdout + result.stderr
 
 
@@ -388,6 +819,10 @@ PR_CASES: list[tuple[dict[str, str], bool, str]] = [
     ({"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "run-model", "HAS_RUN_LABEL": "true"}, True, ""),
     ({"GATE": "label", "ACTION": "labeled", "ADDED_LABEL": "bug", "HAS_RUN_LABEL": "true"}, False, "'bug'"),
     ({"GATE": "label", "HAS_RUN_LABEL": "true", "DRAFT": "true"}, False, "is a draft"),
+    # runs compare with the default branch: a PR into another branch has no baseline
+    ({"BASE_REF": "release"}, False, "targets release: only pull requests into the default branch (main)"),
+    ({"BASE_REF": "trunk", "DEFAULT_BRANCH": "trunk"}, True, ""),
+    ({"DEFAULT_BRANCH": ""}, False, "only pull requests into the default branch"),
 ]
 
 
@@ -463,7 +898,7 @@ def test_gate_decides(tmp_path: Path, env: dict[str, str], runs: bool, says: str
 def test_gate_fails_on_an_unknown_mode(tmp_path: Path) -> None:
     rc, outputs, _, stdout = gate(tmp_path, GATE="labels")
     assert rc != 0
-    assert "MODELRUN_GATE is 'labels'" in stdout
+    assert "The gate is 'labels'" in stdout
     assert outputs == {}
 
 

@@ -452,6 +452,22 @@ class SqsDeadLetters:
         )
 
 
+class SqsVisibility:
+    """Holds a failed message back (ChangeMessageVisibility) before SQS delivers it again: a
+    message waiting out an outage comes back when a retry is worth it, not every visibility
+    timeout. The queue's URL by its ARN (the event names the queue by ARN)."""
+
+    def __init__(self, queue_urls: Mapping[str, str]) -> None:
+        self.queue_urls = dict(queue_urls)
+
+    def delay(self, record: SQSRecord, seconds: int) -> None:
+        client("sqs").change_message_visibility(
+            QueueUrl=self.queue_urls[record.event_source_arn],
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=seconds,
+        )
+
+
 class StepFunctionsReports:
     """The report state machine, started once per run attempt under a derived name."""
 

@@ -102,17 +102,21 @@ _RENEW_BEFORE_EXPIRY_S = 300.0
 @dataclass
 class _Session:
     """The clients for one secret's credentials. With a GitHub App, ``app`` signs the App's JWTs
-    and exchanges them for the installation token that ``client`` carries."""
+    and exchanges them for the installation token that ``client`` carries: the secret's
+    ``installation_id``'s, or, without one, each repository's installation's (found with the
+    App's JWT and kept per container, as are their tokens)."""
 
     secret: dict[str, Any] | None = None  # what the clients were made from
     bot_login: str | None = None
     client: GitHubClient | None = None
     app: GitHubClient | None = None
     app_id: str = ""
-    installation_id: int = 0
+    installation_id: int = 0  # the secret's; 0: each repository's own
     private_key: RSAPrivateKey | None = None  # the App's, loaded once, to sign its JWTs
     renew_at: float = 0.0  # time.time() after which the installation token is renewed
     lock: threading.Lock = field(default_factory=threading.Lock)
+    installation_of: dict[str, int] = field(default_factory=dict)  # repository (lower case) -> installation
+    installation_clients: dict[int, tuple[GitHubClient, float]] = field(default_factory=dict)  # -> client, renew_at
 
 
 @cache
@@ -137,24 +141,26 @@ def _client(secret_arn: str, api_url: str) -> tuple[GitHubClient, str | None]:
     with session.lock:
         if session.secret != creds:
             _configure(session, creds, api_url)
-        if session.app is not None and time.time() >= session.renew_at:
-            _renew_installation_token(session)
+        if session.app is not None and session.installation_id and time.time() >= session.renew_at:
+            session.client, session.renew_at = _installation_client(session, session.installation_id)
         assert session.client is not None
         return session.client, session.bot_login
 
 
 def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
-    from modelrun.adapters.github_client import GitHubClient
+    from modelrun.adapters.github_client import GitHubClient, PerRepositoryClient
 
     session.secret, session.client, session.app, session.renew_at = None, None, None, 0.0
-    app_fields = ("app_id", "installation_id", "private_key")
-    if any(creds.get(k) for k in app_fields):
+    session.installation_of, session.installation_clients = {}, {}
+    app_fields = ("app_id", "private_key")
+    if any(creds.get(k) for k in (*app_fields, "installation_id")):
         missing = [k for k in app_fields if not creds.get(k)]
         if missing:
             raise GitHubCredentialsBroken(f"the GitHub App credentials in the secret lack {', '.join(missing)}")
         app_id = str(creds["app_id"])
         try:
-            installation_id = int(creds["installation_id"])
+            # Optional: without it, each repository's installation is looked up (any owner).
+            installation_id = int(creds.get("installation_id") or 0)
         except (TypeError, ValueError):
             raise GitHubCredentialsBroken(
                 "installation_id in the secret must be the installation's number (the end of its settings URL)"
@@ -176,11 +182,14 @@ def _configure(session: _Session, creds: dict[str, Any], api_url: str) -> None:
         # The App's JWT is signed afresh for each token exchange (about once an hour): no cache.
         session.app = GitHubClient(api_url)
         session.app_id, session.installation_id, session.private_key = app_id, installation_id, key
+        if not installation_id:
+            app = session.app
+            session.client = PerRepositoryClient(app, lambda repository: _repository_client(session, repository))
     elif creds.get("token"):
         session.client = GitHubClient(api_url, oauth_token=str(creds["token"]))
     else:
         raise GitHubCredentialsBroken(
-            "the GitHub credentials secret holds neither an App (app_id, installation_id, private_key) nor a token"
+            "the GitHub credentials secret holds neither an App (app_id, private_key) nor a token"
         )
     session.bot_login = creds.get("bot_login") or None
     session.secret = dict(creds)
@@ -193,14 +202,13 @@ def _not_an_rsa_key(app_id: str, problem: str) -> GitHubCredentialsBroken:
     )
 
 
-def _renew_installation_token(session: _Session) -> None:
+def _installation_client(session: _Session, installation_id: int) -> tuple[GitHubClient, float]:
+    """A client on a fresh token of the installation, and when to renew it."""
     from modelrun.adapters.github_client import installation_token
 
     assert session.app is not None and session.private_key is not None
     try:
-        token, expires_at = installation_token(
-            session.app, session.app_id, session.installation_id, session.private_key
-        )
+        token, expires_at = installation_token(session.app, session.app_id, installation_id, session.private_key)
     except _errors() as error:
         translated = _translate(error)
         if isinstance(translated, GitHubRejected):
@@ -208,13 +216,44 @@ def _renew_installation_token(session: _Session) -> None:
             # 403 (installation suspended): the secret, or the App's installation, needs fixing.
             raise GitHubCredentialsBroken(
                 f"GitHub refused an installation token for GitHub App {session.app_id}, installation "
-                f"{session.installation_id} ({translated}): check app_id, installation_id and private_key "
+                f"{installation_id} ({translated}): check app_id, installation_id and private_key "
                 "in the secret, and that the App is installed"
             ) from error
         raise translated from error  # an outage or a rate limit: retried like any other call
     expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
-    session.client = session.app.with_token(token)
-    session.renew_at = expires - _RENEW_BEFORE_EXPIRY_S
+    return session.app.with_token(token), expires - _RENEW_BEFORE_EXPIRY_S
+
+
+def _repository_client(session: _Session, repository: str) -> GitHubClient:
+    """The client on the token of ``repository``'s installation (a secret without an
+    installation_id): the installation found once per container, its token renewed as above."""
+    from modelrun.adapters.github_client import repository_installation
+
+    assert session.app is not None and session.private_key is not None
+    key = repository.lower()
+    with session.lock:
+        installation_id = session.installation_of.get(key)
+        if installation_id is None:
+            try:
+                installation_id = repository_installation(session.app, session.app_id, repository, session.private_key)
+            except _errors() as error:
+                translated = _translate(error)
+                if isinstance(translated, GitHubRejected):
+                    raise GitHubCredentialsBroken(
+                        f"GitHub App {session.app_id} finds no installation on {repository} ({translated}): "
+                        "install the App on it (or check app_id and private_key in the secret)"
+                    ) from error
+                raise translated from error
+            session.installation_of[key] = installation_id
+        client, renew_at = session.installation_clients.get(installation_id, (None, 0.0))
+        if client is None or time.time() >= renew_at:
+            try:
+                client, renew_at = _installation_client(session, installation_id)
+            except GitHubCredentialsBroken:
+                del session.installation_of[key]  # reinstalled? look it up again next time
+                raise
+            session.installation_clients[installation_id] = (client, renew_at)
+        return client
 
 
 def _errors() -> tuple[type[Exception], ...]:

@@ -19,7 +19,7 @@ import base64
 import http
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -135,6 +135,33 @@ class GitHubClient:
         return self.request("PATCH", url, url_vars, data)[0]
 
 
+class PerRepositoryClient(GitHubClient):
+    """A GitHub App's client for several installations: each call on a repository's endpoint
+    (``owner`` and ``repo`` among its URL's variables) goes through the client that
+    ``for_repository`` gives for that repository (its installation's token)."""
+
+    def __init__(self, app: GitHubClient, for_repository: Callable[[str], GitHubClient]) -> None:
+        super().__init__(app.base_url, pool=app._pool)
+        self._for_repository = for_repository
+
+    def _route(self, url_vars: Mapping[str, Any] | None) -> GitHubClient:
+        if not url_vars or not url_vars.get("owner") or not url_vars.get("repo"):
+            raise ValueError("an App call without an installation names its repository (owner, repo)")
+        return self._for_repository(f"{url_vars['owner']}/{url_vars['repo']}")
+
+    def getitem(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Any:
+        return self._route(url_vars).getitem(url, url_vars)
+
+    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None, *, key: str | None = None) -> Iterator[Any]:
+        return self._route(url_vars).getiter(url, url_vars, key=key)
+
+    def post(self, url: str, url_vars: Mapping[str, Any] | None = None, *, data: Any, jwt: str | None = None) -> Any:
+        return self._route(url_vars).post(url, url_vars, data=data, jwt=jwt)
+
+    def patch(self, url: str, url_vars: Mapping[str, Any] | None = None, *, data: Any) -> Any:
+        return self._route(url_vars).patch(url, url_vars, data=data)
+
+
 def _base64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -172,3 +199,15 @@ def installation_token(
         jwt=app_jwt(app_id, private_key),
     )
     return str(answer["token"]), str(answer["expires_at"])
+
+
+def repository_installation(
+    client: GitHubClient, app_id: str, repository: str, private_key: str | RSAPrivateKey
+) -> int:
+    """The id of the App's installation that covers ``repository`` (``owner/name``), asked with
+    the App's JWT."""
+    owner, repo = repository.split("/", 1)
+    answer, _ = client.request(
+        "GET", "/repos/{owner}/{repo}/installation", {"owner": owner, "repo": repo}, jwt=app_jwt(app_id, private_key)
+    )
+    return int(answer["id"])

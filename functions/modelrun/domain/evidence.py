@@ -113,9 +113,9 @@ class Policy:
     repositories: frozenset[str]  # the allow-list, lower case
     approval_environment: str
     baseline_environment: str
-    # The one workflow file that may request runs (issue 21): another file of the same
-    # repository, in the same environment, requests nothing.
-    workflow_path: str = ".github/workflows/run-model.yaml"
+    # The workflow files that may request runs (issue 21): another file of the same repository,
+    # in the same environment, requests nothing.
+    workflow_paths: tuple[str, ...] = (".github/workflows/modelrun.yaml", ".github/workflows/run-model.yaml")
 
 
 @dataclass(frozen=True)
@@ -169,12 +169,12 @@ def _common(message: RunRequest | CleanupRequest, claims: Claims, run: WorkflowR
 
 
 def _workflow_file(claims: Claims, policy: Policy) -> None:
-    """The token's workflow is the pinned file of this repository (``workflow_ref`` is
-    ``OWNER/REPO/PATH@REF``)."""
+    """The token's workflow is one of the pinned files of this repository (``workflow_ref`` is
+    ``OWNER/REPO/PATH@REF``: the caller's file, for a reusable workflow)."""
     path = claims.workflow_ref.rsplit("@", 1)[0]
-    expected = f"{claims.repository}/{policy.workflow_path}"
-    if path.lower() != expected.lower():
-        raise Unverified(f"the workflow file is {path!r}, not this stack's {expected!r}")
+    expected = [f"{claims.repository}/{p}" for p in policy.workflow_paths]
+    if path.lower() not in {e.lower() for e in expected}:
+        raise Unverified(f"the workflow file is {path!r}, not one of this stack's {expected}")
 
 
 def _on_this_repository(pull: PullRequestRef, repository: str) -> bool:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-# A job stopped on purpose (`modelrun cancel`) carries a reason starting so: Batch reports it as
-# FAILED, the track function reads it as CANCELLED.
-CANCEL_REASON_PREFIX = "cancelled"
+# A job modelrun stops on purpose is terminated with a reason that says why; Batch reports it as
+# FAILED with that reason, and the track function reads the reason back (stopped_status): so the
+# run ends as the stop meant, whichever of the stopping step and the track step writes first.
+CANCEL_REASON_PREFIX = "cancelled"  # `modelrun cancel`
+SUPERSEDED_REASON_PREFIX = "superseded by"  # the submit step, for a newer run of the PR
+PR_CLOSED_REASON = "pull request closed"  # the cleanup request, when the PR closes
 
 
 class RunStatus(StrEnum):
@@ -70,6 +73,9 @@ _FROM_BATCH = {
 }
 
 
+BATCH_STATUSES = frozenset(_FROM_BATCH)
+
+
 def from_batch(batch_status: str) -> RunStatus:
     try:
         return _FROM_BATCH[batch_status]
@@ -88,3 +94,29 @@ def moves_forward(current: RunStatus, current_attempt: int, new: RunStatus, new_
     if current.terminal:
         return False
     return progress(new, new_attempt) > progress(current, current_attempt)
+
+
+def stopped_status(reason: str | None) -> RunStatus | None:
+    """The status a job's end means when modelrun stopped it on purpose (its terminate reason),
+    else None: the job failed on its own."""
+    text = reason or ""
+    if text.startswith(SUPERSEDED_REASON_PREFIX):
+        return RunStatus.SUPERSEDED
+    if text.startswith((CANCEL_REASON_PREFIX, PR_CLOSED_REASON)):
+        return RunStatus.CANCELLED
+    return None
+
+
+def stopped_by_submit_step(reason: str | None) -> bool:
+    """Stopped by the submit function (superseded, or its PR closed): that step ends the run's
+    check run and comment itself, and no report runs for it (no results, nobody to alert)."""
+    text = reason or ""
+    return text.startswith((SUPERSEDED_REASON_PREFIX, PR_CLOSED_REASON))
+
+
+def status_of_event(batch_status: str, reason: str | None) -> RunStatus:
+    """A Batch event's status as the run's: a FAILED job that modelrun stopped ends as the stop meant."""
+    status = from_batch(batch_status)
+    if status is RunStatus.FAILED:
+        return stopped_status(reason) or status
+    return status
