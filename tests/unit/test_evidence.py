@@ -204,3 +204,12 @@ def test_the_credited_person_is_githubs_triggering_actor_not_the_requests_choice
     facts = workflow_run(actor={"login": "mallory"}, triggering_actor={"login": "octocat"})
     verified = verify_run(request(triggered_by="mallory"), claims(actor="mallory"), facts, POLICY, "main")
     assert verified.actor == "octocat"
+
+
+def test_adopt_mds_caller_and_modelruns_own_workflow_are_both_pinned() -> None:
+    for path in (".github/workflows/modelrun.yaml", ".github/workflows/run-model.yaml"):
+        ref = f"{REPO}/{path}@refs/pull/42/merge"
+        verify_run(request(), claims(workflow_ref=ref), workflow_run(), POLICY, "main")
+    narrow = Policy(**{**POLICY.__dict__, "workflow_paths": (".github/workflows/modelrun.yaml",)})
+    with pytest.raises(Unverified, match="workflow file"):
+        verify_run(request(), claims(), workflow_run(), narrow, "main")
