@@ -115,6 +115,7 @@ def overhead_phase(runtime: LocalRuntime, probe: Probe, image: str, runs: int, p
         "later_run_on_pr": {key: mean_of(later_runs, key) for key in keys},
         "max_per_run": max((g["total"] for g in per_run_github), default=0),
         "token_exchanges": sum(g["token_exchanges"] for g in per_run_github),
+        "default_branch_lookups": sum(g.get("default_branch_lookups", 0) for g in per_run_github),
         "operations_per_run": {
             op: count / len(per_run_github)
             for op, count in sum((Counter(g["by_operation"]) for g in per_run_github), Counter()).items()

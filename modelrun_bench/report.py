@@ -56,7 +56,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"({g['per_run']['writes']:.2f} writes; {g['per_run']['check_runs']:.2f} to the check run; "
             f"{g['first_run_on_pr']['total']:.2f} on a PR's first run, {g['later_run_on_pr']['total']:.2f} later; "
             f"list calls {g['per_run']['list_comments']:.2f}); installation-token exchanges besides: "
-            f"{g.get('token_exchanges', 0)} in {o['runs']} runs (one per function environment and hour) |"
+            f"{g.get('token_exchanges', 0)} in {o['runs']} runs (one per function environment and hour), "
+            f"default-branch lookups {g.get('default_branch_lookups', 0)} (one per submit environment, "
+            "repository and hour) |"
         )
     cp = results.get("cold_path") or {}
     if cp:

@@ -381,7 +381,8 @@ def rerun(
 def redrive(
     choice: StackChoice,
     queue: Annotated[
-        str, typer.Option("--queue", help="Which DLQ: run-requests or job-events.", case_sensitive=False)
+        str,
+        typer.Option("--queue", help="Which DLQ: run-requests, operator-requests or job-events.", case_sensitive=False),
     ] = "run-requests",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Move them without asking.")] = False,
 ) -> None:

@@ -30,7 +30,11 @@ from modelrun.errors import StaleWrite, describe
 from modelrun_cli.connect import Stack, fail
 
 CANCEL_REASON = CANCEL_REASON_PREFIX + " by {user} via modelrun CLI"  # the track function maps it to CANCELLED
-DLQS = {"run-requests": "RunRequestsDLQUrl", "job-events": "JobEventsDLQUrl"}
+DLQS = {
+    "run-requests": "RunRequestsDLQUrl",
+    "operator-requests": "OperatorRequestsDLQUrl",
+    "job-events": "JobEventsDLQUrl",
+}
 _HASH_SUFFIX = re.compile(r"-[0-9a-f]{6}$")
 _NOT_LOGIN = re.compile(r"[^A-Za-z0-9-]+")
 
@@ -322,16 +326,15 @@ class DeadLetter:
 
 
 def dead_letter_queues(stack: Stack, which: str) -> tuple[str, str]:
-    """(DLQ url, queue to redrive to) for ``run-requests`` or ``job-events``.
+    """(DLQ url, queue to redrive to) for ``run-requests``, ``operator-requests`` or ``job-events``.
 
-    Run requests go back through the operator queue: only operators can send there, so the
-    original send time they carry (``sent_at``, against which the token is checked again) is
-    believed; on the run-requests queue anyone holding the workflow's role could claim one."""
+    Each DLQ goes back to the one queue it serves (issue 21): a message that entered through the
+    run-requests queue never reaches the operator queue, where it would gain operator meaning.
+    A redriven request's token is judged by when the submit function first received that body
+    (it remembers), never by a time the message carries."""
     if which not in DLQS:
-        fail(f"unknown queue {which!r}: run-requests or job-events")
+        fail(f"unknown queue {which!r}: {', '.join(DLQS)}")
     dlq = stack.output(DLQS[which])
-    if which == "run-requests":
-        return dlq, stack.output("OperatorRequestsQueueUrl")
     sources = stack.client("sqs").list_dead_letter_source_queues(QueueUrl=dlq).get("queueUrls", [])
     if len(sources) == 1:
         return dlq, str(sources[0])
@@ -402,10 +405,8 @@ def move(sqs: Any, letters: list[DeadLetter], dlq_url: str, source_url: str) -> 
     moved = 0
     for letter in letters:
         params: dict[str, Any] = {"QueueUrl": source_url, "MessageBody": letter.body}
-        attributes = _attributes_to_send(letter.attributes)
-        if "sent_at" not in attributes and letter.sent_ms:
-            # Moved here by SQS after its retries: SentTimestamp is still the original send.
-            attributes["sent_at"] = {"DataType": "Number", "StringValue": letter.sent_ms}
+        # A send time the message carries is never believed (the submit function remembers its own).
+        attributes = {k: v for k, v in _attributes_to_send(letter.attributes).items() if k != "sent_at"}
         if attributes:
             params["MessageAttributes"] = attributes
         if source_url.endswith(".fifo"):

@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from modelrun.adapters.aws import RunsTable
+from modelrun.domain import naming
 from modelrun.domain.naming import LOG_GROUP
 from modelrun_local.github_auth import EXCHANGE_OPERATION
 from modelrun_local.runtime import LocalRuntime
@@ -137,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 100)
         s3 = boto3.client("s3")
         bucket = runtime.outputs["ResultsBucketName"]
-        results = pr_run.results_uri.removeprefix(f"s3://{bucket}/")
+        # What the PR links: the copy CollectResults kept where no job can write (issue 21).
+        results = naming.collected_prefix(pr_run.run_id)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=results).get("Contents", [])]
         report_key = f"reports/{pr_run.run_id}/report.html"
         print(f"Run {pr_run.run_id}: {pr_run.status.value} in {result['elapsed']:.1f} s from enqueue to comment")
-        print(f"Artifacts: s3://{bucket}/{results} ({len(keys)} objects; the prefix's random part is the run's own)")
+        print(f"Artifacts: s3://{bucket}/{results} ({len(keys)} objects, as collected; no job can write there)")
         try:
             html = s3.get_object(Bucket=bucket, Key=report_key)["Body"].read()
         except s3.exceptions.NoSuchKey:
@@ -185,14 +187,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  refused: {r.method} {r.path} -> {r.status} ({r.reason})")
         # The installation token's exchange is made once an hour per function environment: it
         # is counted beside the run's requests, not in them.
-        per_run = [op for op in result["pr_requests"] if op != EXCHANGE_OPERATION]
-        exchanged = len(result["pr_requests"]) - len(per_run)
+        # So is the repository's default branch (a PR's base must be it), cached an hour.
+        besides = (EXCHANGE_OPERATION, "repos/get")
+        per_run = [op for op in result["pr_requests"] if op not in besides]
+        exchanged = sum(1 for op in result["pr_requests"] if op == EXCHANGE_OPERATION)
+        defaults = sum(1 for op in result["pr_requests"] if op == "repos/get")
         counted = Counter(per_run)
         print(
             f"  GitHub API requests of the PR's run, from its request to its report: {len(per_run)} "
             "(goal ≤ 6, the merge gate's policy read included: "
             f"{', '.join(f'{op} x{n}' for op, n in sorted(counted.items()))}); "
             f"installation-token exchanges besides: {exchanged} (each cached about an hour per function environment)"
+            f", default-branch lookups: {defaults} (the same)"
         )
         # IAM is enforced: a happy run must not have been refused anything (nor a refusal swallowed).
         decisions = runtime.iam_decisions()

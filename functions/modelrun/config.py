@@ -84,6 +84,8 @@ class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     default_vcpus: float = Field(gt=0)
     default_memory_mib: int = Field(gt=0)
     default_gpus: int = Field(ge=0)
+    max_request_vcpus: float = Field(gt=0)
+    max_request_memory_mib: int = Field(gt=0)
     gpu_instance_types: Annotated[tuple[str, ...], BeforeValidator(_items)]
     gpu_max_vcpus: int = Field(gt=0)
     supersede_older_runs: bool
@@ -95,6 +97,12 @@ class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     approval_environment: str
     baseline_environment: str
     operator_queue_arn: NonEmpty
+    # The workflow files that may request runs (issue 21).
+    workflow_paths: Annotated[tuple[str, ...], BeforeValidator(_items)]
+    # Each queue's own DLQ: a dead letter goes back only to the queue it came from (issue 21).
+    operator_rejected_queue_url: NonEmpty
+    # Distinct tokens' requests per repository and hour; more are dead-lettered (issue 21).
+    max_requests_per_repository_hour: int = Field(gt=0)
     # The queues' own URLs by ARN, for ChangeMessageVisibility (a transient failure's wait).
     run_requests_queue_arn: NonEmpty
     run_requests_queue_url: NonEmpty

@@ -27,6 +27,11 @@ class Unverified(Exception):
     """The request has no evidence, or its body disagrees with it: it goes to the DLQ, unanswered."""
 
 
+class Duplicate(Exception):
+    """Another message counts already for the same token's claims (workflow run and attempt):
+    this one is dropped before any GitHub call (issue 21)."""
+
+
 class IssuerUnavailable(Exception):
     """The OIDC issuer's keys could not be fetched: retry later (not the request's fault)."""
 
@@ -45,6 +50,11 @@ class StaleWrite(Exception):
 
 class TooLarge(Exception):
     """An object is larger than the reader accepts (a container contract breach)."""
+
+
+class Unreadable(Exception):
+    """An object is there but cannot be read as stored (archived to GLACIER, encrypted with a
+    customer key...): what a job wrote makes that file unavailable, never a failed report."""
 
 
 class ContractError(Exception):

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
+from modelrun import collected as kept_files
 from modelrun.adapters.aws import BatchLogs, Results, RunsTable
 from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
@@ -20,7 +21,7 @@ from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary
 from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
-from modelrun.errors import ContractError, RunNotFound, TooLarge
+from modelrun.errors import ContractError, RunNotFound, TooLarge, Unreadable
 from modelrun.ports import JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
@@ -122,6 +123,8 @@ def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bo
         if raw is None:
             return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
         return results_contract.parse_holdout(raw)
+    except Unreadable as error:
+        return f"the {results_contract.HOLDOUT_PATH} of {whose} is unavailable: {error}"
     except (ContractError, TooLarge) as error:
         logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
         return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
@@ -132,8 +135,16 @@ def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
         return results.read_capped(
             f"{run.results_uri}{results_contract.PARAMS_PATH}", results_contract.MAX_PARAMS_BYTES
         )
-    except TooLarge:
+    except (TooLarge, Unreadable):
         return None
+
+
+def _kept_baseline(deps: CollectDeps, main: RunRecord) -> RunRecord | str:
+    """Main's run as comparisons read it: its collected copy only, never its write prefix (a job
+    may write there); why not, for a run collected before copies were kept."""
+    if not report_of(main.report).kept:
+        return "main's run was collected before its files were kept out of the jobs' reach: run main again"
+    return kept_files.as_collected(main, deps.settings.results_bucket)
 
 
 def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
@@ -144,9 +155,10 @@ def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) 
     base = None
     diff: list[str] = []
     if main is not None:  # main's files are read only when there is a baseline to compare with
-        base = read_holdout(results, main, "main's run")
-        if doc.artifacts.params is not None:
-            diff = results_contract.params_diff(_params(results, main), _params(results, record))
+        kept = _kept_baseline(deps, main)
+        base = kept if isinstance(kept, str) else read_holdout(results, kept, "main's run")
+        if doc.artifacts.params is not None and not isinstance(kept, str):
+            diff = results_contract.params_diff(_params(results, kept), _params(results, record))
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -175,15 +187,18 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
     collected = Report(status=record.status.value)
     fields: dict[str, Any] = {}
     if record.status is RunStatus.SUCCEEDED:
+        # From here on the run's files are read from the copy no job can write (and linked there).
+        left_out = kept_files.keep(results, record, s.results_bucket)
+        record = kept_files.as_collected(record, s.results_bucket)
         metrics: MetricsDocument | None = None
         problem = None
         try:
             raw = results.read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
             if raw is None:
-                problem = "the run succeeded but wrote no metrics.json"
+                problem = left_out.get("metrics.json") or "the run succeeded but wrote no metrics.json"
             else:
                 metrics = results_contract.parse_metrics(raw, record.run_id)
-        except (ContractError, TooLarge) as error:
+        except (ContractError, TooLarge, Unreadable) as error:
             problem = f"metrics.json does not follow the container contract: {error}"
         if metrics is None:
             collected = collected.model_copy(update={"contract_error": problem})
@@ -194,12 +209,15 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
             images = read_images(results, record.results_uri)
             html = render_html(record, collected, images, distribution)
             results.put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
-            results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")
             collected = collected.model_copy(
                 update={
                     "report_key": f"{prefix}report.html",
                     "report_url": console_url(s.results_bucket, f"{prefix}report.html", s.region),
-                    "artifacts_url": console_url(s.results_bucket, results_key, s.region, folder=True),
+                    # The collected copy: the run's write prefix is never shown.
+                    "artifacts_url": console_url(
+                        s.results_bucket, naming.collected_prefix(run_id), s.region, folder=True
+                    ),
+                    "kept": True,
                 }
             )
     elif record.log_stream:

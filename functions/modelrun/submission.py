@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from modelrun import checks, comments, publishing
+from modelrun.adapters.aws import RequestGate
 from modelrun.adapters.batch import BatchJobs
 from modelrun.adapters.github import Repositories
 from modelrun.adapters.oidc import TokenVerifier
@@ -42,7 +43,7 @@ from modelrun.domain.evidence import Verified
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import PR_CLOSED_REASON, SUPERSEDED_REASON_PREFIX, RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, Jobs, JobSpec, WorkflowRecords
+from modelrun.ports import ClaimsVerifier, Gate, Jobs, JobSpec, WorkflowRecords
 from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
@@ -61,6 +62,8 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
     # The evidence (modelrun.verification): the OIDC token's verifier, GitHub's record.
     verifier: ClaimsVerifier
     repositories: Callable[[], WorkflowRecords]
+    # Before any GitHub call: one message per token's claims, a rate per repository (issue 21).
+    gate: Gate
 
     @cached_property
     def submit_once(self) -> Callable[..., dict[str, Any]]:
@@ -82,6 +85,7 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
             idempotency=lambda: DynamoDBPersistenceLayer(table_name=s.idempotency_table),
             verifier=TokenVerifier(s.oidc_issuer, s.oidc_audience),
             repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),
+            gate=RequestGate(s.idempotency_table),
         )
 
 
@@ -118,6 +122,12 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
         problem = sizes.ec2_gpu_problem(vcpus, memory, gpus, s.gpu_instance_types, s.gpu_max_vcpus)
     if problem:
         raise Rejected(f"no compute environment can run this size: {problem}")
+    # Per-request ceilings (issue 21): one PR's run cannot take the whole compute environment.
+    if vcpus > s.max_request_vcpus or memory > s.max_request_memory_mib:
+        raise Rejected(
+            f"resources: at most {s.max_request_vcpus:g} vCPUs and {s.max_request_memory_mib} MiB per run "
+            f"(MaxRequestVcpus, MaxRequestMemoryMiB), not {vcpus:g} and {memory}"
+        )
 
 
 def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
@@ -174,6 +184,7 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
                 gpus=record.gpus,
                 command=request.command,
                 tags=tags,
+                share=naming.share_identifier(request.repository),
             )
         )
     try:

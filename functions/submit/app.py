@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, OPERATOR_MESSAGE, CleanupRequest, RerunRequest
 from modelrun.domain.redelivery import Redelivery
 from modelrun.errors import (
+    Duplicate,
     GitHubBadCredentials,
     GitHubRateLimited,
     GitHubRejected,
@@ -37,7 +39,10 @@ processor = LoggedBatchProcessor(event_type=EventType.SQS)  # each failure logge
 # Cold start: a variable the template does not set fails the init here, by name.
 SETTINGS = SubmitSettings.from_environ()
 DEPS = submission.SubmitDeps.of(SETTINGS)
+# Each queue's own DLQ: `modelrun redrive` returns a dead letter to the queue it came from, so a
+# message that entered through the run-requests queue never gains operator meaning (issue 21).
 REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.rejected_queue_url)
+OPERATOR_REJECTED: DeadLetters = SqsDeadLetters(SETTINGS.operator_rejected_queue_url)
 DELAYS: MessageDelays = SqsVisibility(
     {
         SETTINGS.run_requests_queue_arn: SETTINGS.run_requests_queue_url,
@@ -50,25 +55,31 @@ TRANSIENT = (GitHubUnavailable, GitHubRateLimited, IssuerUnavailable)
 
 
 def sent_at(record: SQSRecord) -> float:
-    """When the message was first sent, in seconds: SQS's own SentTimestamp, or for a redrive
-    from the operator queue (only operators can send there) the original's, which it carries."""
-    original = record.message_attributes["sent_at"]
-    if original is not None and original.string_value and _from_operator(record):
-        return int(original.string_value) / 1000
+    """When SQS received the message, in seconds: never a time the message itself claims (for a
+    redriven one, verification looks up when this function first received the same body)."""
     return int(record.attributes.sent_timestamp) / 1000
+
+
+def receipt(record: SQSRecord) -> verification.Receipt:
+    return verification.Receipt(record.message_id, hashlib.sha256(record.body.encode()).hexdigest())
 
 
 def _from_operator(record: SQSRecord) -> bool:
     return record.event_source_arn == SETTINGS.operator_queue_arn
 
 
-def reject(record: SQSRecord, reason: str) -> None:
-    """A message that can never succeed goes straight to the DLQ with its reason, not round again.
+def _failed(record: SQSRecord) -> None:
+    """The message did not go through: its claim is let go (its redelivery or redrive may count),
+    and when this function received its body is remembered (a redrive is judged by that time)."""
+    DEPS.gate.release(record.message_id)
+    DEPS.gate.remember_sent(receipt(record).digest, sent_at(record))
 
-    The body goes as it came (a redrive re-verifies it, token included: the token is valid only
-    for this stack's audience and only at its original send time, which travels with it)."""
-    sent = {"sent_at": {"DataType": "Number", "StringValue": str(int(sent_at(record) * 1000))}}
-    REJECTED.dead_letter(record, reason, sent)
+
+def reject(record: SQSRecord, reason: str) -> None:
+    """A message that can never succeed goes straight to its queue's DLQ with its reason, not
+    round again. The body goes as it came (a redrive re-verifies it, token included)."""
+    _failed(record)
+    (OPERATOR_REJECTED if _from_operator(record) else REJECTED).dead_letter(record, reason)
     logger.error("run request rejected", extra={"reason": reason, "message_id": record.message_id})
     metrics.add_metric(name="RunRequestsRejected", unit=MetricUnit.Count, value=1)
 
@@ -102,12 +113,16 @@ def handle(record: SQSRecord) -> None:
             # IAM decided who may send to the operator queue; SenderId says who did.
             submission.rerun(DEPS, message, operator_id=record.attributes.sender_id)
         elif isinstance(message, CleanupRequest):
-            verification.verify_cleanup(DEPS, message, sent_at(record))
+            verification.verify_cleanup(DEPS, message, sent_at(record), receipt(record))
             submission.cleanup(DEPS, message)
         else:
-            verified = verification.verify_run(DEPS, message, sent_at(record))
+            verified = verification.verify_run(DEPS, message, sent_at(record), receipt(record))
             submission.submit(DEPS, message, verified)
             metrics.add_metric(name="RunsSubmitted", unit=MetricUnit.Count, value=1)
+    except Duplicate as error:
+        # Another copy of this workflow run's request counts already: no GitHub call, no run.
+        logger.info("duplicate run request dropped", extra={"reason": str(error), "message_id": record.message_id})
+        metrics.add_metric(name="RunRequestsDuplicate", unit=MetricUnit.Count, value=1)
     except Unverified as error:
         reject(record, f"unverified: {error}")
         metrics.add_metric(name="RunRequestsUnverified", unit=MetricUnit.Count, value=1)
@@ -120,6 +135,9 @@ def handle(record: SQSRecord) -> None:
         metrics.add_metric(name="GitHubCredentialsBroken", unit=MetricUnit.Count, value=1)
     except GitHubRejected as error:
         reject(record, f"GitHub refused the verification lookup: {error}")
+    except Exception:
+        _failed(record)  # held back or retried: its claim let go, its first receipt remembered
+        raise
 
 
 @logger.inject_lambda_context

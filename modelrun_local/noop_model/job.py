@@ -69,6 +69,7 @@ doc = {
         "model": "artifacts/model.txt",
         "plots": ["artifacts/plots/ratio.png"],
         "holdout": "artifacts/predictions.csv.gz",
+        "params": "artifacts/params.yaml",
     },
 }
 # 20 sales, prices 300k to 680k, estimates within a few percent of them: the same every run.
@@ -90,5 +91,6 @@ if mode == "tamper":
         s3.put_object(Bucket=bucket, Key=guess, Body=json.dumps(doc).encode())
         print(f"tampered with s3://{bucket}/{guess}", flush=True)
 s3.put_object(Bucket=bucket, Key=prefix + "artifacts/predictions.csv.gz", Body=holdout)
+s3.put_object(Bucket=bucket, Key=prefix + "artifacts/params.yaml", Body=b"num_leaves: 31\n")
 s3.put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())
 print("wrote metrics.json", flush=True)

@@ -37,13 +37,18 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     # main's verified baseline run (a push to main) of the PR's base commit is what it is compared with
     assert "baseline: main's run of this PR's base commit <code>" in comment
     assert "[Workflow run](https://github.com/county-assessor/avm/actions/runs/" in comment  # built by the backend
-    # results under the run's own random prefix; the report apart from them, copied here
-    assert re.search(r"Artifacts: s3://\S+/runs/avm-pr2-[^/\s]+/[0-9a-f]{32}/ \(\d+ objects", out)
+    # the results as collected, where no job can write (the run's own prefix is never shown)
+    assert re.search(r"Artifacts: s3://\S+/reports/avm-pr2-[^/\s]+/artifacts/ \(\d+ objects, as collected", out)
+    # The PR never shows the run's write prefix (the demo's own lines after the comment may: the
+    # model logs where it writes, and the demo prints the last log lines).
+    posted = comment.split("=" * 100)[1]
+    assert not re.search(r"runs/avm-pr2-[^/\s]+/[0-9a-f]{32}", posted)
     assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report\.html", out)
     assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
     # on GitHub App credentials a check run carries the result (no commit status), the full report in it
     assert "Commit status:" not in out
     check = out.split("Check run 'modelrun'", 1)[1]
+    assert not re.search(r"runs/avm-pr2-[^/\s]+/[0-9a-f]{32}", check.split("GitHub API requests:", 1)[0])
     assert re.search(r"as GitHub received it: completed, conclusion success · details https://", check)
     assert "--- summary ---" in check and "| RMSE |" in check and check.count("```mermaid") >= 2
     assert "--- text ---" in check and "### By market area" in check and "num_leaves: 127" in check

@@ -5,6 +5,7 @@ runs still flow. One LocalRuntime for the module; jobs run the tiny placeholder 
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -14,10 +15,14 @@ from typing import Any
 import boto3
 import jwt
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import CleanupRequest, RunRequest
+from modelrun.domain import naming
+from modelrun.domain.documents import report_of
+from modelrun.domain.results import HOLDOUT_PATH, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
@@ -268,6 +273,141 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: TrustFlow) -
     assert "| RMSE | 1 |" not in attacker_comment["body"]
     [check] = stack.github.check_runs(REPOSITORY, attacker.head_sha)
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
+
+
+def _as_job_role(stack: TrustFlow) -> Any:
+    """An S3 client holding the job role, as every approved PR's model container does."""
+    role = stack.runtime.stack.functions["SubmitFunction"]["environment"]["JOB_ROLE_ARN"]
+    keys = stack.runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", "attacker")
+    return boto3.client(
+        "s3",
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+    )
+
+
+def _compared(stack: TrustFlow, sha: str) -> tuple[Any, ...]:
+    """What a PR's report shows of its comparison with main (the statistics, the params diff)."""
+    record = stack.record_of(sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    report = report_of(record.report)
+    assert report.comparison is not None and report.baseline is not None
+    changes = {k: v.model_dump(exclude={"seconds"}) for k, v in report.comparison.changes.items()}
+    return report.baseline.run_id, report.comparison.status, changes, report.params_diff
+
+
+def test_forging_or_archiving_mains_files_after_its_collection_changes_no_later_report(stack: TrustFlow) -> None:
+    """Issue 21, attacks 1 and 2: main's write prefix is known (the worst case: it was once
+    linked); a job rewrites main's holdout and params, archives them to GLACIER, and replaces
+    an earlier PR's model file after its report. Later reports read only collected copies."""
+    before = stack.honest_pr_run(320, 5_000_320, "ab" * 20)
+    stack.wait()
+    [comment] = stack.github.comments(REPOSITORY, 320)
+    main = stack.record_of(stack.main_sha)
+    pr = stack.record_of(before.head_sha)
+    assert main is not None and pr is not None
+    # No write prefix is linked, nor its random key shown: the Artifacts link is the collected copy.
+    for record in (main, pr):
+        assert record.results_uri.rstrip("/").rsplit("/", 1)[-1] not in comment["body"]
+    assert f"prefix={naming.collected_prefix(pr.run_id)}" in comment["body"]
+    s3 = _as_job_role(stack)
+    bucket, main_prefix = main.results_uri.removeprefix("s3://").split("/", 1)
+    rows = ["sale_id,sale_price,estimate,area,ratio_outlier"] + [f"s{i + 1},1000,1,1,0" for i in range(20)]
+    forged = gzip.compress(("\n".join(rows) + "\n").encode())
+    s3.put_object(Bucket=bucket, Key=f"{main_prefix}{HOLDOUT_PATH}", Body=forged)
+    archived = {"StorageClass": "GLACIER"}
+    s3.put_object(Bucket=bucket, Key=f"{main_prefix}{PARAMS_PATH}", Body=b"attacker: was here\n", **archived)
+    s3.put_object(Bucket=bucket, Key=f"{main_prefix}metrics.json", Body=b"{}", StorageClass="GLACIER")
+    pr_prefix = pr.results_uri.removeprefix(f"s3://{bucket}/")
+    s3.put_object(Bucket=bucket, Key=f"{pr_prefix}artifacts/model.txt", Body=b"attacker's model")
+    # The collected copies are out of the job role's reach.
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=bucket, Key=f"{naming.collected_prefix(main.run_id)}{HOLDOUT_PATH}", Body=forged)
+    after = stack.honest_pr_run(321, 5_000_321, "cd" * 20)
+    stack.wait()
+    assert _compared(stack, after.head_sha) == _compared(stack, before.head_sha)
+    assert _compared(stack, after.head_sha)[1] == "paired"
+    [later] = stack.github.comments(REPOSITORY, 321)
+    assert "was here" not in later["body"] and "🟢 better" not in later["body"]
+    # What the earlier PR's Artifacts link shows is its collected copy: the later write is not there.
+    kept = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=naming.collected_prefix(pr.run_id))
+    assert kept.get("Contents") and not any(o["Key"].endswith("model.txt") for o in kept["Contents"])
+
+
+def test_120_copies_of_one_request_make_one_workflow_run_lookup_and_one_run(stack: TrustFlow) -> None:
+    """Issue 21, attack 6: each copy is its own SQS message with the same token; the claims
+    count once, before any GitHub call, so the installation's hourly limit is not drained."""
+    job = stack.pr_job(323, 5_000_323, "12" * 20)
+    request = with_command(job.request(stack.image), "ok")
+    start = len(stack.github.requests)
+    body = with_identity(request, job.token(stack.queue_url)).model_dump_json()
+    for first in range(0, 120, 10):
+        stack.sqs.send_message_batch(
+            QueueUrl=stack.queue_url, Entries=[{"Id": str(n), "MessageBody": body} for n in range(first, first + 10)]
+        )
+    stack.wait(timeout=120)
+    lookups = [r for r in stack.github.requests_since(start) if r.path.endswith("/actions/runs/5000323/attempts/1")]
+    assert len(lookups) == 1, lookups
+    record = stack.record_of(request.head_sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    assert len(stack.github.comments(REPOSITORY, 323)) == 1
+
+
+def test_a_pr_into_the_attackers_branch_cannot_report_on_another_authors_commit(stack: TrustFlow) -> None:
+    """Issue 21, attack 5: a PR whose head is another author's commit and whose base is the
+    attacker's branch (carrying the attacker's workflow) is refused: a PR run's base must be the
+    repository's default branch, by GitHub's record; and only the pinned workflow file counts."""
+    victim_sha = "34" * 20
+    event = pull_request_event(324, victim_sha)
+    event["pull_request"]["head"]["ref"] = "victims-feature"
+    event["pull_request"]["base"] |= {"ref": "mallory", "sha": "56" * 20}
+    job = pull_request_job(stack.github, event, run_id=5_000_324, actor="mallory")
+    request = with_identity(with_command(job.request(stack.image), "ok"), job.token(stack.queue_url))
+    reason = stack.refused(request.model_dump_json())
+    assert "default branch" in reason, reason
+    assert not stack.github.check_runs(REPOSITORY, victim_sha) and not stack.github.statuses(REPOSITORY, victim_sha)
+    # Another workflow file of the repository, in the approval environment, requests nothing.
+    env = stack.github.actions_job(
+        REPOSITORY,
+        "pull_request",
+        sha="78" * 20,
+        run_id=5_000_325,
+        actor="mallory",
+        environment="staging",
+        pull_request=(325, "feature-325", "main", stack.main_sha),
+        workflow_ref=f"{REPOSITORY}/.github/workflows/other.yaml@refs/pull/325/merge",
+    )
+    other = Job(stack.github, "pull_request", pull_request_event(325, "78" * 20), env, "staging")
+    request = with_identity(with_command(other.request(stack.image), "ok"), other.token(stack.queue_url))
+    assert "workflow file" in stack.refused(request.model_dump_json())
+
+
+def test_the_credited_person_is_githubs_triggering_actor_not_the_requests_choice(stack: TrustFlow) -> None:
+    """Issue 21, attack 7: mallory's PR, its attempt re-run by a maintainer; the request names
+    mallory (the token's actor) but GitHub's record says who started this attempt."""
+    sha = "9a" * 20
+    event = pull_request_event(326, sha)
+    event["pull_request"]["head"]["ref"] = "feature-326"
+    event["pull_request"]["base"]["sha"] = stack.main_sha
+    env = stack.github.actions_job(
+        REPOSITORY,
+        "pull_request",
+        sha=sha,
+        run_id=5_000_326,
+        run_attempt=2,
+        actor="mallory",
+        triggering_actor="maintainer",
+        environment="staging",
+        pull_request=(326, "feature-326", "main", stack.main_sha),
+    )
+    job = Job(stack.github, "pull_request", event, env, "staging")
+    request = with_command(job.request(stack.image), "ok").model_copy(update={"triggered_by": "mallory"})
+    job.send(request, stack.queue_url)
+    stack.wait()
+    record = stack.record_of(sha)
+    assert record is not None and record.status.value == "SUCCEEDED"
+    assert record.triggered_by == "maintainer"
 
 
 def test_the_honest_request_still_flows_after_the_attacks(stack: TrustFlow) -> None:

@@ -69,7 +69,11 @@ def workflow_run(**changes: Any) -> WorkflowRunFacts:
         "actor": {"login": "octocat"},
         "triggering_actor": {"login": "octocat"},
         "pull_requests": [
-            {"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": {"ref": "main", "sha": MAIN}}
+            {
+                "number": 42,
+                "head": {"sha": HEAD, "ref": "feature/x"},
+                "base": {"ref": "main", "sha": MAIN, "repo": {"url": f"https://api.github.com/repos/{REPO}"}},
+            }
         ],
     }
     return WorkflowRunFacts.from_api(doc | changes)

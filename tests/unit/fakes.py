@@ -23,7 +23,7 @@ from modelrun import pull_request, reporting, submission, tracking
 from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSettings, UpdatePullRequestSettings
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.run import RunRecord, utcnow
-from modelrun.errors import StaleWrite, TooLarge
+from modelrun.errors import StaleWrite, TooLarge, Unreadable
 from modelrun.ports import JobSpec
 from tests.unit.builders import AUDIENCE, ISSUER, MODEL_REPOSITORY_URI
 
@@ -58,6 +58,11 @@ ENVIRONMENT = {
     "APPROVAL_ENVIRONMENT": "staging",
     "BASELINE_ENVIRONMENT": "modelrun-main",
     "OPERATOR_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-operator-requests",
+    "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
+    "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
+    "WORKFLOW_PATHS": ".github/workflows/modelrun.yaml,.github/workflows/run-model.yaml",
+    "MAX_REQUEST_VCPUS": "8",
+    "MAX_REQUEST_MEMORY_MIB": "32768",
     "OPERATOR_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-requests",
     "RUN_REQUESTS_QUEUE_ARN": "arn:aws:sqs:us-east-1:111122223333:modelrun-run-requests",
     "RUN_REQUESTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests",
@@ -204,8 +209,11 @@ class FakeResults:
     def __init__(self, bucket: str = "results") -> None:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
+        self.archived: set[str] = set()  # written with StorageClass GLACIER: there, unreadable
 
     def read_capped(self, uri: str, limit: int) -> bytes | None:
+        if uri in self.archived:
+            raise Unreadable(f"{uri} cannot be read as stored (InvalidObjectState)")
         data = self.objects.get(uri)
         if data is not None and len(data) > limit:
             raise TooLarge(f"{uri} is {len(data)} bytes (at most {limit})")
@@ -223,6 +231,11 @@ class FakeResults:
         uri = f"s3://{self.bucket}/{key}"
         self.objects[uri] = body
         return uri
+
+    def copy(self, source_uri: str, key: str) -> None:
+        if source_uri in self.archived:
+            raise Unreadable(f"{source_uri} cannot be read as stored (InvalidObjectState)")
+        self.objects[f"s3://{self.bucket}/{key}"] = self.objects[source_uri]
 
 
 class FakeLogs:
@@ -388,6 +401,31 @@ class FakeVerifier:
         return self.tokens[token]
 
 
+class FakeGate:
+    """The submit path's gate (adapters.aws.RequestGate), in memory."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+        self.sent: dict[str, float] = {}
+
+    def claim(self, key: str, owner: str) -> bool:
+        return self.owners.setdefault(key, owner) == owner
+
+    def release(self, owner: str) -> None:
+        self.owners = {k: o for k, o in self.owners.items() if o != owner}
+
+    def count(self, key: str, window_seconds: int) -> int:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+    def remember_sent(self, digest: str, sent_at: float) -> None:
+        self.sent[digest] = min(sent_at, self.sent.get(digest, sent_at))
+
+    def first_sent(self, digest: str) -> float | None:
+        return self.sent.get(digest)
+
+
 class FakeIdempotency(BasePersistenceLayer):
     """Powertools' idempotency records, in memory (its DynamoDB layer's conditional put)."""
 
@@ -428,6 +466,7 @@ class SubmitWorld:
     repositories: FakeRepositories = field(default_factory=FakeRepositories)
     verifier: FakeVerifier = field(default_factory=FakeVerifier)
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
+    gate: FakeGate = field(default_factory=FakeGate)
     settings: SubmitSettings = field(default_factory=lambda: SubmitSettings.from_environ(ENVIRONMENT))
 
     @property
@@ -440,6 +479,7 @@ class SubmitWorld:
             idempotency=lambda: self.idempotency,
             verifier=self.verifier,
             repositories=self.repositories,
+            gate=self.gate,
         )
 
 

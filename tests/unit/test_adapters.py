@@ -19,12 +19,13 @@ from botocore.stub import Stubber
 
 from modelrun.adapters import aws
 from modelrun.adapters import batch as batch_adapter
-from modelrun.adapters.aws import RunsTable
+from modelrun.adapters.aws import Results, RunsTable
 from modelrun.adapters.aws import client as aws_client
 from modelrun.adapters.batch import BatchJobs
 from modelrun.domain.report import RUNS_AHEAD_CAP
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
+from modelrun.errors import Unreadable
 from tests.unit.domain_helpers import metrics_report, record
 
 
@@ -177,3 +178,22 @@ def test_a_jobs_log_tail_is_its_last_lines_and_nothing_when_unreadable(clients: 
     )
     assert aws.BatchLogs().tail("job/1", 3) == ["line 47", "line 48", "line 49"]
     assert aws.BatchLogs().tail("no/such/stream", 3) == []
+
+
+def test_an_archived_object_is_unreadable_not_an_error_and_a_copy_is_standard(aws: None) -> None:
+    """Issue 21: a job's GLACIER write makes the file unavailable (the report says so), never a
+    failed report; the collected copy is STANDARD whatever the source was."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="results")
+    s3.put_object(Bucket="results", Key="runs/r/k/a.csv.gz", Body=b"archived", StorageClass="GLACIER")
+    s3.put_object(Bucket="results", Key="runs/r/k/b.yaml", Body=b"x: 1", StorageClass="STANDARD_IA")
+    results = Results("results")
+    with pytest.raises(Unreadable, match="InvalidObjectState"):
+        results.read_capped("s3://results/runs/r/k/a.csv.gz", 1024)
+    with pytest.raises(Unreadable):
+        results.copy("s3://results/runs/r/k/a.csv.gz", "reports/r/artifacts/a.csv.gz")
+    results.copy("s3://results/runs/r/k/b.yaml", "reports/r/artifacts/b.yaml")
+    kept = s3.head_object(Bucket="results", Key="reports/r/artifacts/b.yaml")
+    assert kept.get("StorageClass", "STANDARD") == "STANDARD"
+    assert results.read_capped("s3://results/reports/r/artifacts/b.yaml", 1024) == b"x: 1"
+    assert results.read_capped("s3://results/reports/r/artifacts/missing", 1024) is None

@@ -4,6 +4,7 @@ malformed request is rejected by the submit handler with a reason that names the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import json
 import os
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from modelrun import contracts
 from modelrun.config import SubmitSettings
 from modelrun.contracts import MESSAGE, SCHEMA_PATH, RunRequest, render_schema
-from tests.unit.fakes import ENVIRONMENT
+from tests.unit.fakes import ENVIRONMENT, FakeGate
 
 # The handler reads its settings when it is imported (Lambda's init): import it in the
 # function's environment, then give the environment back.
@@ -195,6 +196,7 @@ def reason_for(body: str, source_arn: str | None = None) -> str:
     with (
         mock.patch.object(submit_app, "SETTINGS", SubmitSettings.from_environ(ENVIRONMENT | FUNCTION_ENVIRONMENT)),
         mock.patch.object(submit_app, "reject", side_effect=lambda record, reason: reasons.append(reason)),
+        mock.patch.object(submit_app, "DEPS", dataclasses.replace(submit_app.DEPS, gate=FakeGate())),
         mock.patch.object(submit_app.submission, "submit", side_effect=AssertionError("accepted")),
         mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),
         mock.patch.object(submit_app.submission, "rerun", side_effect=AssertionError("accepted")),

@@ -3,6 +3,7 @@ submit handler's record handler accepting what the CLI sends, as it is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.parse
@@ -237,7 +238,7 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
 
     from modelrun import verification
     from modelrun.config import SubmitSettings
-    from tests.unit.fakes import environment
+    from tests.unit.fakes import FakeGate, environment
 
     variables = environment(
         RUNS_TABLE="runs",
@@ -264,6 +265,7 @@ def handle(body: str, monkeypatch: pytest.MonkeyPatch, **patches: Any) -> list[s
         for name, value in patches.items():
             patched.setattr(verification, name, value)
         patched.setattr(submit_app, "reject", lambda record, reason: rejected.append(reason))
+        patched.setattr(submit_app, "DEPS", dataclasses.replace(submit_app.DEPS, gate=FakeGate()))
         submit_app.record_handler(SQSRecord(record))
     return rejected
 
@@ -288,7 +290,7 @@ def test_the_submit_handler_accepts_what_the_cli_sends(tmp_path: Path, monkeypat
     submitted: list[tuple[object, object]] = []
     monkeypatch.setattr(submission, "submit", lambda deps, message, evidence: submitted.append((message, evidence)))
 
-    def verify_run(deps: object, message: RunRequest, sent_at: float) -> object:
+    def verify_run(deps: object, message: RunRequest, sent_at: float, receipt: object) -> object:
         checked.append((message, sent_at))
         return verified
 
@@ -331,7 +333,7 @@ def test_the_submit_handler_accepts_the_cleanup_request(tmp_path: Path, monkeypa
     rejected = handle(
         sent.model_dump_json(),
         monkeypatch,
-        verify_cleanup=lambda deps, message, sent_at: checked.append((message, sent_at)),
+        verify_cleanup=lambda deps, message, sent_at, receipt: checked.append((message, sent_at)),
     )
 
     assert rejected == []

@@ -25,7 +25,7 @@ POLICY = Policy(repositories=frozenset({REPO}), approval_environment="staging", 
 
 
 def test_an_honest_pull_request_run_is_verified_with_its_base_commit() -> None:
-    verified = verify_run(request(), claims(), workflow_run(), POLICY, None)
+    verified = verify_run(request(), claims(), workflow_run(), POLICY, "main")
     assert (verified.pr_number, verified.head_sha, verified.base_sha, verified.baseline) == (42, HEAD, MAIN, False)
     assert verified.environment == "staging"
 
@@ -55,7 +55,7 @@ def test_a_run_request_that_disagrees_with_the_evidence_is_unverified(
     body: dict[str, Any], evidence: dict[str, Any], run_changes: dict[str, Any], expected: str
 ) -> None:
     with pytest.raises(Unverified, match=expected):
-        verify_run(request(**body), claims(**evidence), workflow_run(**run_changes), POLICY, None)
+        verify_run(request(**body), claims(**evidence), workflow_run(**run_changes), POLICY, "main")
 
 
 def branch(
@@ -160,3 +160,56 @@ def test_tokens_and_keys_come_only_over_https_or_the_local_loopback(url: str, ok
     from modelrun.domain.naming import https_or_loopback
 
     assert https_or_loopback(url) is ok
+
+
+# --- a PR run is what it claims (issue 21) ------------------------------------------------------
+
+
+def _pull(**base: Any) -> WorkflowRunFacts:
+    base = {"ref": "main", "sha": MAIN, "repo": {"url": f"https://api.github.com/repos/{REPO}"}} | base
+    return workflow_run(pull_requests=[{"number": 42, "head": {"sha": HEAD, "ref": "feature/x"}, "base": base}])
+
+
+def test_a_pull_requests_base_must_be_this_repositorys_default_branch() -> None:
+    verify_run(request(), claims(), _pull(), POLICY, "main")
+    # Another author's head commit in a PR into the attacker's branch (with the attacker's workflow).
+    with pytest.raises(Unverified, match="default branch"):
+        verify_run(request(base_ref="mallory"), claims(base_ref="mallory"), _pull(ref="mallory"), POLICY, "main")
+    with pytest.raises(Unverified, match="default branch"):
+        verify_run(request(), claims(), _pull(), POLICY, "trunk")
+    with pytest.raises(Unverified, match="default"):
+        verify_run(request(), claims(), _pull(), POLICY, None)
+    # GitHub lists a PR of another repository (a fork's, into its own main) for the run.
+    with pytest.raises(Unverified, match="base repository"):
+        verify_run(request(), claims(), _pull(repo={"url": "https://api.github.com/repos/mallory/avm"}), POLICY, "main")
+
+
+@pytest.mark.parametrize(
+    "workflow_ref",
+    [
+        f"{REPO}/.github/workflows/other.yaml@refs/pull/42/merge",
+        f"{REPO}/.github/workflows/run-model.yaml.bak@refs/pull/42/merge",
+        "mallory/avm/.github/workflows/run-model.yaml@refs/pull/42/merge",
+    ],
+)
+def test_only_the_pinned_workflow_file_requests_runs(workflow_ref: str) -> None:
+    with pytest.raises(Unverified, match="workflow file"):
+        verify_run(request(), claims(workflow_ref=workflow_ref), workflow_run(), POLICY, "main")
+    body, token, facts = branch("push")
+    with pytest.raises(Unverified, match="workflow file"):
+        verify_run(body, token.model_copy(update={"workflow_ref": workflow_ref}), facts, POLICY, "main")
+
+
+def test_the_credited_person_is_githubs_triggering_actor_not_the_requests_choice() -> None:
+    facts = workflow_run(actor={"login": "mallory"}, triggering_actor={"login": "octocat"})
+    verified = verify_run(request(triggered_by="mallory"), claims(actor="mallory"), facts, POLICY, "main")
+    assert verified.actor == "octocat"
+
+
+def test_adopt_mds_caller_and_modelruns_own_workflow_are_both_pinned() -> None:
+    for path in (".github/workflows/modelrun.yaml", ".github/workflows/run-model.yaml"):
+        ref = f"{REPO}/{path}@refs/pull/42/merge"
+        verify_run(request(), claims(workflow_ref=ref), workflow_run(), POLICY, "main")
+    narrow = Policy(**{**POLICY.__dict__, "workflow_paths": (".github/workflows/modelrun.yaml",)})
+    with pytest.raises(Unverified, match="workflow file"):
+        verify_run(request(), claims(), workflow_run(), narrow, "main")

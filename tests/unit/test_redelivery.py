@@ -5,6 +5,7 @@ dead-lettered with its reason, never silently by SQS."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -27,7 +28,7 @@ from modelrun.errors import (
     IssuerUnavailable,
 )
 from modelrun.sqs_batch import fail_or_dead_letter
-from tests.unit.fakes import ENVIRONMENT, FakeDeadLetters, FakeDelays
+from tests.unit.fakes import ENVIRONMENT, FakeDeadLetters, FakeDelays, FakeGate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUNS_REQUESTS = Redelivery(max_receive_count=18)  # template.yaml's
@@ -114,6 +115,7 @@ def handled(error: Exception, delivery: int = 1) -> tuple[list[tuple[str, int]],
     delays, reasons = FakeDelays(), []
     with (
         mock.patch.object(submit_app, "DELAYS", delays),
+        mock.patch.object(submit_app, "DEPS", dataclasses.replace(submit_app.DEPS, gate=FakeGate())),
         mock.patch.object(submit_app, "reject", side_effect=lambda r, reason: reasons.append(reason)),
         mock.patch.object(submit_app.verification, "verify_cleanup", side_effect=error),
         mock.patch.object(submit_app.submission, "cleanup", side_effect=AssertionError("accepted")),

@@ -233,6 +233,16 @@ def test_links_and_references_are_broken_but_read_the_same() -> None:
         assert shown != text
 
 
+def test_hex_runs_of_seven_or_more_never_name_a_commit_but_read_the_same() -> None:
+    """Issue 21: GitHub links a 7+ hex-digit run (a SHA prefix) to the commit; none is left."""
+    for text in ("fixes 4f3c2a1", "see 4F3C2A1B9D0E", "c" * 40, "run 1234567 of deadbeefcafe7", "x/y@abcdef0"):
+        shown = "".join(t.content for t in inline_tokens(inert(text)) if t.type == "text")
+        assert shown.replace(WORD_JOINER, "") == text
+        assert not re.search(r"[0-9a-f]{7,}", shown, re.IGNORECASE), shown
+    assert inert("abc123 and 123456") == "abc123 and 123456"  # six or fewer: nothing to break
+    assert "4f3c2a1" in code("4f3c2a1")  # a code span links no commit: copyable as it is
+
+
 def test_control_bidi_and_zero_width_characters_are_made_visible_or_dropped() -> None:
     assert visible("a\x1b[31mb\x00c") == "a\ufffd[31mb\ufffdc"
     assert visible("x\u202ey\u2066z") == "x\ufffdy\ufffdz"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from modelrun import collected as kept_files
 from modelrun import pull_request, reporting
 from modelrun.domain import comparison, naming
 from modelrun.domain.documents import Summary, report_of
@@ -41,17 +42,23 @@ def main_run() -> RunRecord:
         created_at="2026-01-01T00:00:00.000Z",
         results_uri="s3://results/runs/main-1/",
         summary=Summary.of(doc).stored(),
-        report={"status": "SUCCEEDED"},
+        report={"status": "SUCCEEDED", "kept": True},
     )
 
 
+MAIN_KEPT = f"s3://results/{naming.collected_prefix('main-1')}"
+
+
 def bucket(pr_metrics: bytes | None = None) -> FakeResults:
-    """The bucket as the two sample runs left it."""
+    """The bucket as the two sample runs left it: main's files as its collection kept them, and
+    a job's forgery in main's write prefix (which must never be read)."""
     results = FakeResults()
-    for name, record in (("main", main_run()), ("pr", PR)):
+    for name, prefix in (("main", MAIN_KEPT), ("pr", PR.results_uri)):
         folder: Path = REPORT_FIXTURES / name
-        results.objects[f"{record.results_uri}{HOLDOUT_PATH}"] = (folder / "predictions.csv.gz").read_bytes()
-        results.objects[f"{record.results_uri}{PARAMS_PATH}"] = (folder / "params.yaml").read_bytes()
+        results.objects[f"{prefix}{HOLDOUT_PATH}"] = (folder / "predictions.csv.gz").read_bytes()
+        results.objects[f"{prefix}{PARAMS_PATH}"] = (folder / "params.yaml").read_bytes()
+    results.objects[f"{main_run().results_uri}{HOLDOUT_PATH}"] = b"forged"
+    results.objects[f"{main_run().results_uri}{PARAMS_PATH}"] = b"forged: true"
     results.objects[f"{PR.results_uri}metrics.json"] = (
         (REPORT_FIXTURES / "pr" / "metrics.json").read_bytes() if pr_metrics is None else pr_metrics
     )
@@ -91,6 +98,57 @@ def test_results_are_compared_with_mains_run_and_the_report_written(
     assert report.report_url is not None and "prefix=reports/pr-1/report.html" in report.report_url
     html = results.objects["s3://results/reports/pr-1/report.html"].decode()
     assert "data:image/png;base64," in html  # the plot, inlined
+
+
+def test_the_run_is_read_and_linked_only_at_its_kept_copy(
+    collected_once: tuple[FakeRuns, FakeResults, dict[str, Any]],
+) -> None:
+    """Issue 21: main's write prefix holds a forgery, which no comparison reads; the PR's files
+    are copied under reports/ (no job may write there) and its write prefix is never linked."""
+    runs, results, _ = collected_once
+    report = report_of(runs.records["pr-1"].report)
+    assert report.kept and report.params_diff and b"forged" not in "".join(report.params_diff).encode()
+    kept = f"s3://results/{naming.collected_prefix('pr-1')}"
+    for path in ("metrics.json", HOLDOUT_PATH, PARAMS_PATH):
+        assert results.objects[f"{kept}{path}"] == results.objects[f"{PR.results_uri}{path}"]
+    assert report.artifacts_url is not None and "prefix=reports/pr-1/artifacts/" in report.artifacts_url
+    assert "runs/" not in report.model_dump_json()
+    assert runs.records["pr-1"].results_uri == PR.results_uri  # the record keeps where the job wrote
+
+
+def _compared_with_main(results: FakeResults, main: RunRecord | None = None) -> Any:
+    runs = FakeRuns(PR, main or main_run())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comparison, "resamples_for", lambda n: 20)
+        reporting.collect(collect_deps(runs, results), "pr-1")
+    return report_of(runs.records["pr-1"].report)
+
+
+def test_mains_unreadable_files_make_the_comparison_unavailable_not_the_report() -> None:
+    results = bucket()
+    results.archived.add(f"{MAIN_KEPT}{HOLDOUT_PATH}")  # as S3 answers a GLACIER object: InvalidObjectState
+    results.archived.add(f"{MAIN_KEPT}{PARAMS_PATH}")
+    report = _compared_with_main(results)
+    assert report.has_results and report.report_key and report.comparison is not None
+    assert report.comparison.status == "unavailable" and "InvalidObjectState" in (report.comparison.reason or "")
+
+
+def test_a_main_run_collected_before_copies_were_kept_is_not_compared() -> None:
+    main = main_run().model_copy(update={"report": {"status": "SUCCEEDED"}})
+    report = _compared_with_main(bucket(), main)
+    assert report.comparison is not None and report.comparison.status == "unavailable"
+    assert "run main again" in (report.comparison.reason or "") and not report.params_diff
+
+
+def test_an_archived_file_of_the_run_itself_is_left_out_and_said() -> None:
+    results = bucket()
+    results.archived.add(f"{PR.results_uri}{HOLDOUT_PATH}")
+    report = _compared_with_main(results)
+    assert report.has_results and report.comparison is not None and report.comparison.status == "unavailable"
+    results = bucket()
+    results.archived.add(f"{PR.results_uri}metrics.json")
+    report = _compared_with_main(results)
+    assert report.contract_error is not None and "InvalidObjectState" in report.contract_error
 
 
 @pytest.mark.parametrize(
@@ -173,6 +231,17 @@ def test_a_comment_another_writer_holds_is_retried_by_the_state_machine(
     with pytest.raises(PublishBusy):
         pull_request.update_pull_request(update_deps(runs, github), "pr-1")
     assert github.calls == []
+
+
+def test_a_runs_files_beyond_the_cap_are_left_out_of_its_kept_copy_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = FakeResults()
+    for i in range(5):
+        results.objects[f"{PR.results_uri}artifacts/f{i}.txt"] = b"x"
+    monkeypatch.setattr(kept_files, "MAX_FILES", 3)
+    left_out = kept_files.keep(results, PR, "results")
+    kept = sorted(k for k in results.objects if k.startswith("s3://results/reports/"))
+    assert kept == [f"s3://results/reports/pr-1/artifacts/artifacts/f{i}.txt" for i in range(3)]
+    assert sorted(left_out) == ["artifacts/f3.txt", "artifacts/f4.txt"]
 
 
 def test_a_short_retry_after_is_waited_out_here_not_a_minute_in_the_state_machine(

@@ -5,15 +5,18 @@ PR's runs stopped, and the evidence checked before anything is written."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from modelrun import submission, tracking, verification
+from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, Identity, RerunRequest, RunRequest
+from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, run_id_for
 from modelrun.domain.status import RunStatus
-from modelrun.errors import Rejected, Unverified
+from modelrun.errors import Duplicate, Rejected, Unverified
 from modelrun.events import JobDetail
 from modelrun.ports import JobSpec
 from tests.records import new_record, verified_from
@@ -103,6 +106,9 @@ def test_an_image_from_another_repository_is_rejected_before_anything_is_written
     [
         ({"resources": {"vcpus": 0.25, "memory_mib": 8192}}, "Fargate"),
         ({"compute": "gpu", "resources": {"vcpus": 64}}, "no compute environment"),
+        # Fargate runs these; the per-request ceilings (issue 21) do not.
+        ({"resources": {"vcpus": 16, "memory_mib": 32768}}, "at most 8 vCPUs and 32768 MiB per run"),
+        ({"resources": {"vcpus": 8, "memory_mib": 61440}}, "MaxRequestMemoryMiB"),
     ],
 )
 def test_a_size_no_compute_environment_can_run_is_rejected(changes: dict[str, Any], reason: str) -> None:
@@ -110,6 +116,14 @@ def test_a_size_no_compute_environment_can_run_is_rejected(changes: dict[str, An
     with pytest.raises(Rejected, match=reason):
         submit(world, request(**changes))
     assert world.runs.records == {}
+
+
+def test_each_job_carries_its_repositorys_fair_share_identifier() -> None:
+    world = SubmitWorld()
+    submit(world, request())
+    (job,) = world.jobs.jobs.values()
+    assert job.share == naming.share_identifier(REPO) and re.fullmatch(r"[A-Za-z0-9_]{1,255}", job.share)
+    assert naming.share_identifier("county-assessor/avm") != naming.share_identifier("county_assessor/avm")
 
 
 def test_a_new_commit_supersedes_the_prs_older_active_runs() -> None:
@@ -293,3 +307,53 @@ def test_a_token_sent_after_it_expired_is_unverified() -> None:
     # Past exp (1,300) and its 60 s of skew, yet within the 900 s max age: only expiry refuses it.
     with pytest.raises(Unverified, match="had expired when the message was sent"):
         verification.verify_run(world.deps, with_token(request()), sent_at=1_400)
+
+
+# --- the gate before GitHub (issue 21) -----------------------------------------------------------
+
+
+def test_a_tokens_claims_count_once_and_duplicates_cost_no_github_call() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    world.repositories.runs[(REPO, 900, 1)] = workflow_run()
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-1", "d-1"))
+    for n in range(2, 121):  # 119 more copies, each its own SQS message (and perhaps a fresh token)
+        with pytest.raises(Duplicate):
+            verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt(f"m-{n}", "d"))
+    assert world.repositories.calls == [(REPO, 900, 1)]
+    # A redelivery of the message that counts is not a duplicate; once it failed, another may count.
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-1", "d-1"))
+    world.gate.release("m-1")
+    verification.verify_run(world.deps, with_token(request()), 1_100, verification.Receipt("m-7", "d-7"))
+
+
+def test_a_repositorys_distinct_requests_are_rate_limited_with_a_clear_reason() -> None:
+    world = SubmitWorld(settings=SubmitSettings.from_environ(ENVIRONMENT | {"MAX_REQUESTS_PER_REPOSITORY_HOUR": "2"}))
+    for run in (900, 901, 902):
+        world.verifier.tokens[f"{TOKEN}{run}"] = claims(run_id=run)
+        world.repositories.runs[(REPO, run, 1)] = workflow_run(id=run)
+    verify = verification.verify_run
+    for run in (900, 901):
+        message = request().model_copy(update={"identity": Identity(oidc_token=f"{TOKEN}{run}")})
+        message = message.model_copy(update={"workflow": message.workflow.model_copy(update={"run_id": run})})
+        verify(world.deps, message, 1_100, verification.Receipt(f"m-{run}", "d"))
+    message = request().model_copy(update={"identity": Identity(oidc_token=f"{TOKEN}902")})
+    message = message.model_copy(update={"workflow": message.workflow.model_copy(update={"run_id": 902})})
+    with pytest.raises(Rejected, match=r"rate limit: .* more than 2 run requests this hour"):
+        verify(world.deps, message, 1_100, verification.Receipt("m-902", "d"))
+    assert [c[1] for c in world.repositories.calls] == [900, 901]
+
+
+def test_a_redriven_token_is_judged_by_when_this_function_first_received_its_body() -> None:
+    world = SubmitWorld()
+    world.verifier.tokens[TOKEN] = claims()
+    world.repositories.runs[(REPO, 900, 1)] = workflow_run()
+    # Redriven long after: without a remembered first receipt, expired (whatever the message says).
+    with pytest.raises(Unverified, match="had expired"):
+        verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-1", "body"))
+    world.gate.release("m-1")
+    world.gate.remember_sent("body", 1_100)  # the submit function received this body at 1,100
+    verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-2", "body"))
+    # Another body (another token) gains nothing from it.
+    with pytest.raises(Unverified, match="had expired"):
+        verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-3", "other"))

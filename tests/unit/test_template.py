@@ -61,12 +61,19 @@ def test_only_operators_send_to_the_operator_queue(cfn: dict[str, Any]) -> None:
 
 def test_every_queue_has_a_dlq_with_an_alarm(cfn: dict[str, Any]) -> None:
     queues = resources_of(cfn, "AWS::SQS::Queue")
-    dlqs = {
-        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        for q in queues.values()
+    feeds = {
+        name: q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for name, q in queues.items()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dlqs == {"RunRequestsDLQ", "JobEventsDLQ"}  # the operator queue shares the run-requests DLQ
+    dlqs = set(feeds.values())
+    # Each queue its own DLQ (issue 21): a redrive returns a dead letter to the one queue it came
+    # from, so nothing that entered through the run-requests queue reaches the operator queue.
+    assert feeds == {
+        "RunRequestsQueue": "RunRequestsDLQ",
+        "OperatorRequestsQueue": "OperatorRequestsDLQ",
+        "JobEventsQueue": "JobEventsDLQ",
+    }
     alarmed = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in resources_of(cfn, "AWS::CloudWatch::Alarm").values()
@@ -528,3 +535,115 @@ def test_the_local_stack_refuses_parameters_cloudformation_would_refuse() -> Non
         check_parameters(template, {"LogLevel": "LOUD"})
     with pytest.raises(ParameterRefused, match="NoSuchParameter"):
         check_parameters(template, {"NoSuchParameter": "x"})
+
+
+# --- issue 21: isolation ------------------------------------------------------------------------
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_gpu_hosts_get_a_least_privilege_instance_role(cfn: dict[str, Any]) -> None:
+    """Batch runs GPU jobs with host networking: the instance role is a job's too."""
+    role = cfn["Resources"]["BatchInstanceRole"]
+    assert "ManagedPolicyArns" not in role["Properties"]  # no AmazonEC2ContainerServiceforEC2Role
+    statements = _statements(role)
+    actions = [a for s in statements for a in _actions(s)]
+    assert not [a for a in actions if a.startswith("logs:") or (a.endswith("*") and a != "ecs:Submit*")]
+    for s in statements:
+        if s["Resource"] == "*":  # only actions that take no resource
+            assert set(_actions(s)) <= {"ecr:GetAuthorizationToken", "ecs:DiscoverPollEndpoint", "ec2:DescribeTags"}
+    pulls = [s for s in statements if "ecr:BatchGetImage" in _actions(s)]
+    assert [s["Resource"] for s in pulls] == [{"Fn::GetAtt": ["ModelRepository", "Arn"]}]
+    (ecs,) = [s for s in statements if "ecs:RegisterContainerInstance" in _actions(s)]
+    for arn in ecs["Resource"]:
+        assert "AWSBatch-${AWS::StackName}-gpu-" in arn["Fn::Sub"]
+    gpu = cfn["Resources"]["GpuComputeEnvironment"]["Properties"]
+    assert gpu["ComputeEnvironmentName"] == {"Fn::Sub": "${AWS::StackName}-gpu"}
+    assert gpu["ComputeResources"]["InstanceRole"] == {"Fn::GetAtt": ["BatchInstanceProfile", "Arn"]}
+
+
+def test_gpu_hosts_keep_jobs_from_the_instance_metadata_service(cfn: dict[str, Any]) -> None:
+    data = cfn["Resources"]["GpuLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {
+        "HttpEndpoint": "enabled",
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 1,
+    }
+    user_data = data["UserData"]["Fn::Base64"]
+    assert user_data.startswith("MIME-Version: 1.0\nContent-Type: multipart/mixed;")  # as Batch requires
+    rules = [line for line in user_data.splitlines() if line.startswith("iptables ")]
+    # Host networking: every uid but root's (the ECS agent) is refused the metadata service.
+    assert any("OUTPUT" in r and "169.254.169.254/32" in r and "! --uid-owner 0" in r and "REJECT" in r for r in rules)
+    assert any("FORWARD" in r and "docker+" in r and "169.254.169.254/32" in r for r in rules)
+    assert not any("169.254.170.2" in r for r in rules)  # the job role's endpoint stays open
+    dockerfile = (ROOT / "model_container" / "Dockerfile").read_text()
+    assert re.search(r"^USER [1-9][0-9]*:", dockerfile, re.MULTILINE), "the model must not run as root"
+
+
+def _policy_statements(cfn: dict[str, Any], logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = cfn["Resources"][logical_id]["Properties"][key]["Statement"]
+    return statements
+
+
+def _deny(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    (deny,) = [s for s in statements if s["Effect"] == "Deny" and action in _actions(s)]
+    assert deny["Principal"] == "*"
+    return deny
+
+
+def test_the_operator_queue_admits_only_operators_and_the_submit_function(cfn: dict[str, Any]) -> None:
+    policy = cfn["Resources"]["OperatorRequestsQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "OperatorRequestsQueue"}]
+    statements = _policy_statements(cfn, "OperatorRequestsQueuePolicy")
+    assert all(s["Effect"] == "Deny" for s in statements)  # deny by default: grants stay with IAM
+    send = _deny(statements, "sqs:SendMessage")["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert send == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${OperatorRoleName}"}
+    receive = _deny(statements, "sqs:ReceiveMessage")
+    assert {"sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= set(_actions(receive))
+    assert receive["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["SubmitFunctionRole", "Arn"]}}}
+
+
+def test_the_job_events_queue_admits_only_the_rule_and_the_track_function(cfn: dict[str, Any]) -> None:
+    statements = _policy_statements(cfn, "JobEventsQueuePolicy")
+    rule = {"Fn::GetAtt": ["JobStateChangeRule", "Arn"]}
+    assert _deny(statements, "sqs:SendMessage")["Condition"] == {"ArnNotEquals": {"aws:SourceArn": rule}}
+    receive = _deny(statements, "sqs:ReceiveMessage")
+    assert receive["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["TrackFunctionRole", "Arn"]}}}
+
+
+def test_only_the_functions_that_call_github_read_its_credentials(cfn: dict[str, Any]) -> None:
+    policy = cfn["Resources"]["GitHubCredentialsPolicy"]["Properties"]
+    assert policy["SecretId"] == {"Ref": "GitHubCredentials"} and policy["BlockPublicPolicy"] is True
+    deny = _deny(policy["ResourcePolicy"]["Statement"], "secretsmanager:GetSecretValue")
+    readers = {r["Fn::GetAtt"][0] for r in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    granted = {
+        name.removesuffix("Role")
+        for name, role in resources_of(cfn, "AWS::IAM::Role").items()
+        if any("secretsmanager:GetSecretValue" in _actions(s) for s in _statements(role))
+    }
+    assert (
+        readers
+        == {f"{f}Role" for f in granted}
+        == {
+            "SubmitFunctionRole",
+            "TrackFunctionRole",
+            "UpdatePullRequestFunctionRole",
+        }
+    )
+
+
+def test_capacity_has_per_request_ceilings_and_a_fair_share_per_repository(cfn: dict[str, Any]) -> None:
+    parameters = cfn["Parameters"]
+    assert (parameters["MaxRequestVcpus"]["Default"], parameters["MaxRequestMemoryMiB"]["Default"]) == (8, 32768)
+    assert parameters["MaxRequestVcpus"]["Default"] * 8 <= parameters["CpuMaxVcpus"]["Default"]
+    submit = cfn["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert submit["MAX_REQUEST_VCPUS"] == {"Ref": "MaxRequestVcpus"}
+    assert submit["MAX_REQUEST_MEMORY_MIB"] == {"Ref": "MaxRequestMemoryMiB"}
+    assert submit["MAX_REQUESTS_PER_REPOSITORY_HOUR"] == {"Ref": "MaxRequestsPerRepositoryHour"}
+    policy = cfn["Resources"]["RepositoryFairShare"]["Properties"]["FairsharePolicy"]
+    assert policy["ShareDecaySeconds"] == 3600 and 0 < policy["ComputeReservation"] < 100
+    for queue in resources_of(cfn, "AWS::Batch::JobQueue").values():
+        assert queue["Properties"]["SchedulingPolicyArn"] == {"Ref": "RepositoryFairShare"}

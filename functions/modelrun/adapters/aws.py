@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from modelrun.domain import naming
 from modelrun.domain.run import RunRecord, utcnow
 from modelrun.domain.status import RunStatus
-from modelrun.errors import StaleWrite, TooLarge
+from modelrun.errors import StaleWrite, TooLarge, Unreadable
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -243,6 +243,102 @@ class RunsTable:
         )
 
 
+# What S3 answers for an object that exists but cannot be read as it is stored: archived
+# (StorageClass GLACIER/DEEP_ARCHIVE), or encrypted with a customer's key (SSE-C). A job can
+# write either: the file is then unavailable, and the report says so.
+_UNREADABLE = frozenset({"InvalidObjectState", "ObjectNotInActiveTierError", "InvalidRequest"})
+
+
+def _unreadable(error: ClientError, key: str) -> Unreadable | None:
+    code = error.response["Error"]["Code"]
+    return Unreadable(f"{key} cannot be read as stored ({code})") if code in _UNREADABLE else None
+
+
+class RequestGate:
+    """The submit path's gate, in the idempotency table (its key ``id``, its TTL ``expiration``),
+    beside Powertools' items (theirs are named after the function, ours start with ``gate#``):
+    which message counts for a token's claims, how many requests a repository sent this hour,
+    and when the submit function first received a message body."""
+
+    _KEEP_SECONDS = 14 * 24 * 3600  # as long as a dead letter is kept
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        self._claimed: dict[str, list[str]] = {}  # owner -> keys claimed by this container
+
+    @cached_property
+    def table(self) -> Any:
+        return boto3.resource("dynamodb", config=_CONFIG).Table(self.table_name)
+
+    def _expiry(self, seconds: float) -> int:
+        return int(time.time() + seconds)
+
+    def claim(self, key: str, owner: str) -> bool:
+        """True if ``owner`` (an SQS message id) is the one message that counts for ``key``."""
+        try:
+            self.table.put_item(
+                Item={"id": f"gate#{key}", "owner": owner, "expiration": self._expiry(self._KEEP_SECONDS)},
+                ConditionExpression="attribute_not_exists(id) OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        self._claimed.setdefault(owner, []).append(key)
+        return True
+
+    def release(self, owner: str) -> None:
+        """Let go of what ``owner`` claimed (it failed): a redelivery or redrive may count again."""
+        for key in self._claimed.pop(owner, []):
+            self._delete(key, owner)
+
+    def _delete(self, key: str, owner: str) -> None:
+        try:
+            self.table.delete_item(
+                Key={"id": f"gate#{key}"},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def count(self, key: str, window_seconds: int) -> int:
+        """Add one to this window's counter for ``key``; the count so far, this one included."""
+        window = int(time.time()) // window_seconds
+        answer = self.table.update_item(
+            Key={"id": f"gate#count#{key}#{window}"},
+            UpdateExpression="ADD #n :one SET expiration = :expiry",
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues={":one": 1, ":expiry": self._expiry(2 * window_seconds)},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["n"])
+
+    def remember_sent(self, digest: str, sent_at: float) -> None:
+        """When the submit function first received this exact body (its token inside)."""
+        try:
+            self.table.put_item(
+                Item={
+                    "id": f"gate#sent#{digest}",
+                    "sent_at": Decimal(str(sent_at)),
+                    "expiration": self._expiry(self._KEEP_SECONDS),
+                },
+                ConditionExpression="attribute_not_exists(id) OR sent_at > :sent",
+                ExpressionAttributeValues={":sent": Decimal(str(sent_at))},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def first_sent(self, digest: str) -> float | None:
+        item = self.table.get_item(Key={"id": f"gate#sent#{digest}"}, ConsistentRead=True).get("Item")
+        return float(item["sent_at"]) if item else None
+
+
 class Results:
     """The results bucket: what the model wrote and the reports modelrun writes."""
 
@@ -266,6 +362,8 @@ class Results:
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 return None
+            if unreadable := _unreadable(error, key):
+                raise unreadable from error
             raise
         body = response["Body"]
         if int(response.get("ContentLength", 0)) > limit:
@@ -287,6 +385,23 @@ class Results:
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{self.bucket}/{key}"
+
+    def copy(self, source_uri: str, key: str) -> None:
+        """A server-side copy into this bucket (the bytes never pass through the function), in
+        the standard storage class and the bucket's own encryption, whatever the source's."""
+        bucket, source = self.split(source_uri)
+        try:
+            self.s3.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": source},
+                StorageClass="STANDARD",
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as error:
+            if unreadable := _unreadable(error, source):
+                raise unreadable from error
+            raise
 
 
 def log_url(region: str, log_stream: str, log_group: str = naming.LOG_GROUP) -> str:

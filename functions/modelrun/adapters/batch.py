@@ -84,6 +84,8 @@ class BatchJobs:
         }
         if job.command:
             overrides["command"] = job.command
+        # A queue with a fair-share scheduling policy refuses a job without its share.
+        share = {"shareIdentifier": job.share} if job.share else {}
         job_id: str = self.batch.submit_job(
             jobName=job.name,
             jobQueue=job.queue,
@@ -91,6 +93,7 @@ class BatchJobs:
             containerOverrides=overrides,
             tags=job.tags,
             propagateTags=True,
+            **share,
         )["jobId"]
         return job_id
 

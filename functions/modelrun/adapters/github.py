@@ -406,19 +406,28 @@ class Repositories:
     Needs the credential's read access to Actions and metadata (GitHub App permissions
     "Actions: read" and "Metadata: read"; a fine-grained token the same)."""
 
-    _DEFAULT_BRANCH_TTL_S = 300
+    _DEFAULT_BRANCH_TTL_S = 3600  # every PR run needs it (issue 21); it rarely changes
+    _WORKFLOW_RUN_TTL_S = 300
 
     def __init__(self, secret_arn: str, api_url: str) -> None:
         self.gh, _ = _client(secret_arn, api_url)
 
     def workflow_run(self, repository: str, run_id: int, attempt: int) -> WorkflowRunFacts:
+        key = (repository.lower(), run_id, attempt)
+        cached = _workflow_runs.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
         owner, repo = repository.split("/", 1)
         where = {"owner": owner, "repo": repo, "run_id": run_id, "attempt": attempt, "exclude_pull_requests": "false"}
         with _translated():
             run = self.gh.getitem(
                 "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}{?exclude_pull_requests}", where
             )
-        return WorkflowRunFacts.from_api(dict(run))
+        facts = WorkflowRunFacts.from_api(dict(run))
+        if len(_workflow_runs) >= _WORKFLOW_RUNS_KEPT:
+            _workflow_runs.clear()
+        _workflow_runs[key] = (facts, time.monotonic() + self._WORKFLOW_RUN_TTL_S)
+        return facts
 
     def default_branch(self, repository: str) -> str:
         cached = _default_branches.get(repository.lower())
@@ -431,5 +440,9 @@ class Repositories:
         return branch
 
 
-# Per container: a repository's default branch rarely changes; five minutes is fresh enough.
+# Per container: a repository's default branch rarely changes; an hour is fresh enough.
 _default_branches: dict[str, tuple[str, float]] = {}
+# Per container, five minutes: an attempt's head and event never change, and a redelivered or
+# duplicated request (issue 21) costs no second lookup.
+_workflow_runs: dict[tuple[str, int, int], tuple[WorkflowRunFacts, float]] = {}
+_WORKFLOW_RUNS_KEPT = 1000

@@ -223,6 +223,9 @@ class Report(Document):
     report_key: str | None = None
     report_url: str | None = None
     artifacts_url: str | None = None
+    # The run's files were copied where no job can write (modelrun.collected): only then may a
+    # later report compare with them.
+    kept: bool = False
     log_tail: list[str] = []
 
     @property

@@ -61,6 +61,7 @@ class PullRequestRef(BaseModel):
     head_sha: str
     base_ref: str
     base_sha: str
+    base_repo_url: str = ""  # GitHub's API URL of the PR's base repository (``base.repo.url``)
 
 
 class WorkflowRunFacts(BaseModel):
@@ -96,6 +97,7 @@ class WorkflowRunFacts(BaseModel):
                         head_sha=p["head"]["sha"],
                         base_ref=p["base"]["ref"],
                         base_sha=p["base"]["sha"],
+                        base_repo_url=(p["base"].get("repo") or {}).get("url") or "",
                     )
                     for p in doc.get("pull_requests") or []
                 ),
@@ -111,6 +113,9 @@ class Policy:
     repositories: frozenset[str]  # the allow-list, lower case
     approval_environment: str
     baseline_environment: str
+    # The workflow files that may request runs (issue 21): another file of the same repository,
+    # in the same environment, requests nothing.
+    workflow_paths: tuple[str, ...] = (".github/workflows/modelrun.yaml", ".github/workflows/run-model.yaml")
 
 
 @dataclass(frozen=True)
@@ -163,14 +168,28 @@ def _common(message: RunRequest | CleanupRequest, claims: Claims, run: WorkflowR
     return environment
 
 
+def _workflow_file(claims: Claims, policy: Policy) -> None:
+    """The token's workflow is one of the pinned files of this repository (``workflow_ref`` is
+    ``OWNER/REPO/PATH@REF``: the caller's file, for a reusable workflow)."""
+    path = claims.workflow_ref.rsplit("@", 1)[0]
+    expected = [f"{claims.repository}/{p}" for p in policy.workflow_paths]
+    if path.lower() not in {e.lower() for e in expected}:
+        raise Unverified(f"the workflow file is {path!r}, not one of this stack's {expected}")
+
+
+def _on_this_repository(pull: PullRequestRef, repository: str) -> bool:
+    return pull.base_repo_url.lower().rstrip("/").endswith(f"/repos/{repository.lower()}")
+
+
 def verify_run(
     request: RunRequest, claims: Claims, run: WorkflowRunFacts, policy: Policy, default_branch: str | None
 ) -> Verified:
     """Compare a run request with the evidence; raise :class:`Unverified` on any disagreement.
 
-    ``default_branch`` is GitHub's (``GET /repos/{owner}/{repo}``); it is needed only for branch
-    runs (push, dispatch) and may be None for pull requests."""
+    ``default_branch`` is GitHub's (``GET /repos/{owner}/{repo}``): a branch run's base, and the
+    only base a pull request's run may have (issue 21)."""
     environment = _common(request, claims, run, policy)
+    _workflow_file(claims, policy)
     _agree("event", request.event, claims.event_name)
     _agree("head_sha", request.head_sha, run.head_sha)
     base_sha: str | None = None
@@ -188,6 +207,13 @@ def verify_run(
         _agree("head_ref", request.head_ref, claims.head_ref)
         _agree("base_ref", request.base_ref, claims.base_ref)
         _agree("base_ref (GitHub's pull request)", request.base_ref, pull.base_ref)
+        # A PR into the attacker's branch (carrying the attacker's workflow) would otherwise
+        # run, and report on, another author's head commit.
+        if default_branch is None:
+            raise Unverified("GitHub did not say which branch is the repository's default")
+        _agree("the pull request's base (the repository's default branch)", pull.base_ref, default_branch)
+        if not _on_this_repository(pull, claims.repository):
+            raise Unverified(f"pull request #{number}'s base repository is not {claims.repository}")
         base_sha = pull.base_sha
         head_ref, base_ref, baseline = request.head_ref, request.base_ref, False
     elif claims.event_name in ("push", "workflow_dispatch"):
@@ -216,7 +242,8 @@ def verify_run(
         repository=claims.repository,
         event=claims.event_name,
         environment=environment,
-        actor=request.triggered_by,
+        # GitHub's record of who started this attempt, not the request's choice among the actors.
+        actor=run.triggering_actor or run.actor or claims.actor,
         pr_number=request.pr_number,
         head_sha=request.head_sha,
         head_ref=head_ref,

@@ -43,6 +43,13 @@ def run_id(
     return name
 
 
+def share_identifier(repository: str) -> str:
+    """The repository's Batch fair-share identifier (letters, digits and underscores, at most
+    255): its name, then a short hash of the exact name so that two names never share."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", repository).strip("_")[:200]
+    return f"{name}_{short_hash(repository.lower())}"
+
+
 def execution_name(run: str) -> str:
     """Step Functions execution names are at most 80 characters; the same run -> the same name."""
     if len(run) <= 80:
@@ -73,6 +80,13 @@ def results_prefix(run: str, key: str) -> str:
 def report_prefix(run: str) -> str:
     """Where CollectResults writes the report: no job may write here."""
     return f"reports/{run}/"
+
+
+def collected_prefix(run: str) -> str:
+    """Where CollectResults keeps its copy of a run's files (issue 21): under reports/, which no
+    job role may write, so what later reports compare with and link to is out of every job's
+    reach; the run's own write prefix is never shown anywhere."""
+    return f"{report_prefix(run)}artifacts/"
 
 
 def workflow_run_url(server_url: str, repository: str, run_id: int, attempt: int) -> str:

@@ -24,6 +24,9 @@ WORD_JOINER = "\u2060"
 # `ftp://`, `www.`), e-mail autolinks and @mentions (`@`), issue references (`#1`,
 # `owner/repo#2`, `GH-3`). A word joiner at each spot stops them and reads the same.
 _LINK_SPOTS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=[@#])|(?<=gh-)(?=\d)", re.IGNORECASE)
+# GitHub links a run of 7 or more hex digits to the commit it names (a SHA prefix) when one
+# exists: a word joiner after every 6th digit leaves no such run, and reads the same (issue 21).
+_HEX_RUN = re.compile(r"[0-9a-f]{7,}", re.IGNORECASE)
 # Inside <code> GitHub links no references and pings nobody, but GFM's autolinks still apply.
 _AUTOLINK_SPOTS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.IGNORECASE)
 
@@ -56,8 +59,15 @@ def one_line(text: object, limit: int) -> str:
 
 def break_links(text: str, references: bool = True) -> str:
     """A word joiner wherever GitHub (or Slack) would otherwise autolink, mention or reference
-    (``references=False``: autolinks only, for code, where branch names stay copyable)."""
-    return (_LINK_SPOTS if references else _AUTOLINK_SPOTS).sub(WORD_JOINER, text)
+    (commit SHAs included; ``references=False``: autolinks only, for code, where GitHub links no
+    commit and branch names stay copyable)."""
+    text = (_LINK_SPOTS if references else _AUTOLINK_SPOTS).sub(WORD_JOINER, text)
+    return _HEX_RUN.sub(_split_hex, text) if references else text
+
+
+def _split_hex(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return WORD_JOINER.join(run[i : i + 6] for i in range(0, len(run), 6))
 
 
 def inert(text: object, limit: int = 200) -> str:
