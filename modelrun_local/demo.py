@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         for d in denied:
             print(f"  denied: {d.principal} {d.action} on {d.resource} ({d.reason})")
         ok = pr_run.status.value == "SUCCEEDED" and len(comments) == 1 and not refused and not denied
-        ok = ok and [c["conclusion"] for c in checks] == ["success"] and len(per_run) <= 5
+        ok = ok and [c["conclusion"] for c in checks] == ["success"] and len(per_run) <= 6
     return 0 if ok else 1
 
 
