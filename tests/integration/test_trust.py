@@ -329,7 +329,7 @@ def test_forging_or_archiving_mains_files_after_its_collection_changes_no_later_
     assert _compared(stack, after.head_sha) == _compared(stack, before.head_sha)
     assert _compared(stack, after.head_sha)[1] == "paired"
     [later] = stack.github.comments(REPOSITORY, 321)
-    assert "was here" not in later["body"] and "🟢 better" not in later["body"]
+    assert "was here" not in later["body"] and "No detectable change against main" in later["body"]
     # What the earlier PR's Artifacts link shows is its collected copy: the later write is not there.
     kept = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=naming.collected_prefix(pr.run_id))
     assert kept.get("Contents") and not any(o["Key"].endswith("model.txt") for o in kept["Contents"])
