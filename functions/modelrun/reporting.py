@@ -15,8 +15,8 @@ from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
-from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
+from modelrun.domain.evaluation import Sales
 from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
@@ -73,24 +73,20 @@ def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord, Literal["bas
     return (baselines[0], "latest") if baselines else None
 
 
-def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
-    """The run's plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES and a
-    real PNG; the rest are left out (and logged), never read."""
+def read_images(results: ResultsStore, results_uri: str, plots: list[str]) -> dict[str, bytes]:
+    """The run's declared plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES
+    and a real PNG or SVG; the rest are left out (and logged)."""
     images: dict[str, bytes] = {}
-    bucket = results_uri.removeprefix("s3://").split("/", 1)[0]
-    for key, size in sorted(results.sizes(results_uri).items()):
-        if not key.endswith(".png"):
-            continue
-        if len(images) >= results_contract.MAX_IMAGES or size > results_contract.MAX_IMAGE_BYTES:
-            logger.warning("plot left out of the report", extra={"key": key, "bytes": size})
-            continue
+    for name in plots[: results_contract.MAX_IMAGES]:
         try:
-            data = results.read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
-            results_contract.check_image(Path(key).name, data)
+            data = results.read_capped(f"{results_uri}{name}", results_contract.MAX_IMAGE_BYTES)
+            if data is None:
+                raise ContractError(f"plot {name} is missing")
+            results_contract.check_image(name, data)
         except (ContractError, TooLarge) as error:
-            logger.warning("plot left out of the report", extra={"key": key, "reason": str(error)})
+            logger.warning("plot left out of the report", extra={"plot": name, "reason": str(error)})
             continue
-        images[Path(key).name] = data
+        images[Path(name).name] = data
     return images
 
 
@@ -112,26 +108,29 @@ def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | Non
     return main, baseline
 
 
-def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
-    """The run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
-    if not declared:
-        return f"{whose} wrote no holdout predictions (metrics.json names no artifacts.holdout)"
-    uri = f"{run.results_uri}{results_contract.HOLDOUT_PATH}"
+def predictions_of(run: RunRecord) -> str:
+    """Where a collected run's predictions are (relative to its results): what its report
+    recorded, else where contract version 1 kept them."""
+    return report_of(run.report).predictions or results_contract.V1_HOLDOUT_PATH
+
+
+def read_predictions(results: ResultsStore, results_uri: str, name: str, groups: list[str], whose: str) -> Sales | str:
+    """A run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
     try:
-        raw = results.read_capped(uri, results_contract.MAX_HOLDOUT_BYTES)
+        raw = results.read_capped(f"{results_uri}{name}", results_contract.MAX_HOLDOUT_BYTES)
         if raw is None:
-            return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
-        return results_contract.parse_holdout(raw)
+            return f"{whose} wrote no {name}"
+        return results_contract.parse_predictions(raw, name, groups)
     except (ContractError, TooLarge) as error:
-        logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
-        return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
+        logger.warning("holdout predictions refused", extra={"whose": whose, "reason": str(error)})
+        return f"the predictions of {whose} do not follow the container contract: {error}"
 
 
-def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
+def _params(results: ResultsStore, results_uri: str, name: str | None) -> bytes | None:
+    if name is None:
+        return None
     try:
-        return results.read_capped(
-            f"{run.results_uri}{results_contract.PARAMS_PATH}", results_contract.MAX_PARAMS_BYTES
-        )
+        return results.read_capped(f"{results_uri}{name}", results_contract.MAX_PARAMS_BYTES)
     except TooLarge:
         return None
 
@@ -140,13 +139,16 @@ def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) 
     """This run's results against the baseline: the typed report and the ratio distribution."""
     results = deps.results
     main, baseline = _baseline(deps.runs, record) or (None, None)
-    this = read_holdout(results, record, "this run", declared=doc.artifacts.holdout is not None)
-    base = None
+    this = read_predictions(results, record.results_uri, doc.predictions, doc.groups, "this run")
+    base: Sales | str | None = None
     diff: list[str] = []
-    if main is not None:  # main's files are read only when there is a baseline to compare with
-        base = read_holdout(results, main, "main's run")
-        if doc.artifacts.params is not None:
-            diff = results_contract.params_diff(_params(results, main), _params(results, record))
+    if main is not None and not isinstance(this, str):  # main's files: only to compare with
+        base = read_predictions(results, main.results_uri, predictions_of(main), [], "main's run")
+        if doc.params is not None:
+            main_params = report_of(main.report).params or results_contract.V1_PARAMS_PATH
+            diff = results_contract.params_diff(
+                _params(results, main.results_uri, main_params), _params(results, record.results_uri, doc.params)
+            )
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -164,7 +166,8 @@ def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) 
 
 
 def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
-    """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
+    """Read metrics.json and the predictions it names, compute the evaluation and the comparison
+    with main, write report.html; store the summary."""
     record = _record(deps.runs, run_id)
     s, results = deps.settings, deps.results
     if record.report and report_of(record.report).status == record.status.value:
@@ -190,8 +193,9 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
             logger.warning(problem, extra={"run_id": run_id})
         else:
             collected, distribution = _results_report(deps, record, metrics)
-            fields["summary"] = Summary.of(metrics).stored()
-            images = read_images(results, record.results_uri)
+        if metrics is not None and collected.has_results:
+            fields["summary"] = Summary.of(collected).stored()
+            images = read_images(results, record.results_uri, metrics.plots)
             html = render_html(record, collected, images, distribution)
             results.put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")

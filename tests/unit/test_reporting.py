@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from modelrun import pull_request, reporting
-from modelrun.domain import comparison, naming
+from modelrun.domain import naming
+from modelrun.domain.comparing import results_report
 from modelrun.domain.documents import Summary, report_of
-from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH
+from modelrun.domain.results import MAX_METRICS_BYTES
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import PublishBusy, RunNotFound
@@ -28,7 +29,8 @@ PR = stored_record(
 
 
 def main_run() -> RunRecord:
-    doc = sample_run("main")[0]
+    doc, sales, _ = sample_run("main")
+    main_report, _ = results_report("SUCCEEDED", doc, None, sales, None, [], resamples=50)
     return stored_record(
         RunStatus.SUCCEEDED,
         run_id="main-1",
@@ -40,8 +42,8 @@ def main_run() -> RunRecord:
         baseline=True,
         created_at="2026-01-01T00:00:00.000Z",
         results_uri="s3://results/runs/main-1/",
-        summary=Summary.of(doc).stored(),
-        report={"status": "SUCCEEDED"},
+        summary=Summary.of(main_report).stored(),
+        report={"status": "SUCCEEDED", "predictions": "predictions.csv.gz", "params": "params.yaml"},
     )
 
 
@@ -50,12 +52,12 @@ def bucket(pr_metrics: bytes | None = None) -> FakeResults:
     results = FakeResults()
     for name, record in (("main", main_run()), ("pr", PR)):
         folder: Path = REPORT_FIXTURES / name
-        results.objects[f"{record.results_uri}{HOLDOUT_PATH}"] = (folder / "predictions.csv.gz").read_bytes()
-        results.objects[f"{record.results_uri}{PARAMS_PATH}"] = (folder / "params.yaml").read_bytes()
+        results.objects[f"{record.results_uri}predictions.csv.gz"] = (folder / "predictions.csv.gz").read_bytes()
+        results.objects[f"{record.results_uri}params.yaml"] = (folder / "params.yaml").read_bytes()
     results.objects[f"{PR.results_uri}metrics.json"] = (
         (REPORT_FIXTURES / "pr" / "metrics.json").read_bytes() if pr_metrics is None else pr_metrics
     )
-    results.objects[f"{PR.results_uri}artifacts/plots/feature_importance.png"] = (
+    results.objects[f"{PR.results_uri}feature_importance.png"] = (
         REPORT_FIXTURES / "pr" / "feature_importance.png"
     ).read_bytes()
     return results
@@ -63,12 +65,9 @@ def bucket(pr_metrics: bytes | None = None) -> FakeResults:
 
 @pytest.fixture(scope="module")
 def collected_once() -> tuple[FakeRuns, FakeResults, dict[str, Any]]:
-    """One collection, shared: tests copy what it left. The path is under test here, not the
-    statistics (test_comparison.py): a few resamples pair the two runs as the budget's hundreds would."""
+    """One collection, shared: tests copy what it left (the collect step's own 1,000 resamples)."""
     runs, results = FakeRuns(PR, main_run()), bucket()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(comparison, "resamples_for", lambda n: 20)
-        answer = reporting.collect(collect_deps(runs, results), "pr-1")
+    answer = reporting.collect(collect_deps(runs, results), "pr-1")
     return runs, results, answer
 
 

@@ -22,7 +22,7 @@ ranks are one cumulative sum per row. Chunks of rows bound the memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -350,7 +350,7 @@ class Sales:
     sale_id: Sequence[str]
     price: Floats
     estimate: Floats
-    groups: dict[str, Sequence[str]] = field(default_factory=dict)  # grouping column -> label per sale
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)  # grouping column -> label per sale
 
     def __len__(self) -> int:
         return len(self.sale_id)
