@@ -498,7 +498,8 @@ def evaluate(
         return np.concatenate(parts) if parts else None
 
     found = [
-        Group(column, label, int(m.size), int(g.keep.sum()), _stats(p, joined(d), confidence))
+        # One sale has no interval: its resamples only ever hold that sale.
+        Group(column, label, int(m.size), int(g.keep.sum()), _stats(p, joined(d) if m.size >= 2 else None, confidence))
         for (column, label, m), g, p, d in zip(members, group_sides, group_points, group_draws, strict=True)
     ]
     compared: Paired | str | None = paired if isinstance(paired, str) else None
