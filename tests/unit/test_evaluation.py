@@ -191,9 +191,9 @@ def test_the_same_predictions_give_the_same_answer_whatever_the_chunks_and_row_o
     ids = [f"s{i}" for i in range(3000)]
     this, base = Sales(ids, price, estimate), Sales(ids, price, estimate * 1.01)
     moved = Sales([ids[i] for i in shuffled], price[shuffled], (estimate * 1.01)[shuffled])
-    a = evaluation.evaluate(this, base, resamples=100).paired
-    b = evaluation.evaluate(this, moved, resamples=100).paired
-    assert isinstance(a, evaluation.Paired) and a == b
+    in_order = evaluation.evaluate(this, base, resamples=100).paired
+    reordered = evaluation.evaluate(this, moved, resamples=100).paired
+    assert isinstance(in_order, evaluation.Paired) and in_order == reordered
 
 
 # -- the paired comparison --------------------------------------------------------------------
@@ -218,7 +218,9 @@ def test_a_better_model_is_called_better_and_mains_numbers_are_computed() -> Non
         assert paired.changes[key].low <= paired.changes[key].delta <= paired.changes[key].high
     alone = evaluation.evaluate(sales(price, estimate), resamples=0)
     assert paired.base["cod"].value == pytest.approx(alone.stats["cod"].value)
-    assert paired.changes["rmse"].delta == pytest.approx(found.stats["rmse"].value - alone.stats["rmse"].value)
+    this_rmse, main_rmse = found.stats["rmse"].value, alone.stats["rmse"].value
+    assert this_rmse is not None and main_rmse is not None
+    assert paired.changes["rmse"].delta == pytest.approx(this_rmse - main_rmse)
 
 
 @pytest.mark.parametrize(
