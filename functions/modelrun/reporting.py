@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -15,12 +14,13 @@ from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
-from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
+from modelrun.domain.documents import Baseline, Report, Summary, report_of, summary_of
 from modelrun.domain.evaluation import Sales
 from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge
+from modelrun.outputs import Output, Reader, read_output
 from modelrun.ports import JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
@@ -73,21 +73,9 @@ def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord, Literal["bas
     return (baselines[0], "latest") if baselines else None
 
 
-def read_images(results: ResultsStore, results_uri: str, plots: list[str]) -> dict[str, bytes]:
-    """The run's declared plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES
-    and a real PNG or SVG; the rest are left out (and logged)."""
-    images: dict[str, bytes] = {}
-    for name in plots[: results_contract.MAX_IMAGES]:
-        try:
-            data = results.read_capped(f"{results_uri}{name}", results_contract.MAX_IMAGE_BYTES)
-            if data is None:
-                raise ContractError(f"plot {name} is missing")
-            results_contract.check_image(name, data)
-        except (ContractError, TooLarge) as error:
-            logger.warning("plot left out of the report", extra={"plot": name, "reason": str(error)})
-            continue
-        images[Path(name).name] = data
-    return images
+def run_reader(results: ResultsStore, results_uri: str) -> Reader:
+    """A run's output folder, read from where its job wrote it."""
+    return lambda name, limit: results.read_capped(f"{results_uri}{name}", limit)
 
 
 def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | None:
@@ -135,20 +123,19 @@ def _params(results: ResultsStore, results_uri: str, name: str | None) -> bytes 
         return None
 
 
-def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
-    """This run's results against the baseline: the typed report and the ratio distribution."""
-    results = deps.results
+def _results_report(deps: CollectDeps, record: RunRecord, out: Output) -> tuple[Report, Distribution | None]:
+    """This run's evaluation against the baseline: the typed report and the ratio distribution."""
+    results, doc = deps.results, out.document
+    assert doc is not None
     main, baseline = _baseline(deps.runs, record) or (None, None)
-    this = read_predictions(results, record.results_uri, doc.predictions, doc.groups, "this run")
+    this: Sales | str = out.sales if out.sales is not None else out.problems[0]
     base: Sales | str | None = None
     diff: list[str] = []
-    if main is not None and not isinstance(this, str):  # main's files: only to compare with
+    if main is not None and out.sales is not None:  # main's files: only to compare with
         base = read_predictions(results, main.results_uri, predictions_of(main), [], "main's run")
         if doc.params is not None:
             main_params = report_of(main.report).params or results_contract.V1_PARAMS_PATH
-            diff = results_contract.params_diff(
-                _params(results, main.results_uri, main_params), _params(results, record.results_uri, doc.params)
-            )
+            diff = results_contract.params_diff(_params(results, main.results_uri, main_params), out.params)
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -178,25 +165,17 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
     collected = Report(status=record.status.value)
     fields: dict[str, Any] = {}
     if record.status is RunStatus.SUCCEEDED:
-        metrics: MetricsDocument | None = None
-        problem = None
-        try:
-            raw = results.read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
-            if raw is None:
-                problem = "the run succeeded but wrote no metrics.json"
-            else:
-                metrics = results_contract.parse_metrics(raw, record.run_id)
-        except (ContractError, TooLarge) as error:
-            problem = f"metrics.json does not follow the container contract: {error}"
-        if metrics is None:
-            collected = collected.model_copy(update={"contract_error": problem})
+        out = read_output(run_reader(results, record.results_uri), record.run_id)
+        for problem in out.problems[1:] if out.sales is None else out.problems:
             logger.warning(problem, extra={"run_id": run_id})
+        if out.document is None:
+            collected = collected.model_copy(update={"contract_error": out.problems[0]})
+            logger.warning(out.problems[0], extra={"run_id": run_id})
         else:
-            collected, distribution = _results_report(deps, record, metrics)
-        if metrics is not None and collected.has_results:
+            collected, distribution = _results_report(deps, record, out)
+        if collected.has_results:
             fields["summary"] = Summary.of(collected).stored()
-            images = read_images(results, record.results_uri, metrics.plots)
-            html = render_html(record, collected, images, distribution)
+            html = render_html(record, collected, out.images, distribution)
             results.put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             results_key = record.results_uri.removeprefix(f"s3://{s.results_bucket}/")
             collected = collected.model_copy(

@@ -6,6 +6,8 @@ a token (comment and status)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from modelrun import pull_request, reporting
 from modelrun.domain import naming
 from modelrun.domain.comparing import results_report
 from modelrun.domain.documents import Summary, report_of
+from modelrun.domain.report import check_run, render_comment
 from modelrun.domain.results import MAX_METRICS_BYTES
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
@@ -109,10 +112,49 @@ def test_results_outside_the_contract_are_said_as_such(metrics: bytes, reason: s
     assert "s3://results/reports/pr-1/report.html" not in results.objects
 
 
+def test_numbers_the_model_reports_itself_are_never_the_result() -> None:
+    """A metrics.json that claims RMSE 1 and COD 31: the report holds what modelrun computed from
+    the predictions, and says where the model's numbers disagree."""
+    document = json.loads((REPORT_FIXTURES / "pr" / "metrics.json").read_text())
+    document["metrics"] = [
+        {"name": "rmse", "value": 1.0},
+        {"name": "COD", "value": 31.0},
+        {"name": "train_rows", "value": 39000, "better": "higher"},
+    ]
+    runs, results = FakeRuns(PR, main_run()), bucket(json.dumps(document).encode())
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    record = runs.records["pr-1"]
+    report = report_of(record.report)
+    assert report.metrics is not None and report.metrics.rmse is not None and report.metrics.rmse > 10_000
+    assert report.ratio_study is not None and report.ratio_study.cod is not None
+    assert report.ratio_study.cod.value is not None and report.ratio_study.cod.value < 20
+    assert [(d.key, d.reported) for d in report.disagreements] == [("rmse", 1.0), ("cod", 31.0)]
+    assert Summary.model_validate(record.summary).metrics.rmse == report.metrics.rmse
+    comment = render_comment([record])
+    assert "it reported RMSE 1 (modelrun: " in comment and "COD 31.00 (modelrun: " in comment
+    assert "| RMSE | 1 |" not in comment and "train_rows" not in comment  # own metrics: the check run's text
+    text = check_run(record).text or ""
+    assert "| train\\_rows | 39,000 | — | higher |" in text  # inert: Markdown escaped
+
+
+def test_predictions_outside_the_contract_leave_no_results() -> None:
+    runs, results = FakeRuns(PR, main_run()), bucket()
+    results.objects[f"{PR.results_uri}predictions.csv.gz"] = gzip.compress(
+        b"sale_id,sale_price,estimate,area\ns1,0,1,a\n", mtime=0
+    )
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    report = report_of(runs.records["pr-1"].report)
+    assert report.contract_error == (
+        "the predictions do not follow the container contract: predictions.csv.gz row 2: "
+        "sale_price '0' must be a positive number"
+    )
+    assert not report.has_results and runs.records["pr-1"].summary is None
+
+
 def test_a_succeeded_run_without_metrics_is_a_contract_error() -> None:
     runs, results = FakeRuns(PR), FakeResults()
     reporting.collect(collect_deps(runs, results), "pr-1")
-    assert report_of(runs.records["pr-1"].report).contract_error == "the run succeeded but wrote no metrics.json"
+    assert report_of(runs.records["pr-1"].report).contract_error == "the run wrote no metrics.json"
 
 
 def test_a_failed_run_gets_its_log_tail() -> None:
