@@ -63,7 +63,7 @@ integration: setup  ## the embedded local stack (moto server, local GitHub): the
 e2e: setup  ## make demo's flow with the real AVM in model_container's environment, as a test
 	$(PYTEST) tests/e2e
 
-model-tests:
+model-tests: setup  ## the sample AVM's tests in its env (they run `modelrun check` from the repository's env)
 	$(MAKE) -C model_container test
 
 bench: setup  ## pipeline benchmarks on the local stack (figures to bench/results.json)

@@ -39,12 +39,11 @@ else:
 
     @pytest.fixture
     def fast_params(tmp_path: Path, default_params: dict[str, Any]) -> Path:
-        """params.yaml made fast for tests: few boosting rounds, small bootstrap, absolute data path."""
+        """params.yaml made fast for tests: few boosting rounds, absolute data path."""
         p = copy.deepcopy(default_params)
         p["data"]["path"] = str(MC / "data" / "seattle_sales.csv.xz")
         p["lightgbm"]["num_boost_round"] = 40
         p["xgboost"]["num_boost_round"] = 40
-        p["bootstrap"]["n"] = 50
         path = tmp_path / "params.yaml"
         path.write_text(yaml.safe_dump(p))
         return path
