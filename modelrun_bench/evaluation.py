@@ -1,0 +1,104 @@
+"""The collect step's computation at county and state scale: reading the predictions, the point
+statistics, their bootstrap intervals, the statistics by group, and the paired comparison with a
+baseline, for synthetic holdouts of 5,000, 100,000 and 1,000,000 sales. Each size runs in a
+process of its own on one core (BLAS threads 1, as a 1,769 MB Lambda has one vCPU): CPU seconds
+per part and the process's peak memory, against the CollectResults function's MemorySize."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+SIZES = (5_000, 100_000, 1_000_000)
+QUICK_SIZES = (5_000, 20_000)
+GROUPS = 40  # market areas
+# The report's pure-Python paired bootstrap that this replaced, as measured here (issue 23):
+# CPU seconds, sales, resamples.
+PURE_PYTHON = ((2.8, 4_387, 400), (8.2, 20_000, 200), (51.5, 100_000, 200))
+MEMORY_MB = 1769  # template.yaml: CollectResultsFunction's MemorySize
+
+_CHILD = r"""
+import gzip, json, resource, sys, time
+import numpy as np
+from modelrun.domain import evaluation, results
+from modelrun.domain.evaluation import Sales
+
+n, groups = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(n)
+price = np.round(np.exp(rng.normal(12.9, 0.55, n)))
+estimate = price * np.exp(rng.normal(-0.02, 0.14, n))
+base_estimate = estimate * np.exp(rng.normal(0.0, 0.03, n))
+ids = [f"s{i:07d}" for i in range(n)]
+areas = [str(i % groups) for i in range(n)]
+rows = zip(ids, price.tolist(), estimate.tolist(), areas)
+lines = ["sale_id,sale_price,estimate,area"] + [f"{a},{p!r},{e!r},{g}" for a, p, e, g in rows]
+raw = gzip.compress(("\n".join(lines) + "\n").encode(), 6)
+out = {"n": n, "groups": groups, "resamples": evaluation.RESAMPLES, "csv_gz_mb": len(raw) / 2**20}
+def cpu(f):
+    t = time.process_time(); r = f(); return time.process_time() - t, r
+out["read_s"], this = cpu(lambda: results.parse_predictions(raw, "predictions.csv.gz", ["area"]))
+base = Sales(ids, price, base_estimate)
+plain = Sales(this.sale_id, this.price, this.estimate)
+out["point_s"], _ = cpu(lambda: evaluation.evaluate(plain, resamples=0))
+out["intervals_s"], _ = cpu(lambda: evaluation.evaluate(plain))
+out["with_groups_s"], _ = cpu(lambda: evaluation.evaluate(this))
+out["collect_s"], found = cpu(lambda: evaluation.evaluate(this, base))
+out["by_group_s"] = out["with_groups_s"] - out["intervals_s"]
+out["paired_s"] = out["collect_s"] - out["with_groups_s"]
+assert isinstance(found.paired, evaluation.Paired) and len(found.groups) == groups
+out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def _one(n: int) -> dict[str, Any]:
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(n), str(GROUPS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the evaluation bench of {n:,} sales failed: {proc.stderr[-2000:]}")
+    found: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return found
+
+
+def evaluation_phase(quick: bool = False) -> dict[str, Any]:
+    """Figures per holdout size, and the goals: 100,000 sales within 5 s, 1,000,000 within 60 s,
+    each within the function's memory."""
+    sizes = [_one(n) for n in (QUICK_SIZES if quick else SIZES)]
+    return {
+        "sizes": sizes,
+        "memory_mb": MEMORY_MB,
+        "pure_python": [{"cpu_s": s, "n": n, "resamples": r} for s, n, r in PURE_PYTHON],
+    }
+
+
+def markdown(e: dict[str, Any]) -> list[str]:
+    """The section of RESULTS.md (and docs/evaluation.md's figures)."""
+    lines = [
+        "",
+        f"The collect step's evaluation, one core (BLAS threads 1), {e['sizes'][0]['resamples']:,} bootstrap "
+        f"resamples, {e['sizes'][0]['groups']} groups; CPU seconds per part and the process's peak memory "
+        f"(CollectResults has {e['memory_mb']:,} MB):",
+        "",
+        "| sales | read the CSV (gzip) | point statistics | + intervals | + by group | + paired with main "
+        "| collect step: all together | peak memory |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in e["sizes"]:
+        lines.append(
+            f"| {s['n']:,} | {s['read_s']:.2f} s ({s['csv_gz_mb']:.1f} MB) | {s['point_s']:.2f} s "
+            f"| {s['intervals_s']:.2f} s | {s['by_group_s']:.2f} s | {s['paired_s']:.2f} s "
+            f"| {s['collect_s'] + s['read_s']:.2f} s | {s['peak_mb']:.0f} MB |"
+        )
+    before = "; ".join(f"{p['cpu_s']} s for {p['n']:,} sales ({p['resamples']} resamples)" for p in e["pure_python"])
+    lines += ["", f"Before (the pure-Python paired bootstrap alone, no intervals nor groups): {before}."]
+    return lines
