@@ -238,8 +238,9 @@ def test_holdouts_that_cant_be_paired_say_why(base: Sales, reason: str) -> None:
 
 
 def test_a_million_sales_are_counted_in_bounded_chunks() -> None:
-    assert evaluation.CHUNK_CELLS // 1_000_000 >= 1  # at least one resample per chunk, ~16 MB a matrix
-    assert list(evaluation._chunks(1000, 1_000_000)) == [2] * 500
+    chunks = list(evaluation._chunks(1000, 1_000_000))
+    assert sum(chunks) == 1000 and max(chunks) * 1_000_000 * 4 <= 256 * 2**20  # float32 counts
+    assert list(evaluation._chunks(1000, 5000)) == [256, 256, 256, 232]
 
 
 def test_trimming_is_iaaos_three_iqr_on_linear_quartiles() -> None:

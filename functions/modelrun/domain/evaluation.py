@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 Floats = NDArray[np.float64]
+Counts = NDArray[np.floating[Any]]  # rows of counts per sale: float32 (exact) or float64
 
 ACCURACY = ("rmse", "mae", "mape", "mdape", "r2", "median_ratio")
 RATIO_STUDY = ("cod", "prd", "prb", "mki")
@@ -65,9 +67,12 @@ TRIMMING = (
 RESAMPLES = 1000
 SEED = 20_260_101  # fixed: the same predictions always get the same resamples and intervals
 CONFIDENCE = 0.95
-CHUNK_CELLS = 2_000_000  # counts per chunk (resamples x sales): 16 MB a matrix, a few alive at once
+CHUNK_CELLS = 64_000_000  # counts per chunk (resamples x sales): 256 MB of float32 at most
+MAX_CHUNK_ROWS = 256
 _TAYLOR_TERMS = 4  # PRB's series: error below |s|^5/5 in log2 units
 _TAYLOR_LIMIT = 0.05  # rows whose median moved more (tiny samples) are computed directly
+_COLUMNS = 17 + 4 * _TAYLOR_TERMS  # a sale's feature columns (_Side._features)
+_BLOCK_CELLS = 1_000_000  # counts x sales in one block of a sweep: 8 MB, cache-friendly
 _NAN = math.nan
 
 
@@ -97,7 +102,7 @@ class _Median:
         order = positions[np.argsort(values[positions], kind="stable")]
         ordered = values[order]
         n = order.size
-        half = int(6 * math.sqrt(n)) + 16
+        half = int(3 * math.sqrt(n)) + 8  # about 4 standard deviations of the resampled median's rank
         lo, hi = max(0, n // 2 - half), min(n, n // 2 + half)
         # Ties never straddle an edge: every sale at or below the median is below hi or inside.
         while lo > 0 and ordered[lo - 1] == ordered[lo]:
@@ -118,7 +123,7 @@ class _Median:
         return column
 
     def rows(
-        self, w: Floats, total: Floats, below: Floats, below_sum: Floats | None = None
+        self, w: Counts, total: Floats, below: Floats, below_sum: Floats | None = None
     ) -> tuple[Floats, Floats, Floats]:
         """Per row of counts ``w``: the median of the expanded sample (numpy's), and the count
         and sum of the values at or below it. ``total``: each row's count over the mask;
@@ -127,7 +132,7 @@ class _Median:
         med, le_w, le_s = np.full(rows, _NAN), np.zeros(rows), np.zeros(rows)
         if self.order.size == 0:
             return med, le_w, le_s
-        win = w[:, self.order[self.lo : self.hi]]
+        win = w[:, self.order[self.lo : self.hi]].astype(np.float64)
         cum = np.cumsum(win, axis=1) + below[:, None]
         k1, k2 = np.floor((total - 1) / 2), np.floor(total / 2)
         ok = (below <= k1) & (cum[:, -1] > k2) & (total > 0)
@@ -144,7 +149,7 @@ class _Median:
             if below_sum is not None:
                 le_s[ok] = below_sum[ok] + inside @ vals
         for r in np.flatnonzero(~ok & (total > 0)):  # outside the window: the whole row
-            full = w[r, self.order]
+            full = w[r, self.order].astype(np.float64)
             cum_r = np.cumsum(full)
             t = total[r]
             m = (self.values[np.argmax(cum_r > (t - 1) // 2)] + self.values[np.argmax(cum_r > t // 2)]) / 2
@@ -160,7 +165,10 @@ class _Side:
 
     ``price`` and ``estimate`` are in price order (ties as given), ``keep``: the ratio study's
     sales. ``values(w)`` returns one row of STATISTICS per row of ``w``; NaN where a statistic
-    can't be computed (R² without spread, a ratio study of fewer than two distinct sales)."""
+    can't be computed (R² without spread, a ratio study of fewer than two distinct sales).
+
+    The per-sale feature columns are built a block of sales at a time, never all at once: a
+    million sales would need some 300 MB of them per run and group."""
 
     def __init__(self, price: Floats, estimate: Floats, keep: NDArray[np.bool_]) -> None:
         n = price.size
@@ -170,54 +178,88 @@ class _Side:
         self.n_kept = int(keep.sum())
         self.price, self.estimate = price, estimate
         self.by_price = np.column_stack([estimate, price])
-        err = estimate - price
-        ape = np.abs(err) / price * 100.0
-        ratio = estimate / price
+        self.err = estimate - price
+        self.ape = np.abs(self.err) / price * 100.0
+        self.ratio = estimate / price
         everyone = np.ones(n, dtype=bool)
-        self.ape_median = _Median.of(ape, everyone)
-        self.ratio_median = _Median.of(ratio, everyone)
-        self.kept_median = _Median.of(ratio, keep)
-        k = self.keep
-        y_mean = float(price.mean()) if n else 0.0
-        yc = price - y_mean  # centred: Σw(y-c)² - (Σw(y-c))²/N keeps R²'s precision
-        columns: list[Floats] = [
-            err * err,
-            np.abs(err),
-            ape,
-            yc,
-            yc * yc,
-            k,
-            k * ratio,
-            k * estimate,
-            k * price,
-            self.ape_median.below(n),
-            self.ratio_median.below(n),
-            self.kept_median.below(n),
-            self.kept_median.below_values(n),
-        ]
+        self.ape_median = _Median.of(self.ape, everyone)
+        self.ratio_median = _Median.of(self.ratio, everyone)
+        self.kept_median = _Median.of(self.ratio, keep)
+        self.below = np.column_stack(
+            [m.below(n) for m in (self.ape_median, self.ratio_median, self.kept_median)]
+            + [self.kept_median.below_values(n)]
+        )
+        self.yc = price - (float(price.mean()) if n else 0.0)  # centred: R²'s sums keep their precision
         # PRB: x = log2(e/med + y) = a + Σ_j c_j s^j v^j, s = med0/med - 1 (see the module's note).
-        med0 = float(np.median(ratio[keep])) if keep.any() else 1.0
+        med0 = float(np.median(self.ratio[keep])) if keep.any() else 1.0
         self.med0 = med0
-        u = ratio / med0
-        v = u / (1.0 + u)
+        u = self.ratio / med0
+        self.v = u / (1.0 + u)
         a = np.log2(price + estimate / med0)
-        a = a - (float(a[keep].mean()) if keep.any() else 0.0)  # a shift leaves the slope alone
-        terms = _TAYLOR_TERMS
-        columns += [k * a, k * a * a, k * a * ratio]
-        columns += [k * v**p for p in range(1, 2 * terms + 1)]
-        columns += [k * a * v**j for j in range(1, terms + 1)]
-        columns += [k * ratio * v**j for j in range(1, terms + 1)]
-        self.features = np.ascontiguousarray(np.column_stack(columns)) if n else np.zeros((0, len(columns)))
-        self.coef = np.array([(-1.0) ** (j + 1) / (j * math.log(2)) for j in range(1, terms + 1)])
+        self.ka = self.keep * (a - (float(a[keep].mean()) if keep.any() else 0.0))  # a shift: the same slope
+        self.coef = np.array([(-1.0) ** (j + 1) / (j * math.log(2)) for j in range(1, _TAYLOR_TERMS + 1)])
 
-    def values(self, w: Floats) -> Floats:
+    def _features(self, s0: int, s1: int) -> Floats:
+        """The feature columns of sales s0..s1 (column-major: each column is written whole)."""
+        terms = _TAYLOR_TERMS
+        out = np.empty((s1 - s0, _COLUMNS), order="F")
+        k, err, ratio = self.keep[s0:s1], self.err[s0:s1], self.ratio[s0:s1]
+        yc, ka, v = self.yc[s0:s1], self.ka[s0:s1], self.v[s0:s1]
+        out[:, 0] = 1.0
+        np.multiply(err, err, out=out[:, 1])
+        np.abs(err, out=out[:, 2])
+        out[:, 3] = self.ape[s0:s1]
+        out[:, 4] = yc
+        np.multiply(yc, yc, out=out[:, 5])
+        out[:, 6] = k
+        np.multiply(k, ratio, out=out[:, 7])
+        np.multiply(k, self.estimate[s0:s1], out=out[:, 8])
+        np.multiply(k, self.price[s0:s1], out=out[:, 9])
+        out[:, 10:14] = self.below[s0:s1]
+        out[:, 14] = ka
+        np.multiply(ka, ka, out=out[:, 15])
+        np.multiply(ka, ratio, out=out[:, 16])
+        power = k.copy()  # k v^p, p = 1..2J
+        for p in range(2 * terms):
+            power *= v
+            out[:, 17 + p] = power
+            if p < terms:
+                np.multiply(ka, power, out=out[:, 17 + 2 * terms + p])  # (k v^p) a: k² = k
+                np.multiply(ratio, power, out=out[:, 17 + 3 * terms + p])
+        return out
+
+    def _sweep(self, w: NDArray[np.float32]) -> tuple[Floats, Floats]:
+        """Per row of counts: every feature's weighted sum, and Σ c(C - (c-1)/2) v over the
+        ratio study in price order, for v the estimates and the prices (MKI's ranks: a sale
+        drawn c times whose cumulative count ends at C holds ranks C-c+1..C)."""
+        rows = w.shape[0]
+        sums = np.zeros((rows, _COLUMNS))
+        ranked = np.zeros((rows, 2))
+        carry = np.zeros((rows, 1))
+        step = max(1024, _BLOCK_CELLS // max(rows, 1))
+        for s0 in range(0, self.n, step):
+            s1 = min(self.n, s0 + step)
+            block = w[:, s0:s1].astype(np.float64)
+            part = block @ self._features(s0, s1)
+            sums += part
+            if not self.all_kept:
+                block *= self.keep[s0:s1]
+            # Σ c (carry + C - c/2 + 1/2) v: the carry and the 1/2 from the block's own sums.
+            q = np.cumsum(block, axis=1)
+            half = block * 0.5
+            q -= half
+            q *= block
+            ranked += q @ self.by_price[s0:s1] + (carry + 0.5) * part[:, 8:10]
+            carry = carry + part[:, 6:7]
+        return sums, ranked
+
+    def values(self, w: Counts) -> Floats:
         rows = w.shape[0]
         out = np.full((rows, len(STATISTICS)), _NAN)
         if self.n == 0:
             return out
-        s = w @ self.features
-        total = w.sum(axis=1)
-        (sse, sae, sape, sy, syy, nk, sr, se, sp, ape_lo, ratio_lo, kept_lo, kept_lo_sum) = s[:, :13].T
+        s, ranked = self._sweep(np.asarray(w, dtype=np.float32))
+        (total, sse, sae, sape, sy, syy, nk, sr, se, sp, ape_lo, ratio_lo, kept_lo, kept_lo_sum) = s[:, :14].T
         with np.errstate(divide="ignore", invalid="ignore"):
             out[:, 0] = np.sqrt(sse / total)
             out[:, 1] = sae / total
@@ -231,15 +273,17 @@ class _Side:
             deviation = (sr - 2 * le_s) - med * (nk - 2 * le_w)
             out[:, 6] = 100.0 * deviation / nk / med
             out[:, 7] = (sr / nk) / (se / sp)
-            out[:, 8] = self._prb(w, s[:, 13:], nk, sr, med)
-            out[:, 9] = self._mki(w, se, sp)
+            out[:, 8] = self._prb(w, s[:, 14:], nk, sr, med)
+            gini_e = (2.0 * ranked[:, 0] / se - (nk + 1)) / nk
+            gini_p = (2.0 * ranked[:, 1] / sp - (nk + 1)) / nk
+            out[:, 9] = np.where(gini_p != 0, gini_e / np.where(gini_p != 0, gini_p, 1.0), _NAN)
         # A ratio study needs two distinct sales at least (a resample may draw one sale only).
         if self.n_kept < 64:  # more sales can't all draw one (its chance: n^(1-n))
             distinct = ((w * self.keep) > 0).sum(axis=1)
             out[distinct < 2, 6:] = _NAN
         return out
 
-    def _prb(self, w: Floats, sums: Floats, nk: Floats, sr: Floats, med: Floats) -> Floats:
+    def _prb(self, w: Counts, sums: Floats, nk: Floats, sr: Floats, med: Floats) -> Floats:
         terms = _TAYLOR_TERMS
         sa, saa, sar = sums[:, 0], sums[:, 1], sums[:, 2]
         sv = sums[:, 3 : 3 + 2 * terms]  # Σ w v^p, p = 1..2J
@@ -259,7 +303,7 @@ class _Side:
         prb = cov / (med * var_x)
         direct = np.flatnonzero(np.abs(s) > _TAYLOR_LIMIT)
         for r in direct:  # a median far from the original's: the regressor itself
-            wk = w[r] * self.keep
+            wk = w[r].astype(np.float64) * self.keep
             x = np.log2(self.estimate / med[r] + self.price)
             tot = wk.sum()
             mx = (wk @ x) / tot
@@ -270,33 +314,18 @@ class _Side:
         prb[~spread] = _NAN
         return prb
 
-    def _mki(self, w: Floats, se: Floats, sp: Floats) -> Floats:
-        """Gini of estimates in price order over the Gini of prices: a sale drawn c times whose
-        cumulative count (in price order) ends at C holds ranks C-c+1..C, summing c*C - c(c-1)/2."""
-        wk = w if self.all_kept else w * self.keep
-        q = np.cumsum(wk, axis=1)
-        q *= wk
-        ranked = q @ self.by_price  # Σ w C v; then less Σ w(w-1)/2 v
-        q = np.multiply(wk, wk, out=q)
-        ranked -= 0.5 * (q @ self.by_price)
-        nk = wk.sum(axis=1)
-        ranked += 0.5 * np.column_stack([se, sp])
-        gini_e = (2.0 * ranked[:, 0] / se - (nk + 1)) / nk
-        gini_p = (2.0 * ranked[:, 1] / sp - (nk + 1)) / nk
-        return np.where(gini_p != 0, gini_e / np.where(gini_p != 0, gini_p, 1.0), _NAN)
 
-
-def _count_rows(rng: np.random.Generator, rows: int, n: int) -> Floats:
+def _count_rows(rng: np.random.Generator, rows: int, n: int) -> NDArray[np.float32]:
     """``rows`` resamples of ``n`` sales drawn with replacement, as counts per sale (a row at a
-    time: its counts stay in cache while they are converted)."""
-    out = np.empty((rows, n))
+    time: its counts stay in cache while they are converted; float32 holds them exactly)."""
+    out = np.empty((rows, n), dtype=np.float32)
     for r in range(rows):
         out[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
     return out
 
 
 def _chunks(total: int, n: int) -> Iterator[int]:
-    size = max(1, min(total, CHUNK_CELLS // max(n, 1)))
+    size = max(1, min(total, MAX_CHUNK_ROWS, CHUNK_CELLS // max(n, 1)))
     done = 0
     while done < total:
         step = min(size, total - done)
@@ -401,24 +430,22 @@ class Evaluation:
 def pair(this: Sales, base: Sales) -> tuple[NDArray[np.intp], NDArray[np.intp]] | str:
     """The positions of the same sales in both holdouts, in one order (by price, then sale id,
     so row order never matters), or why they can't be paired (in words for the PR)."""
-    mine = {sid: i for i, sid in enumerate(this.sale_id)}
-    theirs = {sid: i for i, sid in enumerate(base.sale_id)}
-    if len(mine) != len(this) or len(theirs) != len(base):
+    mine, theirs = np.asarray(this.sale_id, dtype=str), np.asarray(base.sale_id, dtype=str)
+    a, b = np.argsort(mine, kind="stable"), np.argsort(theirs, kind="stable")
+    mine_sorted, theirs_sorted = mine[a], theirs[b]
+    if (mine_sorted[1:] == mine_sorted[:-1]).any() or (theirs_sorted[1:] == theirs_sorted[:-1]).any():
         return "a sale id appears twice in a holdout"
-    shared = mine.keys() & theirs.keys()
-    if len(shared) != len(mine) or len(shared) != len(theirs):
+    if mine.size != theirs.size or not np.array_equal(mine_sorted, theirs_sorted):
+        shared = np.intersect1d(mine_sorted, theirs_sorted, assume_unique=True).size
         return (
-            f"the holdouts are different sales ({len(this):,} in this run's, {len(base):,} in main's, "
-            f"{len(shared):,} in both)"
+            f"the holdouts are different sales ({mine.size:,} in this run's, {theirs.size:,} in main's, "
+            f"{shared:,} in both)"
         )
-    ids = sorted(shared)
-    a = np.fromiter((mine[s] for s in ids), dtype=np.intp, count=len(ids))
-    b = np.fromiter((theirs[s] for s in ids), dtype=np.intp, count=len(ids))
     if not np.array_equal(this.price[a], base.price[b]):
         return "the holdouts have the same sales at different prices"
-    if len(ids) < 2:
+    if mine.size < 2:
         return "the holdout has fewer than 2 sales"
-    order = np.argsort(this.price[a], kind="stable")
+    order = np.argsort(this.price[a], kind="stable")  # a: by sale id, so ties by sale id
     return a[order], b[order]
 
 
@@ -475,9 +502,11 @@ def evaluate(
         sides.append(_Side(b_price[theirs], b_estimate[theirs], ~trimmed(b_price, b_estimate)[theirs]))
     members: list[tuple[str, str, NDArray[np.intp]]] = []
     for column, labels in sales.groups.items() if groups else ():
-        array = np.asarray(labels, dtype=object)[order]
-        for label in _labels(list(labels)):
-            members.append((column, label, np.flatnonzero(array == label)))
+        values, codes = np.unique(np.asarray(labels, dtype=str)[order], return_inverse=True)
+        by_code = np.argsort(codes, kind="stable")  # each group's sales, still in price order
+        bounds = np.searchsorted(codes[by_code], np.arange(values.size + 1))
+        index = {str(label): by_code[bounds[i] : bounds[i + 1]] for i, label in enumerate(values)}
+        members += [(column, label, index[label]) for label in _labels(list(index))]
     group_sides = [_Side(sides[0].price[m], sides[0].estimate[m], sides[0].keep[m] > 0) for _, _, m in members]
     n = len(order)
     ones = np.ones((1, n))
