@@ -19,6 +19,7 @@ if any(importlib.util.find_spec(m) is None for m in _NEEDED):
     collect_ignore_glob = ["*"]
 else:
     import copy
+    import subprocess
     from collections.abc import Iterator
     from typing import Any
 
@@ -26,6 +27,20 @@ else:
     import yaml
 
     MC = Path(__file__).resolve().parents[2] / "model_container"
+    MODELRUN = MC.parent / ".venv" / "bin" / "modelrun"  # the repository's own environment (make setup)
+
+    def check_output(folder: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`modelrun check` on an output folder (or S3 prefix): the collect step's own reading
+        and evaluation, from the repository's environment."""
+        assert MODELRUN.is_file(), "run `make setup` at the repository root first"
+        return subprocess.run(
+            [str(MODELRUN), "check", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
     PYTHON = Path(sys.executable)
 
     @pytest.fixture(scope="session")

@@ -12,8 +12,10 @@ import gzip
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,8 +23,6 @@ import assesspy as ap
 import numpy as np
 import pandas as pd
 import pytest
-
-from tests.model_container.test_run import modelrun_check
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = ROOT / "functions" / "modelrun" / "domain"
@@ -51,7 +51,9 @@ def fmt() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def demo() -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(gzip.decompress((DEMO / "predictions.csv.gz").read_bytes())), dtype={"sale_id": str})
+    return pd.read_csv(
+        io.BytesIO(gzip.decompress((DEMO / "predictions.csv.gz").read_bytes())), dtype={"sale_id": str}
+    )
 
 
 def assesspy_study(estimate: np.ndarray, price: np.ndarray) -> dict[str, float]:
@@ -65,7 +67,8 @@ def assesspy_study(estimate: np.ndarray, price: np.ndarray) -> dict[str, float]:
 def _outliers(ratio: np.ndarray) -> pd.Series:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its narrow-IQR and small-sample warnings
-        return ap.is_outlier(pd.Series(ratio))  # IAAO's 3 x IQR, assesspy's default
+        flags: pd.Series = ap.is_outlier(pd.Series(ratio))  # IAAO's 3 x IQR, assesspy's default
+        return flags
 
 
 def test_trimming_is_assesspys_is_outlier(ev: ModuleType, demo: pd.DataFrame) -> None:
@@ -136,7 +139,7 @@ def test_zero_and_negative_prices_are_refused_by_both() -> None:
 
 
 def test_the_comments_statistics_are_assesspys_at_the_precision_shown(
-    fmt: ModuleType, demo: pd.DataFrame, tmp_path: Path
+    fmt: ModuleType, demo: pd.DataFrame, modelrun_check: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     """`modelrun check` prints the tables the PR's comment shows (the same sections, from the
     same evaluation): every statistic there is assesspy's (or, for accuracy, numpy's) rounded."""

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +33,12 @@ def validator(mc_dir: Path) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELRUN = ROOT / ".venv" / "bin" / "modelrun"  # the repository's own environment (make setup)
+Check = Callable[..., subprocess.CompletedProcess[str]]  # conftest's modelrun_check
 
 
-def modelrun_check(folder: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`modelrun check` on an output folder: the collect step's own reading and evaluation."""
-    assert MODELRUN.is_file(), "run `make setup` at the repository root first"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
-    return subprocess.run(
-        [str(MODELRUN), "check", str(folder), *args], capture_output=True, text=True, timeout=120, check=False, env=env
-    )
-
-
-def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_file: str) -> dict[str, Any]:
+def _check_results(
+    out: Path, validator: jsonschema.Draft202012Validator, model_file: str, modelrun_check: Check
+) -> dict[str, Any]:
     for rel in [*ARTIFACTS, f"artifacts/{model_file}"]:
         assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
     doc: dict[str, Any] = json.loads((out / "metrics.json").read_text())
@@ -72,10 +65,11 @@ def test_file_uri_lightgbm(
     contract_env: dict[str, str],
     validator: jsonschema.Draft202012Validator,
     capsys: pytest.CaptureFixture[str],
+    modelrun_check: Check,
 ) -> None:
     assert main() == 0
     out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
-    doc = _check_results(out, validator, "model.txt")
+    doc = _check_results(out, validator, "model.txt", modelrun_check)
     assert doc["run_id"] == "test-run-1"
     assert doc["model"]["library"] == "lightgbm" and doc["model"]["device_used"] == "cpu"
     assert doc["model"]["device_requested"] == "auto" and doc["model"]["threads"] == 1
@@ -94,6 +88,7 @@ def test_xgboost_cpu(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     fast_params: Path,
+    modelrun_check: Check,
 ) -> None:
     import yaml
 
@@ -104,7 +99,7 @@ def test_xgboost_cpu(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert main() == 0
     out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
-    doc = _check_results(out, validator, "model.json")
+    doc = _check_results(out, validator, "model.json", modelrun_check)
     assert doc["model"]["library"] == "xgboost"
     assert doc["model"]["device_used"] == "cpu" and doc["model"]["queue_device"] == "gpu"
     assert doc["model"]["params"]["nthread"] == 1
@@ -115,6 +110,7 @@ def test_s3_results_with_moto(
     validator: jsonschema.Draft202012Validator,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    modelrun_check: Check,
 ) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
@@ -168,14 +164,18 @@ def _run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[s
 
 
 def test_python_m_avm_subprocess(
-    contract_env: dict[str, str], validator: jsonschema.Draft202012Validator, mc_dir: Path
+    contract_env: dict[str, str],
+    validator: jsonschema.Draft202012Validator,
+    mc_dir: Path,
+    modelrun_check: Check,
 ) -> None:
     """The real entry point, run as the local Batch executor runs it: cwd = model_container/."""
     env = {**contract_env, "MODELRUN_SAMPLE": "0.05", "MODELRUN_RUN_ID": "sub-1"}
     proc = _run_module(env, mc_dir)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("avm: run sub-1 ok:")
-    _check_results(Path(env["MODELRUN_RESULTS_URI"].removeprefix("file://")), validator, "model.txt")
+    out = Path(env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
+    _check_results(out, validator, "model.txt", modelrun_check)
 
 
 @pytest.mark.parametrize(

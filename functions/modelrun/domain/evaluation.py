@@ -132,7 +132,7 @@ class _Median:
         med, le_w, le_s = np.full(rows, _NAN), np.zeros(rows), np.zeros(rows)
         if self.order.size == 0:
             return med, le_w, le_s
-        win = w[:, self.order[self.lo : self.hi]].astype(np.float64)
+        win = np.take(w, self.order[self.lo : self.hi], axis=1).astype(np.float64)  # take: faster than w[:, i]
         cum = np.cumsum(win, axis=1) + below[:, None]
         k1, k2 = np.floor((total - 1) / 2), np.floor(total / 2)
         ok = (below <= k1) & (cum[:, -1] > k2) & (total > 0)
@@ -521,7 +521,7 @@ def evaluate(
             for side, part in zip(sides, draws, strict=True):
                 part.append(side.values(w))
             for (_, _, m), g, part in zip(members, group_sides, group_draws, strict=True):
-                part.append(g.values(w[:, m]))
+                part.append(g.values(np.take(w, m, axis=1)))  # take: several times faster than w[:, m]
 
     def joined(parts: list[Floats]) -> Floats | None:
         return np.concatenate(parts) if parts else None
