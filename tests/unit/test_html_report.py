@@ -27,3 +27,21 @@ def test_an_iaao_range_that_does_not_parse_is_shown_as_written() -> None:
     rec = record(RunStatus.SUCCEEDED, report=report)
     assert "<td>about 1</td>" in render_html(rec, report_of(rec.report), {})
     assert "| about 1 |" in render_comment([rec])
+
+
+def test_plots_are_inlined_as_images_svg_too_and_the_models_own_metrics_apart() -> None:
+    report = metrics_report() | {
+        "reported": [
+            {"name": "train_seconds", "value": 12.5, "unit": "s", "better": "lower"},
+            {"name": "rmse", "value": 1},
+        ],
+        "disagreements": [{"key": "rmse", "reported": 1.0, "computed": 81234.5}],
+    }
+    rec = record(RunStatus.SUCCEEDED, report=report)
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    page = render_html(rec, report_of(rec.report), {"ratio.svg": svg, "a.png": b"\x89PNG\r\n\x1a\n"})
+    assert "src='data:image/svg+xml;base64," in page and "src='data:image/png;base64," in page
+    assert "<script>" not in page  # the SVG's script is inside base64, in an <img>: it never runs
+    assert "<td>train_seconds</td><td>12.5</td><td>s</td><td>lower</td>" in page
+    assert "<td>rmse</td><td>1</td>" not in page  # a statistic of modelrun's is never the model's to show
+    assert "it reported RMSE 1 (modelrun: 81,234)" in page
