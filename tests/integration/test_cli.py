@@ -82,7 +82,7 @@ def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) ->
     }
     assert "#1" in lines["queued-cpu-1"] and "#2" in lines["queued-cpu-2"] and "#1" in lines["queued-gpu-1"]
     assert "GPU" in lines["queued-gpu-1"] and "CPU" in lines["succeeded"]
-    assert "16,100" in lines["succeeded"] and "2.80" in lines["succeeded"]  # RMSE, COD
+    assert "16,100" in lines["succeeded"] and "│ 2.8 │" in lines["succeeded"]  # RMSE, COD
     assert "#203" in lines["running"] and "ana" in lines["running"] and "…" in lines["running"]
     assert "waiting: 2 CPU, 1 GPU" in out
 
