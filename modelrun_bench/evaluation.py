@@ -2,14 +2,18 @@
 statistics, their bootstrap intervals, the statistics by group, and the paired comparison with a
 baseline, for synthetic holdouts of 5,000, 100,000 and 1,000,000 sales. Each size runs in a
 process of its own on one core (BLAS threads 1, as a 1,769 MB Lambda has one vCPU): CPU seconds
-per part and the process's peak memory, against the CollectResults function's MemorySize."""
+per part and the process's peak memory (reading both runs' predictions included), against the
+CollectResults function's MemorySize."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 SIZES = (5_000, 100_000, 1_000_000)
@@ -20,28 +24,24 @@ GROUPS = 40  # market areas
 PURE_PYTHON = ((2.8, 4_387, 400), (8.2, 20_000, 200), (51.5, 100_000, 200))
 MEMORY_MB = 1769  # template.yaml: CollectResultsFunction's MemorySize
 
+# The collect step's work, in a process of its own: read both runs' predictions (gzip'd CSV, as a
+# model writes them), then each part of the evaluation in turn; its peak memory is the step's.
 _CHILD = r"""
-import gzip, json, resource, sys, time
-import numpy as np
+import json, resource, sys, time
+from pathlib import Path
 from modelrun.domain import evaluation, results
 from modelrun.domain.evaluation import Sales
 
-n, groups = int(sys.argv[1]), int(sys.argv[2])
-rng = np.random.default_rng(n)
-price = np.round(np.exp(rng.normal(12.9, 0.55, n)))
-estimate = price * np.exp(rng.normal(-0.02, 0.14, n))
-base_estimate = estimate * np.exp(rng.normal(0.0, 0.03, n))
-ids = [f"s{i:07d}" for i in range(n)]
-areas = [str(i % groups) for i in range(n)]
-rows = zip(ids, price.tolist(), estimate.tolist(), areas)
-lines = ["sale_id,sale_price,estimate,area"] + [f"{a},{p!r},{e!r},{g}" for a, p, e, g in rows]
-raw = gzip.compress(("\n".join(lines) + "\n").encode(), 6)
-del lines, rows  # what the Lambda holds is the bytes it read
-out = {"n": n, "groups": groups, "resamples": evaluation.RESAMPLES, "csv_gz_mb": len(raw) / 2**20}
+folder = Path(sys.argv[1])
+out = {"resamples": evaluation.RESAMPLES}
 def cpu(f):
     t = time.process_time(); r = f(); return time.process_time() - t, r
-out["read_s"], this = cpu(lambda: results.parse_predictions(raw, "predictions.csv.gz", ["area"]))
-base = Sales(ids, price, base_estimate)
+this_raw, base_raw = (folder / "this.csv.gz").read_bytes(), (folder / "main.csv.gz").read_bytes()
+out["csv_gz_mb"] = len(this_raw) / 2**20
+out["read_s"], this = cpu(lambda: results.parse_predictions(this_raw, "predictions.csv.gz", ["area"]))
+base_s, base = cpu(lambda: results.parse_predictions(base_raw, "predictions.csv.gz", []))
+out["read_s"] += base_s
+del this_raw, base_raw
 plain = Sales(this.sale_id, this.price, this.estimate)
 out["point_s"], _ = cpu(lambda: evaluation.evaluate(plain, resamples=0))
 out["intervals_s"], _ = cpu(lambda: evaluation.evaluate(plain))
@@ -49,22 +49,35 @@ out["with_groups_s"], _ = cpu(lambda: evaluation.evaluate(this))
 out["collect_s"], found = cpu(lambda: evaluation.evaluate(this, base))
 out["by_group_s"] = out["with_groups_s"] - out["intervals_s"]
 out["paired_s"] = out["collect_s"] - out["with_groups_s"]
-assert isinstance(found.paired, evaluation.Paired) and len(found.groups) == groups
+assert isinstance(found.paired, evaluation.Paired) and found.n == len(this)
+out["n"], out["groups"] = found.n, len({g.label for g in found.groups})
 out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
 
 
+def _holdouts(n: int, folder: Path) -> None:
+    """This run's and main's predictions of the same ``n`` sales, as gzip'd CSV."""
+    import numpy as np
+
+    rng = np.random.default_rng(n)
+    price = np.round(np.exp(rng.normal(12.9, 0.55, n)))
+    estimate = price * np.exp(rng.normal(-0.02, 0.14, n))
+    main = estimate * np.exp(rng.normal(0.0, 0.03, n))
+    for name, values, group in (("this", estimate, True), ("main", main, False)):
+        rows = zip(range(n), price.tolist(), values.tolist(), strict=True)
+        head = "sale_id,sale_price,estimate" + (",area\n" if group else "\n")
+        body = "".join(f"s{i:07d},{p!r},{e!r}" + (f",{i % GROUPS}\n" if group else "\n") for i, p, e in rows)
+        (folder / f"{name}.csv.gz").write_bytes(gzip.compress((head + body).encode(), 6))
+
+
 def _one(n: int) -> dict[str, Any]:
     env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(n), str(GROUPS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="modelrun-bench-evaluation-") as tmp:
+        _holdouts(n, Path(tmp))
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, tmp], capture_output=True, text=True, env=env, timeout=1800, check=False
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"the evaluation bench of {n:,} sales failed: {proc.stderr[-2000:]}")
     found: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -90,7 +103,7 @@ def markdown(e: dict[str, Any]) -> list[str]:
         f"resamples, {e['sizes'][0]['groups']} groups; CPU seconds per part and the process's peak memory "
         f"(CollectResults has {e['memory_mb']:,} MB):",
         "",
-        "| sales | read the CSV (gzip) | point statistics | + intervals | + by group | + paired with main "
+        "| sales | read both CSVs (gzip) | point statistics | + intervals | + by group | + paired with main "
         "| collect step: all together | peak memory |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
