@@ -95,6 +95,25 @@ def evaluation_phase(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def collect_cold_start() -> dict[str, Any] | None:
+    """CollectResults' package and handler import with numpy in it, beside a bare boto3 import
+    (cold_start's method), from the last `sam build`; None without one."""
+    from modelrun_bench.cold_start import cold_start_phase
+    from modelrun_local import lambda_packages
+
+    if "CollectResultsFunction" not in lambda_packages.built():
+        return None
+    found = cold_start_phase(5, build=False, zipped=True)
+    handler = found["handlers"]["CollectResultsFunction"]
+    return {
+        "boto3_import_s": found["boto3_import_s"],
+        "import_s": handler["import_s"],
+        "ratio_to_boto3": handler["ratio_to_boto3"],
+        "package": handler["package"],
+        "others": {k: h["ratio_to_boto3"] for k, h in found["handlers"].items() if k != "CollectResultsFunction"},
+    }
+
+
 def markdown(e: dict[str, Any]) -> list[str]:
     """The section of RESULTS.md (and docs/evaluation.md's figures)."""
     lines = [
@@ -115,4 +134,15 @@ def markdown(e: dict[str, Any]) -> list[str]:
         )
     before = "; ".join(f"{p['cpu_s']} s for {p['n']:,} sales ({p['resamples']} resamples)" for p in e["pure_python"])
     lines += ["", f"Before (the pure-Python paired bootstrap alone, no intervals nor groups): {before}."]
+    c = e.get("cold_start")
+    if c:
+        p = c["package"]
+        others = ", ".join(f"{k.removesuffix('Function')} {r:.2f}×" for k, r in sorted(c["others"].items()))
+        lines += [
+            "",
+            f"CollectResults with numpy (measured with these figures; the cold-start rows above predate it): "
+            f"package {p['unzipped_bytes'] / 2**20:.1f} MiB unzipped, {p.get('zipped_bytes', 0) / 2**20:.1f} MiB "
+            f"zipped; handler import {c['import_s'] * 1000:.0f} ms, {c['ratio_to_boto3']:.2f}× a bare boto3 import "
+            f"({c['boto3_import_s'] * 1000:.0f} ms; the others now: {others}).",
+        ]
     return lines

@@ -11,12 +11,13 @@ Pure: numpy and the standard library, no I/O (tests/model_container loads it by 
 
 How the bootstrap stays fast at a million sales: a resample is a row of counts (how often each
 sale was drawn), and every statistic is a weighted one over sales sorted once up front, so no
-resample is ever materialised or sorted. Sums are one matrix product of a chunk of count rows
-with a few per-sale feature columns; a median reads only a window of ranks around the original
-median (a resample's median lies within a few √n ranks of it; a row where it does not is
-recomputed in full); PRB's regressor log2(e/med + y) depends on each resample's median only
-through a short power series in med0/med - 1, whose terms are more feature columns; MKI's
-ranks are one cumulative sum per row. Chunks of rows bound the memory.
+resample is ever materialised or sorted. Sums are matrix products of a chunk of count rows
+(float32, exact) with per-sale feature columns built a block of sales at a time; a median reads
+only a window of ranks around the original median (a resample's median lies within a few √n
+ranks of it; a row where it does not is recomputed in full); PRB's regressor log2(e/med + y)
+depends on each resample's median only through a short power series in med0/med - 1, whose
+terms are more feature columns; MKI's ranks are one cumulative sum per row, carried from block
+to block. Chunks of rows and blocks of sales bound the memory (docs/evaluation.md: the figures).
 """
 
 from __future__ import annotations
