@@ -111,7 +111,7 @@ def _decile_chart(report: Report, base_name: str) -> str:
 
 
 def _area_chart(report: Report, base_name: str) -> str:
-    rows = [a for a in report.by_area if a.ratio_study.value("cod") is not None]
+    rows = [a for a in sections.first_grouping(report.by_area) if a.ratio_study.value("cod") is not None]
     if not rows:
         return ""
     theirs = {a.area: a.ratio_study.value("cod") for a in report.baseline.by_area} if report.baseline else {}

@@ -145,12 +145,17 @@ def reported_table(report: Report) -> list[str]:
     return rows
 
 
+def first_grouping(groups: list[AreaStats]) -> list[AreaStats]:
+    """The groups of the first grouping column: what the COD chart shows (the tables show all)."""
+    return [g for g in groups if g.column == groups[0].column] if groups else []
+
+
 def charts(report: Report) -> list[Chart]:
     label = baseline_label(report.baseline) if report.baseline else None
     paired = report.comparison is not None and report.comparison.status == "paired"
     found = [
         decile_chart(report.deciles, label if paired else None),
-        area_chart(report.by_area, report.baseline.by_area if report.baseline else None, label),
+        area_chart(first_grouping(report.by_area), report.baseline.by_area if report.baseline else None, label),
     ]
     return [c for c in found if c is not None]
 
