@@ -20,7 +20,7 @@ if any(importlib.util.find_spec(m) is None for m in _NEEDED):
 else:
     import copy
     import subprocess
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     import pytest
@@ -40,6 +40,10 @@ else:
             timeout=300,
             check=False,
         )
+
+    @pytest.fixture(scope="session")
+    def modelrun_check() -> Callable[..., subprocess.CompletedProcess[str]]:
+        return check_output
 
     PYTHON = Path(sys.executable)
 
