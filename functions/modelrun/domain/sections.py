@@ -167,8 +167,8 @@ def model_line(report: Report) -> str:
     n_train = fmt.count(data.n_train) if data else fmt.DASH
     n_test = fmt.count(data.n_test) if data else fmt.DASH
     return (
-        f"<sub>{library} on {device} · {n_train} train / {n_test} holdout sales · "
-        f"baseline: {baseline_text(report.baseline)}</sub>"
+        f"<sub>{library} on {device} · {n_train} train / {n_test} holdout sales · statistics computed by "
+        f"modelrun from the predictions · baseline: {baseline_text(report.baseline)}</sub>"
     )
 
 
