@@ -317,11 +317,16 @@ class _Side:
 
 
 def _count_rows(rng: np.random.Generator, rows: int, n: int) -> NDArray[np.float32]:
-    """``rows`` resamples of ``n`` sales drawn with replacement, as counts per sale (a row at a
-    time: its counts stay in cache while they are converted; float32 holds them exactly)."""
+    """``rows`` resamples of ``n`` sales drawn with replacement, as counts per sale (float32 holds
+    them exactly). Rows are counted a few at a time, as many as keep one count array within
+    about 8 MB (in cache while it is converted)."""
     out = np.empty((rows, n), dtype=np.float32)
-    for r in range(rows):
-        out[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    batch = max(1, min(16, 1_000_000 // max(n, 1)))
+    for r0 in range(0, rows, batch):
+        k = min(batch, rows - r0)
+        draws = rng.integers(0, n, size=(k, n))
+        draws += (np.arange(k) * n)[:, None]  # row r's sales as bins r*n..r*n+n-1
+        out[r0 : r0 + k] = np.bincount(draws.ravel(), minlength=k * n).reshape(k, n)
     return out
 
 
