@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: setup demo test lint template-checks sam-build unit integration e2e model-tests bench requirements clean
+.PHONY: setup demo test lint template-checks sam-build unit integration e2e model-tests bench bench-evaluation requirements clean
 
 # uv itself, in a bootstrap venv of its own (nothing installed globally).
 $(UV):
@@ -63,11 +63,14 @@ integration: setup  ## the embedded local stack (moto server, local GitHub): the
 e2e: setup  ## make demo's flow with the real AVM in model_container's environment, as a test
 	$(PYTEST) tests/e2e
 
-model-tests:
+model-tests: setup  ## the sample AVM's tests in its env (they run `modelrun check` from the repository's env)
 	$(MAKE) -C model_container test
 
-bench: setup  ## pipeline benchmarks on the local stack (figures to bench/results.json)
+bench: setup  ## pipeline benchmarks on the local stack, and the evaluation at scale (figures to bench/results.json)
 	$(RUN) python -m modelrun_bench
+
+bench-evaluation: setup  ## the collect step's evaluation at 5,000 / 100,000 / 1,000,000 sales alone (a few minutes)
+	$(RUN) python -m modelrun_bench --only-evaluation
 
 # Each function's wheels (its group in pyproject.toml) but the JWT layer's, and the layer's own.
 # And what the reusable workflows install: the CLI's dependencies and its build backend.

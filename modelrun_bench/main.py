@@ -14,6 +14,8 @@ from typing import Any
 
 from modelrun_bench.cold_path import cold_path_phase
 from modelrun_bench.cold_start import cold_start_phase
+from modelrun_bench.evaluation import collect_cold_start, evaluation_phase
+from modelrun_bench.evaluation import markdown as evaluation_markdown
 from modelrun_bench.overhead import enqueue_step_seconds, overhead_phase
 from modelrun_bench.polling import (
     AVM_RUN_SECONDS,
@@ -49,6 +51,8 @@ class Options:
     only_soak: bool = False
     cold_runs: int = 10
     only_cold: bool = False
+    only_evaluation: bool = False
+    quick: bool = False
     argv: list[str] = field(default_factory=list)
 
 
@@ -73,6 +77,12 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--only-cold", action="store_true", help="the cold start and the cold path (with the warm overhead) alone"
     )
+    parser.add_argument(
+        "--only-evaluation",
+        action="store_true",
+        help="the collect step's evaluation at 5,000 / 100,000 / 1,000,000 sales alone (its figures "
+        "replace the evaluation's in results.json; the others stay)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -94,12 +104,38 @@ def parse(argv: list[str] | None) -> Options:
         only_soak=bool(args.only_soak),
         cold_runs=args.cold_runs or (1 if quick else 10),
         only_cold=bool(args.only_cold),
+        only_evaluation=bool(args.only_evaluation),
+        quick=quick,
         argv=list(argv if argv is not None else sys.argv[1:]),
     )
 
 
+def only_evaluation(options: Options) -> int:
+    """The evaluation's figures, merged into the last full run's results (the rest unchanged)."""
+    path = options.out / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    results.setdefault("date", datetime.now(UTC).isoformat(timespec="seconds"))
+    results.setdefault("command", "python -m modelrun_bench --only-evaluation")
+    results.setdefault("machine", machine())
+    results.setdefault("wall_seconds", 0.0)
+    started = time.monotonic()
+    results["evaluation"] = evaluation_phase(options.quick)
+    if not options.quick:  # numpy in the collect function: its package and import, if it is built
+        results["evaluation"]["cold_start"] = collect_cold_start()
+    results["evaluation"]["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["evaluation"]["wall_seconds"] = time.monotonic() - started
+    options.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    markdown = render_markdown(results)
+    (options.out / "RESULTS.md").write_text("# Benchmarks\n\n" + markdown)
+    print("\n".join(evaluation_markdown(results["evaluation"])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    if options.only_evaluation:
+        return only_evaluation(options)
     if options.requests < options.prs:
         raise SystemExit("--requests must be at least --prs")
     started = time.monotonic()
@@ -147,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         with bench_stack() as (_, runtime, image):
             results["soak"] = soak_phase(runtime, image, options.soak_runs, options.soak_prs)
             problems += results["soak"]["problems"]
+
+    if not options.only_soak and not options.only_cold:
+        step("evaluation: the collect step's statistics at county and state scale, one core")
+        results["evaluation"] = evaluation_phase(quick=options.quick)
 
     results["wall_seconds"] = time.monotonic() - started
     results["problems"] = problems

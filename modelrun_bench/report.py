@@ -7,6 +7,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from modelrun_bench.evaluation import markdown as evaluation_markdown
 from modelrun_bench.stats import ms
 
 
@@ -149,6 +150,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {logical_id} (a layer) | {size(pkg)} |")
     elif c:
         lines.append(f"| handler imports | {c['sam_build']['note']} |")
+    if results.get("evaluation"):
+        lines += evaluation_markdown(results["evaluation"])
     lines.append("")
     return "\n".join(lines)
 

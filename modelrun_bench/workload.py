@@ -24,17 +24,22 @@ from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT
 METRICS_SCHEMA = ROOT / "model_container" / "metrics.schema.json"
 
 
-# The no-op model: the container contract's minimum. One PutObject of metrics.json (read from
-# the image directory, run id filled in) to the results prefix, signed with the job role's
-# credentials (IAM is enforced locally too).
+# The no-op model: the container contract's minimum. Two PutObjects, its holdout predictions
+# and metrics.json (read from the image directory, run id filled in), to the results prefix,
+# signed with the job role's credentials (IAM is enforced locally too).
 # One line: the contract refuses control characters (newlines too) in a command's arguments.
 NOOP_SCRIPT = (
     "import json,os,boto3;"
     "b,k=os.environ['MODELRUN_RESULTS_URI'][5:].split('/',1);"
+    "s=boto3.client('s3');"
+    "s.put_object(Bucket=b,Key=k+'predictions.csv',Body=open('predictions.csv','rb').read(),ContentType='text/csv');"
     "m=json.load(open('metrics.json'));"
     "m['run_id']=os.environ['MODELRUN_RUN_ID'];"
-    "boto3.client('s3').put_object(Bucket=b,Key=k+'metrics.json',Body=json.dumps(m).encode(),"
-    "ContentType='application/json')"
+    "s.put_object(Bucket=b,Key=k+'metrics.json',Body=json.dumps(m).encode(),ContentType='application/json')"
+)
+# Its holdout: ten sales, estimates a few percent off.
+NOOP_PREDICTIONS = "sale_id,sale_price,estimate\n" + "".join(
+    f"s{i},{300_000 + 10_000 * i},{(300_000 + 10_000 * i) * (0.96 + 0.01 * (i % 5))}\n" for i in range(10)
 )
 
 
@@ -43,36 +48,13 @@ BASE_SHA = hashlib.sha1(b"bench-main").hexdigest()  # noqa: S324 - a fake commit
 
 
 def noop_metrics() -> dict[str, Any]:
-    """A minimal metrics.json that follows model_container/metrics.schema.json."""
-    stat = {"value": 10.0, "ci": None, "standard": "5.0-15.0", "range": [5.0, 15.0], "pass": True}
-    metrics = {"rmse": 1.0, "mae": 1.0, "mape": 1.0, "mdape": 1.0, "r2": 0.9, "median_ratio": 1.0}
+    """A minimal metrics.json that follows model_container/metrics.schema.json (contract v2)."""
     doc = {
-        "schema_version": "1",
+        "schema_version": "2",
         "run_id": "noop",
-        "model": {
-            "library": "lightgbm",
-            "device_requested": "cpu",
-            "device_used": "cpu",
-            "threads": 1,
-            "train_seconds": 0.0,
-            "params": {},
-        },
-        "data": {
-            "source": "none: the benchmark's no-op model",
-            "rows": 0,
-            "n_train": 0,
-            "n_test": 0,
-            "holdout": {"from": "2016-07-01", "to": "2016-12-31"},
-            "trimming": "none",
-        },
-        "metrics": metrics,
-        "ratio_study": {name: dict(stat) for name in ("cod", "prd", "prb", "mki")},
-        "by_area": [],
-        "artifacts": {
-            "predictions": "artifacts/predictions.parquet",
-            "model": "artifacts/model.txt",
-            "plots": ["artifacts/plots/ratio.png"],
-        },
+        "predictions": "predictions.csv",
+        "model": {"library": "none", "device_used": "cpu", "threads": 1, "train_seconds": 0.0},
+        "data": {"source": "none: the benchmark's no-op model"},
     }
     validate(event=doc, schema=json.loads(METRICS_SCHEMA.read_text()))
     return doc
@@ -83,6 +65,7 @@ def noop_image_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="modelrun-bench-image-") as tmp:
         directory = Path(tmp)
         (directory / "metrics.json").write_text(json.dumps(noop_metrics()))
+        (directory / "predictions.csv").write_text(NOOP_PREDICTIONS)
         yield directory
 
 

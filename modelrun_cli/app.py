@@ -16,6 +16,7 @@ from rich.text import Text
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain.status import RunStatus
 from modelrun.errors import validation_problems
+from modelrun_cli import check as _check
 from modelrun_cli import enqueue as _enqueue
 from modelrun_cli import runs as _runs
 from modelrun_cli import views as _views
@@ -156,6 +157,36 @@ RunArgument = Annotated[
     str, typer.Argument(metavar="RUN", help="A run id, or a unique prefix of one.", show_default=False)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Plain JSON on stdout, for scripts.")]
+
+
+@app.command()
+def check(
+    path: Annotated[str, typer.Argument(help="A model's output folder, or an s3:// prefix.", show_default=False)],
+    resamples: Annotated[
+        int, typer.Option("--resamples", min=0, help="Bootstrap resamples (the collect step's: 1,000).")
+    ] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Check an output folder against the container contract (docs/contract.md) with the collect
+    step's own code, and print the statistics modelrun would compute from its predictions."""
+    checked = _check.check(path, resamples)
+    if as_json:
+        _echo_json(_check.as_json(checked))
+    else:
+        for problem in checked.output.problems:
+            typer.echo(f"✗ {problem}")
+        report = checked.report
+        if report is not None and report.data is not None:
+            verdict = "follows the container contract" if checked.ok else "has the problems above"
+            typer.echo(f"{'✓' if checked.ok else '✗'} {path} {verdict} (metrics.json version 2)")
+            typer.echo(
+                f"{report.data.n_test:,} holdout sales, {report.data.n_ratio_study:,} in the ratio study; "
+                f"{resamples:,} bootstrap resamples. Trimming: {report.data.trimming}."
+            )
+            typer.echo("")
+            typer.echo("\n".join(_check.markdown(checked)))
+    if not checked.ok:
+        raise typer.Exit(1)
 
 
 @app.command("runs")

@@ -9,11 +9,11 @@ from typing import Any
 
 from modelrun.contracts import RunRequest
 from modelrun.domain.comparing import results_report
-from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary
+from modelrun.domain.evaluation import Sales
 from modelrun.domain.evidence import Verified
 from modelrun.domain.html_report import Distribution
-from modelrun.domain.results import params_diff, parse_holdout, parse_metrics
+from modelrun.domain.results import params_diff, parse_metrics, parse_predictions
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 
@@ -81,42 +81,46 @@ def stored_record(status: RunStatus, **fields: Any) -> RunRecord:
 REPORT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
 
 
-def sample_run(name: str) -> tuple[MetricsDocument, Holdout, bytes]:
+def sample_run(name: str) -> tuple[MetricsDocument, Sales, bytes]:
     """A real run's metrics.json, holdout predictions and params file (``main`` or ``pr``)."""
     folder = REPORT_FIXTURES / name
     doc = parse_metrics((folder / "metrics.json").read_bytes(), f"{name}-1")
-    holdout = parse_holdout((folder / "predictions.csv.gz").read_bytes())
-    return doc, holdout, (folder / "params.yaml").read_bytes()
+    sales = parse_predictions((folder / doc.predictions).read_bytes(), doc.predictions, doc.groups)
+    return doc, sales, (folder / "params.yaml").read_bytes()
+
+
+# The resamples of the report tests: fewer than the collect step's 1,000 (the evaluation's own
+# tests hold the full count), enough to pair the two runs as 1,000 would.
+TEST_RESAMPLES = 200
 
 
 @cache
 def real_report(paired: bool = True) -> tuple[RunRecord, Report, Distribution | None]:
     """The PR run's record as the report path leaves it, against the main run as its baseline.
     ``paired=False``: main's holdout is another set of sales (the data changed)."""
-    main_doc, main_holdout, main_params = sample_run("main")
-    pr_doc, pr_holdout, pr_params = sample_run("pr")
+    main_doc, main_sales, main_params = sample_run("main")
+    pr_doc, pr_sales, pr_params = sample_run("pr")
+    main_report, _ = results_report("SUCCEEDED", main_doc, None, main_sales, None, [], resamples=TEST_RESAMPLES)
+    summary = Summary.of(main_report)
     baseline = Baseline(
         run_id="main-1",
         head_sha="0" * 39 + "1",
         which="base_commit",
-        metrics=main_doc.metrics,
-        ratio_study=main_doc.ratio_study.compact(),
-        by_area=[a.compact() for a in main_doc.by_area],
+        metrics=summary.metrics,
+        ratio_study=summary.ratio_study,
+        by_area=main_report.by_area,
     )
     if not paired:
-        main_holdout = Holdout(
-            main_holdout.sale_id[1:], main_holdout.price[1:], main_holdout.estimate[1:],
-            main_holdout.area[1:], main_holdout.trimmed[1:],
-        )  # fmt: skip
+        main_sales = Sales(main_sales.sale_id[1:], main_sales.price[1:], main_sales.estimate[1:])
     report, distribution = results_report(
-        "SUCCEEDED", pr_doc, baseline, pr_holdout, main_holdout, params_diff(main_params, pr_params)
+        "SUCCEEDED", pr_doc, baseline, pr_sales, main_sales, params_diff(main_params, pr_params), TEST_RESAMPLES
     )
     report = report.model_copy(update={"report_url": REPORT_URL})
     record = stored_record(
         RunStatus.SUCCEEDED,
         run_id="pr-1",
         note="num_leaves 63 -> 127: try a deeper tree",
-        summary=Summary.of(pr_doc).stored(),
+        summary=Summary.of(report).stored(),
         report=report.stored(),
     )
     return record, report, distribution

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -16,12 +15,13 @@ from modelrun.config import CollectResultsSettings
 from modelrun.domain import naming, report
 from modelrun.domain import results as results_contract
 from modelrun.domain.comparing import results_report
-from modelrun.domain.comparison import Holdout
-from modelrun.domain.documents import Baseline, MetricsDocument, Report, Summary, report_of, summary_of
+from modelrun.domain.documents import Baseline, Report, Summary, report_of, summary_of
+from modelrun.domain.evaluation import Sales
 from modelrun.domain.html_report import Distribution, render_html
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import ContractError, RunNotFound, TooLarge, Unreadable
+from modelrun.outputs import Output, Reader, read_output
 from modelrun.ports import JobLogs, ResultsStore, Runs
 
 logger = Logger(child=True)
@@ -74,25 +74,20 @@ def baseline_for(runs: Runs, record: RunRecord) -> tuple[RunRecord, Literal["bas
     return (baselines[0], "latest") if baselines else None
 
 
-def read_images(results: ResultsStore, results_uri: str) -> dict[str, bytes]:
-    """The run's plots for report.html: at most MAX_IMAGES, each within MAX_IMAGE_BYTES and a
-    real PNG; the rest are left out (and logged), never read."""
-    images: dict[str, bytes] = {}
-    bucket = results_uri.removeprefix("s3://").split("/", 1)[0]
-    for key, size in sorted(results.sizes(results_uri).items()):
-        if not key.endswith(".png"):
-            continue
-        if len(images) >= results_contract.MAX_IMAGES or size > results_contract.MAX_IMAGE_BYTES:
-            logger.warning("plot left out of the report", extra={"key": key, "bytes": size})
-            continue
+def run_reader(results: ResultsStore, results_uri: str, left_out: dict[str, str] | None = None) -> Reader:
+    """A run's output folder at ``results_uri`` (its collected copy); a file the copy left out,
+    or one that cannot be read as stored, is a contract problem that says why."""
+
+    def read(name: str, limit: int) -> bytes | None:
         try:
-            data = results.read_capped(f"s3://{bucket}/{key}", results_contract.MAX_IMAGE_BYTES) or b""
-            results_contract.check_image(Path(key).name, data)
-        except (ContractError, TooLarge) as error:
-            logger.warning("plot left out of the report", extra={"key": key, "reason": str(error)})
-            continue
-        images[Path(key).name] = data
-    return images
+            raw = results.read_capped(f"{results_uri}{name}", limit)
+        except Unreadable as error:
+            raise ContractError(f"{name} is unavailable: {error}") from error
+        if raw is None and left_out and name in left_out:
+            raise ContractError(left_out[name])
+        return raw
+
+    return read
 
 
 def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | None:
@@ -113,28 +108,31 @@ def _baseline(runs: Runs, record: RunRecord) -> tuple[RunRecord, Baseline] | Non
     return main, baseline
 
 
-def read_holdout(results: ResultsStore, run: RunRecord, whose: str, declared: bool = True) -> Holdout | str:
-    """The run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
-    if not declared:
-        return f"{whose} wrote no holdout predictions (metrics.json names no artifacts.holdout)"
-    uri = f"{run.results_uri}{results_contract.HOLDOUT_PATH}"
+def predictions_of(run: RunRecord) -> str:
+    """Where a collected run's predictions are (relative to its results): what its report
+    recorded, else where contract version 1 kept them."""
+    return report_of(run.report).predictions or results_contract.V1_HOLDOUT_PATH
+
+
+def read_predictions(results: ResultsStore, results_uri: str, name: str, groups: list[str], whose: str) -> Sales | str:
+    """A run's holdout predictions, or why there are none (said for the PR: ``whose`` run)."""
     try:
-        raw = results.read_capped(uri, results_contract.MAX_HOLDOUT_BYTES)
+        raw = results.read_capped(f"{results_uri}{name}", results_contract.MAX_HOLDOUT_BYTES)
         if raw is None:
-            return f"{whose} wrote no {results_contract.HOLDOUT_PATH}"
-        return results_contract.parse_holdout(raw)
+            return f"{whose} wrote no {name}"
+        return results_contract.parse_predictions(raw, name, groups)
     except Unreadable as error:
-        return f"the {results_contract.HOLDOUT_PATH} of {whose} is unavailable: {error}"
+        return f"the predictions of {whose} are unavailable: {error}"
     except (ContractError, TooLarge) as error:
-        logger.warning("holdout predictions refused", extra={"run_id": run.run_id, "reason": str(error)})
-        return f"the {results_contract.HOLDOUT_PATH} of {whose} does not follow the container contract: {error}"
+        logger.warning("holdout predictions refused", extra={"whose": whose, "reason": str(error)})
+        return f"the predictions of {whose} do not follow the container contract: {error}"
 
 
-def _params(results: ResultsStore, run: RunRecord) -> bytes | None:
+def _params(results: ResultsStore, results_uri: str, name: str | None) -> bytes | None:
+    if name is None:
+        return None
     try:
-        return results.read_capped(
-            f"{run.results_uri}{results_contract.PARAMS_PATH}", results_contract.MAX_PARAMS_BYTES
-        )
+        return results.read_capped(f"{results_uri}{name}", results_contract.MAX_PARAMS_BYTES)
     except (TooLarge, Unreadable):
         return None
 
@@ -147,18 +145,23 @@ def _kept_baseline(deps: CollectDeps, main: RunRecord) -> RunRecord | str:
     return kept_files.as_collected(main, deps.settings.results_bucket)
 
 
-def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) -> tuple[Report, Distribution | None]:
-    """This run's results against the baseline: the typed report and the ratio distribution."""
-    results = deps.results
+def _results_report(deps: CollectDeps, record: RunRecord, out: Output) -> tuple[Report, Distribution | None]:
+    """This run's evaluation against the baseline: the typed report and the ratio distribution."""
+    results, doc = deps.results, out.document
+    assert doc is not None
     main, baseline = _baseline(deps.runs, record) or (None, None)
-    this = read_holdout(results, record, "this run", declared=doc.artifacts.holdout is not None)
-    base = None
+    this: Sales | str = out.sales if out.sales is not None else out.problems[0]
+    base: Sales | str | None = None
     diff: list[str] = []
-    if main is not None:  # main's files are read only when there is a baseline to compare with
+    if main is not None and out.sales is not None:  # main's files: only to compare with
         kept = _kept_baseline(deps, main)
-        base = kept if isinstance(kept, str) else read_holdout(results, kept, "main's run")
-        if doc.artifacts.params is not None and not isinstance(kept, str):
-            diff = results_contract.params_diff(_params(results, kept), _params(results, record))
+        if isinstance(kept, str):
+            base = kept
+        else:
+            base = read_predictions(results, kept.results_uri, predictions_of(kept), [], "main's run")
+            if doc.params is not None:
+                main_params = report_of(kept.report).params or results_contract.V1_PARAMS_PATH
+                diff = results_contract.params_diff(_params(results, kept.results_uri, main_params), out.params)
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison
@@ -176,7 +179,8 @@ def _results_report(deps: CollectDeps, record: RunRecord, doc: MetricsDocument) 
 
 
 def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
-    """Read metrics.json and the artifacts, compare with main, write report.html; store the summary."""
+    """Read metrics.json and the predictions it names, compute the evaluation and the comparison
+    with main, write report.html; store the summary."""
     record = _record(deps.runs, run_id)
     s, results = deps.settings, deps.results
     if record.report and report_of(record.report).status == record.status.value:
@@ -190,24 +194,17 @@ def collect(deps: CollectDeps, run_id: str) -> dict[str, Any]:
         # From here on the run's files are read from the copy no job can write (and linked there).
         left_out = kept_files.keep(results, record, s.results_bucket)
         record = kept_files.as_collected(record, s.results_bucket)
-        metrics: MetricsDocument | None = None
-        problem = None
-        try:
-            raw = results.read_capped(f"{record.results_uri}metrics.json", results_contract.MAX_METRICS_BYTES)
-            if raw is None:
-                problem = left_out.get("metrics.json") or "the run succeeded but wrote no metrics.json"
-            else:
-                metrics = results_contract.parse_metrics(raw, record.run_id)
-        except (ContractError, TooLarge, Unreadable) as error:
-            problem = f"metrics.json does not follow the container contract: {error}"
-        if metrics is None:
-            collected = collected.model_copy(update={"contract_error": problem})
+        out = read_output(run_reader(results, record.results_uri, left_out), record.run_id)
+        for problem in out.problems[1:] if out.sales is None else out.problems:
             logger.warning(problem, extra={"run_id": run_id})
+        if out.document is None:
+            collected = collected.model_copy(update={"contract_error": out.problems[0]})
+            logger.warning(out.problems[0], extra={"run_id": run_id})
         else:
-            collected, distribution = _results_report(deps, record, metrics)
-            fields["summary"] = Summary.of(metrics).stored()
-            images = read_images(results, record.results_uri)
-            html = render_html(record, collected, images, distribution)
+            collected, distribution = _results_report(deps, record, out)
+        if collected.has_results:
+            fields["summary"] = Summary.of(collected).stored()
+            html = render_html(record, collected, out.images, distribution)
             results.put(f"{prefix}report.html", html.encode(), "text/html; charset=utf-8")
             collected = collected.model_copy(
                 update={

@@ -51,7 +51,7 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     assert not re.search(r"runs/avm-pr2-[^/\s]+/[0-9a-f]{32}", check.split("GitHub API requests:", 1)[0])
     assert re.search(r"as GitHub received it: completed, conclusion success · details https://", check)
     assert "--- summary ---" in check and "| RMSE |" in check and check.count("```mermaid") >= 2
-    assert "--- text ---" in check and "### By market area" in check and "num_leaves: 127" in check
+    assert "--- text ---" in check and "### By group" in check and "num_leaves: 127" in check
     # the requests of the PR's run (at most 5, and the merge gate's policy read from the base
     # commit: 6), token exchanges counted apart
     figure = re.search(r"GitHub API requests of the PR's run, from its request to its report: (\d+) \(goal", out)

@@ -39,7 +39,11 @@ def test_quick_bench_writes_figures_and_finds_no_lost_or_duplicated_runs(tmp_pat
     assert results["cold_start"]["boto3_import_s"] > 0
     assert results["cold_path"]["terminal_to_comment_s"]["n"] == 1  # the quick bench's one cold run
     assert results["soak"]["lost"] == results["soak"]["duplicated"] == 0
-    assert "| what | figure |" in (tmp_path / "RESULTS.md").read_text()
+    evaluation = results["evaluation"]  # the collect step's statistics at scale, --quick: small holdouts
+    assert [s["n"] for s in evaluation["sizes"]] == [5_000, 20_000]
+    assert all(0 < s["point_s"] < s["collect_s"] and s["peak_mb"] > 0 for s in evaluation["sizes"])
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| what | figure |" in text and "| 20,000 |" in text and "collect step: all together" in text
 
 
 def test_polling_delay_model() -> None:

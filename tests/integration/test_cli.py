@@ -85,7 +85,7 @@ def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) ->
     assert lines["queued-cpu-1"]["queue"] == "#1" and lines["queued-cpu-2"]["queue"] == "#2"
     assert lines["queued-gpu-1"]["queue"] == "#1"
     assert lines["queued-gpu-1"]["on"] == "GPU" and lines["succeeded"]["on"] == "CPU"
-    assert lines["succeeded"]["RMSE"] == "81,234" and lines["succeeded"]["COD"] == "9.50"  # the comment's formats
+    assert lines["succeeded"]["RMSE"] == "16,100" and lines["succeeded"]["COD"] == "2.80"  # the comment's formats
     assert lines["running"]["PR"] == "#203" and lines["running"]["author"] == "ana"
     assert lines["running"]["took"].endswith("…")
     assert "waiting: 2 CPU, 1 GPU" in result.stderr and "waiting" not in out  # notes stay out of the pipe
@@ -116,7 +116,7 @@ def test_runs_shows_every_status_the_queue_and_headline_metrics(world: World) ->
     }
     assert [runs[world.ids[n]]["queue_position"] for n in ("queued-cpu-1", "queued-cpu-2", "queued-gpu-1")] == [1, 2, 1]
     assert runs[world.ids["running"]]["queue_position"] is None
-    assert runs[world.ids["succeeded"]]["summary"]["metrics"]["rmse"] == 81234.5
+    assert runs[world.ids["succeeded"]]["summary"]["metrics"]["rmse"] == pytest.approx(16099.75155)
 
 
 def test_runs_filters(world: World) -> None:
@@ -144,7 +144,7 @@ def test_show_one_run_with_its_links(world: World) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert record.run_id in out and "SUCCEEDED" in out
-    assert "exit code" in out and "RMSE" in out and "81,234" in out and "COD" in out and "pass" in out
+    assert "exit code" in out and "RMSE" in out and "16,100" in out and "COD" in out and "pass" in out
     for url in (record.report["report_url"], record.log_url, record.workflow_url, record.results_uri):
         assert url and any(line.split() == [line.split()[0], url] for line in out.splitlines()), url
 
@@ -232,7 +232,7 @@ def test_rerun_is_a_new_attempt_through_the_operator_queue_and_succeeds(world: W
     # its own results prefix: runs/<run id>/<a new random key>/
     bucket = world.runtime.outputs["ResultsBucketName"]
     assert record.results_uri.startswith(f"s3://{bucket}/runs/{second}/") and record.results_uri != original.results_uri
-    assert record.summary and record.summary["metrics"]["rmse"] == 81234.5
+    assert record.summary and record.summary["metrics"]["rmse"] == pytest.approx(16099.75155)
     assert world.status("succeeded") is RunStatus.SUCCEEDED  # the first attempt stands
     assert len(world.runtime.github.comments(REPOSITORY, 201)) == 1  # still one sticky comment
 

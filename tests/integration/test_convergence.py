@@ -44,7 +44,7 @@ def test_a_slow_submit_step_never_overwrites_the_final_report(flow: Flow) -> Non
     for pr, request in requests.items():
         assert flow.status_of(request) == "SUCCEEDED"
         [comment] = flow.comments(pr)
-        assert "✅ **SUCCEEDED**" in comment["body"] and "| RMSE | 81,234 |" in comment["body"], comment["body"][:200]
+        assert "✅ **SUCCEEDED**" in comment["body"] and "| RMSE | 16,100 |" in comment["body"], comment["body"][:200]
         # The slow submit step's "queued" comes after the report: the check run stays completed.
         [check] = _check_runs(flow, request)
         assert (check["status"], check["conclusion"]) == ("completed", "success"), check["output"]["title"]

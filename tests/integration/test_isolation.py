@@ -17,7 +17,6 @@ import pytest
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.domain.documents import report_of
-from modelrun.domain.results import HOLDOUT_PATH, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
@@ -104,10 +103,12 @@ def test_one_repositorys_job_cannot_change_what_the_others_prs_are_compared_with
     # A condo PR's container rewrites avm's main holdout and params, and archives its metrics.
     main = stack.record_of(MAIN[AVM])
     bucket, prefix = main.results_uri.removeprefix("s3://").split("/", 1)
-    rows = ["sale_id,sale_price,estimate,area,ratio_outlier"] + [f"s{i + 1},1000,1,1,0" for i in range(20)]
+    rows = ["sale_id,sale_price,estimate,area"] + [f"s{i + 1},1000,1,1" for i in range(20)]
     s3 = _as_job_role(stack)
-    s3.put_object(Bucket=bucket, Key=f"{prefix}{HOLDOUT_PATH}", Body=gzip.compress(("\n".join(rows) + "\n").encode()))
-    s3.put_object(Bucket=bucket, Key=f"{prefix}{PARAMS_PATH}", Body=b"condo: was here\n")
+    s3.put_object(
+        Bucket=bucket, Key=f"{prefix}predictions.csv.gz", Body=gzip.compress(("\n".join(rows) + "\n").encode())
+    )
+    s3.put_object(Bucket=bucket, Key=f"{prefix}params.yaml", Body=b"condo: was here\n")
     s3.put_object(Bucket=bucket, Key=f"{prefix}metrics.json", Body=b"{}", StorageClass="GLACIER")
 
     stack.pr_run(AVM, 403, 6_000_403, "a3" * 20)

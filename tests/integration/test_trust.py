@@ -22,7 +22,6 @@ from modelrun.adapters.aws import RunsTable
 from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain import naming
 from modelrun.domain.documents import report_of
-from modelrun.domain.results import HOLDOUT_PATH, PARAMS_PATH
 from modelrun.domain.run import RunRecord
 from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
@@ -267,10 +266,10 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: TrustFlow) -
     flag.write_text("go")
     stack.wait()
     [victim_comment] = stack.github.comments(REPOSITORY, 313)
-    assert "| RMSE | 81,234 |" in victim_comment["body"], victim_comment["body"][:600]
+    assert "| RMSE | 16,100 |" in victim_comment["body"], victim_comment["body"][:600]
     [attacker_comment] = stack.github.comments(REPOSITORY, 314)
     assert "**No results:**" in attacker_comment["body"] and "is for run" in attacker_comment["body"]
-    assert "| RMSE | 1 |" not in attacker_comment["body"]
+    assert "| RMSE | 0 |" not in victim_comment["body"]  # the forged predictions were exact
     [check] = stack.github.check_runs(REPOSITORY, attacker.head_sha)
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
 
@@ -313,17 +312,17 @@ def test_forging_or_archiving_mains_files_after_its_collection_changes_no_later_
     assert f"prefix={naming.collected_prefix(pr.run_id)}" in comment["body"]
     s3 = _as_job_role(stack)
     bucket, main_prefix = main.results_uri.removeprefix("s3://").split("/", 1)
-    rows = ["sale_id,sale_price,estimate,area,ratio_outlier"] + [f"s{i + 1},1000,1,1,0" for i in range(20)]
+    rows = ["sale_id,sale_price,estimate,area"] + [f"s{i + 1},1000,1,1" for i in range(20)]
     forged = gzip.compress(("\n".join(rows) + "\n").encode())
-    s3.put_object(Bucket=bucket, Key=f"{main_prefix}{HOLDOUT_PATH}", Body=forged)
+    s3.put_object(Bucket=bucket, Key=f"{main_prefix}predictions.csv.gz", Body=forged)
     archived = {"StorageClass": "GLACIER"}
-    s3.put_object(Bucket=bucket, Key=f"{main_prefix}{PARAMS_PATH}", Body=b"attacker: was here\n", **archived)
+    s3.put_object(Bucket=bucket, Key=f"{main_prefix}params.yaml", Body=b"attacker: was here\n", **archived)
     s3.put_object(Bucket=bucket, Key=f"{main_prefix}metrics.json", Body=b"{}", StorageClass="GLACIER")
     pr_prefix = pr.results_uri.removeprefix(f"s3://{bucket}/")
     s3.put_object(Bucket=bucket, Key=f"{pr_prefix}artifacts/model.txt", Body=b"attacker's model")
     # The collected copies are out of the job role's reach.
     with pytest.raises(ClientError):
-        s3.put_object(Bucket=bucket, Key=f"{naming.collected_prefix(main.run_id)}{HOLDOUT_PATH}", Body=forged)
+        s3.put_object(Bucket=bucket, Key=f"{naming.collected_prefix(main.run_id)}predictions.csv.gz", Body=forged)
     after = stack.honest_pr_run(321, 5_000_321, "cd" * 20)
     stack.wait()
     assert _compared(stack, after.head_sha) == _compared(stack, before.head_sha)

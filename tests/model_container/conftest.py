@@ -19,13 +19,32 @@ if any(importlib.util.find_spec(m) is None for m in _NEEDED):
     collect_ignore_glob = ["*"]
 else:
     import copy
-    from collections.abc import Iterator
+    import subprocess
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     import pytest
     import yaml
 
     MC = Path(__file__).resolve().parents[2] / "model_container"
+    MODELRUN = MC.parent / ".venv" / "bin" / "modelrun"  # the repository's own environment (make setup)
+
+    def check_output(folder: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`modelrun check` on an output folder (or S3 prefix): the collect step's own reading
+        and evaluation, from the repository's environment."""
+        assert MODELRUN.is_file(), "run `make setup` at the repository root first"
+        return subprocess.run(
+            [str(MODELRUN), "check", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    @pytest.fixture(scope="session")
+    def modelrun_check() -> Callable[..., subprocess.CompletedProcess[str]]:
+        return check_output
+
     PYTHON = Path(sys.executable)
 
     @pytest.fixture(scope="session")
@@ -39,12 +58,11 @@ else:
 
     @pytest.fixture
     def fast_params(tmp_path: Path, default_params: dict[str, Any]) -> Path:
-        """params.yaml made fast for tests: few boosting rounds, small bootstrap, absolute data path."""
+        """params.yaml made fast for tests: few boosting rounds, absolute data path."""
         p = copy.deepcopy(default_params)
         p["data"]["path"] = str(MC / "data" / "seattle_sales.csv.xz")
         p["lightgbm"]["num_boost_round"] = 40
         p["xgboost"]["num_boost_round"] = 40
-        p["bootstrap"]["n"] = 50
         path = tmp_path / "params.yaml"
         path.write_text(yaml.safe_dump(p))
         return path

@@ -93,8 +93,8 @@ def test_default_params_load(mc_dir: Path) -> None:
         (lambda p: p.update(extra=1), "unknown top-level key"),
         (lambda p: p["split"].update(holdout_months="six"), "'split.holdout_months' must be int"),
         (lambda p: p["split"].update(holdout_months=True), "'split.holdout_months' must be int"),
-        (lambda p: p["trimming"].update(method="zscore"), "'trimming.method' must be one of"),
-        (lambda p: p["bootstrap"].update(alpha=2), "'bootstrap.alpha' must be in (0, 1)"),
+        (lambda p: p.update(trimming={"method": "iqr"}), "unknown top-level key"),  # modelrun's now
+        (lambda p: p.update(bootstrap={"n": 1000}), "unknown top-level key"),
         (lambda p: p["lightgbm"]["params"].update(num_threads=8), "threads come from MODELRUN_THREADS"),
         (lambda p: p["data"].update(path="nope.csv"), "data file not found"),
         (lambda p: p.pop("features"), "missing 'features'"),

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +33,31 @@ def validator(mc_dir: Path) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def _check_results(out: Path, validator: jsonschema.Draft202012Validator, model_file: str) -> dict[str, Any]:
+Check = Callable[..., subprocess.CompletedProcess[str]]  # conftest's modelrun_check
+
+
+def _check_results(
+    out: Path, validator: jsonschema.Draft202012Validator, model_file: str, modelrun_check: Check
+) -> dict[str, Any]:
     for rel in [*ARTIFACTS, f"artifacts/{model_file}"]:
         assert (out / rel).is_file() and (out / rel).stat().st_size > 0, rel
     doc: dict[str, Any] = json.loads((out / "metrics.json").read_text())
     validator.validate(doc)
-    assert doc["artifacts"]["model"] == f"artifacts/{model_file}"
+    assert doc["schema_version"] == "2" and doc["predictions"] == "artifacts/predictions.csv.gz"
+    assert doc["groups"] == ["area"] and doc["params"] == "artifacts/params.yaml"
     preds = pd.read_parquet(out / "artifacts" / "predictions.parquet")
     assert len(preds) == doc["data"]["n_test"]
-    assert {"sale_id", "sale_price", "estimate", "ratio", "ratio_outlier", "area"} <= set(preds.columns)
     assert (out / "artifacts/plots/ratio_vs_price.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the holdout predictions the report's paired comparison reads: the same sales, as CSV
     holdout = pd.read_csv(out / "artifacts" / "predictions.csv.gz", dtype={"sale_id": str, "area": str})
-    assert list(holdout.columns) == ["sale_id", "sale_price", "estimate", "area", "ratio_outlier"]
+    assert list(holdout.columns) == ["sale_id", "sale_price", "estimate", "area"]
     assert holdout.sale_id.tolist() == preds.sale_id.astype(str).tolist()
-    assert holdout.ratio_outlier.sum() == doc["data"]["n_test"] - doc["data"]["n_ratio_study"]
-    assert (doc["artifacts"]["holdout"], doc["artifacts"]["params"]) == (
-        "artifacts/predictions.csv.gz",
-        "artifacts/params.yaml",
-    )
+    # The sample passes the contract's own check, and modelrun computes its statistics.
+    checked = modelrun_check(out, "--json", "--resamples", "100")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    found = json.loads(checked.stdout)
+    assert found["ok"] and found["problems"] == [] and found["n"] == doc["data"]["n_test"]
+    assert 0.7 < found["statistics"]["median_ratio"]["value"] < 1.3
+    assert {g["column"] for g in found["groups"]} == {"area"}
     return doc
 
 
@@ -58,19 +65,18 @@ def test_file_uri_lightgbm(
     contract_env: dict[str, str],
     validator: jsonschema.Draft202012Validator,
     capsys: pytest.CaptureFixture[str],
+    modelrun_check: Check,
 ) -> None:
     assert main() == 0
     out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
-    doc = _check_results(out, validator, "model.txt")
+    doc = _check_results(out, validator, "model.txt", modelrun_check)
     assert doc["run_id"] == "test-run-1"
     assert doc["model"]["library"] == "lightgbm" and doc["model"]["device_used"] == "cpu"
     assert doc["model"]["device_requested"] == "auto" and doc["model"]["threads"] == 1
     assert doc["model"]["params"]["num_threads"] == 1  # MODELRUN_THREADS, not os.cpu_count()
     assert doc["data"]["rows"] == 4000 and doc["data"]["n_train"] + doc["data"]["n_test"] == 4000
     assert doc["data"]["holdout"]["to"] > doc["data"]["holdout"]["from"]
-    assert doc["by_area"] and all(a["n"] >= 30 for a in doc["by_area"])
-    assert sum(a["n"] for a in doc["by_area"]) <= doc["data"]["n_test"]
-    assert 0.7 < doc["metrics"]["median_ratio"] < 1.3
+    assert [m["name"] for m in doc["metrics"]] == ["train_seconds"]  # no statistic of modelrun's
     stdout = capsys.readouterr().out
     assert "[avm" in stdout and "training lightgbm" in stdout
     assert stdout.strip().splitlines()[-1].startswith("avm: run test-run-1 ok: lightgbm on cpu")
@@ -82,6 +88,7 @@ def test_xgboost_cpu(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     fast_params: Path,
+    modelrun_check: Check,
 ) -> None:
     import yaml
 
@@ -92,7 +99,7 @@ def test_xgboost_cpu(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert main() == 0
     out = Path(contract_env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
-    doc = _check_results(out, validator, "model.json")
+    doc = _check_results(out, validator, "model.json", modelrun_check)
     assert doc["model"]["library"] == "xgboost"
     assert doc["model"]["device_used"] == "cpu" and doc["model"]["queue_device"] == "gpu"
     assert doc["model"]["params"]["nthread"] == 1
@@ -103,6 +110,7 @@ def test_s3_results_with_moto(
     validator: jsonschema.Draft202012Validator,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    modelrun_check: Check,
 ) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
@@ -132,6 +140,9 @@ def test_s3_results_with_moto(
         assert head["ContentType"] == "application/json"
         doc = json.loads(s3.get_object(Bucket="results", Key="runs/test-run-1/metrics.json")["Body"].read())
         validator.validate(doc)
+        # `modelrun check` reads an S3 prefix as the collect step reads a run's.
+        checked = modelrun_check("s3://results/runs/test-run-1/", "--json", "--resamples", "50")
+        assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout + checked.stderr
         # A bucket that does not exist: a runtime failure, exit 1 with a one-line reason.
         monkeypatch.setenv("MODELRUN_RESULTS_URI", "s3://no-such-bucket/runs/x/")
         assert main() == 1
@@ -153,14 +164,18 @@ def _run_module(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[s
 
 
 def test_python_m_avm_subprocess(
-    contract_env: dict[str, str], validator: jsonschema.Draft202012Validator, mc_dir: Path
+    contract_env: dict[str, str],
+    validator: jsonschema.Draft202012Validator,
+    mc_dir: Path,
+    modelrun_check: Check,
 ) -> None:
     """The real entry point, run as the local Batch executor runs it: cwd = model_container/."""
     env = {**contract_env, "MODELRUN_SAMPLE": "0.05", "MODELRUN_RUN_ID": "sub-1"}
     proc = _run_module(env, mc_dir)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("avm: run sub-1 ok:")
-    _check_results(Path(env["MODELRUN_RESULTS_URI"].removeprefix("file://")), validator, "model.txt")
+    out = Path(env["MODELRUN_RESULTS_URI"].removeprefix("file://"))
+    _check_results(out, validator, "model.txt", modelrun_check)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The functions' deployment packages as `sam build` leaves them in .aws-sam/build (`make
-template-checks` builds them, then runs this file; issue 16): each at most 15 MiB unzipped,
+template-checks` builds them, then runs this file; issue 16): each at most 15 MiB unzipped
+(CollectResults 64 MiB: numpy, for the evaluation, issue 23),
 holding exactly the wheels its requirements file lists, and each importing as on Lambda - in a
 fresh interpreter with nothing on sys.path but its own package, its layers and the runtime's
 boto3 - with every module its own code imports later, byte code included (package_probe.py).
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from modelrun_local import lambda_packages
-from modelrun_local.lambda_packages import MAX_PACKAGE_BYTES, Built, tree_bytes
+from modelrun_local.lambda_packages import Built, max_package_bytes, tree_bytes
 from modelrun_local.stack import ROOT, load_template
 
 PROBE = ROOT / "functions" / "package_probe.py"
@@ -23,7 +24,10 @@ PROBE = ROOT / "functions" / "package_probe.py"
 # reads a container's outputs (the metrics schema and the comparison are CollectResults' work).
 NEVER_LOADED = {
     "CollectResultsFunction": "modelrun.adapters.github,modelrun.adapters.github_client,gidgethub,jwt,cryptography",
-    "UpdatePullRequestFunction": "modelrun.reporting,modelrun.domain.results,modelrun.domain.comparing,fastjsonschema",
+    "UpdatePullRequestFunction": (
+        "modelrun.reporting,modelrun.domain.results,modelrun.domain.comparing,modelrun.domain.evaluation,"
+        "fastjsonschema,numpy"
+    ),
 }
 
 
@@ -51,10 +55,12 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lambda_packages.runtime_dir(tmp_path_factory.mktemp("lambda-runtime"))
 
 
-def test_every_function_package_is_at_most_15_mib_unzipped(built: dict[str, Built]) -> None:
+def test_every_function_package_is_within_its_size_unzipped(built: dict[str, Built]) -> None:
     sizes = {k: tree_bytes(b.directory) for k, b in built.items() if b.kind == "function"}
-    over = {k: f"{v / 2**20:.1f} MiB" for k, v in sizes.items() if v > MAX_PACKAGE_BYTES}
-    assert not over, f"packages over 15 MiB unzipped: {over}"
+    over = {k: f"{v / 2**20:.1f} MiB" for k, v in sizes.items() if v > max_package_bytes(k)}
+    assert not over, f"packages over their size unzipped (15 MiB; CollectResults 64 MiB): {over}"
+    assert sizes["CollectResultsFunction"] > 30 * 2**20  # numpy is in it: the bound is not idle
+    assert max(v for k, v in sizes.items() if k != "CollectResultsFunction") <= 15 * 2**20
 
 
 def test_each_package_holds_exactly_the_wheels_of_its_requirements(built: dict[str, Built]) -> None:

@@ -6,6 +6,8 @@ a token (comment and status)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,11 @@ import pytest
 
 from modelrun import collected as kept_files
 from modelrun import pull_request, reporting
-from modelrun.domain import comparison, naming
+from modelrun.domain import naming
+from modelrun.domain.comparing import results_report
 from modelrun.domain.documents import Summary, report_of
-from modelrun.domain.results import HOLDOUT_PATH, MAX_METRICS_BYTES, PARAMS_PATH
+from modelrun.domain.report import check_run, render_comment
+from modelrun.domain.results import MAX_METRICS_BYTES
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import GitHubRateLimited, PublishBusy, RunNotFound
@@ -29,7 +33,8 @@ PR = stored_record(
 
 
 def main_run() -> RunRecord:
-    doc = sample_run("main")[0]
+    doc, sales, _ = sample_run("main")
+    main_report, _ = results_report("SUCCEEDED", doc, None, sales, None, [], resamples=50)
     return stored_record(
         RunStatus.SUCCEEDED,
         run_id="main-1",
@@ -41,8 +46,8 @@ def main_run() -> RunRecord:
         baseline=True,
         created_at="2026-01-01T00:00:00.000Z",
         results_uri="s3://results/runs/main-1/",
-        summary=Summary.of(doc).stored(),
-        report={"status": "SUCCEEDED", "kept": True},
+        summary=Summary.of(main_report).stored(),
+        report={"status": "SUCCEEDED", "kept": True, "predictions": "predictions.csv.gz", "params": "params.yaml"},
     )
 
 
@@ -55,14 +60,14 @@ def bucket(pr_metrics: bytes | None = None) -> FakeResults:
     results = FakeResults()
     for name, prefix in (("main", MAIN_KEPT), ("pr", PR.results_uri)):
         folder: Path = REPORT_FIXTURES / name
-        results.objects[f"{prefix}{HOLDOUT_PATH}"] = (folder / "predictions.csv.gz").read_bytes()
-        results.objects[f"{prefix}{PARAMS_PATH}"] = (folder / "params.yaml").read_bytes()
-    results.objects[f"{main_run().results_uri}{HOLDOUT_PATH}"] = b"forged"
-    results.objects[f"{main_run().results_uri}{PARAMS_PATH}"] = b"forged: true"
+        results.objects[f"{prefix}predictions.csv.gz"] = (folder / "predictions.csv.gz").read_bytes()
+        results.objects[f"{prefix}params.yaml"] = (folder / "params.yaml").read_bytes()
+    results.objects[f"{main_run().results_uri}predictions.csv.gz"] = b"forged"
+    results.objects[f"{main_run().results_uri}params.yaml"] = b"forged: true"
     results.objects[f"{PR.results_uri}metrics.json"] = (
         (REPORT_FIXTURES / "pr" / "metrics.json").read_bytes() if pr_metrics is None else pr_metrics
     )
-    results.objects[f"{PR.results_uri}artifacts/plots/feature_importance.png"] = (
+    results.objects[f"{PR.results_uri}feature_importance.png"] = (
         REPORT_FIXTURES / "pr" / "feature_importance.png"
     ).read_bytes()
     return results
@@ -70,12 +75,9 @@ def bucket(pr_metrics: bytes | None = None) -> FakeResults:
 
 @pytest.fixture(scope="module")
 def collected_once() -> tuple[FakeRuns, FakeResults, dict[str, Any]]:
-    """One collection, shared: tests copy what it left. The path is under test here, not the
-    statistics (test_comparison.py): a few resamples pair the two runs as the budget's hundreds would."""
+    """One collection, shared: tests copy what it left (the collect step's own 1,000 resamples)."""
     runs, results = FakeRuns(PR, main_run()), bucket()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(comparison, "resamples_for", lambda n: 20)
-        answer = reporting.collect(collect_deps(runs, results), "pr-1")
+    answer = reporting.collect(collect_deps(runs, results), "pr-1")
     return runs, results, answer
 
 
@@ -109,7 +111,7 @@ def test_the_run_is_read_and_linked_only_at_its_kept_copy(
     report = report_of(runs.records["pr-1"].report)
     assert report.kept and report.params_diff and b"forged" not in "".join(report.params_diff).encode()
     kept = f"s3://results/{naming.collected_prefix('pr-1')}"
-    for path in ("metrics.json", HOLDOUT_PATH, PARAMS_PATH):
+    for path in ("metrics.json", "predictions.csv.gz", "params.yaml"):
         assert results.objects[f"{kept}{path}"] == results.objects[f"{PR.results_uri}{path}"]
     assert report.artifacts_url is not None and "prefix=reports/pr-1/artifacts/" in report.artifacts_url
     assert "runs/" not in report.model_dump_json()
@@ -118,16 +120,14 @@ def test_the_run_is_read_and_linked_only_at_its_kept_copy(
 
 def _compared_with_main(results: FakeResults, main: RunRecord | None = None) -> Any:
     runs = FakeRuns(PR, main or main_run())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(comparison, "resamples_for", lambda n: 20)
-        reporting.collect(collect_deps(runs, results), "pr-1")
+    reporting.collect(collect_deps(runs, results), "pr-1")
     return report_of(runs.records["pr-1"].report)
 
 
 def test_mains_unreadable_files_make_the_comparison_unavailable_not_the_report() -> None:
     results = bucket()
-    results.archived.add(f"{MAIN_KEPT}{HOLDOUT_PATH}")  # as S3 answers a GLACIER object: InvalidObjectState
-    results.archived.add(f"{MAIN_KEPT}{PARAMS_PATH}")
+    results.archived.add(f"{MAIN_KEPT}predictions.csv.gz")  # as S3 answers a GLACIER object: InvalidObjectState
+    results.archived.add(f"{MAIN_KEPT}params.yaml")
     report = _compared_with_main(results)
     assert report.has_results and report.report_key and report.comparison is not None
     assert report.comparison.status == "unavailable" and "InvalidObjectState" in (report.comparison.reason or "")
@@ -142,9 +142,9 @@ def test_a_main_run_collected_before_copies_were_kept_is_not_compared() -> None:
 
 def test_an_archived_file_of_the_run_itself_is_left_out_and_said() -> None:
     results = bucket()
-    results.archived.add(f"{PR.results_uri}{HOLDOUT_PATH}")
+    results.archived.add(f"{PR.results_uri}predictions.csv.gz")  # its predictions are its results
     report = _compared_with_main(results)
-    assert report.has_results and report.comparison is not None and report.comparison.status == "unavailable"
+    assert not report.has_results and "InvalidObjectState" in (report.contract_error or "")
     results = bucket()
     results.archived.add(f"{PR.results_uri}metrics.json")
     report = _compared_with_main(results)
@@ -168,10 +168,49 @@ def test_results_outside_the_contract_are_said_as_such(metrics: bytes, reason: s
     assert "s3://results/reports/pr-1/report.html" not in results.objects
 
 
+def test_numbers_the_model_reports_itself_are_never_the_result() -> None:
+    """A metrics.json that claims RMSE 1 and COD 31: the report holds what modelrun computed from
+    the predictions, and says where the model's numbers disagree."""
+    document = json.loads((REPORT_FIXTURES / "pr" / "metrics.json").read_text())
+    document["metrics"] = [
+        {"name": "rmse", "value": 1.0},
+        {"name": "COD", "value": 31.0},
+        {"name": "train_rows", "value": 39000, "better": "higher"},
+    ]
+    runs, results = FakeRuns(PR, main_run()), bucket(json.dumps(document).encode())
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    record = runs.records["pr-1"]
+    report = report_of(record.report)
+    assert report.metrics is not None and report.metrics.rmse is not None and report.metrics.rmse > 10_000
+    assert report.ratio_study is not None and report.ratio_study.cod is not None
+    assert report.ratio_study.cod.value is not None and report.ratio_study.cod.value < 20
+    assert [(d.key, d.reported) for d in report.disagreements] == [("rmse", 1.0), ("cod", 31.0)]
+    assert Summary.model_validate(record.summary).metrics.rmse == report.metrics.rmse
+    comment = render_comment([record])
+    assert "it reported RMSE 1 (modelrun: " in comment and "COD 31.00 (modelrun: " in comment
+    assert "| RMSE | 1 |" not in comment and "train_rows" not in comment  # own metrics: the check run's text
+    text = check_run(record.model_copy(update={"gate": {"kind": "default"}})).text or ""  # once judged
+    assert "| train\\_rows | 39,000 | — | higher |" in text  # inert: Markdown escaped
+
+
+def test_predictions_outside_the_contract_leave_no_results() -> None:
+    runs, results = FakeRuns(PR, main_run()), bucket()
+    results.objects[f"{PR.results_uri}predictions.csv.gz"] = gzip.compress(
+        b"sale_id,sale_price,estimate,area\ns1,0,1,a\n", mtime=0
+    )
+    reporting.collect(collect_deps(runs, results), "pr-1")
+    report = report_of(runs.records["pr-1"].report)
+    assert report.contract_error == (
+        "the predictions do not follow the container contract: predictions.csv.gz row 2: "
+        "sale_price '0' must be a positive number"
+    )
+    assert not report.has_results and runs.records["pr-1"].summary is None
+
+
 def test_a_succeeded_run_without_metrics_is_a_contract_error() -> None:
     runs, results = FakeRuns(PR), FakeResults()
     reporting.collect(collect_deps(runs, results), "pr-1")
-    assert report_of(runs.records["pr-1"].report).contract_error == "the run succeeded but wrote no metrics.json"
+    assert report_of(runs.records["pr-1"].report).contract_error == "the run wrote no metrics.json"
 
 
 def test_a_failed_run_gets_its_log_tail() -> None:

@@ -1,5 +1,5 @@
 """metrics.json, the holdout predictions and the params file are the model's (the PR author's)
-output: parse_metrics and parse_holdout accept the contract only."""
+output: parse_metrics and parse_predictions accept the contract (v2) only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 from modelrun.domain import results
 from modelrun.domain.documents import MetricsDocument
-from modelrun.domain.results import MAX_METRICS_BYTES, check_image, params_diff, parse_holdout, parse_metrics
+from modelrun.domain.evaluation import Sales
+from modelrun.domain.results import MAX_METRICS_BYTES, check_image, params_diff, parse_metrics, parse_predictions
 from modelrun.errors import ContractError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +43,20 @@ def rejected(data: bytes, run_id: str = RUN_ID) -> str:
 def test_the_sample_models_output_is_accepted() -> None:
     document = parse_metrics(SAMPLE.read_bytes(), RUN_ID)
     assert document == MetricsDocument.model_validate(sample())
-    assert document.run_id == RUN_ID and document.metrics.rmse and document.metrics.rmse > 0
-    # What the report shows is read from the document as the model wrote it.
-    assert document.ratio_study.prd and document.ratio_study.prd.passed is False
-    assert document.ratio_study.prd.range == (0.98, 1.03)
-    assert [a.area for a in document.by_area] == [a["area"] for a in sample()["by_area"]]
-    assert document.artifacts.holdout is None  # the fixture predates the holdout artifact
+    assert document.run_id == RUN_ID and document.predictions == "artifacts/predictions.csv.gz"
+    assert document.groups == ["area"] and [m.name for m in document.metrics] == ["train_seconds", "n_features"]
+    assert document.metrics[0].better == "lower" and document.metrics[1].unit is None
+    assert parse_metrics(SAMPLE.read_bytes(), None).run_id == RUN_ID  # modelrun check: any run
+
+
+def test_the_minimal_document_is_accepted() -> None:
+    document = parse_metrics(raw({"schema_version": "2", "run_id": RUN_ID, "predictions": "p.csv"}), RUN_ID)
+    assert document.groups == [] and document.metrics == [] and document.model is None
+
+
+def test_a_version_1_document_is_refused_with_a_pointer_to_the_contract() -> None:
+    reason = rejected(raw({"schema_version": "1", "run_id": RUN_ID, "metrics": {"rmse": 1.0}}))
+    assert "version 2" in reason and "docs/contract.md" in reason
 
 
 def test_the_published_schema_is_the_one_enforced() -> None:
@@ -59,13 +68,13 @@ def test_the_published_schema_is_the_one_enforced() -> None:
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_rejected(constant: str) -> None:
-    text = SAMPLE.read_text().replace('"rmse": ', f'"rmse": {constant}, "was": ', 1)
+    text = SAMPLE.read_text().replace('"value": ', f'"value": {constant}, "was": ', 1)
     assert constant in rejected(text.encode())
 
 
 @pytest.mark.parametrize("literal", ["1e999", "-1e999", "1E400", "123456789e999"])
 def test_numbers_that_overflow_to_infinity_are_rejected(literal: str) -> None:
-    text = SAMPLE.read_text().replace('"rmse": ', f'"rmse": {literal}, "was": ', 1)
+    text = SAMPLE.read_text().replace('"value": ', f'"value": {literal}, "was": ', 1)
     assert "finite" in rejected(text.encode())
 
 
@@ -121,7 +130,7 @@ def test_deep_nesting_and_duplicate_keys_are_rejected() -> None:
     document = sample()
     document["model"]["params"]["deep"] = json.loads("[" * 30 + "]" * 30)
     assert "deeper" in rejected(raw(document))
-    text = SAMPLE.read_text().replace('"rmse": ', '"rmse": 1.0, "rmse": ', 1)
+    text = SAMPLE.read_text().replace('"value": ', '"value": 1.0, "value": ', 1)
     assert "twice" in rejected(text.encode())
 
 
@@ -141,24 +150,25 @@ def _broken(change: Any) -> bytes:
     ("what", "change"),
     [
         ("not an object", lambda d: d.clear() or d.update({"x": [1]})),
-        ("missing metrics", lambda d: d.pop("metrics")),
-        ("negative RMSE", lambda d: d["metrics"].update(rmse=-1.0)),
-        ("RMSE over 1e12", lambda d: d["metrics"].update(rmse=2e12)),
-        ("MAE over 1e12", lambda d: d["metrics"].update(mae=1e13)),
-        ("r2 over 1", lambda d: d["metrics"].update(r2=1.5)),
-        ("a string metric", lambda d: d["metrics"].update(rmse="81,234")),
-        ("an extra metric", lambda d: d["metrics"].update({"<script>": 1.0})),
-        ("COD over the bound", lambda d: d["ratio_study"]["cod"].update(value=1e10)),
-        ("PRB under the bound", lambda d: d["ratio_study"]["prb"].update(value=-1e10)),
-        ("a CI over the bound", lambda d: d["ratio_study"]["mki"].update(ci=[0.0, 1e10])),
-        ("a negative count", lambda d: d["data"].update(n_test=-1)),
+        ("missing predictions", lambda d: d.pop("predictions")),
+        ("predictions outside the results", lambda d: d.update(predictions="../main/predictions.csv")),
+        ("predictions at the root", lambda d: d.update(predictions="/etc/predictions.csv")),
+        ("predictions as Parquet", lambda d: d.update(predictions="predictions.parquet")),
+        ("a grouping column with spaces", lambda d: d.update(groups=["market area"])),
+        ("a group named twice", lambda d: d.update(groups=["area", "area"])),
+        ("a metric without a value", lambda d: d["metrics"].append({"name": "x"})),
+        ("a string metric", lambda d: d["metrics"].append({"name": "rmse", "value": "81,234"})),
+        ("a metric over the bound", lambda d: d["metrics"].append({"name": "x", "value": 1e13})),
+        ("a metric with markup", lambda d: d["metrics"].append({"name": "<script>", "value": 1.0})),
+        ("a metric with an odd direction", lambda d: d["metrics"].append({"name": "x", "value": 1, "better": "up"})),
+        ("a metric with more keys", lambda d: d["metrics"].append({"name": "x", "value": 1, "pass": True})),
+        ("a negative count", lambda d: d["data"].update(n_train=-1)),
         ("a count over 1e9", lambda d: d["data"].update(rows=2_000_000_000)),
         ("a fractional count", lambda d: d["data"].update(n_train=1.5)),
-        ("an area count over 1e9", lambda d: d["by_area"][0].update(n=10**10)),
         ("no threads", lambda d: d["model"].update(threads=0)),
-        ("alpha over 1", lambda d: d["data"]["bootstrap"].update(alpha=2)),
         ("a long run id", lambda d: d.update(run_id="x" * 300)),
-        ("a plot outside plots/", lambda d: d["artifacts"].update(plots=["../../etc/passwd.png"])),
+        ("a plot outside the results", lambda d: d.update(plots=["../../etc/passwd.png"])),
+        ("a plot that is no image", lambda d: d.update(plots=["index.html"])),
     ],
 )
 def test_documents_outside_the_schema_are_rejected(what: str, change: Any) -> None:
@@ -166,7 +176,7 @@ def test_documents_outside_the_schema_are_rejected(what: str, change: Any) -> No
 
 
 def test_a_schema_reason_quoting_hostile_keys_stays_one_short_line() -> None:
-    data = _broken(lambda d: d["metrics"].update({"x" * 5000 + "\n@here": 1.0}))
+    data = _broken(lambda d: d["metrics"].append({"name": "x" * 5000 + "\n@here", "value": 1.0}))
     assert len(rejected(data)) < 500
 
 
@@ -189,39 +199,47 @@ def test_the_schema_bounds_are_finite_everywhere() -> None:
                 walk(child, f"{path}/{i}")
 
     walk(schema, "#")
-    assert len(numeric) >= 20
+    assert len(numeric) >= 5
 
 
-def test_images_are_bounded_pngs() -> None:
+def test_images_are_bounded_pngs_or_svgs() -> None:
     check_image("ratio_vs_price.png", results.PNG_SIGNATURE + b"\0" * 100)
+    check_image("ratio.svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>')
     with pytest.raises(ContractError, match="limit"):
         check_image("big.png", results.PNG_SIGNATURE + b"\0" * results.MAX_IMAGE_BYTES)
     with pytest.raises(ContractError, match="not a PNG"):
         check_image("evil.png", b"<svg onload=alert(1)>")
+    with pytest.raises(ContractError, match="not an SVG"):
+        check_image("evil.svg", b"<html><script>alert(1)</script>")
     assert results.MAX_IMAGES >= 2
 
 
-# -- the holdout predictions (artifacts.holdout) ------------------------------------------------
-HEADER = "sale_id,sale_price,estimate,area,ratio_outlier"
+# -- the holdout predictions (metrics.json's predictions) ---------------------------------------
+HEADER = "sale_id,sale_price,estimate,area"
 
 
 def holdout(*rows: str, header: str = HEADER) -> bytes:
     return gzip.compress(("\n".join([header, *rows]) + "\n").encode(), mtime=0)
 
 
-def test_holdout_predictions_are_read_column_by_column() -> None:
-    found = parse_holdout(holdout("s1,500000,510000.5,10,0", "s2,250000.0,240000,other,1"))
+def read(data: bytes, name: str = "p.csv.gz", groups: list[str] | None = None) -> Sales:
+    return parse_predictions(data, name, ["area"] if groups is None else groups)
+
+
+def test_holdout_predictions_are_read_by_their_header() -> None:
+    found = read(holdout("s1,500000,510000.5,10", "s2,250000.0,240000,other"))
     assert list(found.sale_id) == ["s1", "s2"] and list(found.price) == [500000.0, 250000.0]
-    assert list(found.estimate) == [510000.5, 240000.0] and list(found.area) == ["10", "other"]
-    assert list(found.trimmed) == [False, True]
+    assert list(found.estimate) == [510000.5, 240000.0] and list(found.groups["area"]) == ["10", "other"]
+    # Columns in any order, others ignored, plain CSV (no gzip) when the name says so.
+    plain = b"note,estimate,sale_id,sale_price\nx,1.5,a,2\ny,3,b,4\n"
+    again = parse_predictions(plain, "predictions.csv", [])
+    assert list(again.sale_id) == ["a", "b"] and list(again.estimate) == [1.5, 3.0] and again.groups == {}
 
 
 def test_the_sample_models_holdout_is_read() -> None:
     """What the sample model writes (pandas' CSV, gzip with no timestamp) reads back."""
-    found = parse_holdout(
-        holdout(*(f"{i},{400000 + i},{400000.123456789 + i},{i % 3},{int(i % 50 == 0)}" for i in range(500)))
-    )
-    assert len(found) == 500 and sum(found.trimmed) == 10
+    found = read(holdout(*(f"{i},{400000 + i},{400000.123456789 + i},{i % 3}" for i in range(500))))
+    assert len(found) == 500 and found.estimate[1] == 400001.123456789
 
 
 def _bomb() -> bytes:
@@ -233,37 +251,46 @@ def _bomb() -> bytes:
     ("data", "reason"),
     [
         (b"sale_id,sale_price\n", "not gzip"),
-        (holdout("s1,1,1,a,0")[:-8], "not a complete gzip"),
-        (holdout("s1,1,1,a,0") + b"extra", "after its gzip"),
+        (holdout("s1,1,1,a")[:-8], "not a complete gzip"),
+        (holdout("s1,1,1,a") + b"extra", "after its gzip"),
         (_bomb(), "decompresses to more than"),
-        (holdout("s1,1,1,a,0", header="id,price,estimate,area,outlier"), "header"),
+        (holdout("s1,1,1,a", header="id,price,estimate,area"), "no column sale_id, sale_price"),
+        (holdout("s1,1,1", header="sale_id,sale_price,estimate"), "no column area"),
+        (holdout("s1,1,1,a,b", header="sale_id,sale_price,estimate,area,area"), "twice"),
         (holdout(), "no sales"),
-        (holdout("s1,1,1,a"), "fields"),
-        (holdout("s1,nan,1,a,0"), "positive number"),
-        (holdout("s1,1,inf,a,0"), "positive number"),
-        (holdout("s1,-5,1,a,0"), "positive number"),
-        (holdout("s1,1e200,1,a,0"), "positive number"),
-        (holdout("s1,abc,1,a,0"), "not a number"),
-        (holdout("s1,1,1,a,maybe"), "0 or 1"),
-        (holdout(",1,1,a,0"), "printable"),
-        (holdout("s\x1b[31m,1,1,a,0"), "printable"),
-        (holdout("x" * 65 + ",1,1,a,0"), "printable"),
-        (gzip.compress(HEADER.encode() + b"\n\xff,1,1,a,0\n", mtime=0), "UTF-8"),
-        (holdout('"s1,1,1,a,0'), "not CSV"),
+        (gzip.compress(b"", mtime=0), "empty"),
+        (holdout("s1,1,1"), "fields"),
+        (holdout("s1,nan,1,a"), "row 2: sale_price 'nan' must be a positive number"),
+        (holdout("s1,1,1,a", "s2,1,inf,a"), "row 3: estimate 'inf' must be a positive number"),
+        (holdout("s1,-5,1,a"), "row 2: sale_price '-5' must be a positive number"),
+        (holdout("s1,0,1,a"), "row 2: sale_price '0' must be a positive number"),
+        (holdout("s1,1,0,a"), "row 2: estimate '0' must be a positive number"),
+        (holdout("s1,1e200,1,a"), "positive number"),
+        (holdout("s1,1,1,a", "s2,abc,1,a"), "row 3: sale_price 'abc' is not a number"),
+        (holdout("s1,1,1,a", "s1,2,2,a"), "sale_id 's1' appears twice"),
+        (holdout(",1,1,a"), "printable"),
+        (holdout("s1,1,1,"), "area must be"),
+        (holdout("s\x1b[31m,1,1,a"), "printable"),
+        (holdout("x" * 65 + ",1,1,a"), "printable"),
+        (gzip.compress(HEADER.encode() + b"\n\xff,1,1,a\n", mtime=0), "UTF-8"),
+        (holdout('"s1,1,1,a'), "not CSV"),
     ],
 )
 def test_holdout_predictions_outside_the_contract_are_rejected(data: bytes, reason: str) -> None:
-    with pytest.raises(ContractError, match=reason) as error:
-        parse_holdout(data)
+    with pytest.raises(ContractError) as error:
+        read(data)
+    assert reason in str(error.value)
     assert "\n" not in str(error.value) and len(str(error.value)) < 300
 
 
 def test_holdout_predictions_are_bounded() -> None:
     with pytest.raises(ContractError, match="limit"):
-        parse_holdout(b"\0" * (results.MAX_HOLDOUT_BYTES + 1))
-    rows = (f"s{i},1,1,a,0" for i in range(results.MAX_HOLDOUT_ROWS + 1))
-    with pytest.raises(ContractError, match="more than"):
-        parse_holdout(holdout(*rows))
+        read(b"\0" * (results.MAX_HOLDOUT_BYTES + 1))
+    with pytest.raises(ContractError, match="more than 200 values"):
+        read(holdout(*(f"s{i},1,1,a{i}" for i in range(results.MAX_GROUPS + 1))))
+    with pytest.raises(ContractError, match="more than"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(results, "MAX_HOLDOUT_ROWS", 100)
+        read(holdout(*(f"s{i},1,1,a" for i in range(101))))
 
 
 def test_the_params_diff_shows_what_changed() -> None:

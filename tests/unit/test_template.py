@@ -502,7 +502,7 @@ def test_the_functions_that_sign_or_verify_rs256_have_the_jwt_layer() -> None:
 
 
 def test_the_report_validates_with_the_model_containers_schema() -> None:
-    ours = ROOT / "functions" / "modelrun" / "schemas" / "metrics.v1.schema.json"
+    ours = ROOT / "functions" / "modelrun" / "schemas" / "metrics.v2.schema.json"
     theirs = ROOT / "model_container" / "metrics.schema.json"
     assert json.loads(ours.read_text()) == json.loads(theirs.read_text()), f"copy {theirs} to {ours}"
 
@@ -510,7 +510,7 @@ def test_the_report_validates_with_the_model_containers_schema() -> None:
 def test_the_report_schema_loads_in_powertools_validator() -> None:
     from aws_lambda_powertools.utilities.validation import validate
 
-    schema = json.loads((ROOT / "functions" / "modelrun" / "schemas" / "metrics.v1.schema.json").read_text())
+    schema = json.loads((ROOT / "functions" / "modelrun" / "schemas" / "metrics.v2.schema.json").read_text())
     with pytest.raises(Exception, match="must contain"):
         validate(event={}, schema=schema)
     assert sys.version_info[:2] == (3, 12), "the Lambda runtime is python3.12"

@@ -1,10 +1,12 @@
-"""The report path's documents, typed: what a model's metrics.json holds, what a run record
-keeps of it (its ``summary`` and ``report``), the baseline a PR is compared with, and the paired
+"""The report path's documents, typed: what a model's metrics.json holds (contract v2: where its
+predictions are, its own extra metrics), what a run record keeps of a run (its ``summary`` and
+``report``: the evaluation modelrun computed), the baseline a PR is compared with, and the paired
 comparison with it.
 
 One set of models for everyone who reads them: the report Lambda validates metrics.json into a
-:class:`MetricsDocument` and stores a :class:`Report`; the domain renders the comment, the check
-run and report.html from them; the CLI shows them. Every field has a default and unknown fields
+:class:`MetricsDocument`, computes the evaluation (modelrun.domain.evaluation) and stores a
+:class:`Report`; the domain renders the comment, the check run and report.html from them; the CLI
+shows them. Every field has a default and unknown fields
 are ignored, so a record written before a field existed still reads, and a newer writer never
 breaks an older reader. ``pass`` (a Python keyword) is ``passed`` in code and ``pass`` on disk.
 """
@@ -113,9 +115,10 @@ class DataInfo(Document):
 
 
 class AreaStats(Document):
-    """The statistics of one market area."""
+    """The statistics of one group of sales (``area``: its label in the grouping ``column``)."""
 
     area: str
+    column: str | None = None
     n: int | None = None
     n_ratio_study: int | None = None
     metrics: Metrics = Metrics()
@@ -125,27 +128,36 @@ class AreaStats(Document):
         return self.model_copy(update={"ratio_study": self.ratio_study.compact()})
 
 
-class Artifacts(Document):
-    """Paths relative to the results URI."""
+class ReportedMetric(Document):
+    """One of the model's own metrics, as it reported it."""
 
-    predictions: str | None = None
-    model: str | None = None
-    plots: list[str] = []
-    holdout: str | None = None  # predictions.csv.gz: what the paired comparison reads
-    params: str | None = None  # the params file the run used
+    name: str
+    value: float
+    unit: str | None = None
+    better: Literal["lower", "higher"] | None = None
+
+
+class Disagreement(Document):
+    """A statistic the model reported itself that modelrun computed otherwise (at the precision
+    the report shows): the report shows modelrun's and says this."""
+
+    key: str
+    reported: float
+    computed: float | None
 
 
 class MetricsDocument(Document):
-    """metrics.json, once the published schema has accepted it (modelrun.domain.results)."""
+    """metrics.json (contract v2), once the published schema has accepted it (modelrun.domain.results)."""
 
     schema_version: str
     run_id: str
-    model: ModelInfo
-    data: DataInfo
-    metrics: Metrics
-    ratio_study: RatioStudy
-    by_area: list[AreaStats] = []
-    artifacts: Artifacts = Artifacts()
+    predictions: str
+    groups: list[str] = []
+    metrics: list[ReportedMetric] = []
+    plots: list[str] = []
+    params: str | None = None
+    model: ModelInfo | None = None
+    data: DataInfo | None = None
 
 
 class Summary(Document):
@@ -155,8 +167,8 @@ class Summary(Document):
     ratio_study: RatioStudy = RatioStudy()
 
     @classmethod
-    def of(cls, doc: MetricsDocument) -> Summary:
-        return cls(metrics=doc.metrics, ratio_study=doc.ratio_study.compact())
+    def of(cls, report: Report) -> Summary:
+        return cls(metrics=report.metrics or Metrics(), ratio_study=(report.ratio_study or RatioStudy()).compact())
 
 
 class Baseline(Document):
@@ -220,6 +232,10 @@ class Report(Document):
     comparison: Comparison | None = None
     deciles: list[Decile] = []
     params_diff: list[str] = []  # unified diff of the params file against the baseline run's
+    predictions: str | None = None  # where the run's predictions are (relative to its results)
+    params: str | None = None  # where its params file is
+    reported: list[ReportedMetric] = []  # the model's own extra metrics
+    disagreements: list[Disagreement] = []  # statistics the model reported otherwise
     report_key: str | None = None
     report_url: str | None = None
     artifacts_url: str | None = None

@@ -125,6 +125,13 @@ def stated_range(bounds: tuple[float, float] | None, standard: str | None) -> st
     return standard_range(float(found.group(1)), float(found.group(2))) if found else None
 
 
+def reported(number: float) -> str:
+    """A number the model reported itself (no unit modelrun knows): up to 4 significant decimals."""
+    if not math.isfinite(number):
+        return DASH
+    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:.4g}"
+
+
 def percent_change(number: float | None, base: float | None) -> str:
     """The relative change, one decimal: ``-0.5%`` (``±0%`` when it rounds to nothing)."""
     if not _finite(number) or not _finite(base) or not base:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelrun.domain import formatting as fmt
+from modelrun.domain import sections
 from modelrun.domain.charts import BASE_COLOUR, COD_MAX, LEVEL_BAND, STANDARD_COLOUR, THIS_COLOUR, decile_labels
 from modelrun.domain.documents import METRIC_KEYS, Report
 from modelrun.domain.run import RunRecord
@@ -122,7 +123,7 @@ def _decile_chart(report: Report, base_name: str) -> str:
 
 
 def _area_chart(report: Report, base_name: str) -> str:
-    rows = [a for a in report.by_area if a.ratio_study.value("cod") is not None]
+    rows = [a for a in sections.first_grouping(report.by_area) if a.ratio_study.value("cod") is not None]
     if not rows:
         return ""
     theirs = {a.area: a.ratio_study.value("cod") for a in report.baseline.by_area} if report.baseline else {}
@@ -231,7 +232,9 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
     else:
         compared = f"Not compared: {comparison.reason or 'no holdout predictions'}. Nothing is marked better or worse."
     plots = "".join(
-        f"<figure><img alt='{_esc(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        # An SVG shown as an <img> runs no script it holds.
+        f"<figure><img alt='{_esc(name)}' src='data:image/{'svg+xml' if name.endswith('.svg') else 'png'};base64,"
+        f"{base64.b64encode(data).decode()}'>"
         f"<figcaption>{_esc(name)}</figcaption></figure>"
         for name, data in sorted(images.items())
     )
@@ -257,6 +260,14 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
     diff = "\n".join(report.params_diff) if report.params_diff else "No change (or no params file)."
     # The comment's verdict, as the check run's title words it.
     verdict = verdict_title(verdict_of(report)) if report.has_results else ""
+    disagreement = "".join(
+        f"<p><strong>{_esc(line.replace('**', ''))}</strong></p>" for line in sections.disagreement_note(report)
+    )
+    own = [
+        [m.name, fmt.reported(m.value), m.unit or fmt.DASH, m.better or fmt.DASH]
+        for m in report.reported
+        if m.name.lower() not in fmt.LABELS
+    ]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -271,13 +282,14 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
 <h2>Metrics against main</h2>
 {_table(["metric", "this run", base_name, "change", "95% CI of the change", ""], _metric_rows(report))}
 <p class="note">{_esc(compared)}</p>
+{disagreement}
 <h2>IAAO ratio study</h2>
 {_table(["statistic", "value", "95% CI", "IAAO range", "pass"], study_rows) if study_rows else "<p>none</p>"}
 <h2>Vertical equity: median ratio by sale-price decile</h2>
 {_decile_chart(report, base_name)}
 <h2>Sales ratio distribution</h2>
 {_distribution_chart(dist, base_name) or "<p>No holdout predictions.</p>"}
-<h2>By market area</h2>
+<h2>By group</h2>
 {_area_chart(report, base_name)}
 {
         _table(["area", "sales", "COD", "main COD", "PRD", "main PRD", "MdAPE", "main MdAPE"], _area_rows(report))
@@ -288,6 +300,9 @@ def render_html(record: RunRecord, report: Report, images: dict[str, bytes], dis
 <pre>{_esc(diff)}</pre>
 <h2>Model and data</h2>
 <table class="facts">{facts_html}</table>
+<p class="note">Every statistic above is computed by modelrun from the holdout predictions.</p>
+<h2>The model's own metrics (as it reported them)</h2>
+{_table(["metric", "value", "unit", "better"], own) if own else "<p>none</p>"}
 <h2>Plots</h2>{plots or "<p>none</p>"}
 </body></html>
 """

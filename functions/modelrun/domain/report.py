@@ -247,6 +247,9 @@ def _results(report: Report) -> list[str]:
     note = sections.comparison_note(report)
     if note:
         lines += ["", *note]
+    disagreement = sections.disagreement_note(report)
+    if disagreement:
+        lines += ["", *disagreement]
     for chart in sections.charts(report):
         lines += ["", chart.markdown()]
     areas = sections.area_against_main(report)
@@ -484,7 +487,8 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
     )
     text = _fit(
         [
-            ("By market area", sections.area_table(report)),
+            ("By group", sections.area_table(report)),
+            ("The model's own metrics", sections.reported_table(report)),
             ("Model and data", sections.details(report)),
             ("What changed in the params file against the baseline run", sections.params_section(report)),
             ("Attempts", _attempts(record)),

@@ -1,10 +1,12 @@
-"""The container contract's read side: what the report path accepts from a model's results.
+"""The container contract's read side (v2, docs/contract.md): what the report path and
+``modelrun check`` accept from a model's results.
 
-Pure Python (no AWS): the model container is the PR author's code, so metrics.json, the holdout
+Pure (no AWS): the model container is the PR author's code, so metrics.json, the holdout
 predictions, the params file and the plots are untrusted input. ``parse_metrics`` turns
 metrics.json's bytes into a :class:`MetricsDocument` that follows the published schema,
-``parse_holdout`` predictions.csv.gz into a :class:`Holdout`; both raise :class:`ContractError`
+``parse_predictions`` the predictions CSV into :class:`Sales`; both raise :class:`ContractError`
 with a reason fit to show on the PR (through the report's text helpers: it may quote the input).
+Version 1 documents are refused with a pointer to the contract: the evaluation is modelrun's now.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import numpy as np
 from pydantic import ValidationError
 
-from modelrun.domain.comparison import Holdout
 from modelrun.domain.documents import MetricsDocument
+from modelrun.domain.evaluation import Sales
 from modelrun.errors import ContractError, validation_problems
 
-METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "metrics.v1.schema.json"
-MAX_METRICS_BYTES = 1024 * 1024  # the sample model writes ~6 KB
+SCHEMA_VERSION = "2"
+METRICS_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "metrics.v2.schema.json"
+MAX_METRICS_BYTES = 1024 * 1024  # the sample model writes ~1 KB
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # each plot, inlined into report.html
 MAX_IMAGES = 20  # plots read into report.html; more are left out
 MAX_DEPTH = 20  # nesting of objects and arrays (the schema needs 6; DynamoDB allows 32 in a record)
@@ -36,12 +40,14 @@ MAX_INT_DIGITS = 20  # an integer literal longer than this is an attack, not a c
 MAX_MAGNITUDE = 1e100  # DynamoDB numbers: |x| < 1e126 and >= 1e-130 (or 0)
 MIN_MAGNITUDE = 1e-100
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HOLDOUT_PATH = "artifacts/predictions.csv.gz"  # the schema's artifacts.holdout
-PARAMS_PATH = "artifacts/params.yaml"  # the schema's artifacts.params
-HOLDOUT_COLUMNS = ["sale_id", "sale_price", "estimate", "area", "ratio_outlier"]
-MAX_HOLDOUT_BYTES = 8 * 1024 * 1024  # compressed; the sample's 4,387 sales take ~120 KB
-MAX_HOLDOUT_TEXT = 32 * 1024 * 1024  # decompressed: a gzip bomb stops here, unread
-MAX_HOLDOUT_ROWS = 50_000  # the paired bootstrap's cost grows with the sales (comparison.resamples_for)
+# Where a version 1 run (collected before contract v2) kept its predictions: a baseline of then.
+V1_HOLDOUT_PATH = "artifacts/predictions.csv.gz"
+V1_PARAMS_PATH = "artifacts/params.yaml"
+REQUIRED_COLUMNS = ("sale_id", "sale_price", "estimate")
+MAX_HOLDOUT_BYTES = 64 * 1024 * 1024  # compressed; a million sales with a group take ~20 MB
+MAX_HOLDOUT_TEXT = 256 * 1024 * 1024  # decompressed: a gzip bomb stops here, unread
+MAX_HOLDOUT_ROWS = 1_000_000  # a state's holdout: measured within the function's memory (docs/evaluation.md)
+MAX_GROUPS = 200  # labels in one grouping column
 MAX_PARAMS_BYTES = 64 * 1024
 MAX_FIELD = 64  # characters of a sale id or an area name
 _REASON_LIMIT = 300
@@ -108,8 +114,9 @@ def _check_shape(document: Any) -> None:
                 raise ContractError(f"metrics.json holds a string that is not Unicode: {_short(node)}") from None
 
 
-def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
-    """metrics.json's bytes as a document of the contract, for run ``run_id``, or ContractError.
+def parse_metrics(raw: bytes, run_id: str | None) -> MetricsDocument:
+    """metrics.json's bytes as a document of the contract, for run ``run_id`` (None: any run, as
+    ``modelrun check`` reads a folder), or ContractError.
 
     Rejected: more than MAX_METRICS_BYTES; not UTF-8; not JSON; NaN, Infinity, -Infinity and
     numbers that overflow to them (1e999); integers of more than MAX_INT_DIGITS digits; numbers
@@ -140,12 +147,17 @@ def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
     except ValueError as error:  # e.g. Python's limit on digits in an int
         raise ContractError(f"metrics.json holds a number that can't be read: {_short(str(error), 120)}") from None
     _check_shape(document)
+    if isinstance(document, dict) and document.get("schema_version") == "1":
+        raise ContractError(
+            "metrics.json is contract version 1: modelrun reads version 2, which names the holdout "
+            "predictions and computes every statistic from them (docs/contract.md)"
+        )
     try:
         metrics_validator()(document)
     except fastjsonschema.JsonSchemaValueException as error:
         message = error.message if len(error.message) <= _REASON_LIMIT else error.message[: _REASON_LIMIT - 1] + "…"
         raise ContractError(f"metrics.json does not follow the container contract: {message}") from None
-    if document["run_id"] != run_id:
+    if run_id is not None and document["run_id"] != run_id:
         raise ContractError(f"metrics.json is for run {_short(document['run_id'])}, not this run ({run_id})")
     try:
         return MetricsDocument.model_validate(document)
@@ -155,10 +167,15 @@ def parse_metrics(raw: bytes, run_id: str) -> MetricsDocument:
 
 
 def check_image(name: str, data: bytes) -> None:
-    """A plot fit to inline into report.html: a PNG of at most MAX_IMAGE_BYTES, or ContractError."""
+    """A plot fit to inline into report.html: a PNG or an SVG of at most MAX_IMAGE_BYTES, or
+    ContractError. (report.html shows an SVG as an <img>, where its scripts never run.)"""
     if len(data) > MAX_IMAGE_BYTES:
         raise ContractError(f"plot {_short(name)} is {len(data):,} bytes: the limit is {MAX_IMAGE_BYTES:,}")
-    if not data.startswith(PNG_SIGNATURE):
+    if name.endswith(".svg"):
+        head = data[:512].lstrip().lower()
+        if not (head.startswith(b"<svg") or head.startswith(b"<?xml")) or b"<svg" not in data[:4096].lower():
+            raise ContractError(f"plot {_short(name)} is not an SVG")
+    elif not data.startswith(PNG_SIGNATURE):
         raise ContractError(f"plot {_short(name)} is not a PNG")
 
 
@@ -178,65 +195,92 @@ def _gunzip(raw: bytes, limit: int, name: str) -> bytes:
     return data
 
 
-def _field(value: str, what: str, row: int) -> str:
-    if not value or len(value) > MAX_FIELD or not value.isprintable():
-        raise ContractError(f"predictions.csv.gz row {row}: {what} must be 1-{MAX_FIELD} printable characters")
-    return value
-
-
-def _amount(value: str, what: str, row: int) -> float:
+def _numbers(values: list[str], what: str, name: str) -> np.ndarray:
+    """A column of positive, finite dollars, or ContractError naming the first bad row."""
     try:
-        number = float(value)
+        column = np.array(values, dtype=np.float64)
     except ValueError:
-        raise ContractError(f"predictions.csv.gz row {row}: {what} {_short(value, 30)} is not a number") from None
-    if not math.isfinite(number) or not 0 < number <= MAX_MAGNITUDE:
-        raise ContractError(f"predictions.csv.gz row {row}: {what} {_short(value, 30)} must be a positive number")
-    return number
+        column = None
+    if column is not None:
+        bad = ~(np.isfinite(column) & (column > 0) & (column <= MAX_MAGNITUDE))
+        if not bad.any():
+            return column
+        first = int(np.argmax(bad))
+    else:
+        first = next(i for i, v in enumerate(values) if not _is_number(v))
+    value = values[first]
+    problem = "is not a number" if not _is_number(value) else "must be a positive number"
+    raise ContractError(f"{name} row {first + 2}: {what} {_short(value, 30)} {problem}")
 
 
-_FLAGS = {"0": False, "1": True, "false": False, "true": True}
-
-
-def parse_holdout(raw: bytes) -> Holdout:
-    """predictions.csv.gz (the schema's ``artifacts.holdout``): one row per holdout sale, the
-    columns HOLDOUT_COLUMNS in that order, UTF-8 CSV with a header; ``ratio_outlier`` is 0/1
-    (or false/true): the sale was left out of the ratio study. Or ContractError."""
-    if len(raw) > MAX_HOLDOUT_BYTES:
-        raise ContractError(f"predictions.csv.gz is {len(raw):,} bytes: the limit is {MAX_HOLDOUT_BYTES:,}")
-    data = _gunzip(raw, MAX_HOLDOUT_TEXT, "predictions.csv.gz")
+def _is_number(text: str) -> bool:
     try:
-        text = data.decode("utf-8")
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _labels(values: list[str], what: str, name: str) -> list[str]:
+    for row, value in enumerate(values, start=2):
+        if not value or len(value) > MAX_FIELD or not value.isprintable():
+            raise ContractError(f"{name} row {row}: {what} must be 1-{MAX_FIELD} printable characters")
+    return values
+
+
+def parse_predictions(raw: bytes, name: str, groups: list[str] | None = None) -> Sales:
+    """The holdout predictions (metrics.json's ``predictions``): UTF-8 CSV, gzip'd when ``name``
+    ends .gz, with a header naming sale_id, sale_price, estimate and every column of ``groups``
+    (others are ignored); one row per sale. Or ContractError: a clear reason, the row named."""
+    groups = groups or []
+    if len(raw) > MAX_HOLDOUT_BYTES:
+        raise ContractError(f"{name} is {len(raw):,} bytes: the limit is {MAX_HOLDOUT_BYTES:,}")
+    data = _gunzip(raw, MAX_HOLDOUT_TEXT, name) if name.endswith(".gz") else raw
+    if len(data) > MAX_HOLDOUT_TEXT:
+        raise ContractError(f"{name} is more than {MAX_HOLDOUT_TEXT:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ContractError(f"predictions.csv.gz is not UTF-8 (byte {error.start})") from None
+        raise ContractError(f"{name} is not UTF-8 (byte {error.start})") from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
-        if header != HOLDOUT_COLUMNS:
-            raise ContractError(f"predictions.csv.gz: the header must be {','.join(HOLDOUT_COLUMNS)}")
-        ids: list[str] = []
-        prices: list[float] = []
-        estimates: list[float] = []
-        areas: list[str] = []
-        trimmed: list[bool] = []
+        if header is None:
+            raise ContractError(f"{name} is empty: it needs a header and one row per holdout sale")
+        wanted = [*REQUIRED_COLUMNS, *groups]
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise ContractError(f"{name}: the header has no column {', '.join(missing)} (it needs {', '.join(wanted)})")
+        if len(set(header)) != len(header):
+            raise ContractError(f"{name}: the header names a column twice")
+        width = len(header)
+        at = [header.index(c) for c in wanted]
+        columns: list[list[str]] = [[] for _ in wanted]
         for number, row in enumerate(reader, start=2):
-            if len(ids) >= MAX_HOLDOUT_ROWS:
-                raise ContractError(f"predictions.csv.gz has more than {MAX_HOLDOUT_ROWS:,} sales")
-            if len(row) != len(HOLDOUT_COLUMNS):
-                raise ContractError(f"predictions.csv.gz row {number} has {len(row)} fields, not 5")
-            sale_id, price, estimate, area, outlier = row
-            ids.append(_field(sale_id, "sale_id", number))
-            prices.append(_amount(price, "sale_price", number))
-            estimates.append(_amount(estimate, "estimate", number))
-            areas.append(_field(area, "area", number))
-            flag = _FLAGS.get(outlier.lower())
-            if flag is None:
-                raise ContractError(f"predictions.csv.gz row {number}: ratio_outlier must be 0 or 1")
-            trimmed.append(flag)
+            if len(row) != width:
+                raise ContractError(f"{name} row {number} has {len(row)} fields, not {width}")
+            if number > MAX_HOLDOUT_ROWS + 1:
+                raise ContractError(f"{name} has more than {MAX_HOLDOUT_ROWS:,} sales")
+            for column, i in zip(columns, at, strict=True):
+                column.append(row[i])
     except csv.Error as error:
-        raise ContractError(f"predictions.csv.gz is not CSV: {_short(str(error), 100)}") from None
+        raise ContractError(f"{name} is not CSV: {_short(str(error), 100)}") from None
+    ids = columns[0]
     if not ids:
-        raise ContractError("predictions.csv.gz holds no sales")
-    return Holdout(ids, prices, estimates, areas, trimmed)
+        raise ContractError(f"{name} holds no sales")
+    _labels(ids, "sale_id", name)
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise ContractError(f"{name}: sale_id {_short(twice, 70)} appears twice")
+    price = _numbers(columns[1], "sale_price", name)
+    estimate = _numbers(columns[2], "estimate", name)
+    found: dict[str, list[str]] = {}
+    for column_name, values in zip(groups, columns[3:], strict=True):
+        found[column_name] = _labels(values, column_name, name)
+        if len(set(values)) > MAX_GROUPS:
+            raise ContractError(f"{name}: the grouping column {column_name} has more than {MAX_GROUPS} values")
+    return Sales(ids, price, estimate, found)
 
 
 def params_diff(base: bytes | None, this: bytes | None, limit_lines: int = 400) -> list[str]:

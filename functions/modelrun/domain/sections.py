@@ -119,12 +119,44 @@ def comparison_note(report: Report) -> list[str]:
     return [f"<sub>Not compared: {why}. No change is marked better or worse.</sub>"]
 
 
+def disagreement_note(report: Report) -> list[str]:
+    """Where the model reported one of modelrun's statistics otherwise: said, never shown as the result."""
+    if not report.disagreements:
+        return []
+    said = ", ".join(
+        f"{fmt.LABELS[d.key]} {fmt.value(d.key, d.reported)} (modelrun: {fmt.value(d.key, d.computed)})"
+        for d in report.disagreements
+        if d.key in fmt.LABELS
+    )
+    return [
+        f"⚠️ **The model's own numbers disagree with modelrun's:** it reported {said}. "
+        "The tables show modelrun's, computed from its holdout predictions."
+    ]
+
+
+def reported_table(report: Report) -> list[str]:
+    """The model's own extra metrics, as it reported them (modelrun's statistics are not among them)."""
+    own = [m for m in report.reported if m.name.lower() not in fmt.LABELS]
+    if not own:
+        return []
+    rows = ["| metric (as the model reported it) | value | unit | better |", "|---|---:|---|---|"]
+    for m in own:
+        unit = inert(m.unit or fmt.DASH, 20)
+        rows.append(f"| {inert(m.name, 64)} | {fmt.reported(m.value)} | {unit} | {m.better or fmt.DASH} |")
+    return rows
+
+
+def first_grouping(groups: list[AreaStats]) -> list[AreaStats]:
+    """The groups of the first grouping column: what the COD chart shows (the tables show all)."""
+    return [g for g in groups if g.column == groups[0].column] if groups else []
+
+
 def charts(report: Report) -> list[Chart]:
     label = baseline_label(report.baseline) if report.baseline else None
     paired = report.comparison is not None and report.comparison.status == "paired"
     found = [
         decile_chart(report.deciles, label if paired else None),
-        area_chart(report.by_area, report.baseline.by_area if report.baseline else None, label),
+        area_chart(first_grouping(report.by_area), report.baseline.by_area if report.baseline else None, label),
     ]
     return [c for c in found if c is not None]
 
@@ -157,8 +189,8 @@ def model_line(report: Report) -> str:
     n_train = fmt.count(data.n_train) if data else fmt.DASH
     n_test = fmt.count(data.n_test) if data else fmt.DASH
     return (
-        f"<sub>{library} on {device} · {n_train} train / {n_test} holdout sales · "
-        f"baseline: {baseline_text(report.baseline)}</sub>"
+        f"<sub>{library} on {device} · {n_train} train / {n_test} holdout sales · statistics computed by "
+        f"modelrun from the predictions · baseline: {baseline_text(report.baseline)}</sub>"
     )
 
 
@@ -173,21 +205,25 @@ def _area_cells(area: AreaStats | None) -> list[str]:
 
 
 def area_table(report: Report) -> list[str]:
-    """Every market area, this run against main: COD, PRD and MdAPE."""
+    """Every group (market area...), this run against main: COD, PRD and MdAPE."""
     if not report.by_area:
         return []
     baseline = report.baseline
-    theirs = {a.area: a for a in baseline.by_area} if baseline else {}
-    head = "| area | sales | COD | PRD | MdAPE |"
+    theirs = {(a.column, a.area): a for a in baseline.by_area} if baseline else {}
+    columns = {a.column for a in report.by_area}
+    several = len(columns) > 1
+    named = next(iter(columns)) if not several else None
+    head = f"| {inert(named, 40) if named else 'group'} | sales | COD | PRD | MdAPE |"
     rule = "|---|---:|---:|---:|---:|"
     if baseline is not None:
         head += " main COD | main PRD | main MdAPE |"
         rule += "---:|---:|---:|"
     rows = [head, rule]
     for area in report.by_area:
-        cells = [inert(area.area, 40), fmt.count(area.n), *_area_cells(area)]
+        label = f"{area.column}: {area.area}" if several else area.area
+        cells = [inert(label, 80), fmt.count(area.n), *_area_cells(area)]
         if baseline is not None:
-            cells += _area_cells(theirs.get(area.area))
+            cells += _area_cells(theirs.get((area.column, area.area)))
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -214,6 +250,10 @@ def details(report: Report) -> list[str]:
             lines.append(f"- **Source:** {inert(data.source, 300)}")
         if data.trimming:
             lines.append(f"- **Trimming:** {inert(data.trimming, 500)}")
+    lines.append(
+        "- **Statistics:** computed by modelrun from the holdout predictions (the same code for every model); "
+        "the model's own numbers are shown only as its own."
+    )
     return lines
 
 

@@ -20,7 +20,6 @@ DEFAULT_PARAMS = "params.yaml"
 LIBRARIES = ("lightgbm", "xgboost")
 DEVICES = ("auto", "cpu", "cuda")
 QUEUE_DEVICES = ("cpu", "gpu")
-TRIM_METHODS = ("iqr", "quantile", "none")
 # S3 bucket names: 3-63 chars of lowercase letters, digits, dots and hyphens.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -63,13 +62,7 @@ class Params:
     features: list[str]
     categorical: list[str]
     holdout_months: int
-    trim_method: str
-    trim_mult: float
-    trim_probs: tuple[float, float]
-    bootstrap_n: int
-    bootstrap_alpha: float
-    area_column: str
-    area_min_n: int
+    area_column: str  # the predictions' grouping column: modelrun computes every statistic by it
     num_boost_round: int
     model_params: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -166,8 +159,6 @@ _TOP_KEYS = {
     "data",
     "features",
     "split",
-    "trimming",
-    "bootstrap",
     "by_area",
     "lightgbm",
     "xgboost",
@@ -245,37 +236,8 @@ def load_params(path: Path, base_dir: Path | None = None) -> Params:
     if not 1 <= holdout_months <= 60:
         raise ConfigError(f"params: 'split.holdout_months' must be in 1..60, got {holdout_months}")
 
-    trim = _section(raw, "trimming")
-    trim_method = _get(trim, "method", str, "trimming.")
-    if trim_method not in TRIM_METHODS:
-        raise ConfigError(f"params: 'trimming.method' must be one of {TRIM_METHODS}, got {trim_method!r}")
-    trim_mult = float(trim.get("iqr_mult", 3.0))
-    probs = trim.get("quantile_probs", [0.05, 0.95])
-    if (
-        not isinstance(probs, list)
-        or len(probs) != 2
-        or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in probs)
-        or not 0 <= probs[0] < probs[1] <= 1
-    ):
-        raise ConfigError(
-            f"params: 'trimming.quantile_probs' must be [lo, hi] with 0 <= lo < hi <= 1, got {probs!r}"
-        )
-    if trim_mult <= 0:
-        raise ConfigError(f"params: 'trimming.iqr_mult' must be > 0, got {trim_mult}")
-
-    boot = _section(raw, "bootstrap")
-    bootstrap_n = _get(boot, "n", int, "bootstrap.")
-    if not 0 <= bootstrap_n <= 100_000:
-        raise ConfigError(f"params: 'bootstrap.n' must be in 0..100000, got {bootstrap_n}")
-    alpha = float(_get(boot, "alpha", (int, float), "bootstrap."))
-    if not 0 < alpha < 1:
-        raise ConfigError(f"params: 'bootstrap.alpha' must be in (0, 1), got {alpha}")
-
     by_area = _section(raw, "by_area")
     area_column = _get(by_area, "column", str, "by_area.")
-    area_min_n = _get(by_area, "min_n", int, "by_area.")
-    if area_min_n < 2:
-        raise ConfigError(f"params: 'by_area.min_n' must be >= 2, got {area_min_n}")
 
     lib = _section(raw, library)
     num_boost_round = _get(lib, "num_boost_round", int, f"{library}.")
@@ -297,13 +259,7 @@ def load_params(path: Path, base_dir: Path | None = None) -> Params:
         features=features,
         categorical=list(categorical),
         holdout_months=holdout_months,
-        trim_method=trim_method,
-        trim_mult=trim_mult,
-        trim_probs=(float(probs[0]), float(probs[1])),
-        bootstrap_n=bootstrap_n,
-        bootstrap_alpha=alpha,
         area_column=area_column,
-        area_min_n=area_min_n,
         num_boost_round=num_boost_round,
         model_params=dict(model_params),
         raw=raw,
