@@ -259,7 +259,7 @@ def test_a_model_that_reports_false_numbers_gets_the_computed_ones_on_its_pr(flo
     """A container whose metrics.json claims RMSE 1 and COD 31: the PR shows what modelrun
     computed from its predictions, says the model's numbers disagree, and the check run's title
     and the stored summary are modelrun's too."""
-    request, record = flow.run(pr=121, run_id=7_000_121, mode=["false-metrics"])
+    request, record = flow.run(pr=121, run_id=7_000_221, mode=["false-metrics"])
     assert record["status"] == "SUCCEEDED", record
     [comment] = flow.comments(121)
     body = comment["body"]
@@ -267,7 +267,8 @@ def test_a_model_that_reports_false_numbers_gets_the_computed_ones_on_its_pr(flo
     assert "| RMSE | 1 |" not in body and "| COD | 31.00 |" not in body
     assert "it reported RMSE 1 (modelrun: 16,100), COD 31.00 (modelrun: 2.80)" in body
     [check] = flow.runtime.github.check_runs(REPOSITORY, request.head_sha)
-    assert check["output"]["title"].startswith("RMSE 16,100, COD 2.80; IAAO fails COD")
+    # the verdict is modelrun's: COD 2.80 fails IAAO's 5 to 15 (the model claimed 31)
+    assert check["output"]["title"] == "No baseline to compare with; IAAO fails COD"
     assert "it reported RMSE 1" in check["output"]["summary"]
     summary = json.loads(record["summary"]) if isinstance(record["summary"], str) else record["summary"]
     assert round(summary["metrics"]["rmse"]) == 16_100 and round(summary["ratio_study"]["cod"]["value"], 2) == 2.8

@@ -5,7 +5,7 @@ its summary says why, its title is the verdict; an invalid policy is neutral wit
 One stack for the module. Main's run (the baseline) first; then each PR, with a base commit of
 its own (a policy read at a commit is kept per function environment, so each case gets a fresh
 commit), runs the placeholder's ``worse`` mode: errors, COD and PRD significantly worse than
-main's, PRD failing where main passes.
+main's (modelrun computes them from its predictions), PRB failing where main passes.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def pr_run(flow: Flow, pr: int, policy: bytes | None, *, head_policy: bytes | No
     }
 
 
-WORSE_TITLE = "Worse than main: RMSE, MAE, MAPE, MdAPE, R², COD, PRD, MKI; IAAO PRD newly fails"
+WORSE_TITLE = "Worse than main: RMSE, MAE, MAPE, MdAPE, R², COD, PRD, MKI; IAAO PRB newly fails, COD newly passes"
 
 
 def test_without_a_policy_nothing_blocks(gated: Flow) -> None:
@@ -73,7 +73,7 @@ def test_without_a_policy_nothing_blocks(gated: Flow) -> None:
     # The verdict opens the comment, before the run's line and any table.
     body = found["comment"]
     assert body.index("🔴 **Worse than main:**") < body.index("SUCCEEDED") < body.index("| metric |")
-    assert "IAAO: PRD newly fails." in body
+    assert "IAAO: PRB newly fails" in body
     # The policy's read is one request more than a run made before gates: 6 at most on App
     # credentials (test_flow's bound), the read once, from the base commit.
     operations = found["operations"]
@@ -94,7 +94,7 @@ def test_a_newly_failing_standard_can_make_the_check_neutral(gated: Flow) -> Non
     found = pr_run(gated, 403, b"newly_failing: neutral\n")
     check = found["check"]
     assert check["conclusion"] == "neutral"
-    assert "- IAAO PRD newly fails (main passes)." in check["output"]["summary"]
+    assert "- IAAO PRB newly fails (main passes)." in check["output"]["summary"]
 
 
 def test_an_invalid_policy_is_neutral_and_says_what_to_fix(gated: Flow) -> None:
