@@ -60,8 +60,13 @@ unit: setup  ## tests/unit: the domain, the handlers on fakes, the adapters on i
 integration: setup  ## the embedded local stack (moto server, local GitHub): the flow, trust, IAM, the CLI
 	$(PYTEST) -n 2 --dist loadfile tests/integration
 
-e2e: setup  ## make demo's flow with the real AVM in model_container's environment, as a test
+e2e: setup r-setup  ## make demo's flow with the real AVM in model_container's environment, and the R example, as tests
 	$(PYTEST) tests/e2e
+
+# The R example (examples/r-model) runs on Debian's R: r-base-core and jsonlite, when Rscript is missing.
+.PHONY: r-setup
+r-setup:
+	@command -v Rscript >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends r-base-core r-cran-jsonlite; }
 
 model-tests: setup  ## the sample AVM's tests in its env (they run `modelrun check` from the repository's env)
 	$(MAKE) -C model_container test
@@ -92,7 +97,7 @@ APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 browser-setup: node_modules/.package-lock.json
 	@test -x /usr/bin/chromium || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium; }
 	@# The comment's marks (🟢 🔴 ✅ ❌) in the screenshots, as a reviewer's browser draws them.
-	@fc-list | grep -qi "Noto Color Emoji" || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq fonts-noto-color-emoji; }
+	@fc-list | grep -qi "Noto Color Emoji" || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends fonts-noto-color-emoji; }
 
 node_modules/.package-lock.json: package.json package-lock.json
 	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error

@@ -1,20 +1,15 @@
 """The R example (examples/r-model: a model in another language, with Debian's R alone) honours
 the container contract: its output passes `modelrun check`, the collect step's own reading and
-evaluation. Skipped where R is not installed (`apt-get install r-base-core r-cran-jsonlite`)."""
+evaluation. `make e2e` installs Debian's R where it is missing (`make r-setup`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from modelrun_local.stack import ROOT
-
-pytestmark = pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed here")
 
 
 def test_the_r_example_passes_modelrun_check(tmp_path: Path) -> None:
