@@ -173,10 +173,9 @@ def test_an_operator_rerun_is_the_stored_request_again_as_a_new_attempt() -> Non
         submission.rerun(world.deps, unknown, operator_id="AROAEXAMPLE")
 
 
-def test_closing_the_pr_stops_its_active_runs() -> None:
-    world = SubmitWorld()
-    record = submit(world, request())
-    cleanup = CleanupRequest(
+def pr_closed() -> CleanupRequest:
+    """PR #42's cleanup request, as its workflow sends it when the PR closes."""
+    return CleanupRequest(
         schema_version="1",
         kind="cleanup",
         repository=REPO,
@@ -184,12 +183,17 @@ def test_closing_the_pr_stops_its_active_runs() -> None:
         triggered_by="octocat",
         workflow={"run_id": 901, "run_attempt": 1},  # type: ignore[arg-type]
     )
-    assert submission.cleanup(world.deps, cleanup) == [record.run_id]
+
+
+def test_closing_the_pr_stops_its_active_runs() -> None:
+    world = SubmitWorld()
+    record = submit(world, request())
+    assert submission.cleanup(world.deps, pr_closed()) == [record.run_id]
     stopped = world.runs.records[record.run_id]
     assert stopped.status is RunStatus.CANCELLED and stopped.status_reason == "pull request closed"
     assert world.jobs.terminated == {record.job_id: "pull request closed"} and world.jobs.definitions == {}
     assert len(world.github.comments) == 1  # the comment says so: no report runs for it
-    assert submission.cleanup(world.deps, cleanup) == []  # nothing active is left
+    assert submission.cleanup(world.deps, pr_closed()) == []  # nothing active is left
 
 
 def _older_running(world: SubmitWorld) -> RunRecord:
@@ -251,15 +255,7 @@ def test_a_run_caught_moving_when_its_pr_closes_ends_cancelled(racing: str) -> N
     world = SubmitWorld()
     record = submit(world, request())
     reports = _track_meanwhile(world, racing)
-    cleanup = CleanupRequest(
-        schema_version="1",
-        kind="cleanup",
-        repository=REPO,
-        pr_number=42,
-        triggered_by="octocat",
-        workflow={"run_id": 901, "run_attempt": 1},  # type: ignore[arg-type]
-    )
-    assert submission.cleanup(world.deps, cleanup) == [record.run_id]
+    assert submission.cleanup(world.deps, pr_closed()) == [record.run_id]
     stopped = world.runs.records[record.run_id]
     assert (stopped.status, stopped.status_reason) == (RunStatus.CANCELLED, "pull request closed")
     assert reports.starts == 0
