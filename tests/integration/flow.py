@@ -146,3 +146,15 @@ def job_event(
     fields = job_detail_sample() | {"jobName": run_id, "jobId": job_id, "jobQueue": queue, "status": status}
     fields |= {"attempts": attempts} | detail
     return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(fields)}
+
+
+def job_role_s3(runtime: LocalRuntime, session: str) -> Any:
+    """An S3 client holding the job role, as every approved PR's model container does."""
+    role = runtime.stack.functions["SubmitFunction"]["environment"]["JOB_ROLE_ARN"]
+    keys = runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", session)
+    return boto3.client(
+        "s3",
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+    )

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from modelrun.adapters.aws import RunsTable
@@ -20,7 +19,7 @@ from modelrun.domain.documents import report_of
 from modelrun.domain.run import RunRecord
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
-from tests.integration.flow import with_command
+from tests.integration.flow import job_role_s3, with_command
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AVM, CONDO = "county-assessor/avm", "county-assessor/condo"
@@ -79,18 +78,6 @@ def stack() -> Iterator[TwoRepositories]:
         yield s
 
 
-def _as_job_role(stack: TwoRepositories) -> Any:
-    """The job role, as every approved PR's container of either repository holds it."""
-    role = stack.runtime.stack.functions["SubmitFunction"]["environment"]["JOB_ROLE_ARN"]
-    keys = stack.runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", "condo-attacker")
-    return boto3.client(
-        "s3",
-        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=keys["AWS_SESSION_TOKEN"],
-    )
-
-
 def test_one_repositorys_job_cannot_change_what_the_others_prs_are_compared_with(stack: TwoRepositories) -> None:
     stack.pr_run(AVM, 401, 6_000_401, "a2" * 20)
     stack.pr_run(CONDO, 402, 6_000_402, "c2" * 20)
@@ -104,7 +91,7 @@ def test_one_repositorys_job_cannot_change_what_the_others_prs_are_compared_with
     main = stack.record_of(MAIN[AVM])
     bucket, prefix = main.results_uri.removeprefix("s3://").split("/", 1)
     rows = ["sale_id,sale_price,estimate,area"] + [f"s{i + 1},1000,1,1" for i in range(20)]
-    s3 = _as_job_role(stack)
+    s3 = job_role_s3(stack.runtime, "condo-attacker")
     s3.put_object(
         Bucket=bucket, Key=f"{prefix}predictions.csv.gz", Body=gzip.compress(("\n".join(rows) + "\n").encode())
     )

@@ -27,7 +27,7 @@ from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job
 from tests.helpers import wait_for, wait_until_quiet
-from tests.integration.flow import REPOSITORY, pull_request_event, with_command
+from tests.integration.flow import REPOSITORY, job_role_s3, pull_request_event, with_command
 
 OTHER_REPOSITORY = "county-assessor/condo"  # reachable with the stack's GitHub credential, not served
 
@@ -274,18 +274,6 @@ def test_a_runs_container_cannot_change_another_runs_results(stack: TrustFlow) -
     assert (check["status"], check["conclusion"]) == ("completed", "failure")
 
 
-def _as_job_role(stack: TrustFlow) -> Any:
-    """An S3 client holding the job role, as every approved PR's model container does."""
-    role = stack.runtime.stack.functions["SubmitFunction"]["environment"]["JOB_ROLE_ARN"]
-    keys = stack.runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", "attacker")
-    return boto3.client(
-        "s3",
-        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=keys["AWS_SESSION_TOKEN"],
-    )
-
-
 def _compared(stack: TrustFlow, sha: str) -> tuple[Any, ...]:
     """What a PR's report shows of its comparison with main (the statistics, the params diff)."""
     record = stack.record_of(sha)
@@ -310,7 +298,7 @@ def test_forging_or_archiving_mains_files_after_its_collection_changes_no_later_
     for record in (main, pr):
         assert record.results_uri.rstrip("/").rsplit("/", 1)[-1] not in comment["body"]
     assert f"prefix={naming.collected_prefix(pr.run_id)}" in comment["body"]
-    s3 = _as_job_role(stack)
+    s3 = job_role_s3(stack.runtime, "attacker")
     bucket, main_prefix = main.results_uri.removeprefix("s3://").split("/", 1)
     rows = ["sale_id,sale_price,estimate,area"] + [f"s{i + 1},1000,1,1" for i in range(20)]
     forged = gzip.compress(("\n".join(rows) + "\n").encode())
