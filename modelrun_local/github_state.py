@@ -164,8 +164,9 @@ class GitHubState:
         raise Rejected(404, error_body("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
 
     def _subject_customization(self, key: str, body: dict[str, Any], docs: str) -> SubjectCustomization:
-        """GitHub's rules beyond the schema: unique keys of letters, digits and underscores, at
-        least one when the default is not used."""
+        """Beyond the schema: unique keys of letters, digits and underscores (the description's
+        words), and at least one when the default is not used (assumed: a subject of no claims
+        would be empty). ``use_immutable_subject`` left out keeps the repository's setting."""
         keys = body.get("include_claim_keys") or []
         if any(not _CLAIM_KEY.fullmatch(k) for k in keys) or len(set(keys)) != len(keys):
             raise Rejected(422, error_body("Invalid claim keys", docs, 422), "claim keys: unique, [A-Za-z0-9_]+")
