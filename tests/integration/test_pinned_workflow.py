@@ -164,6 +164,21 @@ def test_sts_refuses_the_pinned_workflow_under_the_default_subject(stack: Pinned
     stack.pr_job(702, 7_000_704, "9" * 40).aws_session()  # customized again: trusted
 
 
+def test_a_newer_repositorys_immutable_subject_is_trusted_by_name(stack: Pinned) -> None:
+    """`repo:OWNER@ID/REPO@ID:…` (repositories created after 2026-07-15): the same roles, by name."""
+    stack.customize({"use_default": False, "include_claim_keys": CLAIM_KEYS, "use_immutable_subject": True})
+    try:
+        stack.pr_job(705, 7_000_707, "d" * 40).aws_session()
+        trusted = [d for d in stack.runtime.iam_decisions() if d.action == "sts:AssumeRoleWithWebIdentity"][-1]
+        owner, name = REPOSITORY.split("/")
+        assert trusted.allowed and trusted.principal.startswith(f"web-identity:repo:{owner}@")
+        assert f"/{name}@" in trusted.principal and trusted.principal.endswith(f":job_workflow_ref:{PINNED}")
+        other = stack.pr_job(706, 7_000_708, "e" * 40, workflow=PINNED.replace("v1", "v2"))
+        assert _refused(other.aws_session) == "AccessDenied"
+    finally:
+        stack.customize({"use_default": False, "include_claim_keys": CLAIM_KEYS, "use_immutable_subject": False})
+
+
 def test_the_submit_function_refuses_a_token_of_another_workflow_whatever_the_roles_say(stack: Pinned) -> None:
     # A job of another workflow, its request sent by a sender the queue admits (a role edited by
     # hand, another stack's customization): the token itself is checked.
