@@ -163,6 +163,8 @@ class LocalGitHub:
         self._rate_remaining = 5000
         # GitHub Actions' OIDC issuer for the jobs started by actions_job().
         self.issuer = LocalIssuer()
+        # The subject customizations the API sets (PUT …/actions/oidc/customization/sub).
+        self.issuer.subjects = self.state.oidc_subjects
 
     @property
     def token(self) -> str | None:
@@ -298,12 +300,18 @@ class LocalGitHub:
         pull_request: tuple[int, str, str, str] | None = None,  # number, head ref, base ref, base sha
         workflow_ref: str | None = None,
         triggering_actor: str | None = None,
+        job_workflow_ref: str | None = None,
+        job_workflow_sha: str | None = None,
     ) -> dict[str, str]:
         """Start a job of a workflow run: GitHub records the run (its API serves it) and the job
         gets its token endpoint. Returns the variables GitHub Actions sets for the job's steps.
 
         For a pull request ``sha`` is the PR's head commit; the job's GITHUB_SHA and the token's
-        ``sha`` are the merge commit, its ref ``refs/pull/N/merge``, as on GitHub."""
+        ``sha`` are the merge commit, its ref ``refs/pull/N/merge``, as on GitHub.
+
+        ``workflow_ref`` is the caller's file; ``job_workflow_ref`` (and ``_sha``) the reusable
+        workflow the job runs: by default the repository's own ``model-run.yaml`` at the job's
+        ref and commit, as this repository's ``run-model.yaml`` calls it."""
         default_ref = f"refs/heads/{self.default_branch}"
         if pull_request is not None:
             number, head_ref, base_ref, base_sha = pull_request
@@ -326,6 +334,8 @@ class LocalGitHub:
             workflow_ref=workflow_ref,
             head_ref=head_ref,
             base_ref=base_ref,
+            job_workflow_ref=job_workflow_ref or f"{repository}/.github/workflows/model-run.yaml@{ref}",
+            job_workflow_sha=job_workflow_sha or job_sha,
         )
         run = self.state.documents.workflow_run(
             repository, event_name, sha, head_branch, run_id, run_attempt, actor, triggering_actor, pull_request

@@ -50,6 +50,8 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("get", "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}"),
     ("get", "/repos/{owner}/{repo}"),
     ("get", "/repos/{owner}/{repo}/contents/{path}"),
+    ("get", "/repos/{owner}/{repo}/actions/oidc/customization/sub"),
+    ("put", "/repos/{owner}/{repo}/actions/oidc/customization/sub"),
 )
 
 
@@ -69,7 +71,7 @@ class Rejected(Exception):
         self.headers = dict(headers or {})
 
 
-def error_body(message: str, docs_url: str, status: int, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(message: str, docs_url: str, status: int, errors: list[Any] | None = None) -> dict[str, Any]:
     """An error answer as GitHub shapes it."""
     body: dict[str, Any] = {"message": message, "documentation_url": docs_url, "status": str(status)}
     if errors is not None:
@@ -145,9 +147,13 @@ class GitHubDescription:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.operations: list[Operation] = []
+        # Operations whose 422 lists its errors as plain strings (``validation_failed_simple``).
+        self.simple_errors: set[tuple[str, str]] = set()
         for template, item in document["paths"].items():
             for method, op in item.items():
                 if method in {"get", "post", "put", "patch", "delete", "head"}:
+                    if op.get("responses", {}).get("422", {}).get("$ref", "").endswith("/validation_failed_simple"):
+                        self.simple_errors.add((method, template))
                     docs = op.get("externalDocs", {}).get("url", DOCS)
                     multi = template.endswith("}") and any(
                         p.get("x-multi-segment") and p.get("in") == "path" for p in op.get("parameters", [])
@@ -281,7 +287,10 @@ def check_request(
         raise Rejected(404, error_body("Not Found", docs, 404), describe(first))
     items = [item for e in errors for item in _error_items(e)]
     message = "Invalid request.\n\n" + "\n".join(i["message"] for i in items)
-    raise Rejected(422, error_body(message, docs, 422, items), "; ".join(describe(e) for e in errors))
+    found = description.find(method, path)
+    simple = found is not None and (found[0].method, found[0].template) in description.simple_errors
+    listed: list[Any] = [i["message"] for i in items] if simple else items
+    raise Rejected(422, error_body(message, docs, 422, listed), "; ".join(describe(e) for e in errors))
 
 
 def _schema_errors(exc: BaseException) -> list[Any]:

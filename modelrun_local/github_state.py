@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import threading
 from typing import Any
 from urllib.parse import urlencode
@@ -20,11 +21,13 @@ from modelrun_local import github_auth
 from modelrun_local.github_auth import Credentials
 from modelrun_local.github_documents import Documents, iso, utcnow
 from modelrun_local.github_spec import Operation, Rejected, error_body
+from modelrun_local.oidc_issuer import SubjectCustomization, immutable_prefix
 
 # Limits GitHub enforces beyond what the description states.
 COMMENT_BODY_MAX = 65536
 STATUS_DESCRIPTION_MAX = 140
 PER_PAGE_MAX = 100
+_CLAIM_KEY = re.compile(r"^[A-Za-z0-9_]+$")
 
 Answer = tuple[int, Any, dict[str, str]]  # status, JSON body, headers
 
@@ -51,6 +54,8 @@ class GitHubState:
         # Files by (repository, ref, path): the local GitHub keeps no git objects, so a file is
         # seeded at the ref (a commit SHA, or a branch name) it is asked for.
         self._files: dict[tuple[str, str, str], bytes] = {}
+        # OIDC subject customization by repository (lower case): the issuer builds `sub` from it.
+        self.oidc_subjects: dict[str, SubjectCustomization] = {}
 
     # -- reading and seeding it -------------------------------------------------------------------
 
@@ -135,6 +140,18 @@ class GitHubState:
                     return 200, self.documents.content_file(repo, params["path"], ref, data), {}
                 case "repos/get":
                     return 200, self.documents.full_repository(repo, self.default_branch), {}
+                case "actions/get-custom-oidc-sub-claim-for-repo":
+                    custom = self.oidc_subjects.get(key, SubjectCustomization())
+                    doc: dict[str, Any] = {"use_default": custom.include_claim_keys is None}
+                    if custom.include_claim_keys is not None:
+                        doc["include_claim_keys"] = list(custom.include_claim_keys)
+                    immutable = custom.use_immutable_subject
+                    doc["use_immutable_subject"] = immutable
+                    doc["sub_claim_prefix"] = immutable_prefix(repo) if immutable else f"repo:{repo}"
+                    return 200, doc, {}
+                case "actions/set-custom-oidc-sub-claim-for-repo":
+                    self.oidc_subjects[key] = self._subject_customization(key, body, docs)
+                    return 201, {}, {}
                 case github_auth.EXCHANGE_OPERATION:  # a dotted name: a value pattern, not a capture
                     installation_id = int(params["installation_id"])
                     if installation_id not in self.credentials.installations:
@@ -145,6 +162,19 @@ class GitHubState:
                     installation_id = self.credentials.installation_of(params["owner"])
                     return 200, self.documents.installation(installation_id, params["owner"]), {}
         raise Rejected(404, error_body("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
+
+    def _subject_customization(self, key: str, body: dict[str, Any], docs: str) -> SubjectCustomization:
+        """Beyond the schema: unique keys of letters, digits and underscores (the description's
+        words), and at least one when the default is not used (assumed: a subject of no claims
+        would be empty). ``use_immutable_subject`` left out keeps the repository's setting."""
+        keys = body.get("include_claim_keys") or []
+        if any(not _CLAIM_KEY.fullmatch(k) for k in keys) or len(set(keys)) != len(keys):
+            raise Rejected(422, error_body("Invalid claim keys", docs, 422), "claim keys: unique, [A-Za-z0-9_]+")
+        if not body["use_default"] and not keys:
+            raise Rejected(422, error_body("include_claim_keys is required", docs, 422), "no claim keys")
+        previous = self.oidc_subjects.get(key, SubjectCustomization())
+        immutable = body.get("use_immutable_subject", previous.use_immutable_subject)
+        return SubjectCustomization(None if body["use_default"] else tuple(keys), bool(immutable))
 
     def _new_id(self) -> int:
         self._next_id += 1

@@ -20,6 +20,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from modelrun_local.github_documents import stable_id
+
 PATH = "/_services/token"
 TOKEN_LIFETIME_S = 300  # GitHub's job tokens are short-lived too
 
@@ -39,6 +41,24 @@ class Job:
     workflow_ref: str
     head_ref: str = ""
     base_ref: str = ""
+    # The workflow the job runs: a called reusable workflow's OWNER/REPO/PATH@REF and commit
+    # (empty: the job is the caller's own, ``workflow_ref``).
+    job_workflow_ref: str = ""
+    job_workflow_sha: str = ""
+
+
+@dataclass(frozen=True)
+class SubjectCustomization:
+    """A repository's ``PUT …/actions/oidc/customization/sub`` (GitHub's defaults: none)."""
+
+    include_claim_keys: tuple[str, ...] | None = None  # None: the default subject
+    use_immutable_subject: bool = False  # `repo:OWNER@ID/REPO@ID`, as newer repositories get
+
+
+def immutable_prefix(repository: str) -> str:
+    """``repo:OWNER@ID/REPO@ID``, with the ids the local GitHub's API gives them."""
+    owner, name = repository.split("/", 1)
+    return f"repo:{owner}@{stable_id(owner)}/{name}@{stable_id('repo:' + repository.lower())}"
 
 
 class LocalIssuer:
@@ -48,6 +68,29 @@ class LocalIssuer:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.issuer = ""  # set when the server knows its URL
+        # Subject customization by repository (lower case); the local GitHub's API sets it.
+        self.subjects: dict[str, SubjectCustomization] = {}
+
+    def subject_prefix(self, repository: str) -> str:
+        """The subject's ``repo:`` part: by name, or by name and id (immutable subjects)."""
+        custom = self.subjects.get(repository.lower(), SubjectCustomization())
+        return immutable_prefix(repository) if custom.use_immutable_subject else f"repo:{repository}"
+
+    def subject(self, job: Job, claims: dict[str, Any]) -> str:
+        """GitHub's ``sub``: ``repo:…:CONTEXT`` by default; customized, each included claim as
+        ``KEY:VALUE`` in the order given, ``repo`` and ``context`` as in the default."""
+        if job.environment:
+            context = f"environment:{job.environment}"
+        elif job.event_name == "pull_request":
+            context = "pull_request"
+        else:
+            context = f"ref:{job.ref}"
+        repo = self.subject_prefix(job.repository)
+        keys = self.subjects.get(job.repository.lower(), SubjectCustomization()).include_claim_keys
+        if keys is None:
+            return f"{repo}:{context}"
+        parts = {"repo": repo, "context": context}
+        return ":".join(parts.get(key) or f"{key}:{claims.get(key, '')}" for key in keys)
 
     def bind(self, server_url: str) -> None:
         self.issuer = f"{server_url}{PATH}"
@@ -58,7 +101,20 @@ class LocalIssuer:
             "jwks_uri": f"{self.issuer}/.well-known/jwks",
             "subject_types_supported": ["public", "pairwise"],
             "response_types_supported": ["id_token"],
-            "claims_supported": ["sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "run_id"],
+            "claims_supported": [
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "nbf",
+                "ref",
+                "repository",
+                "run_id",
+                "job_workflow_ref",
+                "job_workflow_sha",
+            ],
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid"],
         }
@@ -85,15 +141,8 @@ class LocalIssuer:
         """The job's token (tests pass ``issued_at`` or another ``key`` to forge or age one)."""
         now = int(issued_at if issued_at is not None else time.time())
         owner = job.repository.split("/", 1)[0]
-        if job.environment:
-            subject = f"repo:{job.repository}:environment:{job.environment}"
-        elif job.event_name == "pull_request":
-            subject = f"repo:{job.repository}:pull_request"
-        else:
-            subject = f"repo:{job.repository}:ref:{job.ref}"
         claims: dict[str, Any] = {
             "jti": str(uuid.uuid4()),
-            "sub": subject,
             "aud": audience,
             "ref": job.ref,
             "sha": job.sha,
@@ -109,7 +158,10 @@ class LocalIssuer:
             "event_name": job.event_name,
             "ref_type": "branch" if job.ref.startswith("refs/heads/") else "",
             "workflow_ref": job.workflow_ref,
-            "job_workflow_ref": job.workflow_ref,
+            "job_workflow_ref": job.job_workflow_ref or job.workflow_ref,
+            "job_workflow_sha": job.job_workflow_sha or job.sha,
+            "repository_id": str(stable_id("repo:" + job.repository.lower())),
+            "repository_owner_id": str(stable_id(owner)),
             "runner_environment": "github-hosted",
             "iss": self.issuer,
             "nbf": now,
@@ -118,6 +170,7 @@ class LocalIssuer:
         }
         if job.environment:
             claims["environment"] = job.environment
+        claims["sub"] = self.subject(job, claims)
         return jwt.encode(claims, key or self._key, algorithm="RS256", headers={"kid": self.kid})
 
     def mint_like(self, token: str, *, issued_at: float) -> str:

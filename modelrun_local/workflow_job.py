@@ -104,8 +104,10 @@ def pull_request_job(
     run_attempt: int = 1,
     environment: str | None = APPROVAL_ENVIRONMENT,
     actor: str | None = None,
+    job_workflow_ref: str | None = None,
 ) -> Job:
-    """A ``pull_request`` job in the approval environment (its reviewers approved it)."""
+    """A ``pull_request`` job in the approval environment (its reviewers approved it);
+    ``job_workflow_ref``: the reusable workflow its caller names (``uses:``)."""
     pull = event["pull_request"]
     repository = event["repository"]["full_name"]
     env = github.actions_job(
@@ -117,6 +119,7 @@ def pull_request_job(
         actor=actor or pull["user"]["login"],
         environment=environment,
         pull_request=(pull["number"], pull["head"]["ref"], pull["base"]["ref"], pull["base"]["sha"]),
+        job_workflow_ref=job_workflow_ref,
     )
     return Job(github, "pull_request", event, env, environment)
 
@@ -133,6 +136,7 @@ def branch_job(
     environment: str | None = BASELINE_ENVIRONMENT,
     inputs: dict[str, Any] | None = None,
     ref: str | None = None,
+    job_workflow_ref: str | None = None,
 ) -> Job:
     """A ``push`` or ``workflow_dispatch`` job on a branch (the default branch's environment by
     default: a merge to main re-baselines)."""
@@ -150,5 +154,6 @@ def branch_job(
         actor=actor,
         environment=environment,
         ref=ref or f"refs/heads/{branch}",
+        job_workflow_ref=job_workflow_ref,
     )
     return Job(github, event_name, event, env, environment)

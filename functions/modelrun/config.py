@@ -99,6 +99,8 @@ class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     operator_queue_arn: NonEmpty
     # The workflow files that may request runs (issue 21).
     workflow_paths: Annotated[tuple[str, ...], BeforeValidator(_items)]
+    # The reusable workflow every token must name (job_workflow_ref); empty: any (issue 22).
+    pinned_workflow: str
     # Each queue's own DLQ: a dead letter goes back only to the queue it came from (issue 21).
     operator_rejected_queue_url: NonEmpty
     # Distinct tokens' requests per repository and hour; more are dead-lettered (issue 21).

@@ -36,6 +36,7 @@ def policy(s: SubmitSettings) -> evidence.Policy:
         approval_environment=s.approval_environment,
         baseline_environment=s.baseline_environment,
         workflow_paths=s.workflow_paths,
+        pinned_workflow=s.pinned_workflow,
     )
 
 
@@ -87,9 +88,11 @@ def _claims(
     s = deps.settings
     claims = deps.verifier.claims(message.identity.oidc_token)
     _token_time(deps, claims, sent_at, receipt)
-    # Before any GitHub call: a repository this stack does not serve is not even looked up.
+    # Before any GitHub call: a repository this stack does not serve, or a job of another
+    # workflow than the pinned one, is not even looked up.
     rules = policy(s)
     evidence.repository_allowed(claims, rules)
+    evidence.workflow_pinned(claims, rules)
     if receipt is not None:
         _gate(deps, "cleanup" if isinstance(message, CleanupRequest) else "run", claims, receipt)
     return claims, rules

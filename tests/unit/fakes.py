@@ -61,6 +61,7 @@ ENVIRONMENT = {
     "OPERATOR_REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-dlq",
     "MAX_REQUESTS_PER_REPOSITORY_HOUR": "600",
     "WORKFLOW_PATHS": ".github/workflows/modelrun.yaml,.github/workflows/run-model.yaml",
+    "PINNED_WORKFLOW": "",
     "MAX_REQUEST_VCPUS": "8",
     "MAX_REQUEST_MEMORY_MIB": "32768",
     "OPERATOR_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-operator-requests",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,35 @@ def test_a_pr_workflow_file_on_main_is_no_baseline() -> None:
     body, token, facts = branch("workflow_dispatch")
     token = token.model_copy(update={"workflow_ref": f"{REPO}/.github/workflows/run-model.yaml@refs/pull/9/merge"})
     assert not verify_run(body, token, facts, POLICY, "main").baseline
+
+
+PINNED = "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v1"
+
+
+@pytest.mark.parametrize(
+    "job_workflow_ref",
+    [
+        None,  # a token without the claim (a job of no reusable workflow)
+        f"{REPO}/.github/workflows/run-model.yaml@refs/pull/42/merge",  # the caller's own file
+        PINNED.replace("v1", "v2"),
+        PINNED.replace("octo-platform", "evil"),
+        PINNED.upper(),
+    ],
+)
+def test_with_a_pinned_workflow_a_job_of_any_other_is_unverified(job_workflow_ref: str | None) -> None:
+    pinned = dataclasses.replace(POLICY, pinned_workflow=PINNED)
+    token = claims(job_workflow_ref=job_workflow_ref)
+    with pytest.raises(Unverified, match=r"not the pinned .*\(PinnedWorkflow\)"):
+        verify_run(request(), token, workflow_run(), pinned, "main")
+    with pytest.raises(Unverified, match="PinnedWorkflow"):
+        verify_cleanup(cleanup(), token, workflow_run(), pinned)
+    verify_run(request(), token, workflow_run(), POLICY, "main")  # not pinned: any workflow
+
+
+def test_with_a_pinned_workflow_its_own_jobs_are_verified() -> None:
+    pinned = dataclasses.replace(POLICY, pinned_workflow=PINNED)
+    verify_run(request(), claims(job_workflow_ref=PINNED), workflow_run(), pinned, "main")
+    verify_cleanup(cleanup(), claims(job_workflow_ref=PINNED), workflow_run(), pinned)
 
 
 def test_a_cleanup_may_only_clean_up_its_own_pull_request() -> None:

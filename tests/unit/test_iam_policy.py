@@ -39,7 +39,10 @@ def _resolve(value: Any) -> Any:
             .replace("${BaselineEnvironment}", "modelrun-main")
         )
     if isinstance(value, dict) and "Fn::Split" in value:
-        return ["repo:" + r + ":environment:*" for r in REPOS.split(",")]
+        by_name = ["repo:" + r + ":environment:*" for r in REPOS.split(",")]
+        return by_name + [p.replace("/", "@*/").replace(":environment:", "@*:environment:") for p in by_name]
+    if isinstance(value, dict) and "Fn::If" in value:
+        return _resolve(value["Fn::If"][1])  # AnyWorkflow: PinnedWorkflow is empty by default
     return value
 
 
@@ -62,6 +65,8 @@ FEDERATED = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions
         ("repo:county-assessor/avm:pull_request", False),  # a job outside any environment
         ("repo:county-assessor/avm:environment:x:environment:staging", False),
         ("repo:county-assessor/avm:ref:refs/heads/main", False),
+        ("repo:county-assessor@7/avm@8:environment:staging", True),  # a newer repository's subject
+        ("repo:county-assessor@7/other@9:environment:staging", False),
     ],
 )
 def test_the_github_roles_trust_admits_exactly_repository_x_environment(sub: str, trusted: bool) -> None:

@@ -138,6 +138,7 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "ApprovalEnvironment": "staging",
     "BaselineEnvironment": "modelrun-main",
     "ModelRepositoryName": "modelrun-models",
+    "PinnedWorkflow": "",
     "AWS::Partition": "aws",
     "AWS::Region": "eu-west-1",
     "AWS::AccountId": "123456789012",
@@ -145,12 +146,22 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
 }
 
 
+def condition_holds(name: str, parameters: dict[str, Any]) -> bool:
+    """A template condition, written as ``!Equals [A, B]``."""
+    left, right = load_template()["Conditions"][name]["Fn::Equals"]
+    return bool(resolve(left, parameters) == resolve(right, parameters))
+
+
 def resolve(node: Any, parameters: dict[str, Any] = SAMPLE_PARAMETERS) -> Any:
-    """Ref (parameters), Fn::Sub (string form), Fn::Join and Fn::Split, as CloudFormation does."""
+    """Ref (parameters), Fn::Sub (string form), Fn::Join, Fn::Split and Fn::If, as
+    CloudFormation does."""
     if isinstance(node, list):
         return [resolve(item, parameters) for item in node]
     if not isinstance(node, dict):
         return node
+    if set(node) == {"Fn::If"}:
+        name, when_true, when_false = node["Fn::If"]
+        return resolve(when_true if condition_holds(name, parameters) else when_false, parameters)
     if set(node) == {"Ref"}:
         return parameters[node["Ref"]]
     if set(node) == {"Fn::Sub"}:
@@ -198,7 +209,9 @@ def conditions_allow(conditions: dict[str, dict[str, Any]], claims: dict[str, st
     return True
 
 
-def trusts(cfn: dict[str, Any], role: str, sub: str, aud: str = "sts.amazonaws.com") -> bool:
+def trusts(
+    cfn: dict[str, Any], role: str, sub: str, aud: str = "sts.amazonaws.com", parameters: dict[str, Any] | None = None
+) -> bool:
     [statement] = cfn["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -206,7 +219,8 @@ def trusts(cfn: dict[str, Any], role: str, sub: str, aud: str = "sts.amazonaws.c
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     )
     prefix = "token.actions.githubusercontent.com"
-    return conditions_allow(resolve(statement["Condition"]), {f"{prefix}:sub": sub, f"{prefix}:aud": aud})
+    conditions = resolve(statement["Condition"], parameters or SAMPLE_PARAMETERS)
+    return conditions_allow(conditions, {f"{prefix}:sub": sub, f"{prefix}:aud": aud})
 
 
 REPOS = SAMPLE_PARAMETERS["GitHubRepositories"]
@@ -253,6 +267,100 @@ def test_the_trust_follows_the_parameters(cfn: dict[str, Any]) -> None:
     assert conditions_allow(conditions, {**claims, sub: "repo:acme/condo:environment:approve"})
     assert not conditions_allow(conditions, {**claims, sub: "repo:acme/condo:environment:staging"})
     assert not conditions_allow(conditions, {**claims, sub: "repo:octo-org/condo-avm:environment:approve"})
+
+
+# --- issue 22: trust pinned to the platform's reusable workflow ------------------------------------
+
+PINNED = "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v1"
+PINNING = {**SAMPLE_PARAMETERS, "PinnedWorkflow": PINNED}
+IDS = {
+    "octo-org/residential-avm": "octo-org@101/residential-avm@202",
+    "octo-org/condo-avm": "octo-org@101/condo-avm@303",
+}
+
+
+def pinned_sub(repo: str, environment: str, ref: str, workflow: str = PINNED) -> str:
+    """The subject customized with include_claim_keys ["repo", "context", "ref", "job_workflow_ref"]."""
+    return f"repo:{repo}:environment:{environment}:ref:{ref}:job_workflow_ref:{workflow}"
+
+
+def test_newer_repositories_immutable_subjects_are_trusted_by_name(cfn: dict[str, Any]) -> None:
+    for repo, with_ids in IDS.items():
+        assert trusts(cfn, "GitHubActionsRole", f"repo:{with_ids}:environment:staging")
+        assert trusts(cfn, "GitHubBaselineRole", f"repo:{with_ids}:environment:modelrun-main")
+        assert not trusts(cfn, "GitHubBaselineRole", f"repo:{with_ids}:environment:staging")
+    for sub in (
+        "repo:octo-org@101/other-model@9:environment:staging",
+        "repo:octo-org@101/residential-avm-fork@9:environment:staging",
+        "repo:evil@7/residential-avm@202:environment:staging",
+        # An environment name holding "/residential-avm@" cannot lend another repository the name.
+        "repo:octo-org@101/other@9:environment:x/residential-avm@1:environment:staging",
+        "repo:octo-org@101/other@9:environment:staging/residential-avm@1",
+    ):
+        assert not trusts(cfn, "GitHubActionsRole", sub), sub
+
+
+def test_without_a_pinned_workflow_the_trust_is_todays(cfn: dict[str, Any]) -> None:
+    # Subjects customized before the stack pins are refused: pin both in one change.
+    assert not trusts(cfn, "GitHubActionsRole", pinned_sub(REPOS[0], "staging", "refs/pull/7/merge"))
+    assert trusts(cfn, "GitHubActionsRole", f"repo:{REPOS[0]}:environment:staging")
+
+
+def test_a_pinned_workflow_is_required_in_the_subject_of_both_roles(cfn: dict[str, Any]) -> None:
+    for repo in REPOS:
+        for form in (repo, IDS[repo]):
+            pr = pinned_sub(form, "staging", "refs/pull/7/merge")
+            main = pinned_sub(form, "modelrun-main", "refs/heads/main")
+            assert trusts(cfn, "GitHubActionsRole", pr, parameters=PINNING), pr
+            assert trusts(cfn, "GitHubActionsRole", main, parameters=PINNING), main
+            assert trusts(cfn, "GitHubBaselineRole", main, parameters=PINNING), main
+            assert not trusts(cfn, "GitHubBaselineRole", pr, parameters=PINNING), pr
+            # The baseline environment on a PR's ref or a tag (its branch policy misconfigured).
+            for ref in ("refs/pull/7/merge", "refs/tags/main"):
+                sub = pinned_sub(form, "modelrun-main", ref)
+                assert not trusts(cfn, "GitHubBaselineRole", sub, parameters=PINNING), sub
+        untrusted = [
+            f"repo:{repo}:environment:staging",  # the default subject: not customized
+            pinned_sub(repo, "staging", "refs/pull/7/merge", PINNED.replace("v1", "v2")),
+            pinned_sub(repo, "staging", "refs/pull/7/merge", PINNED.replace("octo-platform", "evil")),
+            pinned_sub(repo, "staging", "refs/pull/7/merge", f"{repo}/.github/workflows/model-run.yaml@refs/tags/v1"),
+            pinned_sub(repo, "staging", "refs/pull/7/merge", PINNED + "x"),
+            pinned_sub(repo, "production", "refs/pull/7/merge"),
+            # An environment named "staging:ref:x" (no reviewers) cannot pass for staging.
+            pinned_sub(repo, "staging:ref:x", "refs/pull/7/merge"),
+            pinned_sub(repo, "staging:ref:x:job_workflow_ref:y", "refs/pull/7/merge"),
+            f"repo:{repo}:environment:staging:job_workflow_ref:{PINNED}",  # customized without ref
+            pinned_sub("octo-org/other-model", "staging", "refs/pull/7/merge"),
+            pinned_sub("octo-org@101/other-model@9", "staging", "refs/pull/7/merge"),
+        ]
+        for role in ("GitHubActionsRole", "GitHubBaselineRole"):
+            for sub in [*untrusted, *(s.replace("staging", "modelrun-main") for s in untrusted)]:
+                sub = sub.replace("refs/pull/7/merge", "refs/heads/main") if role == "GitHubBaselineRole" else sub
+                assert not trusts(cfn, role, sub, parameters=PINNING), (role, sub)
+
+
+def test_the_pinned_workflow_is_one_literal_ref() -> None:
+    from modelrun_local.stack import ParameterRefused, check_parameters
+
+    template = load_template()
+    for accepted in ("", PINNED, "octo-platform/modelrun/.github/workflows/model-run.yml@" + "0" * 40):
+        check_parameters(template, {"PinnedWorkflow": accepted})
+    for refused in (
+        "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v*",  # an IAM wildcard
+        "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v?",
+        "octo-platform/modelrun/.github/workflows/model-run.yaml@${aws:username}",  # a policy variable
+        "octo-platform/modelrun/.github/workflows/model-run.yaml",  # no ref
+        "octo-platform/modelrun/.github/workflows/model-run.yaml@main",  # a branch name, not a ref
+        "*/modelrun/.github/workflows/model-run.yaml@refs/tags/v1",
+        "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v1:x",
+    ):
+        with pytest.raises(ParameterRefused, match="PinnedWorkflow"):
+            check_parameters(template, {"PinnedWorkflow": refused})
+
+
+def test_the_submit_function_is_told_the_pinned_workflow(cfn: dict[str, Any]) -> None:
+    variables = cfn["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["PINNED_WORKFLOW"] == {"Ref": "PinnedWorkflow"}
 
 
 ECR_PUSH = {

@@ -42,6 +42,8 @@ class Claims(BaseModel):
     actor: str
     environment: str | None = None
     workflow_ref: str
+    # The workflow the job itself runs: the called reusable workflow's OWNER/REPO/PATH@REF.
+    job_workflow_ref: str | None = None
     head_ref: str | None = None
     base_ref: str | None = None
 
@@ -116,6 +118,8 @@ class Policy:
     # The workflow files that may request runs (issue 21): another file of the same repository,
     # in the same environment, requests nothing.
     workflow_paths: tuple[str, ...] = (".github/workflows/modelrun.yaml", ".github/workflows/run-model.yaml")
+    # The reusable workflow (``job_workflow_ref``) every job must run (issue 22); empty: any.
+    pinned_workflow: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,16 @@ def repository_allowed(claims: Claims, policy: Policy) -> None:
         raise Unverified(f"repository {claims.repository} is not served by this stack (its allow-list)")
 
 
+def workflow_pinned(claims: Claims, policy: Policy) -> None:
+    """The job ran the pinned reusable workflow, whatever the roles' trust says: a stack whose
+    subjects are not customized, or a role edited by hand, still runs nothing else."""
+    if policy.pinned_workflow and claims.job_workflow_ref != policy.pinned_workflow:
+        raise Unverified(
+            f"the job ran workflow {claims.job_workflow_ref!r}, not the pinned {policy.pinned_workflow!r} "
+            "(PinnedWorkflow): call the pinned reusable workflow (docs/adopt.md)"
+        )
+
+
 def _agree(field: str, body: Any, evidence: Any) -> None:
     if body != evidence:
         raise Unverified(f"{field}: the request says {body!r}, the evidence says {evidence!r}")
@@ -148,6 +162,7 @@ def _agree(field: str, body: Any, evidence: Any) -> None:
 def _common(message: RunRequest | CleanupRequest, claims: Claims, run: WorkflowRunFacts, policy: Policy) -> str:
     """Checks shared by run and cleanup requests; returns the environment."""
     repository_allowed(claims, policy)
+    workflow_pinned(claims, policy)
     _agree("repository", message.repository, claims.repository)
     _agree("workflow.run_id", message.workflow.run_id, claims.run_id)
     _agree("workflow.run_attempt", message.workflow.run_attempt, claims.run_attempt)
@@ -286,4 +301,5 @@ __all__ = [
     "repository_allowed",
     "verify_cleanup",
     "verify_run",
+    "workflow_pinned",
 ]

@@ -187,3 +187,65 @@ def test_the_token_as_the_workflow_step_and_the_backend_see_it(gh: LocalGitHub) 
     forged = gh.issuer.mint(job, AUDIENCE, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
     with pytest.raises(Unverified, match="Signature verification failed"):
         TokenVerifier(gh.issuer.issuer, AUDIENCE).claims(forged)
+
+
+def _claims_of(env: dict[str, str]) -> dict[str, Any]:
+    import jwt
+
+    from modelrun_cli.enqueue import oidc_token
+
+    return dict(jwt.decode(oidc_token(env, AUDIENCE), options={"verify_signature": False}))
+
+
+PLATFORM = "octo-platform/modelrun/.github/workflows/model-run.yaml@refs/tags/v1"
+
+
+def test_a_called_jobs_token_names_the_reusable_workflow_it_runs(gh: LocalGitHub) -> None:
+    claims = _claims_of(pr_job(gh, job_workflow_ref=PLATFORM, job_workflow_sha="f" * 40))
+    assert (claims["job_workflow_ref"], claims["job_workflow_sha"]) == (PLATFORM, "f" * 40)
+    assert claims["workflow_ref"] == f"{REPO}/.github/workflows/run-model.yaml@refs/pull/7/merge"  # the caller
+    # By default: the repository's own model-run.yaml at the job's ref and commit.
+    env = pr_job(gh, run_id=5)
+    claims = _claims_of(env)
+    assert claims["job_workflow_ref"] == f"{REPO}/.github/workflows/model-run.yaml@refs/pull/7/merge"
+    assert claims["job_workflow_sha"] == env["GITHUB_SHA"]
+
+
+def test_the_subject_follows_the_repositorys_customization(gh: LocalGitHub, client: httpx.Client) -> None:
+    path = f"/repos/{REPO}/actions/oidc/customization/sub"
+    assert client.get(path).json() == {
+        "use_default": True,
+        "use_immutable_subject": False,
+        "sub_claim_prefix": f"repo:{REPO}",
+    }
+    keys = ["repo", "context", "ref", "job_workflow_ref"]
+    answered = client.put(path, json={"use_default": False, "include_claim_keys": keys})
+    assert answered.status_code == 201, answered.text
+    assert client.get(path).json()["include_claim_keys"] == keys
+    claims = _claims_of(pr_job(gh, job_workflow_ref=PLATFORM))
+    assert claims["sub"] == f"repo:{REPO}:environment:staging:ref:refs/pull/7/merge:job_workflow_ref:{PLATFORM}"
+
+    # Newer repositories' immutable form: owner and repository with their ids.
+    assert (
+        client.put(
+            path, json={"use_default": False, "include_claim_keys": keys, "use_immutable_subject": True}
+        ).status_code
+        == 201
+    )
+    repository = client.get(f"/repos/{REPO}").json()
+    prefix = f"repo:octo@{repository['owner']['id']}/avm@{repository['id']}"
+    assert client.get(path).json()["sub_claim_prefix"] == prefix
+    assert _claims_of(pr_job(gh, job_workflow_ref=PLATFORM))["sub"].startswith(f"{prefix}:environment:staging:ref:")
+
+    # Refused as GitHub refuses them; nothing changes.
+    for body in (
+        {"include_claim_keys": keys},  # use_default is required (the description)
+        {"use_default": False},  # no keys
+        {"use_default": False, "include_claim_keys": ["repo", "repo"]},
+        {"use_default": False, "include_claim_keys": ["repo:x"]},
+    ):
+        assert client.put(path, json=body).status_code in (400, 422), body
+    assert client.get(path).json()["include_claim_keys"] == keys
+
+    assert client.put(path, json={"use_default": True, "use_immutable_subject": False}).status_code == 201
+    assert _claims_of(pr_job(gh))["sub"] == f"repo:{REPO}:environment:staging"
