@@ -11,7 +11,8 @@ A small parser, honest about its limits: what it cannot interpret it refuses wit
 character), never guessing. What RUN builds is not built here (the host's packages and the
 context's own ``.venv`` stand in for it), and so COPY --from another stage or image stages no
 files. LABEL, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK and MAINTAINER do not change what runs.
-``.dockerignore`` is not read: COPY's sources are taken as written.
+The context's ``.dockerignore`` is read (patterns with ``*``, ``?``, ``**`` and ``!``
+exceptions; not the ``<Dockerfile>.dockerignore`` beside a Dockerfile).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import glob
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -40,7 +42,7 @@ class UnsupportedDockerfile(ValueError):
 
 @dataclass(frozen=True)
 class Copy:
-    """A file or directory of the build context, and where the image has it (absolute)."""
+    """A file of the build context, and where the image has it (absolute)."""
 
     source: Path
     destination: str
@@ -152,7 +154,38 @@ def _assignments(value: str, where: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _copy(stage: Stage, value: str, context: Path, where: str) -> None:
+def dockerignore(context: Path) -> Callable[[str], bool]:
+    """Whether the context's .dockerignore leaves a path (relative, POSIX) out of the context:
+    the last pattern matching it or a directory above it decides; ``!`` lets it back in."""
+    rules: list[tuple[re.Pattern[str], bool]] = []
+    path = context / ".dockerignore"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern = PurePosixPath("/" + line.removeprefix("!").strip()).as_posix().strip("/")
+        regex = ""
+        for part in re.split(r"(\*\*/?|\*|\?)", pattern):
+            if part.startswith("**"):
+                regex += "(?:.*/)?" if part.endswith("/") else ".*"
+            else:
+                regex += {"*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+        rules.append((re.compile(regex + r"\Z"), keep))
+
+    def ignored(relative: str) -> bool:
+        parts = relative.split("/")
+        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        result = False
+        for regex, keep in rules:
+            if any(regex.match(c) for c in candidates):
+                result = not keep
+        return result
+
+    return ignored
+
+
+def _copy(stage: Stage, value: str, context: Path, where: str, ignored: Callable[[str], bool]) -> None:
     words = json.loads(value) if value.startswith("[") else shlex.split(value)
     from_stage = False
     while words and words[0].startswith("--"):
@@ -178,9 +211,14 @@ def _copy(stage: Stage, value: str, context: Path, where: str) -> None:
                 raise UnsupportedDockerfile(f"{where}: {source} is outside the build context")
             if not path.exists():
                 raise UnsupportedDockerfile(f"{where}: {source} is not in the build context {context}")
+            relative = path.relative_to(root).as_posix()
+            if ignored(relative):
+                raise UnsupportedDockerfile(f"{where}: {source} is not in the build context (.dockerignore)")
             # A directory's contents go into the destination; a file goes into it if it is one.
             if path.is_dir():
-                stage.copies.append(Copy(path, target))
+                for file in sorted(f for f in path.rglob("*") if f.is_file()):
+                    if not ignored(file.relative_to(root).as_posix()):
+                        stage.copies.append(Copy(file, f"{target}/{file.relative_to(path).as_posix()}"))
             elif into_directory or len(matches) > 1:
                 stage.copies.append(Copy(path, str(PurePosixPath(target) / path.name)))
             else:
@@ -196,6 +234,7 @@ def read(
     if not path.is_file():
         raise UnsupportedDockerfile(f"no Dockerfile at {path}")
     build_args = build_args or {}
+    ignored = dockerignore(context)
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
     for number, line in _logical_lines(path.read_text(encoding="utf-8")):
@@ -245,7 +284,7 @@ def read(
             if not stage.cmd_set:
                 stage.cmd = []
         elif instruction == "COPY":
-            _copy(stage, value, context, where)
+            _copy(stage, value, context, where, ignored)
         elif instruction in _IGNORED:
             continue
         else:

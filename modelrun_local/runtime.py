@@ -518,13 +518,7 @@ class LocalRuntime:
         if python is None:
             own = directory / ".venv" / "bin" / "python"
             python = own if own.exists() else Path(sys.executable)
-        files: list[tuple[Path, str]] = []  # (source, path in the image)
-        for item in image.copies:
-            if item.source.is_dir():
-                for path in sorted(p for p in item.source.rglob("*") if p.is_file()):
-                    files.append((path, f"{item.destination}/{path.relative_to(item.source).as_posix()}"))
-            else:
-                files.append((item.source, item.destination))
+        files = [(item.source, item.destination) for item in image.copies]  # (source, path in the image)
         config = {
             "entrypoint": image.entrypoint,
             "cmd": image.cmd,

@@ -32,7 +32,8 @@ def test_the_sample_image_runs_python_m_avm_in_app_with_its_env() -> None:
     # Its files from the context; the .venv it copies from the builder stage is not staged.
     assert image.copies == [
         Copy(ROOT / "model_container" / "params.yaml", "/app/params.yaml"),
-        Copy(ROOT / "model_container" / "data", "/app/data"),
+        Copy(ROOT / "model_container" / "data" / "PROVENANCE.md", "/app/data/PROVENANCE.md"),
+        Copy(ROOT / "model_container" / "data" / "seattle_sales.csv.xz", "/app/data/seattle_sales.csv.xz"),
     ]
 
 
@@ -126,13 +127,29 @@ def test_copy_forms(tmp_path: Path) -> None:
     )
     copies = read(tmp_path, text).copies
     assert copies == [
-        Copy(tmp_path / "src", "/app/code"),
+        Copy(tmp_path / "src" / "m.R", "/app/code/m.R"),
         Copy(tmp_path / "a.csv", "/app/data/a.csv"),
         Copy(tmp_path / "b.csv", "/app/data/b.csv"),
         Copy(tmp_path / "a.csv", "/abs/a.csv"),
         Copy(tmp_path / "b.csv", "/abs/b.csv"),
         Copy(tmp_path / "a.csv", "/app/renamed.csv"),
     ]
+
+
+def test_dockerignore_leaves_files_out_and_lets_exceptions_back_in(tmp_path: Path) -> None:
+    for name in ("src/m.R", "src/__pycache__/m.pyc", "src/deep/x.pyc", ".venv/bin/python", "notes.md", "keep.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / ".dockerignore").write_text("# comment\n.venv\n**/__pycache__\n**/*.pyc\n*.md\n!keep.md\n")
+    copies = read(tmp_path, "FROM x\nWORKDIR /app\nCOPY . .\n").copies
+    assert sorted(c.destination for c in copies) == [
+        "/app/.dockerignore",  # as Docker: in the context unless it leaves itself out
+        "/app/Dockerfile",
+        "/app/keep.md",
+        "/app/src/m.R",
+    ]
+    with pytest.raises(UnsupportedDockerfile, match=r"notes\.md is not in the build context"):
+        read(tmp_path, "FROM x\nCOPY notes.md /app/\n")
 
 
 @pytest.mark.parametrize(
