@@ -63,10 +63,13 @@ integration: setup  ## the embedded local stack (moto server, local GitHub): the
 e2e: setup r-setup  ## make demo's flow with the real AVM in model_container's environment, and the R example, as tests
 	$(PYTEST) tests/e2e
 
-# The R example (examples/r-model) runs on Debian's R: r-base-core and jsonlite, when Rscript is missing.
+# The R example (examples/r-model) runs on Debian's R: r-base-core and jsonlite, when Rscript is missing;
+# on the local stack it uploads its results with Debian's awscli, as its image does (/usr/bin/aws:
+# a pyenv shim named aws on PATH may run nothing, and the job's PATH is the image's, not this one's).
 .PHONY: r-setup
 r-setup:
 	@command -v Rscript >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends r-base-core r-cran-jsonlite; }
+	@test -x /usr/bin/aws || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends awscli; }
 
 model-tests: setup  ## the sample AVM's tests in its env (they run `modelrun check` from the repository's env)
 	$(MAKE) -C model_container test

@@ -66,6 +66,11 @@ def noop_image_dir() -> Iterator[Path]:
         directory = Path(tmp)
         (directory / "metrics.json").write_text(json.dumps(noop_metrics()))
         (directory / "predictions.csv").write_text(NOOP_PREDICTIONS)
+        # What the local executor runs (push_image reads it): the two files in the working directory.
+        (directory / "Dockerfile").write_text(
+            "FROM python:3.12.11-slim-bookworm\nWORKDIR /job\nCOPY metrics.json predictions.csv ./\n"
+            f"CMD {json.dumps(['python', '-c', NOOP_SCRIPT])}\n"
+        )
         yield directory
 
 

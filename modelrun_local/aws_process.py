@@ -9,8 +9,10 @@ Besides that the two processes share a few counters (jobs active, jobs run), a s
 jobs quietly, for the submit benchmark) and a queue of the executor's state changes, so that
 benchmarks can time them.
 
-A pushed image names its local directory and interpreter in its manifest's annotations
-(``LocalRuntime.push_image``); the executor reads them back through ECR's API.
+A pushed image names the local directory that holds its files and carries its config (what its
+Dockerfile says to run, ``modelrun_local.dockerfile``) in its manifest's annotations
+(``LocalRuntime.push_image``); the executor reads them back through ECR's API and runs the
+job as Batch runs a container from that image.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from modelrun.domain.naming import LOG_GROUP
-from modelrun_local import iam, moto_hooks
+from modelrun_local import dockerfile, iam, moto_hooks
 
 REGION = "us-east-1"
-ANNOTATION_DIRECTORY = "org.modelrun.local.directory"
-ANNOTATION_PYTHON = "org.modelrun.local.python"
+ANNOTATION_ROOT = "org.modelrun.local.root"  # the image's files, at their image paths below it
+ANNOTATION_CONFIG = "org.modelrun.local.config"  # entrypoint, cmd, workdir, env, user, python
+# A base image's PATH where the Dockerfile sets none (Docker's default; Debian's and python's
+# images have it): the job's PATH is the image's, never this process's.
+IMAGE_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ERROR_HEADER = "X-Amz-Function-Error"
 
 
@@ -138,6 +143,33 @@ def _service_credentials(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class LocalImage:
+    """A pushed image: where its files are and what Batch would run from it."""
+
+    root: Path
+    entrypoint: list[str]
+    cmd: list[str]
+    workdir: str
+    env: dict[str, str]
+    python: str
+
+    def argv(self, command: list[str]) -> list[str]:
+        """ENTRYPOINT, then the job's command or else CMD (Batch's ``command`` replaces CMD);
+        ``python`` as the image's interpreter (see ``LocalRuntime.push_image``)."""
+        argv = [*self.entrypoint, *(command or self.cmd)]
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = self.python
+        return argv
+
+    def environment(self) -> dict[str, str]:
+        """The image's ENV, its references to the base image's variables resolved."""
+        env = {"PATH": IMAGE_DEFAULT_PATH}
+        for key, value in self.env.items():
+            env[key] = dockerfile.substitute(value, env, keep_unknown=False)
+        return env
+
+
+@dataclass(frozen=True)
 class _Launch:
     command: list[str]
     directory: Path
@@ -229,8 +261,8 @@ class BatchExecutor:
             with self.shared.jobs_run.get_lock():
                 self.shared.jobs_run.value += 1
 
-    def local_image(self, uri: str) -> tuple[Path, str] | None:
-        """(directory, python) from the image's manifest annotations, or None if not pushed here."""
+    def local_image(self, uri: str) -> LocalImage | None:
+        """The image as ``LocalRuntime.push_image`` recorded it, or None if not pushed here."""
         repository, _, reference = uri.partition("/")[2].partition("@")
         image_id = {"imageDigest": reference} if reference else {"imageTag": repository.partition(":")[2]}
         name = repository.partition(":")[0]
@@ -240,8 +272,16 @@ class BatchExecutor:
             return None
         for image in images:
             annotations = json.loads(image.get("imageManifest", "{}")).get("annotations", {})
-            if ANNOTATION_DIRECTORY in annotations:
-                return Path(annotations[ANNOTATION_DIRECTORY]), str(annotations.get(ANNOTATION_PYTHON, "python3"))
+            if ANNOTATION_ROOT in annotations:
+                config = json.loads(annotations[ANNOTATION_CONFIG])
+                return LocalImage(
+                    root=Path(annotations[ANNOTATION_ROOT]),
+                    entrypoint=list(config["entrypoint"]),
+                    cmd=list(config["cmd"]),
+                    workdir=str(config["workdir"]),
+                    env=dict(config["env"]),
+                    python=str(config["python"]),
+                )
         return None
 
     def _launch(self, job: Any) -> _Launch | str:
@@ -250,16 +290,17 @@ class BatchExecutor:
         image = self.local_image(container["image"])
         if image is None:
             return f"CannotPullContainerError: {container['image']} is not a pushed local image"
-        directory, python = image
-        command = list(container["command"]) or ["python", "-m", "avm"]
-        if command[0] in ("python", "python3"):
-            command[0] = python
+        command = image.argv(list(container["command"]))
+        if not command:
+            return "CannotStartContainerError: Error response from daemon: No command specified"
+        directory = image.root / image.workdir.lstrip("/")
         # The job role's credentials, as ECS gives them to the container (none without a role).
         role = container["job_role_arn"]
         credentials = moto_hooks.service_credentials(role, "ecs-tasks.amazonaws.com", str(job.job_id)) if role else {}
+        # The image's ENV under the job's: Batch's environment overrides the image's.
         env = {
-            "PATH": os.environ.get("PATH", ""),
             "HOME": os.environ.get("HOME", str(directory)),
+            **image.environment(),
             **{k: v for k, v in aws_environment(self.endpoint).items() if not k.startswith("AWS_SECRET")},
             "AWS_ACCESS_KEY_ID": "",
             **credentials,

@@ -38,6 +38,7 @@ import boto3
 import requests
 
 from modelrun_local import aws_process, iam, lambdas, moto_hooks, workflow_job
+from modelrun_local import dockerfile as dockerfile_reader
 from modelrun_local.github_server import LocalGitHub
 from modelrun_local.lambdas import Lambdas
 from modelrun_local.stack import ROOT, EventSourceMapping, deploy
@@ -283,6 +284,7 @@ class LocalRuntime:
         ctx = _aws_process_context()
         self.shared = aws_process.Shared.make(ctx)
         self.decision_log = Path(tempfile.mkdtemp(prefix="modelrun-iam-")) / "decisions.jsonl"
+        self.images_dir = Path(tempfile.mkdtemp(prefix="modelrun-images-"))  # pushed images' files
         settings = aws_process.ProcessSettings(
             port=self.port,
             lambda_url=self.invoke_endpoint.url,
@@ -361,6 +363,8 @@ class LocalRuntime:
         self.github.stop()
         if hasattr(self, "decision_log"):
             shutil.rmtree(self.decision_log.parent, ignore_errors=True)
+        if hasattr(self, "images_dir"):
+            shutil.rmtree(self.images_dir, ignore_errors=True)
         # Leave the process as it was: later code (or tests) must not reach a stopped endpoint.
         os.environ.clear()
         os.environ.update(self._saved_environ)
@@ -497,22 +501,48 @@ class LocalRuntime:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
 
     # -- helpers for the demo, the CLI and the tests -----------------------------------------
-    def push_image(self, directory: Path, tag: str, python: Path | None = None) -> str:
-        """Like `docker build && docker push`: an ECR image whose manifest names ``directory``.
+    def push_image(self, directory: Path, tag: str, python: Path | None = None, dockerfile: str = "Dockerfile") -> str:
+        """Like `docker build -f dockerfile directory && docker push`: an ECR image whose manifest
+        carries what Batch would run from it (``modelrun_local.dockerfile``).
 
-        The executor runs the job's command there, with ``python`` (the directory's own
-        ``.venv`` if it has one, else this interpreter) standing in for the image's."""
+        The image's files: what its final stage COPYs from the build context is copied into a
+        directory of this runtime's, at the image's paths under it (``/app/model.R`` at
+        ``ROOT/app/model.R``); the job runs in WORKDIR there. What RUN would install comes from
+        the host (``Rscript``, ``aws``), and ``python`` in the image's command means ``python``
+        here: the context's own ``.venv`` if it has one (made as the image's RUN makes it), else
+        this interpreter."""
         ecr = boto3.client("ecr")
         repository = self.stack.outputs["ModelRepositoryUri"]
         name = repository.split("/", 1)[1]
-        files = sorted(p for p in directory.rglob("*") if p.is_file() and ".venv" not in p.parts)
-        digest_source = hashlib.sha256()
-        for path in files:
-            digest_source.update(str(path.relative_to(directory)).encode())
-            digest_source.update(path.read_bytes())
+        image = dockerfile_reader.read(directory, dockerfile)
         if python is None:
             own = directory / ".venv" / "bin" / "python"
             python = own if own.exists() else Path(sys.executable)
+        files = [(item.source, item.destination) for item in image.copies]  # (source, path in the image)
+        config = {
+            "entrypoint": image.entrypoint,
+            "cmd": image.cmd,
+            "workdir": image.workdir,
+            "env": image.env,
+            "user": image.user,
+            "python": str(python),
+        }
+        digest_source = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+        for source, destination in files:
+            digest_source.update(destination.encode())
+            digest_source.update(source.read_bytes())
+        root = self.images_dir / digest_source.hexdigest()
+        if not root.exists():
+            staging = Path(tempfile.mkdtemp(dir=self.images_dir))
+            for source, destination in files:
+                target = staging / destination.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+            (staging / image.workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)  # as Docker makes it
+            try:
+                staging.rename(root)
+            except OSError:  # the same image, staged meanwhile by another push
+                shutil.rmtree(staging, ignore_errors=True)
         manifest = json.dumps(
             {
                 "schemaVersion": 2,
@@ -524,8 +554,8 @@ class LocalRuntime:
                 },
                 "layers": [],
                 "annotations": {
-                    aws_process.ANNOTATION_DIRECTORY: str(directory.resolve()),
-                    aws_process.ANNOTATION_PYTHON: str(python),
+                    aws_process.ANNOTATION_ROOT: str(root),
+                    aws_process.ANNOTATION_CONFIG: json.dumps(config),
                 },
             }
         )

@@ -42,8 +42,13 @@ write_json(list(schema_version = "2", run_id = run_id, predictions = "prediction
                             n_train = nrow(train))),
            file.path(out, "metrics.json"), auto_unbox = TRUE, digits = NA)
 if (startsWith(results, "s3://")) {  # the predictions first, metrics.json last
+  # Debian's awscli (2.9) does not read AWS_ENDPOINT_URL (2.13 does): pass it where one is set,
+  # as on the local stack; on Batch none is.
+  endpoint <- Sys.getenv("AWS_ENDPOINT_URL")
   for (name in c("predictions.csv.gz", "metrics.json")) {
-    status <- system2("aws", c("s3", "cp", file.path(out, name), paste0(results, name)))
+    args <- c(if (nzchar(endpoint)) c("--endpoint-url", endpoint), "s3", "cp", "--only-show-errors",
+              file.path(out, name), paste0(results, name))
+    status <- system2("aws", args)
     if (status != 0) quit(status = 1)
   }
 }

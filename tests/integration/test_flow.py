@@ -5,14 +5,17 @@ number, SHA and workflow run id, and jobs run a tiny placeholder instead of the 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from modelrun.contracts import RunRequest
 from modelrun.domain.naming import LOG_GROUP
 from modelrun_cli.enqueue import send, with_identity
 from modelrun_local.github_auth import EXCHANGE_OPERATION as EXCHANGE  # once per environment and hour
+from modelrun_local.runtime import NOOP_MODEL_DIR
 from modelrun_local.workflow_job import pull_request_job
 from tests.helpers import wait_for
 from tests.integration.flow import REPOSITORY, Flow, job_detail_sample, job_event, with_command
@@ -388,3 +391,33 @@ def test_a_pr_is_compared_with_main_over_the_sales_both_scored(flow: Flow) -> No
     assert operations.count("repos/get-content") <= 1, operations
     assert set(operations[2:]) - {"repos/get-content"} == {"checks/update", "issues/create-comment"}, operations
     assert len(operations) <= 6, operations
+
+
+def test_the_executor_runs_entrypoint_and_cmd_in_workdir_with_the_jobs_environment_over_the_images(
+    flow: Flow, tmp_path: Path
+) -> None:
+    """An image of the placeholder model built differently: ENTRYPOINT + CMD, a nested WORKDIR,
+    and an ENV that the job's environment (MODELRUN_THREADS, set by the submit function) overrides."""
+    context = tmp_path / "context"
+    (context / "model").mkdir(parents=True)
+    shutil.copy2(NOOP_MODEL_DIR / "job.py", context / "model" / "job.py")
+    (context / "Dockerfile").write_text(
+        "FROM python:3.12.11-slim-bookworm AS base\nARG WHERE=/srv\n"
+        "FROM base\nARG WHERE=/srv\nWORKDIR ${WHERE}\nWORKDIR placeholder\n"
+        "COPY model/job.py ./\nENV MODELRUN_THREADS=99\n"
+        'ENTRYPOINT ["python", "job.py"]\nCMD ["ok"]\n'
+    )
+    image = flow.runtime.push_image(context, tag="entrypoint")
+    job = flow.job(pr=131, run_id=7_000_131)
+    request = with_identity(job.request(image), job.token(flow.queue_url))
+    assert isinstance(request, RunRequest) and request.command is None  # the image's CMD runs
+    send(request, flow.queue_url)
+    flow.wait()
+    record = flow.record(flow.run_id_of(request))
+    assert record["status"] == "SUCCEEDED", record
+    bucket = flow.runtime.outputs["ResultsBucketName"]
+    key = record["results_uri"].split("/", 3)[3] + "metrics.json"
+    metrics = json.loads(flow.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert metrics["model"]["threads"] != 99  # the job's MODELRUN_THREADS, not the image's
+    events = boto3.client("logs").filter_log_events(logGroupName=LOG_GROUP)["events"]
+    assert any(e["message"] == "placeholder model starting (ok)" for e in events)
