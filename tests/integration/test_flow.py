@@ -192,9 +192,12 @@ def test_report_outlasts_github_errors(flow: Flow) -> None:
     # landed, so the retries look for it first (the 502 and the 429 hit those lookups), find
     # none and create it once; then the check run's one update.
     assert [(r.method, r.status) for r in requests if r.injected] == [("POST", 502), ("GET", 502), ("GET", 429)]
-    # (A token exchange is an environment's first call, whichever environment the retry found.)
-    served = [r.operation for r in requests if not r.injected and r.operation != EXCHANGE]
+    # (A token exchange is an environment's first call, whichever environment the retry found;
+    # so is the merge gate's policy read, kept per environment and base commit.)
+    once = (EXCHANGE, "repos/get-content")
+    served = [r.operation for r in requests if not r.injected and r.operation not in once]
     assert served == ["issues/list-comments", "issues/create-comment", "checks/update"], served
+    assert sum(r.operation == "repos/get-content" for r in requests) <= 1
     executions = flow.executions(run_id)
     assert len(executions) == 1 and executions[0]["status"] == "SUCCEEDED"
 
