@@ -57,7 +57,9 @@ def pr_run(flow: Flow, pr: int, policy: bytes | None, *, head_policy: bytes | No
     return {
         "check": check,
         "comment": comment["body"],
-        "operations": [r.operation for r in requests if r.operation != EXCHANGE],
+        # beside the run's requests, once an hour per environment: token exchanges and the
+        # default branch's lookup (a PR's base must be it)
+        "operations": [r.operation for r in requests if r.operation not in (EXCHANGE, "repos/get")],
     }
 
 
