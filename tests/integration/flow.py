@@ -158,3 +158,20 @@ def job_role_s3(runtime: LocalRuntime, session: str) -> Any:
         aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=keys["AWS_SESSION_TOKEN"],
     )
+
+
+def dead_letter_reason(sqs: Any, dlq_url: str, message_id: str) -> str:
+    """The reason the submit function gave for dead-lettering ``message_id`` (the letter is
+    taken off the DLQ); waits up to a minute for it."""
+
+    def dead_lettered() -> str | None:
+        for m in sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", []):
+            attributes: Mapping[str, Mapping[str, Any]] = m.get("MessageAttributes", {})
+            if attributes.get("source_message_id", {}).get("StringValue") == message_id:
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
+                return str(attributes["reason"]["StringValue"])
+        return None
+
+    return wait_for(dead_lettered, 60, f"message {message_id} in the DLQ")

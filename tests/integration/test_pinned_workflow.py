@@ -6,7 +6,7 @@ the module; jobs run the tiny placeholder model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -19,8 +19,8 @@ from modelrun.domain.run import RunRecord
 from modelrun_cli.enqueue import with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job
-from tests.helpers import wait_for, wait_until_quiet
-from tests.integration.flow import REPOSITORY, pull_request_event, with_command
+from tests.helpers import wait_until_quiet
+from tests.integration.flow import REPOSITORY, dead_letter_reason, pull_request_event, with_command
 from tests.integration.local_github.support import app_installation_token
 
 PINNED = "county-assessor/modelrun/.github/workflows/model-run.yaml@refs/tags/v1"
@@ -70,17 +70,7 @@ class Pinned:
         before = writes()
         message_id = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)["MessageId"]
 
-        def dead_lettered() -> str | None:
-            for m in self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
-            ).get("Messages", []):
-                attributes: Mapping[str, Mapping[str, Any]] = m.get("MessageAttributes", {})
-                if attributes.get("source_message_id", {}).get("StringValue") == message_id:
-                    self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
-                    return str(attributes["reason"]["StringValue"])
-            return None
-
-        reason = wait_for(dead_lettered, 60, f"message {message_id} in the DLQ")
+        reason = dead_letter_reason(self.sqs, self.dlq_url, message_id)
         assert writes() == before, "a refused request wrote to GitHub"
         return reason
 
@@ -99,17 +89,23 @@ def _refused(action: Callable[[], object]) -> str:
     return str(refused.value.response["Error"]["Code"])
 
 
-def test_jobs_of_the_pinned_workflow_run_as_baseline_and_pull_request(stack: Pinned) -> None:
-    main = branch_job(
+def main_push_job(stack: Pinned, run_id: int, workflow: str) -> Job:
+    """A push to main whose job ran ``workflow`` (the baseline environment's job)."""
+    repository = pull_request_event(0, MAIN_SHA)["repository"]
+    return branch_job(
         stack.github,
-        pull_request_event(0, MAIN_SHA)["repository"],
+        repository,
         "push",
         branch="main",
         sha=MAIN_SHA,
-        run_id=7_000_001,
+        run_id=run_id,
         actor="maintainer",
-        job_workflow_ref=PINNED,
+        job_workflow_ref=workflow,
     )
+
+
+def test_jobs_of_the_pinned_workflow_run_as_baseline_and_pull_request(stack: Pinned) -> None:
+    main = main_push_job(stack, 7_000_001, PINNED)
     main.send(with_command(main.request(stack.image), "ok"), stack.queue_url)  # the baseline role
     stack.runtime.wait_until_idle(timeout=60)
     record = stack.record_of(MAIN_SHA)
@@ -137,16 +133,7 @@ def test_jobs_of_the_pinned_workflow_run_as_baseline_and_pull_request(stack: Pin
 def test_sts_refuses_a_job_of_another_workflow(stack: Pinned, workflow: str) -> None:
     job = stack.pr_job(701, 7_000_701, "8" * 40, workflow=workflow)
     assert _refused(job.aws_session) == "AccessDenied"
-    main = branch_job(
-        stack.github,
-        pull_request_event(0, MAIN_SHA)["repository"],
-        "push",
-        branch="main",
-        sha=MAIN_SHA,
-        run_id=7_000_702,
-        actor="maintainer",
-        job_workflow_ref=workflow,
-    )
+    main = main_push_job(stack, 7_000_702, workflow)
     assert main.role_arn() == stack.runtime.outputs["GitHubBaselineRoleArn"]
     assert _refused(main.aws_session) == "AccessDenied"
     denied = stack.runtime.iam_denials()[-1]

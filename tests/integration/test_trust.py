@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job
 from tests.helpers import wait_for, wait_until_quiet
-from tests.integration.flow import REPOSITORY, job_role_s3, pull_request_event, with_command
+from tests.integration.flow import REPOSITORY, dead_letter_reason, job_role_s3, pull_request_event, with_command
 
 OTHER_REPOSITORY = "county-assessor/condo"  # reachable with the stack's GitHub credential, not served
 
@@ -90,17 +90,7 @@ class TrustFlow:
         text = body if isinstance(body, str) else json.dumps(body)
         message_id = self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=text)["MessageId"]
 
-        def dead_lettered() -> str | None:
-            for m in self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
-            ).get("Messages", []):
-                attributes: Mapping[str, Mapping[str, Any]] = m.get("MessageAttributes", {})
-                if attributes.get("source_message_id", {}).get("StringValue") == message_id:
-                    self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=m["ReceiptHandle"])
-                    return str(attributes["reason"]["StringValue"])
-            return None
-
-        reason = wait_for(dead_lettered, 60, f"message {message_id} in the DLQ")
+        reason = dead_letter_reason(self.sqs, self.dlq_url, message_id)
         assert self.quiet_github() == writes, "a refused request wrote to GitHub"
         return reason
 
