@@ -129,6 +129,18 @@ class Flow:
     def comments(self, pr: int) -> list[dict[str, Any]]:
         return self.runtime.github.comments(REPOSITORY, pr)
 
+    def subscribe_alerts(self, queue_name: str) -> str:
+        """An SQS queue subscribed to the alerts topic, standing in for Slack and e-mail; its URL."""
+        url: str = self.sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(
+            TopicArn=self.runtime.outputs["AlertsTopicArn"],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        return url
+
     def wait(self, timeout: float = 90) -> None:
         self.runtime.wait_until_idle(timeout=timeout)
 

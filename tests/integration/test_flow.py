@@ -334,14 +334,7 @@ def test_events_in_any_order_each_twice_end_in_one_comment_and_one_report(flow: 
 
 def test_a_failed_run_alerts_slack_and_email_subscribers(flow: Flow) -> None:
     """SNS -> an SQS subscriber stands in for AWS Chatbot: the message is Chatbot's custom format."""
-    queue_url = flow.sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
-    queue_arn = flow.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=flow.runtime.outputs["AlertsTopicArn"],
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    queue_url = flow.subscribe_alerts("alerts-subscriber")
     request = flow.request(pr=170, run_id=7_000_170, mode=["fail"])
     send(request, flow.queue_url)
     flow.wait()

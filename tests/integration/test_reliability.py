@@ -28,15 +28,7 @@ LOOKUP = "actions/get-workflow-run-attempt"  # verification's one GitHub call fo
 @pytest.fixture(scope="module")
 def alerts(flow: Flow) -> str:
     """An SQS queue subscribed to the alerts topic (it stands in for Slack and e-mail)."""
-    url = flow.sqs.create_queue(QueueName="reliability-alerts")["QueueUrl"]
-    arn = flow.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(
-        TopicArn=flow.runtime.outputs["AlertsTopicArn"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    return url
+    return flow.subscribe_alerts("reliability-alerts")
 
 
 def _alerts_about(flow: Flow, alerts: str, run_id: str) -> list[str]:
