@@ -78,8 +78,6 @@ class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     rejected_queue_url: NonEmpty
     cpu_job_queue: NonEmpty
     gpu_job_queue: NonEmpty
-    job_role_arn: NonEmpty
-    job_execution_role_arn: NonEmpty
     job_timeout_seconds: int = Field(gt=0)
     default_vcpus: float = Field(gt=0)
     default_memory_mib: int = Field(gt=0)
@@ -89,7 +87,8 @@ class SubmitSettings(RecordsAndGitHubSettings, _Queue):
     gpu_instance_types: Annotated[tuple[str, ...], BeforeValidator(_items)]
     gpu_max_vcpus: int = Field(gt=0)
     supersede_older_runs: bool
-    model_repository_uri: NonEmpty
+    # Each repository's registration (repository.yaml) is read from under this SSM path.
+    registrations_path: NonEmpty
     allowed_repositories: Annotated[frozenset[str], BeforeValidator(_repositories)]
     oidc_issuer: NonEmpty
     oidc_audience: NonEmpty

@@ -36,14 +36,16 @@ from modelrun.adapters.aws import RequestGate
 from modelrun.adapters.batch import BatchJobs
 from modelrun.adapters.github import Repositories
 from modelrun.adapters.oidc import TokenVerifier
+from modelrun.adapters.registrations import Registrations
 from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
+from modelrun.domain.registration import Registration, data_environment, job_grant
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import PR_CLOSED_REASON, SUPERSEDED_REASON_PREFIX, RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, Gate, Jobs, JobSpec, WorkflowRecords
+from modelrun.ports import ClaimsVerifier, Gate, Jobs, JobSpec, RepositoryRegistrations, WorkflowRecords
 from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
@@ -64,6 +66,8 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
     repositories: Callable[[], WorkflowRecords]
     # Before any GitHub call: one message per token's claims, a rate per repository (issue 21).
     gate: Gate
+    # Each repository's image repository, job roles and grants (repository.yaml; issues 21, 22).
+    registrations: RepositoryRegistrations
 
     @cached_property
     def submit_once(self) -> Callable[..., dict[str, Any]]:
@@ -80,12 +84,13 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
         return cls(
             settings=s,
             runs=runs,
-            jobs=BatchJobs(s.job_role_arn, s.job_execution_role_arn, s.job_timeout_seconds),
+            jobs=BatchJobs(s.job_timeout_seconds),
             github=github,
             idempotency=lambda: DynamoDBPersistenceLayer(table_name=s.idempotency_table),
             verifier=TokenVerifier(s.oidc_issuer, s.oidc_audience),
             repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),
             gate=RequestGate(s.idempotency_table),
+            registrations=Registrations(s.registrations_path),
         )
 
 
@@ -104,10 +109,14 @@ def new_record(s: SubmitSettings, request: RunRequest, verified: Verified) -> Ru
     )
 
 
-def check_allowed(s: SubmitSettings, request: RunRequest) -> None:
-    repository = s.model_repository_uri
+def check_image(registration: Registration, request: RunRequest) -> None:
+    """The image comes from the requesting repository's own image repository: no other
+    repository's images, and nothing from outside the stack, run with its roles."""
+    repository = registration.image_repository
     if not request.image.startswith(f"{repository}@sha256:") and not request.image.startswith(f"{repository}:"):
-        raise Rejected(f"image: must come from this stack's repository {repository}, not {request.image}")
+        raise Rejected(
+            f"image: must come from {request.repository}'s image repository {repository}, not {request.image}"
+        )
 
 
 def check_size(s: SubmitSettings, request: RunRequest) -> None:
@@ -132,7 +141,7 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
 
 def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
     """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
-    check_allowed(deps.settings, request)
+    check_image(deps.registrations.get(verified.repository), request)
     check_size(deps.settings, request)
     run_id = run_id_for(request)
     # The idempotency layer persists by a JSON payload, keyed on the derived run id. The token
@@ -167,7 +176,9 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
         "modelrun:run-id": record.run_id,
     }
     jobs = deps.jobs
-    job_definition = jobs.job_definition(request.image, request.compute, tags)
+    registration = deps.registrations.get(record.repository)
+    grant = job_grant(registration, baseline=record.baseline, compute=record.compute)
+    job_definition = jobs.job_definition(request.image, request.compute, tags, grant)
     # A fresh record means no attempt got as far as SubmitJob: only a redelivery needs the lookup.
     job_id = None if created else jobs.find_job(record.job_queue, record.run_id)
     if job_id:
@@ -178,7 +189,7 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
                 name=record.run_id,
                 queue=record.job_queue,
                 definition=job_definition,
-                environment=container_environment(record),
+                environment=container_environment(record) | data_environment(registration),
                 vcpus=record.vcpus,
                 memory_mib=record.memory_mib,
                 gpus=record.gpus,
@@ -286,7 +297,7 @@ def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:
         if stopped.status is RunStatus.CANCELLED:
             cancelled.append(run.run_id)
             checks.publish_quietly(deps.runs, deps.github, stopped)  # no report runs for it: its check run ends here
-    deregistered = deps.jobs.deregister_for_images({r.image for r in runs})
+    deregistered = deps.jobs.deregister({r.job_definition for r in runs if r.job_definition})
     logger.info("PR cleaned up", extra={"pr": key, "cancelled": cancelled, "job_definitions": deregistered})
     if runs and cancelled:
         latest = deps.runs.get(runs[0].run_id)

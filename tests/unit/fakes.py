@@ -22,8 +22,9 @@ from pydantic_core import to_jsonable_python
 from modelrun import pull_request, reporting, submission, tracking
 from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSettings, UpdatePullRequestSettings
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
+from modelrun.domain.registration import JobGrant, Registration
 from modelrun.domain.run import RunRecord, utcnow
-from modelrun.errors import StaleWrite, TooLarge, Unreadable
+from modelrun.errors import Rejected, StaleWrite, TooLarge, Unreadable
 from modelrun.ports import JobSpec
 from tests.unit.builders import AUDIENCE, ISSUER, MODEL_REPOSITORY_URI
 
@@ -41,8 +42,6 @@ ENVIRONMENT = {
     "REJECTED_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/111122223333/modelrun-run-requests-dlq",
     "CPU_JOB_QUEUE": "modelrun-cpu",
     "GPU_JOB_QUEUE": "modelrun-gpu",
-    "JOB_ROLE_ARN": "arn:aws:iam::111122223333:role/modelrun-job",
-    "JOB_EXECUTION_ROLE_ARN": "arn:aws:iam::111122223333:role/modelrun-job-execution",
     "JOB_TIMEOUT_SECONDS": "14400",
     "DEFAULT_VCPUS": "2",
     "DEFAULT_MEMORY_MIB": "8192",
@@ -50,7 +49,7 @@ ENVIRONMENT = {
     "GPU_INSTANCE_TYPES": "g4dn.xlarge,g4dn.2xlarge,g5.xlarge,g5.2xlarge",
     "GPU_MAX_VCPUS": "32",
     "SUPERSEDE_OLDER_RUNS": "true",
-    "MODEL_REPOSITORY_URI": MODEL_REPOSITORY_URI,
+    "REGISTRATIONS_PATH": "/modelrun/modelrun/repositories/",
     "ALLOWED_REPOSITORIES": "county-assessor/avm",
     "OIDC_ISSUER": ISSUER,
     "OIDC_AUDIENCE": AUDIENCE,
@@ -170,16 +169,18 @@ class FakeJobs:
     """AWS Batch: registered definitions per image, submitted jobs, terminations."""
 
     def __init__(self, ahead: int = 0) -> None:
-        self.definitions: dict[tuple[str, str], str] = {}
+        self.definitions: dict[tuple[str, str, str], str] = {}
+        self.grants: dict[str, JobGrant] = {}
         self.jobs: dict[str, JobSpec] = {}
         self.terminated: dict[str, str] = {}
         self.ahead = ahead
         # Called after each TerminateJob: what the track step does meanwhile (a race).
         self.on_terminate: Callable[[str, str], None] | None = None
 
-    def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
+    def job_definition(self, image: str, compute: str, tags: dict[str, str], grant: JobGrant) -> str:
         arn = f"arn:aws:batch:us-east-1:111122223333:job-definition/{compute}-{len(self.definitions)}:1"
-        return self.definitions.setdefault((image, compute), arn)
+        self.grants[arn] = grant
+        return self.definitions.setdefault((image, compute, grant.key), arn)
 
     def find_job(self, job_queue: str, job_name: str) -> str | None:
         return next((i for i, j in self.jobs.items() if j.queue == job_queue and j.name == job_name), None)
@@ -197,11 +198,43 @@ class FakeJobs:
     def runnable_ahead(self, job_queue: str, own_job_id: str) -> int:
         return self.ahead
 
-    def deregister_for_images(self, images: set[str]) -> int:
-        gone = [k for k in self.definitions if k[0] in images]
+    def deregister(self, job_definitions: set[str]) -> int:
+        gone = [k for k, arn in self.definitions.items() if arn in job_definitions]
         for k in gone:
             del self.definitions[k]
         return len(gone)
+
+
+def registration(repository: str = "county-assessor/avm", **fields: Any) -> Registration:
+    """A repository stack's registration, as repository.yaml writes it."""
+    role = "arn:aws:iam::111122223333:role/modelrun/modelrun/"
+    return Registration.model_validate(
+        {
+            "schema_version": "1",
+            "repository": repository,
+            "image_repository": MODEL_REPOSITORY_URI,
+            "job_role_arn": f"{role}avm-PullRequestJobRole-1",
+            "baseline_job_role_arn": f"{role}avm-BaselineJobRole-1",
+            "execution_role_arn": f"{role}avm-JobExecutionRole-1",
+            "data_read": [""],
+            "secrets": [""],
+            "athena_workgroup": "",
+        }
+        | fields
+    )
+
+
+class FakeRegistrations:
+    """The repositories' registrations (SSM): Rejected for a repository without one."""
+
+    def __init__(self) -> None:
+        self.by_repository: dict[str, Registration] = {"county-assessor/avm": registration()}
+
+    def get(self, repository: str) -> Registration:
+        found = self.by_repository.get(repository)
+        if found is None:
+            raise Rejected(f"repository {repository} has no registration")
+        return found
 
 
 class FakeResults:
@@ -468,6 +501,7 @@ class SubmitWorld:
     verifier: FakeVerifier = field(default_factory=FakeVerifier)
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
     gate: FakeGate = field(default_factory=FakeGate)
+    registrations: FakeRegistrations = field(default_factory=FakeRegistrations)
     settings: SubmitSettings = field(default_factory=lambda: SubmitSettings.from_environ(ENVIRONMENT))
 
     @property
@@ -481,6 +515,7 @@ class SubmitWorld:
             verifier=self.verifier,
             repositories=self.repositories,
             gate=self.gate,
+            registrations=self.registrations,
         )
 
 

@@ -105,7 +105,7 @@ def test_runs_ahead_is_one_bounded_call_for_runnable_jobs_not_counting_ours(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     stubbed = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     monkeypatch.setattr(batch_adapter, "client", lambda service: stubbed)  # the client it makes on first use
-    jobs = BatchJobs("arn:aws:iam::111122223333:role/job", "arn:aws:iam::111122223333:role/exec", 3600)
+    jobs = BatchJobs(3600)
     with Stubber(stubbed) as stub:
         stub.add_response(
             "list_jobs", page, {"jobQueue": "modelrun-cpu", "jobStatus": "RUNNABLE", "maxResults": RUNS_AHEAD_CAP}

@@ -3,47 +3,21 @@ policies where it has them."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from modelrun_local import iam
-from modelrun_local.stack import load_template
-
-REPOS = "county-assessor/avm,county-assessor/condo"
+from tests.unit.test_repository_template import CONDO
+from tests.unit.test_repository_template import role as repository_role
 
 
 def _trust(role: str) -> dict[str, Any]:
-    """A GitHub role's trust policy as CloudFormation resolves it for REPOS."""
-    text = json.dumps(load_template()["Resources"][role]["Properties"]["AssumeRolePolicyDocument"])
-    statement = json.loads(text)["Statement"][0]
-    conditions = statement["Condition"]
-    for operator, keys in conditions.items():
-        for key, value in keys.items():
-            keys[key] = _resolve(value)
-    statement["Principal"] = {
-        "Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
-    }
-    return {"Statement": [statement]}
-
-
-def _resolve(value: Any) -> Any:
-    """The few intrinsics of the trust conditions: Sub of the environments, Split/Join of REPOS."""
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    if isinstance(value, dict) and "Fn::Sub" in value:
-        return (
-            value["Fn::Sub"]
-            .replace("${ApprovalEnvironment}", "staging")
-            .replace("${BaselineEnvironment}", "modelrun-main")
-        )
-    if isinstance(value, dict) and "Fn::Split" in value:
-        by_name = ["repo:" + r + ":environment:*" for r in REPOS.split(",")]
-        return by_name + [p.replace("/", "@*/").replace(":environment:", "@*:environment:") for p in by_name]
-    if isinstance(value, dict) and "Fn::If" in value:
-        return _resolve(value["Fn::If"][1])  # AnyWorkflow: PinnedWorkflow is empty by default
-    return value
+    """A GitHub role's trust policy (repository.yaml) as CloudFormation resolves it for county-assessor/avm."""
+    document: dict[str, Any] = repository_role(role, CONDO | {"Repository": "county-assessor/avm"})[
+        "AssumeRolePolicyDocument"
+    ]
+    return document
 
 
 def _context(sub: str) -> dict[str, str]:
@@ -60,7 +34,8 @@ FEDERATED = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions
     ("sub", "trusted"),
     [
         ("repo:county-assessor/avm:environment:staging", True),
-        ("repo:county-assessor/condo:environment:modelrun-main", True),
+        ("repo:county-assessor/avm:environment:modelrun-main", True),
+        ("repo:county-assessor/condo:environment:modelrun-main", False),  # another repository
         ("repo:someone-else/avm:environment:staging", False),
         ("repo:county-assessor/avm:pull_request", False),  # a job outside any environment
         ("repo:county-assessor/avm:environment:x:environment:staging", False),
@@ -70,12 +45,12 @@ FEDERATED = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions
     ],
 )
 def test_the_github_roles_trust_admits_exactly_repository_x_environment(sub: str, trusted: bool) -> None:
-    allowed, _ = iam.trusts(_trust("GitHubActionsRole"), FEDERATED, "sts:AssumeRoleWithWebIdentity", _context(sub))
+    allowed, _ = iam.trusts(_trust("PullRequestRole"), FEDERATED, "sts:AssumeRoleWithWebIdentity", _context(sub))
     assert allowed is trusted
 
 
 def test_the_baseline_role_trusts_only_the_baseline_environment() -> None:
-    trust = _trust("GitHubBaselineRole")
+    trust = _trust("BaselineRole")
     ok = _context("repo:county-assessor/avm:environment:modelrun-main")
     assert iam.trusts(trust, FEDERATED, "sts:AssumeRoleWithWebIdentity", ok)[0]
     staging = _context("repo:county-assessor/avm:environment:staging")

@@ -110,7 +110,8 @@ def test_a_record_takes_identity_from_the_evidence_and_builds_its_own_links() ->
     assert rec.base_sha == "b" * 40 and rec.pr_key == "county-assessor/avm#42"
     assert rec.workflow_url == "https://ghe.example/county-assessor/avm/actions/runs/9000002/attempts/1"
     # results under the run's own random key; the report elsewhere (no job may write there)
-    assert rec.results_uri == f"s3://results/runs/{rec.run_id}/{'0123456789abcdef' * 2}/"
+    # Under its repository's own prefix: the only one its repository's job roles may write (issue 21).
+    assert rec.results_uri == f"s3://results/runs/county-assessor/avm/{rec.run_id}/{'0123456789abcdef' * 2}/"
     assert naming.report_prefix(rec.run_id) == f"reports/{rec.run_id}/"
     # the token proved this submission only: it is never stored
     assert rec.request and "identity" not in rec.request and token not in json.dumps(rec.item(), default=str)

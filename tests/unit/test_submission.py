@@ -20,9 +20,9 @@ from modelrun.errors import Duplicate, Rejected, Unverified
 from modelrun.events import JobDetail
 from modelrun.ports import JobSpec
 from tests.records import new_record, verified_from
-from tests.unit.builders import HEAD, MAIN, REPO, claims, workflow_run
+from tests.unit.builders import HEAD, MAIN, MODEL_REPOSITORY_URI, REPO, claims, workflow_run
 from tests.unit.builders import run_request as request
-from tests.unit.fakes import ENVIRONMENT, FakeGitHub, FakeReports, SubmitWorld, track_deps
+from tests.unit.fakes import ENVIRONMENT, FakeGitHub, FakeReports, SubmitWorld, registration, track_deps
 
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn.t determine the remaining time")  # no Lambda context here
 
@@ -92,13 +92,48 @@ def test_a_batch_event_that_got_there_first_keeps_its_status() -> None:
 def test_an_image_from_another_repository_is_rejected_before_anything_is_written() -> None:
     world = SubmitWorld()
     foreign = "222233334444.dkr.ecr.us-east-1.amazonaws.com/elsewhere@sha256:" + "cd" * 32
-    with pytest.raises(Rejected, match="must come from this stack's repository"):
+    with pytest.raises(Rejected, match="must come from county-assessor/avm's image repository"):
         submit(world, request(image=foreign))
     # A repository whose name starts like ours is another repository.
-    lookalike = f"{ENVIRONMENT['MODEL_REPOSITORY_URI']}-evil@sha256:" + "cd" * 32
-    with pytest.raises(Rejected, match="must come from this stack's repository"):
+    lookalike = f"{MODEL_REPOSITORY_URI}-evil@sha256:" + "cd" * 32
+    with pytest.raises(Rejected, match="must come from county-assessor/avm's image repository"):
         submit(world, request(image=lookalike))
+    # Another model repository's image on the same stack (its own ECR repository): refused too.
+    condo = f"{MODEL_REPOSITORY_URI.rsplit('/', 1)[0]}/modelrun-models/county-assessor/condo@sha256:" + "cd" * 32
+    with pytest.raises(Rejected, match="must come from county-assessor/avm's image repository"):
+        submit(world, request(image=condo))
     assert world.runs.records == {} and world.jobs.jobs == {} and world.github.calls == []
+
+
+def test_a_repository_without_a_registration_is_rejected_with_the_fix() -> None:
+    world = SubmitWorld()
+    world.registrations.by_repository.clear()
+    with pytest.raises(Rejected, match="has no registration"):
+        submit(world, request())
+    assert world.runs.records == {} and world.jobs.jobs == {}
+
+
+def test_the_job_runs_with_its_repositorys_grant_pr_or_default_branch() -> None:
+    world = SubmitWorld()
+    secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret:avm/db-password-AbCdEf"
+    world.registrations.by_repository["county-assessor/avm"] = registration(
+        data_read=["assessor-data/avm/"], secrets=[secret], athena_workgroup="avm"
+    )
+    record = submit(world, request())
+    [job] = world.jobs.jobs.values()
+    grant = world.jobs.grants[job.definition]
+    assert grant.job_role_arn.endswith("PullRequestJobRole-1") and grant.user is None
+    assert grant.secrets == (("AVM_DB_PASSWORD", secret),)
+    assert job.environment["MODELRUN_DATA_LOCATIONS"] == "s3://assessor-data/avm/"
+    assert job.environment["MODELRUN_ATHENA_WORKGROUP"] == "avm"
+    assert record.results_uri.startswith("s3://results/runs/county-assessor/avm/")
+    # A verified default-branch run: the baseline job role; a GPU job: a non-root user.
+    main = submit(world, request(pr_number=None, head_ref="main", event="push", compute="gpu"))
+    assert main.baseline
+    main_job = world.jobs.jobs[main.job_id or ""]
+    main_grant = world.jobs.grants[main_job.definition]
+    assert main_grant.job_role_arn.endswith("BaselineJobRole-1") and main_grant.user == "10001:10001"
+    assert main_job.definition != job.definition
 
 
 @pytest.mark.parametrize(

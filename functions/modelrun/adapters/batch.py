@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from modelrun.adapters.aws import client
 from modelrun.domain import naming
+from modelrun.domain.registration import JobGrant
 from modelrun.domain.report import RUNS_AHEAD_CAP
 from modelrun.ports import JobSpec
 
@@ -24,29 +25,32 @@ RETRY_STRATEGY = {
 
 
 class BatchJobs:
-    def __init__(self, job_role_arn: str, execution_role_arn: str, timeout_seconds: int) -> None:
-        self.job_role_arn = job_role_arn
-        self.execution_role_arn = execution_role_arn
+    def __init__(self, timeout_seconds: int) -> None:
         self.timeout_seconds = timeout_seconds
 
     @property
     def batch(self) -> Any:
         return client("batch")  # made on first use (adapters/aws.py)
 
-    def job_definition(self, image: str, compute: str, tags: dict[str, str]) -> str:
-        """The ACTIVE job definition for this image and compute kind, registered on first use."""
-        name = naming.job_definition_name(image, compute)
+    def job_definition(self, image: str, compute: str, tags: dict[str, str], grant: JobGrant) -> str:
+        """The ACTIVE job definition for this image, compute kind and grant (the repository's
+        roles and secrets, a PR's or the default branch's), registered on first use."""
+        name = naming.job_definition_name(image, compute, grant.key)
         found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
         if found:
             return str(max(found, key=lambda d: d["revision"])["jobDefinitionArn"])
         container: dict[str, Any] = {
             "image": image,
-            "jobRoleArn": self.job_role_arn,
-            "executionRoleArn": self.execution_role_arn,
+            "jobRoleArn": grant.job_role_arn,
+            "executionRoleArn": grant.execution_role_arn,
             # Sizes are set per run by containerOverrides; these are the floor Batch requires.
             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
             "logConfiguration": {"logDriver": "awslogs"},
         }
+        if grant.secrets:
+            container["secrets"] = [{"name": name, "valueFrom": arn} for name, arn in grant.secrets]
+        if grant.user:
+            container["user"] = grant.user
         if compute == "cpu":
             container["networkConfiguration"] = {"assignPublicIp": "DISABLED"}
             container["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
@@ -114,13 +118,12 @@ class BatchJobs:
         ahead = sum(1 for job in page.get("jobSummaryList", []) if job["jobId"] != own_job_id)
         return RUNS_AHEAD_CAP if page.get("nextToken") else ahead
 
-    def deregister_for_images(self, images: set[str]) -> int:
+    def deregister(self, job_definitions: set[str]) -> int:
+        """Deregister these job definitions (ARNs), those still ACTIVE."""
         count = 0
-        for image in images:
-            for compute in ("cpu", "gpu"):
-                name = naming.job_definition_name(image, compute)
-                found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
-                for definition in found["jobDefinitions"]:
-                    self.batch.deregister_job_definition(jobDefinition=definition["jobDefinitionArn"])
-                    count += 1
+        for arn in sorted(job_definitions):
+            found = self.batch.describe_job_definitions(jobDefinitions=[arn], status="ACTIVE")["jobDefinitions"]
+            if found:
+                self.batch.deregister_job_definition(jobDefinition=arn)
+                count += 1
         return count

@@ -57,10 +57,11 @@ def execution_name(run: str) -> str:
     return f"{run[:71]}-{short_hash(run, length=8)}"
 
 
-def job_definition_name(image: str, compute: str) -> str:
-    """One job definition per image digest and compute kind, reused by every run of that image."""
+def job_definition_name(image: str, compute: str, grant: str) -> str:
+    """One job definition per image digest, compute kind and grant (roles, secrets: a PR's or
+    the default branch's), reused by every run of that image with that grant."""
     digest = image.rsplit("@sha256:", 1)[-1]
-    return f"modelrun-{compute}-{digest[:40]}"
+    return f"modelrun-{compute}-{digest[:40]}-{grant}"
 
 
 def pr_key(repository: str, pr_number: int) -> str:
@@ -71,10 +72,11 @@ def branch_key(repository: str, ref: str) -> str:
     return f"{repository}@{ref}"
 
 
-def results_prefix(run: str, key: str) -> str:
-    """A run's results prefix: its id and a random key only its own job is given. The job role
-    may write under runs/ but not list or read it, so no container can find another's prefix."""
-    return f"runs/{run}/{key}/"
+def results_prefix(repository: str, run: str, key: str) -> str:
+    """A run's results prefix: its repository, its id and a random key only its own job is given.
+    A repository's job roles may write under runs/<its name>/ only, and not list or read there,
+    so no container can find another run's prefix, nor reach another repository's."""
+    return f"runs/{repository}/{run}/{key}/"
 
 
 def report_prefix(run: str) -> str:

@@ -126,7 +126,7 @@ class RunRecord(BaseModel):
             job_queue=job_queue,
             created_at=now,
             updated_at=now,
-            results_uri=f"s3://{bucket}/{naming.results_prefix(run, results_key)}",
+            results_uri=f"s3://{bucket}/{naming.results_prefix(verified.repository, run, results_key)}",
             triggered_by=verified.actor,
             note=request.note,
             workflow_url=naming.workflow_run_url(
