@@ -37,11 +37,12 @@ from urllib.parse import unquote
 import boto3
 import requests
 
+from modelrun.domain import naming
 from modelrun_local import aws_process, iam, lambdas, moto_hooks, workflow_job
 from modelrun_local import dockerfile as dockerfile_reader
 from modelrun_local.github_server import LocalGitHub
 from modelrun_local.lambdas import Lambdas
-from modelrun_local.stack import ROOT, EventSourceMapping, deploy
+from modelrun_local.stack import ROOT, EventSourceMapping, deploy, deploy_repository
 
 REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
@@ -232,6 +233,7 @@ class LocalRuntime:
         github_api_path: str = "",
         enforce_iam: bool = True,
         template: dict[str, Any] | None = None,
+        repository_parameters: dict[str, dict[str, str]] | None = None,
     ) -> None:
         """``github_credentials``: what the secret holds, a GitHub App's credentials (the
         README's recommendation) or a token. ``github_api_path``: ``"/api/v3"`` serves the local
@@ -251,6 +253,9 @@ class LocalRuntime:
         # Each call a role makes is checked against its policies (see modelrun_local.iam).
         self.enforce_iam = enforce_iam and os.environ.get("MODELRUN_LOCAL_IAM", "on") != "off"
         self.template = template  # template.yaml's, unless a test hands in an altered copy
+        # Each allow-listed repository gets its repository stack (repository.yaml); these are
+        # its parameters beyond the ones every repository stack gets (data grants, secrets).
+        self.repository_parameters = repository_parameters or {}
         self.stopping = threading.Event()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -329,10 +334,15 @@ class LocalRuntime:
         }
         self.stack = deploy(self.stack_name, parameters, REGION, template=self.template)
         self.outputs = self.stack.outputs
+        self.repository_outputs: dict[str, dict[str, str]] = {}
+        for repository in parameters["GitHubRepositories"].split(","):
+            self.repository_outputs[repository.lower()] = self._deploy_repository(repository, parameters)
         self._create_executing_state_machine()
         self._configure_secret()
         workflow_job.REPOSITORY_VARIABLES.clear()
-        workflow_job.REPOSITORY_VARIABLES.update(self.repository_variables())
+        for repository in self.repository_outputs:
+            workflow_job.REPOSITORY_VARIABLES[repository] = self.repository_variables(repository)
+        workflow_job.REPOSITORY_VARIABLES[""] = self.repository_variables()
         self._role_keys: dict[str, dict[str, str]] = {}
         self.lambdas = Lambdas(self.stack, self._function_environment)
         if self.fast_redelivery:
@@ -424,11 +434,37 @@ class LocalRuntime:
             **variables,
         }
 
-    def repository_variables(self) -> dict[str, str]:
-        """The repository variables the README has operators set, from the stack's outputs."""
+    def _deploy_repository(self, repository: str, parameters: dict[str, str]) -> dict[str, str]:
+        """The repository's stack, as docs/adopt.md has operators deploy it."""
+        shared = {
+            k: parameters[k]
+            for k in ("ApprovalEnvironment", "BaselineEnvironment", "PinnedWorkflow")
+            if k in parameters
+        }
+        name = f"{self.stack_name}-{naming.share_identifier(repository).replace('_', '-')}"[:128]
+        return deploy_repository(
+            name,
+            {
+                "ModelrunStackName": self.stack_name,
+                "Repository": repository,
+                "ImageName": repository.lower(),
+                **shared,
+                **self.repository_parameters.get(repository.lower(), {}),
+            },
+            REGION,
+        )
+
+    def repository_stack(self, repository: str | None = None) -> dict[str, str]:
+        """A repository stack's outputs (the runtime's own repository's by default)."""
+        return self.repository_outputs[(repository or self.repository).lower()]
+
+    def repository_variables(self, repository: str | None = None) -> dict[str, str]:
+        """The repository variables docs/adopt.md has operators set, from the stacks' outputs."""
+        outputs = self.repository_stack(repository)
         return {
-            "MODELRUN_ROLE_ARN": self.outputs["GitHubActionsRoleArn"],
-            "MODELRUN_BASELINE_ROLE_ARN": self.outputs["GitHubBaselineRoleArn"],
+            "MODELRUN_ROLE_ARN": outputs["PullRequestRoleArn"],
+            "MODELRUN_BASELINE_ROLE_ARN": outputs["BaselineRoleArn"],
+            "MODELRUN_ECR_REPOSITORY": outputs["ImageRepositoryName"],
             "MODELRUN_AWS_REGION": REGION,
             "MODELRUN_QUEUE_URL": self.outputs["RunRequestsQueueUrl"],
         }
@@ -501,7 +537,14 @@ class LocalRuntime:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
 
     # -- helpers for the demo, the CLI and the tests -----------------------------------------
-    def push_image(self, directory: Path, tag: str, python: Path | None = None, dockerfile: str = "Dockerfile") -> str:
+    def push_image(
+        self,
+        directory: Path,
+        tag: str,
+        python: Path | None = None,
+        dockerfile: str = "Dockerfile",
+        repository: str | None = None,
+    ) -> str:
         """Like `docker build -f dockerfile directory && docker push`: an ECR image whose manifest
         carries what Batch would run from it (``modelrun_local.dockerfile``).
 
@@ -510,10 +553,10 @@ class LocalRuntime:
         ``ROOT/app/model.R``); the job runs in WORKDIR there. What RUN would install comes from
         the host (``Rscript``, ``aws``), and ``python`` in the image's command means ``python``
         here: the context's own ``.venv`` if it has one (made as the image's RUN makes it), else
-        this interpreter."""
+        this interpreter. ``repository``: whose image repository (the runtime's own by default)."""
         ecr = boto3.client("ecr")
-        repository = self.stack.outputs["ModelRepositoryUri"]
-        name = repository.split("/", 1)[1]
+        image_repository = self.repository_stack(repository)["ImageRepositoryUri"]
+        name = image_repository.split("/", 1)[1]
         image = dockerfile_reader.read(directory, dockerfile)
         if python is None:
             own = directory / ".venv" / "bin" / "python"
@@ -562,7 +605,7 @@ class LocalRuntime:
         # The digest is the manifest's sha256, as a registry computes it (moto doesn't).
         digest = f"sha256:{hashlib.sha256(manifest.encode()).hexdigest()}"
         ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
-        return f"{repository}@{digest}"
+        return f"{image_repository}@{digest}"
 
     def wait_until_idle(
         self, timeout: float = 120.0, settle: float = 0.5, functions: Collection[str] | None = None

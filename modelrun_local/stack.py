@@ -29,6 +29,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+REPOSITORY_TEMPLATE = ROOT / "repository.yaml"  # one per model repository, beside the stack
 ARTIFACTS_BUCKET = "modelrun-local-artifacts"
 
 
@@ -68,6 +69,18 @@ def _parsed_template(mtime_ns: int, size: int) -> dict[str, Any]:
     return template
 
 
+def load_repository_template() -> dict[str, Any]:
+    """repository.yaml (plain CloudFormation), a fresh copy each call."""
+    stat = REPOSITORY_TEMPLATE.stat()
+    return copy.deepcopy(_parsed_repository_template(stat.st_mtime_ns, stat.st_size))
+
+
+@functools.cache
+def _parsed_repository_template(mtime_ns: int, size: int) -> dict[str, Any]:
+    template: dict[str, Any] = yaml_parse(REPOSITORY_TEMPLATE.read_text())
+    return template
+
+
 def translate(template: dict[str, Any]) -> dict[str, Any]:
     """SAM -> CloudFormation, offline, with the local adjustments listed above."""
     template = copy.deepcopy(template)
@@ -100,7 +113,7 @@ def check_parameters(template: dict[str, Any], params: dict[str, str]) -> None:
     for key, value in params.items():
         spec = template.get("Parameters", {}).get(key)
         if spec is None:
-            raise ParameterRefused(f"{key}: not a parameter of template.yaml")
+            raise ParameterRefused(f"{key}: not a parameter of the template")
         items = value.split(",") if "List" in spec["Type"] else [value]
         for item in items:
             pattern = spec.get("AllowedPattern")
@@ -277,3 +290,24 @@ def deploy(name: str, parameters: dict[str, str], region: str, template: dict[st
         functions=functions,
         event_sources=event_sources,
     )
+
+
+def deploy_repository(name: str, parameters: dict[str, str], region: str) -> dict[str, str]:
+    """One model repository's stack (repository.yaml) beside the deployed stack; its outputs."""
+    template = load_repository_template()
+    check_parameters(template, parameters)
+    params = dict(parameters)
+    for key, spec in template.get("Parameters", {}).items():  # as in deploy(): list defaults passed
+        if key not in params and "List" in spec["Type"] and "Default" in spec:
+            params[key] = spec["Default"]
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"repository stack failed: {described['StackStatus']} {described.get('StackStatusReason')}")
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

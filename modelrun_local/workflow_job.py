@@ -23,9 +23,11 @@ from modelrun_local.github_server import LocalGitHub
 
 APPROVAL_ENVIRONMENT = "staging"
 BASELINE_ENVIRONMENT = "modelrun-main"
-# The repository variables the workflow reads (MODELRUN_ROLE_ARN, ...): the local runtime sets
-# them from its stack's outputs, as the README has operators do.
-REPOSITORY_VARIABLES: dict[str, str] = {}
+# The repository variables the workflow reads (MODELRUN_ROLE_ARN, ...), by repository (lower
+# case): the local runtime sets them from each repository stack's outputs, as docs/adopt.md has
+# operators do. Under "" the runtime's first repository's: what a job of a repository the stack
+# does not serve would try (another repository's role).
+REPOSITORY_VARIABLES: dict[str, dict[str, str]] = {}
 
 
 @dataclass
@@ -47,18 +49,24 @@ class Job:
     def token(self, audience: str) -> str:
         return oidc_token(self.env, audience)
 
+    @property
+    def variables(self) -> dict[str, str]:
+        """The repository variables of the job's repository."""
+        repository = self.env.get("GITHUB_REPOSITORY", "").lower()
+        return REPOSITORY_VARIABLES.get(repository) or REPOSITORY_VARIABLES.get("", {})
+
     def role_arn(self) -> str:
         """The role the workflow assumes: the baseline role for default-branch runs in the
-        baseline environment (they alone write the build cache), else the Actions role."""
+        baseline environment (they alone write the build cache), else the PR role."""
         if self.environment == BASELINE_ENVIRONMENT and self.event_name != "pull_request":
-            return REPOSITORY_VARIABLES["MODELRUN_BASELINE_ROLE_ARN"]
-        return REPOSITORY_VARIABLES["MODELRUN_ROLE_ARN"]
+            return self.variables["MODELRUN_BASELINE_ROLE_ARN"]
+        return self.variables["MODELRUN_ROLE_ARN"]
 
     def aws_session(self) -> boto3.Session:
         """What aws-actions/configure-aws-credentials does: the job's OIDC token (audience
         sts.amazonaws.com) exchanged for the role's credentials. STS refuses a token its trust
         policy does not admit (another repository, a job outside the environments)."""
-        region = REPOSITORY_VARIABLES["MODELRUN_AWS_REGION"]
+        region = self.variables["MODELRUN_AWS_REGION"]
         sts = boto3.client("sts", region_name=region, config=Config(signature_version=UNSIGNED))
         credentials = sts.assume_role_with_web_identity(
             RoleArn=self.role_arn(),
@@ -74,7 +82,7 @@ class Job:
 
     def send(self, message: RunRequest | CleanupRequest, queue_url: str) -> str:
         """Attach the job's token (audience: the queue's URL) and send as the workflow's role."""
-        client = self.aws_session().client("sqs") if REPOSITORY_VARIABLES else None
+        client = self.aws_session().client("sqs") if self.variables else None
         return send(with_identity(message, self.token(queue_url)), queue_url, sqs_client=client)
 
 

@@ -160,9 +160,12 @@ def job_event(
     return {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(fields)}
 
 
-def job_role_s3(runtime: LocalRuntime, session: str) -> Any:
-    """An S3 client holding the job role, as every approved PR's model container does."""
-    role = runtime.stack.functions["SubmitFunction"]["environment"]["JOB_ROLE_ARN"]
+def job_role_s3(
+    runtime: LocalRuntime, session: str, repository: str | None = None, output: str = "PullRequestJobRoleArn"
+) -> Any:
+    """An S3 client holding a repository's PR job role, as every approved PR's model container
+    of that repository does (``output``: another of its stack's roles)."""
+    role = runtime.repository_stack(repository)[output]
     keys = runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", session)
     return boto3.client(
         "s3",

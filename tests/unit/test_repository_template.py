@@ -98,6 +98,8 @@ def statements(name: str, p: dict[str, Any] = CONDO) -> dict[str, dict[str, Any]
     """A role's statements by Sid, from its own policies and the AWS::IAM::Policy resources attached to it."""
     found = [s for policy in role(name, p).get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
     for resource in TEMPLATE["Resources"].values():
+        if "Condition" in resource and not condition(resource["Condition"], p):
+            continue
         if resource["Type"] == "AWS::IAM::Policy" and {"Ref": name} in resource["Properties"]["Roles"]:
             found += resolve(resource["Properties"]["PolicyDocument"], p)["Statement"]
     assert all(s["Effect"] == "Allow" for s in found)
