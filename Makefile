@@ -39,9 +39,10 @@ SAM_BUILD_ENV := UV=$(abspath $(UV)) PYTHON=$(abspath .venv/bin/python)
 
 # Then each package: at most 15 MiB, and it imports from itself, its layers and boto3 alone.
 template-checks:  ## cfn-lint, sam validate --lint, checkov, sam build and its packages (offline but for PyPI)
-	$(RUN) cfn-lint template.yaml
+	$(RUN) cfn-lint template.yaml repository.yaml
 	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation --file template.yaml
+	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation --file repository.yaml
 	$(MAKE) --no-print-directory sam-build
 	$(PYTEST) tests/packages/test_packages.py
 

@@ -89,6 +89,10 @@ def enqueue(
     ] = None,
     compute: Annotated[str | None, typer.Option(help="cpu or gpu (default: the dispatch input, else cpu).")] = None,
     note: Annotated[str | None, typer.Option(help="A note shown with the run's results.")] = None,
+    variables: Annotated[
+        str | None,
+        typer.Option(help="Variables for the model's container: NAME=value lines (not secrets; shown on the PR)."),
+    ] = None,
     queue_url: Annotated[
         str | None, typer.Option(envvar="MODELRUN_QUEUE_URL", help="The run-requests SQS queue URL.")
     ] = None,
@@ -106,13 +110,21 @@ def enqueue(
         else:
             if not image:
                 raise typer.BadParameter("--image is required (the pushed image, pinned by digest)")
-            message = _enqueue.build_request(event_name, event, os.environ, image=image, compute=compute, note=note)
+            message = _enqueue.build_request(
+                event_name,
+                event,
+                os.environ,
+                image=image,
+                compute=compute,
+                note=note,
+                variables=_enqueue.parse_variables(variables or ""),
+            )
     except _enqueue.Skip as skip:
         typer.echo(str(skip))
         _annotate("notice", str(skip))
         _append_summary(f"### modelrun: no run\n\n{skip}\n")
         raise typer.Exit(0) from None
-    except (ValidationError, _enqueue.MissingEnvironment) as exc:
+    except (ValueError, _enqueue.MissingEnvironment) as exc:  # ValidationError is a ValueError
         problems = _problems(exc)
         typer.echo(f"modelrun: invalid {'cleanup' if cleanup else 'run'} request, nothing sent:", err=True)
         typer.echo("\n".join(f"  {problem}" for problem in problems), err=True)

@@ -151,6 +151,22 @@ def _blank_to_none(value: Any) -> str | None:
     return text or None
 
 
+def parse_variables(text: str) -> dict[str, str]:
+    """``NAME=value`` lines (the reusable workflow's ``variables`` input); blank lines skipped.
+    The names and sizes are checked by the run request's model."""
+    variables: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"variables, line {number}: expected NAME=value, got {line.strip()[:40]!r}")
+        if name.strip() in variables:
+            raise ValueError(f"variables, line {number}: {name.strip()} is given twice")
+        variables[name.strip()] = value.strip()
+    return variables
+
+
 def build_request(
     event_name: str,
     event: dict[str, Any],
@@ -159,6 +175,7 @@ def build_request(
     image: str,
     compute: str | None = None,
     note: str | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> RunRequest:
     """The run request for this event.
 
@@ -211,6 +228,7 @@ def build_request(
             "image": image,
             "compute": _blank_to_none(compute) or _blank_to_none(inputs.get("compute")) or "cpu",
             "note": _blank_to_none(note) if note is not None else _blank_to_none(inputs.get("note")),
+            "variables": dict(variables or {}),
             "triggered_by": _triggered_by(event, env),
             "event": event_name,
             "workflow": _workflow_run(env),

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import boto3
 import requests
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from modelrun.domain.naming import LOG_GROUP
@@ -284,9 +285,49 @@ class BatchExecutor:
                 )
         return None
 
+    def _as_execution_role(self, job: Any, container: dict[str, Any]) -> dict[str, str] | str:
+        """The secrets' values, fetched as the job's execution role after it pulled the image (IAM
+        checked); or why the container cannot start, in Batch's words."""
+        role = container["execution_role_arn"]
+        if not role:
+            return {}
+        keys = moto_hooks.service_credentials(role, "ecs-tasks.amazonaws.com", f"ecs-{job.job_id}")
+        session = boto3.Session(
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys["AWS_SESSION_TOKEN"],
+            region_name=REGION,
+        )
+        repository, _, reference = container["image"].partition("/")[2].partition("@")
+        try:
+            session.client("ecr", endpoint_url=self.endpoint).batch_get_image(
+                repositoryName=repository.partition(":")[0], imageIds=[{"imageDigest": reference or "latest"}]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied"):
+                return f"CannotPullContainerError: pull access denied for {container['image']}: {error}"
+        values: dict[str, str] = {}
+        for secret in container["secrets"]:
+            try:
+                got = session.client("secretsmanager", endpoint_url=self.endpoint).get_secret_value(
+                    SecretId=secret["valueFrom"]
+                )
+            except ClientError as error:
+                return (
+                    "ResourceInitializationError: unable to pull secrets or registry auth: "
+                    f"unable to retrieve secret from asm: {error}"
+                )
+            values[secret["name"]] = got["SecretString"]
+        return values
+
     def _launch(self, job: Any) -> _Launch | str:
         """What to run for the job, or why its container cannot start (Batch's reasons)."""
         container = moto_hooks.job_container(job)
+        # What ECS does with the execution role before the container starts: pull the image,
+        # fetch the secrets. A role that may not (another repository's image) fails the job.
+        secrets = self._as_execution_role(job, container)
+        if isinstance(secrets, str):
+            return secrets
         image = self.local_image(container["image"])
         if image is None:
             return f"CannotPullContainerError: {container['image']} is not a pushed local image"
@@ -305,6 +346,7 @@ class BatchExecutor:
             "AWS_ACCESS_KEY_ID": "",
             **credentials,
             **container["environment"],
+            **secrets,
             **self.settings.job_environment,
         }
         if _executable(command[0], directory, env["PATH"]) is None:

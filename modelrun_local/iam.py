@@ -255,7 +255,7 @@ def resources_of(call: Call, secret_arn: Callable[[str], str | None]) -> list[st
         return [_arn(call, "ecr", f"repository/{p['repositoryName']}")]
     if service == "ssm" and "Name" in p:  # a parameter's ARN has one "/" before a path's first
         return [_arn(call, "ssm", f"parameter/{p['Name'].lstrip('/')}")]
-    if service == "athena" and ("WorkGroup" in p or "StartQueryExecution" == call.operation):
+    if service == "athena" and ("WorkGroup" in p or call.operation == "StartQueryExecution"):
         return [_arn(call, "athena", f"workgroup/{p.get('WorkGroup', 'primary')}")]
     return ["*"]
 

@@ -272,6 +272,8 @@ def job_container(job: Job) -> dict[str, Any]:
         "environment": {e["name"]: e["value"] for e in job._get_container_property("environment", [])},
         "image": (job.job_definition.container_properties or {}).get("image", ""),
         "job_role_arn": (job.job_definition.container_properties or {}).get("jobRoleArn"),
+        "execution_role_arn": (job.job_definition.container_properties or {}).get("executionRoleArn"),
+        "secrets": list((job.job_definition.container_properties or {}).get("secrets", [])),
     }
 
 

@@ -234,6 +234,8 @@ class LocalRuntime:
         enforce_iam: bool = True,
         template: dict[str, Any] | None = None,
         repository_parameters: dict[str, dict[str, str]] | None = None,
+        secrets: dict[str, dict[str, str]] | None = None,
+        repository_template: dict[str, Any] | None = None,
     ) -> None:
         """``github_credentials``: what the secret holds, a GitHub App's credentials (the
         README's recommendation) or a token. ``github_api_path``: ``"/api/v3"`` serves the local
@@ -256,6 +258,10 @@ class LocalRuntime:
         # Each allow-listed repository gets its repository stack (repository.yaml); these are
         # its parameters beyond the ones every repository stack gets (data grants, secrets).
         self.repository_parameters = repository_parameters or {}
+        # Secrets (name -> value) an operator makes for a repository's jobs, by repository: made
+        # in Secrets Manager before its repository stack, which grants them (SecretArns).
+        self.secrets = secrets or {}
+        self.repository_template = repository_template  # repository.yaml's, unless a test alters it
         self.stopping = threading.Event()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -442,6 +448,11 @@ class LocalRuntime:
             if k in parameters
         }
         name = f"{self.stack_name}-{naming.share_identifier(repository).replace('_', '-')}"[:128]
+        secretsmanager = boto3.client("secretsmanager")
+        arns = [
+            secretsmanager.create_secret(Name=secret, SecretString=value)["ARN"]
+            for secret, value in self.secrets.get(repository.lower(), {}).items()
+        ]
         return deploy_repository(
             name,
             {
@@ -449,9 +460,11 @@ class LocalRuntime:
                 "Repository": repository,
                 "ImageName": repository.lower(),
                 **shared,
+                **({"SecretArns": ",".join(arns)} if arns else {}),
                 **self.repository_parameters.get(repository.lower(), {}),
             },
             REGION,
+            template=self.repository_template,
         )
 
     def repository_stack(self, repository: str | None = None) -> dict[str, str]:

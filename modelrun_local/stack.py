@@ -292,9 +292,11 @@ def deploy(name: str, parameters: dict[str, str], region: str, template: dict[st
     )
 
 
-def deploy_repository(name: str, parameters: dict[str, str], region: str) -> dict[str, str]:
+def deploy_repository(
+    name: str, parameters: dict[str, str], region: str, template: dict[str, Any] | None = None
+) -> dict[str, str]:
     """One model repository's stack (repository.yaml) beside the deployed stack; its outputs."""
-    template = load_repository_template()
+    template = template if template is not None else load_repository_template()
     check_parameters(template, parameters)
     params = dict(parameters)
     for key, spec in template.get("Parameters", {}).items():  # as in deploy(): list defaults passed

@@ -74,6 +74,36 @@ class Resources(_Strict):
     gpus: Annotated[int | None, Field(ge=0, le=8)] = None
 
 
+# Run variables (issue 22): non-secret settings a caller passes to the model's container, as
+# assessor teams pass run-type toggles to their pipelines. Upper-case names; MODELRUN_ and AWS_
+# are modelrun's and AWS's own; a few, short, printable values.
+VARIABLE_NAME = r"^[A-Z][A-Z0-9_]{0,63}$"
+RESERVED_PREFIXES = ("MODELRUN_", "AWS_")
+MAX_VARIABLES = 20
+MAX_VARIABLES_BYTES = 4096
+
+
+def _variables_fit(value: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(name for name in value if name.startswith(RESERVED_PREFIXES))
+    if reserved:
+        raise ValueError(f"{', '.join(reserved)}: names starting with {' or '.join(RESERVED_PREFIXES)} are reserved")
+    if len(value) > MAX_VARIABLES:
+        raise ValueError(f"at most {MAX_VARIABLES} variables, not {len(value)}")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > MAX_VARIABLES_BYTES:
+        raise ValueError(f"at most {MAX_VARIABLES_BYTES} bytes of names and values, not {size}")
+    return value
+
+
+Variables = Annotated[
+    dict[
+        Annotated[str, Field(pattern=VARIABLE_NAME)],
+        Annotated[Printable, Field(max_length=1024)],
+    ],
+    AfterValidator(_variables_fit),
+]
+
+
 class Identity(_Strict):
     """The evidence: the job's GitHub OIDC token, requested with the stack's audience."""
 
@@ -97,6 +127,9 @@ class RunRequest(_Strict):
     resources: Resources = Resources()
     command: Annotated[list[Annotated[Printable, Field(max_length=1024)]] | None, Field(max_length=64)] = None
     note: Annotated[str | None, Field(max_length=1000), AfterValidator(lambda v: v and printable_note(v))] = None
+    variables: Variables = Field(
+        default_factory=dict, description="Non-secret variables for the model's container (NAME: value)"
+    )
     triggered_by: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?(?:\[bot\])?$")]
     event: Literal["pull_request", "push", "workflow_dispatch"]
     workflow: WorkflowRun

@@ -41,7 +41,7 @@ from modelrun.config import SubmitSettings
 from modelrun.contracts import CleanupRequest, RerunRequest, RunRequest
 from modelrun.domain import naming, sizes
 from modelrun.domain.evidence import Verified
-from modelrun.domain.registration import Registration, data_environment, job_grant
+from modelrun.domain.registration import Registration, data_environment, job_grant, secret_variable
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import PR_CLOSED_REASON, SUPERSEDED_REASON_PREFIX, RunStatus
 from modelrun.errors import Rejected, StaleWrite
@@ -119,6 +119,13 @@ def check_image(registration: Registration, request: RunRequest) -> None:
         )
 
 
+def check_variables(registration: Registration, request: RunRequest) -> None:
+    """A caller's variable never stands in for one of the repository's secrets."""
+    clash = sorted(set(request.variables) & {secret_variable(arn) for arn in registration.secrets})
+    if clash:
+        raise Rejected(f"variables: {', '.join(clash)} would replace the repository's secrets of that name")
+
+
 def check_size(s: SubmitSettings, request: RunRequest) -> None:
     """The job's size (the request's, else the stack's defaults) must fit a compute environment:
     Fargate's combinations for cpu, an instance of the GPU environment's types for gpu."""
@@ -141,7 +148,9 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
 
 def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
     """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
-    check_image(deps.registrations.get(verified.repository), request)
+    registration = deps.registrations.get(verified.repository)
+    check_image(registration, request)
+    check_variables(registration, request)
     check_size(deps.settings, request)
     run_id = run_id_for(request)
     # The idempotency layer persists by a JSON payload, keyed on the derived run id. The token
@@ -189,7 +198,7 @@ def _submit_once(deps: SubmitDeps, payload: dict[str, Any]) -> dict[str, Any]:
                 name=record.run_id,
                 queue=record.job_queue,
                 definition=job_definition,
-                environment=container_environment(record) | data_environment(registration),
+                environment=request.variables | container_environment(record) | data_environment(registration),
                 vcpus=record.vcpus,
                 memory_mib=record.memory_mib,
                 gpus=record.gpus,

@@ -14,7 +14,11 @@ request's command override: ``python job.py MODE [ARG]`` where MODE is
   comparison with an ``ok`` run finds the errors and COD worse);
 - ``tamper RUN_ID``: a hostile model: writes forged results (predictions all exact, RMSE 0) for
   another run where it can guess that run's results live, and its own metrics.json claiming to
-  be that run.
+  be that run;
+- ``read S3_URI``: read an object (as the job's role: its repository's data grant), say how
+  many bytes, then as ``ok``; exit 4 with AWS's error code if refused;
+- ``secret NAME``: say how long the environment variable NAME is (never its value), then as
+  ``ok``; exit 5 if it is not set.
 """
 
 import gzip
@@ -38,6 +42,19 @@ if mode == "wait-for":
     while not os.path.exists(sys.argv[2]) and time.time() < deadline:
         time.sleep(0.05)
 own_metrics: list[dict[str, object]] = [{"name": "train_seconds", "value": 0.1, "unit": "s", "better": "lower"}]
+if mode == "read":
+    source_bucket, key = sys.argv[2].removeprefix("s3://").split("/", 1)
+    try:
+        body = boto3.client("s3").get_object(Bucket=source_bucket, Key=key)["Body"].read()
+    except Exception as error:  # the job's answer is the error's code
+        print(f"cannot read {sys.argv[2]}: {getattr(error, 'response', {}).get('Error', {}).get('Code', error)}")
+        sys.exit(4)
+    print(f"read {len(body)} bytes from {sys.argv[2]}", flush=True)
+if mode == "secret":
+    if sys.argv[2] not in os.environ:
+        print(f"secret {sys.argv[2]}: not set", flush=True)
+        sys.exit(5)
+    print(f"secret {sys.argv[2]}: {len(os.environ[sys.argv[2]])} characters", flush=True)
 if mode == "false-metrics":
     own_metrics += [{"name": "rmse", "value": 1.0}, {"name": "cod", "value": 31.0}]
 doc: dict[str, object] = {
@@ -79,9 +96,14 @@ s3 = boto3.client("s3")
 if mode == "tamper":
     victim = sys.argv[2]
     doc = doc | {"run_id": victim}
-    for guess in (f"runs/{victim}/", f"runs/{victim}/{prefix.split('/')[2]}/"):
-        s3.put_object(Bucket=bucket, Key=guess + "predictions.csv.gz", Body=predictions(exact=True))
-        s3.put_object(Bucket=bucket, Key=guess + "metrics.json", Body=json.dumps(doc).encode())
+    runs, owner, name, _, key = prefix.split("/")[:5]
+    for guess in (f"runs/{victim}/", f"{runs}/{owner}/{name}/{victim}/", f"{runs}/{owner}/{name}/{victim}/{key}/"):
+        try:
+            s3.put_object(Bucket=bucket, Key=guess + "predictions.csv.gz", Body=predictions(exact=True))
+            s3.put_object(Bucket=bucket, Key=guess + "metrics.json", Body=json.dumps(doc).encode())
+        except Exception as error:  # refused: try the next guess
+            print(f"refused s3://{bucket}/{guess}: {error}", flush=True)
+            continue
         print(f"tampered with s3://{bucket}/{guess}", flush=True)
 s3.put_object(Bucket=bucket, Key=prefix + "predictions.csv.gz", Body=predictions())
 s3.put_object(Bucket=bucket, Key=prefix + "metrics.json", Body=json.dumps(doc).encode())

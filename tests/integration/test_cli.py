@@ -231,7 +231,8 @@ def test_rerun_is_a_new_attempt_through_the_operator_queue_and_succeeds(world: W
     assert record.workflow_url == f"https://github.com/{REPOSITORY}/actions/runs/8000201/attempts/2"
     # its own results prefix: runs/<run id>/<a new random key>/
     bucket = world.runtime.outputs["ResultsBucketName"]
-    assert record.results_uri.startswith(f"s3://{bucket}/runs/{second}/") and record.results_uri != original.results_uri
+    assert record.results_uri.startswith(f"s3://{bucket}/runs/{REPOSITORY}/{second}/")
+    assert record.results_uri != original.results_uri
     assert record.summary and record.summary["metrics"]["rmse"] == pytest.approx(16099.75155)
     assert world.status("succeeded") is RunStatus.SUCCEEDED  # the first attempt stands
     assert len(world.runtime.github.comments(REPOSITORY, 201)) == 1  # still one sticky comment
@@ -339,7 +340,7 @@ def test_local_up_writes_the_state_file_and_removes_it_when_stopped(
     assert f"Local stack {STACK} is up" in result.stdout and "Stopping the local stack" in result.stdout
     assert f"AWS endpoint   {world.runtime.endpoint}" in result.stdout
     assert seen["endpoint"] == world.runtime.endpoint and seen["stack"] == STACK and seen["stopped"]
-    assert seen["image"].startswith(world.runtime.outputs["ModelRepositoryUri"] + "@sha256:")
+    assert seen["image"].startswith(world.runtime.repository_stack()["ImageRepositoryUri"] + "@sha256:")
     assert not state.exists(), "the state file goes with the stack"
 
     # --local finds the stack through such a file; a second `local up` refuses to start over it

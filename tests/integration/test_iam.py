@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from modelrun_local.runtime import LocalRuntime
-from modelrun_local.stack import load_template
+from modelrun_local.stack import load_repository_template, load_template
 from tests.helpers import wait_for
 from tests.integration.flow import REPOSITORY, Flow, with_command
 
@@ -35,7 +35,7 @@ def test_a_happy_run_is_allowed_every_call_and_each_role_was_checked(flow: Flow)
     assert flow.runtime.iam_denials() == []
     checked = {(d.principal.split("-")[-2] if "-" in d.principal else d.principal, d.action) for d in decisions}
     for role, action in [
-        ("GitHubActionsRole", "sqs:SendMessage"),
+        ("PullRequestRole", "sqs:SendMessage"),
         ("SubmitFunctionRole", "batch:SubmitJob"),
         ("SubmitFunctionRole", "iam:PassRole"),
         ("SubmitFunctionRole", "secretsmanager:GetSecretValue"),
@@ -43,7 +43,8 @@ def test_a_happy_run_is_allowed_every_call_and_each_role_was_checked(flow: Flow)
         ("ReportStateMachineRole", "lambda:InvokeFunction"),
         ("CollectResultsFunctionRole", "s3:GetObject"),
         ("UpdatePullRequestFunctionRole", "secretsmanager:GetSecretValue"),
-        ("JobRole", "s3:PutObject"),
+        ("PullRequestJobRole", "s3:PutObject"),
+        ("SubmitFunctionRole", "ssm:GetParameter"),
     ]:
         assert any(r.endswith(role) and a.lower() == action.lower() for r, a in checked), (role, action, checked)
     web = [d for d in decisions if d.action == "sts:AssumeRoleWithWebIdentity"]
@@ -82,9 +83,9 @@ SAM_TEMPLATES = {
 }
 
 
-def _without(resource: str, action: str) -> dict[str, Any]:
-    """template.yaml with ``action`` taken out of ``resource``'s policies."""
-    template = copy.deepcopy(load_template())
+def _without(resource: str, action: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """template.yaml (or the template given) with ``action`` taken out of ``resource``'s policies."""
+    template = copy.deepcopy(template or load_template())
     props = template["Resources"][resource]["Properties"]
     kept = [p for p in props["Policies"] if not (isinstance(p, dict) and SAM_TEMPLATES.get(action) in p)]
     removed = len(kept) < len(props["Policies"])
@@ -104,20 +105,27 @@ MUTATIONS = {
     "batch:SubmitJob": ("SubmitFunction", "batch:SubmitJob", "SubmitFunctionRole"),
     "iam:PassRole": ("SubmitFunction", "iam:PassRole", "SubmitFunctionRole"),
     "states:StartExecution (track)": ("TrackFunction", "states:StartExecution", "TrackFunctionRole"),
-    "s3:PutObject (job role)": ("JobRole", "s3:PutObject", "JobRole"),
+    "s3:PutObject (job role)": ("PullRequestJobRole", "s3:PutObject", "PullRequestJobRole"),
     "secretsmanager:GetSecretValue (update)": (
         "UpdatePullRequestFunction",
         "secretsmanager:GetSecretValue",
         "UpdatePullRequestFunctionRole",
     ),
-    "sqs:SendMessage (GitHub role)": ("GitHubActionsRole", "sqs:SendMessage", "GitHubActionsRole"),
+    "sqs:SendMessage (GitHub role)": ("PullRequestRole", "sqs:SendMessage", "PullRequestRole"),
 }
+# The repository stack's roles (repository.yaml); the rest are the stack's.
+IN_REPOSITORY_STACK = {"PullRequestJobRole", "PullRequestRole"}
 
 
 @pytest.mark.parametrize("name", list(MUTATIONS))
 def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path: Path) -> None:
     resource, action, role = MUTATIONS[name]
-    with LocalRuntime(parameters={"LogLevel": "ERROR"}, template=_without(resource, action)) as runtime:
+    altered = (
+        {"repository_template": _without(resource, action, load_repository_template())}
+        if resource in IN_REPOSITORY_STACK
+        else {"template": _without(resource, action)}
+    )
+    with LocalRuntime(parameters={"LogLevel": "ERROR"}, **altered) as runtime:
         flow = Flow.placeholder(runtime, tmp_path)
         job = flow.job(pr=3100, run_id=9_310_000)
         request = with_command(job.request(flow.image), "ok")

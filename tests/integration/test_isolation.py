@@ -1,8 +1,9 @@
-"""Issue 21, attack 3: two repositories on one stack. An approved PR of one repository holds the
-same job role as the other's, so its container can write under runs/ where the other's main run
-wrote (the worst case: that prefix is known). Reports compare only with collected copies, so the
-other repository's honest PR shows the same comparison after the attack as before it; and each
-repository compares with its own main run only. One LocalRuntime for the module."""
+"""Issues 21 and 22: two model repositories on one stack, each with its repository stack
+(repository.yaml). Each is compared with its own main run; a job of one reaches neither the
+other's results, nor its data, nor its images; its GitHub roles reach neither the other's images
+nor its build cache; a job reads its own data grant and gets its own secrets; and even a job of
+the same repository that rewrites its main run's files changes nothing a report compares with
+(reports read collected copies). One LocalRuntime for the module."""
 
 from __future__ import annotations
 
@@ -12,24 +13,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from modelrun.adapters.aws import RunsTable
 from modelrun.domain.documents import report_of
+from modelrun.domain.naming import LOG_GROUP
 from modelrun.domain.run import RunRecord
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
-from modelrun_local.workflow_job import branch_job, pull_request_job, retarget
-from tests.integration.flow import job_role_s3, with_command
+from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
+from tests.integration.flow import dead_letter_reason, job_role_s3, with_command
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AVM, CONDO = "county-assessor/avm", "county-assessor/condo"
 MAIN = {AVM: "a1" * 20, CONDO: "c1" * 20}
+DATA = "modelrun-local-data"
+GRANTS = {
+    AVM: {"DataReadLocations": f"{DATA}/county-assessor/avm/"},
+    CONDO: {
+        "DataReadLocations": f"{DATA}/county-assessor/condo/",
+        "MainDataWriteLocations": f"{DATA}/county-assessor/condo/dvc/",
+    },
+}
+SECRETS = {CONDO: {"condo/db-password": "hunter2-condo"}}
 
 
 class TwoRepositories:
-    def __init__(self, runtime: LocalRuntime, image: str) -> None:
+    def __init__(self, runtime: LocalRuntime, images: dict[str, str]) -> None:
         self.runtime = runtime
-        self.image = image
+        self.images = images
         self.queue_url = runtime.outputs["RunRequestsQueueUrl"]
         self.table = RunsTable(runtime.outputs["RunsTableName"])
 
@@ -41,20 +54,28 @@ class TwoRepositories:
         event["pull_request"]["base"]["sha"] = MAIN[repository]
         return event
 
-    def main_run(self, repository: str, run_id: int) -> None:
+    def main_job(self, repository: str, run_id: int) -> Job:
         payload = self.event(repository, 0, MAIN[repository])["repository"]
-        job = branch_job(
+        return branch_job(
             self.runtime.github, payload, "push", branch="main", sha=MAIN[repository], run_id=run_id, actor="maintainer"
         )
-        job.send(with_command(job.request(self.image), "ok"), self.queue_url)
 
-    def pr_run(self, repository: str, pr: int, run_id: int, sha: str) -> None:
-        job = pull_request_job(self.runtime.github, self.event(repository, pr, sha), run_id=run_id)
-        job.send(with_command(job.request(self.image), "ok"), self.queue_url)
+    def pr_job(self, repository: str, pr: int, run_id: int, sha: str) -> Job:
+        return pull_request_job(self.runtime.github, self.event(repository, pr, sha), run_id=run_id)
+
+    def run(self, job: Job, repository: str, *command: str, image: str | None = None) -> str:
+        request = with_command(job.request(image or self.images[repository]), *(command or ("ok",)))
+        return job.send(request, self.queue_url)
 
     def record_of(self, sha: str) -> RunRecord:
         (record,) = [r for r in self.table.scan() if r.head_sha == sha]
         return record
+
+    def log_of(self, sha: str) -> str:
+        record = self.record_of(sha)
+        events = boto3.client("logs").filter_log_events(logGroupName=LOG_GROUP)["events"]
+        stream = record.log_stream or ""
+        return "\n".join(e["message"] for e in events if stream and e.get("logStreamName") == stream)
 
     def compared(self, sha: str) -> tuple[Any, ...]:
         record = self.record_of(sha)
@@ -69,37 +90,136 @@ class TwoRepositories:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[TwoRepositories]:
-    with LocalRuntime(parameters={"LogLevel": "WARNING", "GitHubRepositories": f"{AVM},{CONDO}"}) as runtime:
-        s = TwoRepositories(runtime, runtime.push_image(NOOP_MODEL_DIR, tag="noop"))
-        s.main_run(AVM, 6_000_001)
-        s.main_run(CONDO, 6_000_002)
+    with LocalRuntime(
+        parameters={"LogLevel": "WARNING", "GitHubRepositories": f"{AVM},{CONDO}"},
+        repository_parameters=GRANTS,
+        secrets=SECRETS,
+    ) as runtime:
+        s3 = boto3.client("s3")  # the operator puts each team's data where its grant points
+        s3.create_bucket(Bucket=DATA)
+        for repository in (AVM, CONDO):
+            s3.put_object(
+                Bucket=DATA, Key=f"{repository}/sales.csv", Body=f"sale_id,sale_price\n{repository},1\n".encode()
+            )
+        images = {r: runtime.push_image(NOOP_MODEL_DIR, tag="noop", repository=r) for r in (AVM, CONDO)}
+        s = TwoRepositories(runtime, images)
+        s.run(s.main_job(AVM, 6_000_001), AVM)
+        s.run(s.main_job(CONDO, 6_000_002), CONDO)
         s.wait()
         assert s.record_of(MAIN[AVM]).baseline and s.record_of(MAIN[CONDO]).baseline
         yield s
 
 
-def test_one_repositorys_job_cannot_change_what_the_others_prs_are_compared_with(stack: TwoRepositories) -> None:
-    stack.pr_run(AVM, 401, 6_000_401, "a2" * 20)
-    stack.pr_run(CONDO, 402, 6_000_402, "c2" * 20)
+def refused(call: Any) -> str:
+    with pytest.raises(ClientError) as error:
+        call()
+    return str(error.value.response["Error"]["Code"])
+
+
+def test_each_repository_is_compared_with_its_own_main_run_which_no_job_can_change(stack: TwoRepositories) -> None:
+    stack.run(stack.pr_job(AVM, 401, 6_000_401, "a2" * 20), AVM)
+    stack.run(stack.pr_job(CONDO, 402, 6_000_402, "c2" * 20), CONDO)
     stack.wait()
     before = stack.compared("a2" * 20)
-    # Each repository is compared with its own main run only.
     assert before[0] == stack.record_of(MAIN[AVM]).run_id and before[1] == "paired"
     assert stack.compared("c2" * 20)[0] == stack.record_of(MAIN[CONDO]).run_id
 
-    # A condo PR's container rewrites avm's main holdout and params, and archives its metrics.
     main = stack.record_of(MAIN[AVM])
+    assert main.results_uri.startswith(f"s3://{stack.runtime.outputs['ResultsBucketName']}/runs/{AVM}/")
     bucket, prefix = main.results_uri.removeprefix("s3://").split("/", 1)
     rows = ["sale_id,sale_price,estimate,area"] + [f"s{i + 1},1000,1,1" for i in range(20)]
-    s3 = job_role_s3(stack.runtime, "condo-attacker")
-    s3.put_object(
-        Bucket=bucket, Key=f"{prefix}predictions.csv.gz", Body=gzip.compress(("\n".join(rows) + "\n").encode())
+    forged = gzip.compress(("\n".join(rows) + "\n").encode())
+    # A condo PR's container cannot write anywhere under avm's results, even knowing the key.
+    condo = job_role_s3(stack.runtime, "condo-attacker", CONDO)
+    assert refused(lambda: condo.put_object(Bucket=bucket, Key=f"{prefix}predictions.csv.gz", Body=forged)) == (
+        "AccessDenied"
     )
-    s3.put_object(Bucket=bucket, Key=f"{prefix}params.yaml", Body=b"condo: was here\n")
-    s3.put_object(Bucket=bucket, Key=f"{prefix}metrics.json", Body=b"{}", StorageClass="GLACIER")
+    # The worst case within one repository: avm's own PR job rewrites its main run's files and
+    # archives its metrics (the key leaked). Reports compare with the collected copies only.
+    avm = job_role_s3(stack.runtime, "avm-attacker", AVM)
+    avm.put_object(Bucket=bucket, Key=f"{prefix}predictions.csv.gz", Body=forged)
+    avm.put_object(Bucket=bucket, Key=f"{prefix}params.yaml", Body=b"someone: was here\n")
+    avm.put_object(Bucket=bucket, Key=f"{prefix}metrics.json", Body=b"{}", StorageClass="GLACIER")
 
-    stack.pr_run(AVM, 403, 6_000_403, "a3" * 20)
+    stack.run(stack.pr_job(AVM, 403, 6_000_403, "a3" * 20), AVM)
     stack.wait()
     assert stack.compared("a3" * 20) == before
     [comment] = stack.runtime.github.comments(AVM, 403)
     assert "was here" not in comment["body"] and "No detectable change against main" in comment["body"]
+
+
+def test_a_job_reads_its_repositorys_data_and_is_refused_the_others(stack: TwoRepositories) -> None:
+    own, other = f"s3://{DATA}/{CONDO}/sales.csv", f"s3://{DATA}/{AVM}/sales.csv"
+    stack.run(stack.pr_job(CONDO, 410, 6_000_410, "c4" * 20), CONDO, "read", own)
+    stack.run(stack.pr_job(CONDO, 411, 6_000_411, "c5" * 20), CONDO, "read", other)
+    stack.wait()
+    assert stack.record_of("c4" * 20).status.value == "SUCCEEDED"
+    size = len(f"sale_id,sale_price\n{CONDO},1\n")
+    assert f"read {size} bytes from {own}" in stack.log_of("c4" * 20)
+    assert stack.record_of("c5" * 20).status.value == "FAILED"
+    assert f"cannot read {other}: AccessDenied" in stack.log_of("c5" * 20)
+
+    # Shared data (the DVC remote): the default branch's job role may write it, a PR's never.
+    pr = job_role_s3(stack.runtime, "condo-pr", CONDO)
+    baseline = job_role_s3(stack.runtime, "condo-main", CONDO, output="BaselineJobRoleArn")
+    key = f"{CONDO}/dvc/files/md5/ab/cdef"
+    assert refused(lambda: pr.put_object(Bucket=DATA, Key=key, Body=b"pr")) == "AccessDenied"
+    baseline.put_object(Bucket=DATA, Key=key, Body=b"main")
+    assert refused(lambda: baseline.put_object(Bucket=DATA, Key=f"{AVM}/dvc/x", Body=b"main")) == "AccessDenied"
+    assert refused(lambda: pr.get_object(Bucket=DATA, Key=f"{AVM}/sales.csv")) == "AccessDenied"
+
+
+def test_a_job_gets_its_repositorys_secrets_and_runs_only_its_repositorys_images(stack: TwoRepositories) -> None:
+    stack.run(stack.pr_job(CONDO, 420, 6_000_420, "c6" * 20), CONDO, "secret", "CONDO_DB_PASSWORD")
+    stack.run(stack.pr_job(AVM, 421, 6_000_421, "a6" * 20), AVM, "secret", "CONDO_DB_PASSWORD")
+    stack.wait()
+    assert stack.record_of("c6" * 20).status.value == "SUCCEEDED"
+    assert "secret CONDO_DB_PASSWORD: 13 characters" in stack.log_of("c6" * 20)
+    assert "hunter2" not in stack.log_of("c6" * 20)
+    assert "secret CONDO_DB_PASSWORD: not set" in stack.log_of("a6" * 20)
+
+    # A condo request naming avm's image: refused before any job, with the reason.
+    message_id = stack.run(stack.pr_job(CONDO, 422, 6_000_422, "c7" * 20), CONDO, image=stack.images[AVM])
+    reason = dead_letter_reason(boto3.client("sqs"), stack.runtime.outputs["RunRequestsDLQUrl"], message_id)
+    assert f"must come from {CONDO}'s image repository" in reason, reason
+
+    # Even a job definition made by hand with condo's roles and avm's image does not start:
+    # condo's execution role cannot pull avm's images.
+    condo = stack.runtime.repository_stack(CONDO)
+    batch = boto3.client("batch")
+    definition = batch.register_job_definition(
+        jobDefinitionName="by-hand",
+        type="container",
+        containerProperties={
+            "image": stack.images[AVM],
+            "jobRoleArn": condo["PullRequestJobRoleArn"],
+            "executionRoleArn": condo["JobExecutionRoleArn"],
+            "command": ["python", "job.py", "ok"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+        },
+    )["jobDefinitionArn"]
+    queue = stack.runtime.outputs["CpuJobQueueArn"]
+    job_id = batch.submit_job(jobName="by-hand", jobQueue=queue, jobDefinition=definition, shareIdentifier="x")["jobId"]
+    stack.wait()
+    [job] = batch.describe_jobs(jobs=[job_id])["jobs"]
+    assert job["status"] == "FAILED" and job["statusReason"].startswith("CannotPullContainerError"), job
+
+
+def test_github_roles_reach_only_their_repositorys_images_and_build_cache(stack: TwoRepositories) -> None:
+    pr_ecr = stack.pr_job(CONDO, 430, 6_000_430, "c8" * 20).aws_session().client("ecr")
+    main_ecr = stack.main_job(CONDO, 6_000_431).aws_session().client("ecr")
+    avm_images = stack.runtime.repository_stack(AVM)["ImageRepositoryName"]
+    condo_images = stack.runtime.repository_stack(CONDO)["ImageRepositoryName"]
+    digest = {"imageDigest": stack.images[AVM].rsplit("@", 1)[1]}
+    assert refused(lambda: pr_ecr.batch_get_image(repositoryName=avm_images, imageIds=[digest])) == (
+        "AccessDeniedException"
+    )
+    own = {"imageDigest": stack.images[CONDO].rsplit("@", 1)[1]}
+    assert pr_ecr.batch_get_image(repositoryName=condo_images, imageIds=[own])["images"]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+    for ecr, repository in ((pr_ecr, f"{condo_images}/cache"), (main_ecr, f"{avm_images}/cache")):
+        code = refused(
+            lambda: ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag="buildcache-cpu")
+        )
+        assert code == "AccessDeniedException", repository
+    main_ecr.put_image(repositoryName=f"{condo_images}/cache", imageManifest=manifest, imageTag="buildcache-cpu")

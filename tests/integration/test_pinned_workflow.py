@@ -134,7 +134,7 @@ def test_sts_refuses_a_job_of_another_workflow(stack: Pinned, workflow: str) -> 
     job = stack.pr_job(701, 7_000_701, "8" * 40, workflow=workflow)
     assert _refused(job.aws_session) == "AccessDenied"
     main = main_push_job(stack, 7_000_702, workflow)
-    assert main.role_arn() == stack.runtime.outputs["GitHubBaselineRoleArn"]
+    assert main.role_arn() == stack.runtime.repository_stack()["BaselineRoleArn"]
     assert _refused(main.aws_session) == "AccessDenied"
     denied = stack.runtime.iam_denials()[-1]
     assert denied.action == "sts:AssumeRoleWithWebIdentity" and denied.principal.endswith(f":{workflow}")

@@ -265,3 +265,17 @@ def test_the_summary_says_what_was_queued_and_where_results_appear() -> None:
     assert "| Note | a \\| b &lt;c&gt; |" in summary  # user text cannot break the table
     dispatch = build_request("workflow_dispatch", payload("workflow_dispatch.json"), DISPATCH_ENV, image=IMAGE)
     assert "No pull request" in summary_markdown(dispatch, "msg-2")
+
+
+def test_variables_are_name_value_lines() -> None:
+    from modelrun_cli.enqueue import parse_variables
+
+    assert parse_variables("RUN_TYPE=full\n\n  SAMPLE = 0.1 \nEMPTY=\n") == {
+        "RUN_TYPE": "full",
+        "SAMPLE": "0.1",
+        "EMPTY": "",
+    }
+    with pytest.raises(ValueError, match="line 1: expected NAME=value"):
+        parse_variables("just words")
+    with pytest.raises(ValueError, match="line 2: A is given twice"):
+        parse_variables("A=1\nA=2")

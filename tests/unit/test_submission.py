@@ -388,3 +388,31 @@ def test_a_redriven_token_is_judged_by_when_this_function_first_received_its_bod
     # Another body (another token) gains nothing from it.
     with pytest.raises(Unverified, match="had expired"):
         verification.verify_run(world.deps, with_token(request()), 5_000, verification.Receipt("m-3", "other"))
+
+
+def test_run_variables_reach_the_container_and_never_replace_a_secret() -> None:
+    world = SubmitWorld()
+    submit(world, request(variables={"RUN_TYPE": "full", "SAMPLE": "0.1"}))
+    [job] = world.jobs.jobs.values()
+    assert job.environment["RUN_TYPE"] == "full" and job.environment["SAMPLE"] == "0.1"
+    secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-password-AbCdEf"
+    world.registrations.by_repository["county-assessor/avm"] = registration(secrets=[secret])
+    with pytest.raises(Rejected, match="DB_PASSWORD would replace the repository's secrets"):
+        submit(world, request(variables={"DB_PASSWORD": "x"}, workflow={"run_id": 9000009, "run_attempt": 1}))
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"MODELRUN_RUN_ID": "x"}, "reserved"),
+        ({"AWS_REGION": "x"}, "reserved"),
+        ({"lower": "x"}, "pattern"),
+        ({"A": "x" * 1025}, "1024"),
+        ({f"V{i}": "x" for i in range(21)}, "at most 20"),
+        ({f"V{i}": "x" * 1000 for i in range(5)}, "at most 4096 bytes"),
+        ({"A": "line\x00"}, "control characters"),
+    ],
+)
+def test_run_variables_are_checked(variables: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        request(variables=variables)

@@ -282,6 +282,7 @@ def test_the_reusable_workflows_are_called_only() -> None:
         "target",
         "compute",
         "note",
+        "variables",
         "approval-environment",
         "baseline-environment",
         "gate",
@@ -359,7 +360,7 @@ def test_run_job_is_approved_by_the_environment_with_minimal_permissions() -> No
     )
     assert run["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha || github.sha }}"
     assert run["env"]["COMPUTE"] == "${{ inputs.compute || 'cpu' }}"
-    assert run["env"]["ECR_REPOSITORY"] == "${{ vars.MODELRUN_ECR_REPOSITORY || 'modelrun-models' }}"
+    assert run["env"]["ECR_REPOSITORY"] == "${{ vars.MODELRUN_ECR_REPOSITORY }}"
     # the environment names: the input, else the repository variable, else the default
     env = steps(MODEL_RUN["jobs"]["gate"])[0]["env"]
     assert env["ENVIRONMENT"] == "${{ inputs.approval-environment || vars.MODELRUN_ENVIRONMENT || 'staging' }}"
@@ -694,7 +695,7 @@ def name_image(tmp_path: Path, **env: str) -> dict[str, str]:
         env={
             "PATH": os.environ["PATH"],
             "REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-            "ECR_REPOSITORY": "modelrun-models",
+            "ECR_REPOSITORY": "modelrun-models/octo-org/avm",
             "HEAD_SHA": SHA,
             "COMPUTE": "cpu",
             "WRITE_CACHE": "false",
@@ -713,8 +714,11 @@ def test_image_tags_never_repeat_so_the_repository_can_be_immutable(tmp_path: Pa
     assert "${{" not in IMAGE_STEP["run"]
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     out = name_image(tmp_path)
-    assert out["repository"] == f"{registry}/modelrun-models"
-    assert re.fullmatch(rf"{registry}/modelrun-models:{SHA}-4242-1-[0-9a-f]{{12}}", out["tag"]), out["tag"]
+    assert out["repository"] == f"{registry}/modelrun-models/octo-org/avm"
+    assert re.fullmatch(rf"{registry}/modelrun-models/octo-org/avm:{SHA}-4242-1-[0-9a-f]{{12}}", out["tag"]), out["tag"]
+    # Without the variable: the repository stack's default name, in lower case.
+    unset = name_image(tmp_path, ECR_REPOSITORY="", GITHUB_REPOSITORY="Octo-Org/Condo-AVM")
+    assert unset["repository"] == f"{registry}/modelrun-models/octo-org/condo-avm"
     # a re-run of the same commit pushes a new tag; so does the GPU build
     assert re.search(rf":{SHA}-4242-2-[0-9a-f]{{12}}$", name_image(tmp_path, GITHUB_RUN_ATTEMPT="2")["tag"])
     assert re.search(rf":{SHA}-gpu-4242-1-[0-9a-f]{{12}}$", name_image(tmp_path, COMPUTE="gpu")["tag"])
@@ -724,7 +728,7 @@ def test_image_tags_never_repeat_so_the_repository_can_be_immutable(tmp_path: Pa
 
 def test_only_the_default_branch_writes_the_layer_cache(tmp_path: Path) -> None:
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    cache = f"{registry}/modelrun-models-cache:buildcache-cpu-octo-org.avm"
+    cache = f"{registry}/modelrun-models/octo-org/avm/cache:buildcache-cpu"
     pr = name_image(tmp_path)
     assert pr["cache"] == cache  # read by every run, from the cache repository
     assert pr["cache-to"] == ""  # written by none but the default branch's
@@ -732,11 +736,9 @@ def test_only_the_default_branch_writes_the_layer_cache(tmp_path: Path) -> None:
     assert baseline["cache-to"] == (
         f"type=registry,ref={cache},mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true"
     )
-    # one stack serves several model repositories: each has its own cache tag, at most 128 long
-    other = name_image(tmp_path, GITHUB_REPOSITORY="octo-org/condo-avm", COMPUTE="gpu")
-    assert other["cache"].endswith(":buildcache-gpu-octo-org.condo-avm")
-    long = name_image(tmp_path, GITHUB_REPOSITORY="o" * 39 + "/" + "n" * 100)
-    assert len(long["cache"].rsplit(":", 1)[1]) == 128
+    # one stack serves several model repositories: each has its own cache repository (issue 21)
+    other = name_image(tmp_path, ECR_REPOSITORY="modelrun-models/octo-org/condo-avm", COMPUTE="gpu")
+    assert other["cache"] == f"{registry}/modelrun-models/octo-org/condo-avm/cache:buildcache-gpu"
 
 
 # --- the gate's script, run for real ------------------------------------------------------------

@@ -293,6 +293,14 @@ def _title_line(record: RunRecord, runs_ahead: int | None) -> str:
     )
 
 
+def _variables_lines(record: RunRecord) -> list[str]:
+    """The caller's run variables (issue 22), each a code span: reviewers see what the run was told."""
+    variables = (record.request or {}).get("variables") or {}
+    if not variables:
+        return []
+    return ["", "Variables: " + " · ".join(code(f"{k}={v}", 80) for k, v in sorted(variables.items()))]
+
+
 def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> str:
     """The whole sticky comment for one PR, from its runs (newest first)."""
     latest, earlier = runs[0], list(runs[1:])
@@ -307,6 +315,7 @@ def render_comment(runs: Sequence[RunRecord], runs_ahead: int | None = None) -> 
     ]
     if latest.note:
         lines += ["", f"> {inert(latest.note, 300)}"]
+    lines += _variables_lines(latest)
     lines += _outcome(latest, report)
     lines += _attempts_section(latest)
     lines += ["", _links(latest, report)]
@@ -479,7 +488,10 @@ def check_run(record: RunRecord, runs_ahead: int | None = None) -> CheckRun:
         [
             ("", _verdict(record, report, with_gate=False)[1:]),
             ("", _gate_lines(decided) if decided else []),
-            ("", [title_line] + (["", f"> {inert(record.note, 300)}"] if record.note else [])),
+            (
+                "",
+                [title_line] + (["", f"> {inert(record.note, 300)}"] if record.note else []) + _variables_lines(record),
+            ),
             ("", _outcome(record, report)),
             ("", [links]),
         ],
