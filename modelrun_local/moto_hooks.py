@@ -315,6 +315,24 @@ class _Refused(HTTPException):
         )
 
 
+class _S3Refusal(HTTPException):
+    """A refusal as S3 (REST-XML) carries errors: an <Error> root, as the S3 clients parse it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(escape(message))
+        self.code = 403
+        self.description = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+            f"<Message>{escape(message)}</Message><RequestId>local</RequestId></Error>"
+        )
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return str(self.description)  # the XML itself, not werkzeug's HTML page around it
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/xml")]
+
+
 class _JsonRefusal(HTTPException):
     """A refusal as the JSON protocols (DynamoDB, SQS, Batch, Step Functions, ...) carry errors."""
 
@@ -412,6 +430,8 @@ def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
             if "json" in str(self.headers.get("Content-Type", "")):  # the JSON protocols' error shape
                 code = "AccessDenied" if call.service == "sqs" else "AccessDeniedException"
                 raise _JsonRefusal(code, message)
+            if call.service == "s3":
+                raise _S3Refusal(message)
             raise AccessDeniedError(user_arn=key.arn, action=message.split("perform: ", 1)[1])
 
 

@@ -120,12 +120,12 @@ IN_REPOSITORY_STACK = {"PullRequestJobRole", "PullRequestRole"}
 @pytest.mark.parametrize("name", list(MUTATIONS))
 def test_removing_a_permission_the_flow_needs_fails_the_flow(name: str, tmp_path: Path) -> None:
     resource, action, role = MUTATIONS[name]
-    altered = (
-        {"repository_template": _without(resource, action, load_repository_template())}
-        if resource in IN_REPOSITORY_STACK
-        else {"template": _without(resource, action)}
-    )
-    with LocalRuntime(parameters={"LogLevel": "ERROR"}, **altered) as runtime:
+    in_repository = resource in IN_REPOSITORY_STACK
+    with LocalRuntime(
+        parameters={"LogLevel": "ERROR"},
+        template=None if in_repository else _without(resource, action),
+        repository_template=_without(resource, action, load_repository_template()) if in_repository else None,
+    ) as runtime:
         flow = Flow.placeholder(runtime, tmp_path)
         job = flow.job(pr=3100, run_id=9_310_000)
         request = with_command(job.request(flow.image), "ok")

@@ -210,11 +210,11 @@ def test_github_roles_reach_only_their_repositorys_images_and_build_cache(stack:
     main_ecr = stack.main_job(CONDO, 6_000_431).aws_session().client("ecr")
     avm_images = stack.runtime.repository_stack(AVM)["ImageRepositoryName"]
     condo_images = stack.runtime.repository_stack(CONDO)["ImageRepositoryName"]
-    digest = {"imageDigest": stack.images[AVM].rsplit("@", 1)[1]}
+    digest: Any = {"imageDigest": stack.images[AVM].rsplit("@", 1)[1]}
     assert refused(lambda: pr_ecr.batch_get_image(repositoryName=avm_images, imageIds=[digest])) == (
         "AccessDeniedException"
     )
-    own = {"imageDigest": stack.images[CONDO].rsplit("@", 1)[1]}
+    own: Any = {"imageDigest": stack.images[CONDO].rsplit("@", 1)[1]}
     assert pr_ecr.batch_get_image(repositoryName=condo_images, imageIds=[own])["images"]
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
     for ecr, repository in ((pr_ecr, f"{condo_images}/cache"), (main_ecr, f"{avm_images}/cache")):
