@@ -187,7 +187,10 @@ def test_the_condo_caller_passes_githubs_workflow_schema_and_its_dependabot_conf
     github = CONDO / ".github"
     for schema, path in (("vendor.github-workflows", CONDO_CALLER), ("vendor.dependabot", github / "dependabot.yml")):
         result = subprocess.run(
-            [tool("check-jsonschema"), "--builtin-schema", schema, str(path)], capture_output=True, text=True, check=False
+            [tool("check-jsonschema"), "--builtin-schema", schema, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((github / "dependabot.yml").read_text())
