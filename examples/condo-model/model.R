@@ -9,7 +9,6 @@ suppressPackageStartupMessages({
   library(ranger)
 })
 
-started <- Sys.time()
 say <- function(...) cat("modelrun-condo: ", sprintf(...), "\n", sep = "")
 fail <- function(status, ...) {
   message("modelrun-condo: ", sprintf(...))
@@ -21,15 +20,16 @@ run_id <- Sys.getenv("MODELRUN_RUN_ID")
 if (results == "" || run_id == "") fail(2, "bad input: MODELRUN_RESULTS_URI and MODELRUN_RUN_ID are required")
 if (!grepl("^(s3|file)://.*/$", results)) fail(2, "bad input: MODELRUN_RESULTS_URI must be s3:// or file:// ending in /")
 threads <- max(1L, as.integer(Sys.getenv("MODELRUN_THREADS", "1")), na.rm = TRUE)
+if (!file.exists("config.json")) fail(2, "bad input: no config.json in %s", getwd())
 config <- fromJSON("config.json")
 if (!startsWith(config$data_uri, "s3://")) fail(2, "bad config: data_uri must be s3://, not %s", config$data_uri)
 # What the job's role may read, as modelrun passes it: logged for whoever reads a refusal.
 locations <- Sys.getenv("MODELRUN_DATA_LOCATIONS")
 if (nzchar(locations)) say("data locations granted: %s", locations)
 
-# Debian's and Ubuntu's older awscli do not read AWS_ENDPOINT_URL (2.13 does): pass it where one
-# is set, as on the local stack; on Batch none is.
-aws <- function(...) {
+# `aws s3 cp` with the endpoint passed where one is set (the local stack; on Batch none is):
+# Debian's awscli 2.9, which runs the local stack's jobs, ignores AWS_ENDPOINT_URL (2.13+ read it).
+s3_cp <- function(...) {
   endpoint <- Sys.getenv("AWS_ENDPOINT_URL")
   c(if (nzchar(endpoint)) c("--endpoint-url", endpoint), "s3", "cp", "--only-show-errors", ...)
 }
@@ -37,7 +37,7 @@ aws <- function(...) {
 # The data: one object, downloaded whole (about 160 KB). A refusal or a missing key ends the run
 # with one line naming the URI and what AWS said, and status 2 (bad input, not a model failure).
 data_path <- tempfile("sales-", fileext = ".csv.gz")
-said <- suppressWarnings(system2("aws", aws(config$data_uri, data_path), stdout = TRUE, stderr = TRUE))
+said <- suppressWarnings(system2("aws", s3_cp(config$data_uri, data_path), stdout = TRUE, stderr = TRUE))
 if (!is.null(attr(said, "status")) || !file.exists(data_path)) {
   said <- trimws(said[nzchar(trimws(said))])
   fail(2, "cannot read %s: %s", config$data_uri, if (length(said)) said[length(said)] else "aws s3 cp failed")
@@ -70,8 +70,10 @@ train$log_price_t0 <- log(train$sale_price) - slope * (train$sale_time - t0)
 
 features <- c("living_sf", "bldg_grade", "beds", "baths", "age", "eff_age", "waterfront",
               "longitude", "latitude")
+training <- Sys.time()
 fit <- ranger(x = train[, features], y = train$log_price_t0, num.trees = config$num_trees,
               min.node.size = config$min_node_size, num.threads = threads, seed = config$seed)
+train_seconds <- round(as.numeric(difftime(Sys.time(), training, units = "secs")), 3)
 estimate <- exp(predict(fit, test[, features], num.threads = threads)$predictions +
                   slope * (test$sale_time - t0))
 holdout <- data.frame(sale_id = test$sale_id, sale_price = test$sale_price,
@@ -84,23 +86,22 @@ con <- gzfile(file.path(out, "predictions.csv.gz"), "w")
 write.csv(holdout, con, row.names = FALSE)
 close(con)
 invisible(file.copy("config.json", file.path(out, "config.json"), overwrite = TRUE))
-seconds <- as.numeric(difftime(Sys.time(), started, units = "secs"))
 write_json(list(schema_version = "2", run_id = run_id, predictions = "predictions.csv.gz",
                 groups = list("market_area", "size_band"), params = "config.json",
                 metrics = list(
                   list(name = "oob_rmse_log", value = round(sqrt(fit$prediction.error), 4),
                        better = "lower"),
                   list(name = "trend_per_year", value = round(expm1(slope), 4), unit = "share"),
-                  list(name = "train_seconds", value = round(seconds, 3), unit = "s", better = "lower")),
+                  list(name = "train_seconds", value = train_seconds, unit = "s", better = "lower")),
                 model = list(library = paste("ranger", packageVersion("ranger")), device_used = "cpu",
-                             threads = threads, train_seconds = round(seconds, 3)),
+                             threads = threads, train_seconds = train_seconds),
                 data = list(source = config$data_uri, rows = nrow(sales), n_train = nrow(train),
                             holdout = list(from = format(min(test$sale_date)),
                                            to = format(max(test$sale_date))))),
            file.path(out, "metrics.json"), auto_unbox = TRUE, digits = NA)
 if (startsWith(results, "s3://")) {  # metrics.json last: a reader that sees it sees a whole run
   for (name in c("predictions.csv.gz", "config.json", "metrics.json")) {
-    if (system2("aws", aws(file.path(out, name), paste0(results, name))) != 0) {
+    if (system2("aws", s3_cp(file.path(out, name), paste0(results, name))) != 0) {
       fail(1, "cannot write %s%s", results, name)
     }
   }
