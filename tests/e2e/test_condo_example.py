@@ -71,8 +71,13 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def bucket(endpoint: str, name: str) -> Any:
-    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=name)
     return s3
