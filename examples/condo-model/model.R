@@ -17,12 +17,18 @@ fail <- function(status, ...) {
 
 results <- Sys.getenv("MODELRUN_RESULTS_URI")
 run_id <- Sys.getenv("MODELRUN_RUN_ID")
-if (results == "" || run_id == "") fail(2, "bad input: MODELRUN_RESULTS_URI and MODELRUN_RUN_ID are required")
-if (!grepl("^(s3|file)://.*/$", results)) fail(2, "bad input: MODELRUN_RESULTS_URI must be s3:// or file:// ending in /")
+if (results == "" || run_id == "") {
+  fail(2, "bad input: MODELRUN_RESULTS_URI and MODELRUN_RUN_ID are required")
+}
+if (!grepl("^(s3|file)://.*/$", results)) {
+  fail(2, "bad input: MODELRUN_RESULTS_URI must be s3:// or file:// ending in /")
+}
 threads <- max(1L, as.integer(Sys.getenv("MODELRUN_THREADS", "1")), na.rm = TRUE)
 if (!file.exists("config.json")) fail(2, "bad input: no config.json in %s", getwd())
 config <- fromJSON("config.json")
-if (!startsWith(config$data_uri, "s3://")) fail(2, "bad config: data_uri must be s3://, not %s", config$data_uri)
+if (!startsWith(config$data_uri, "s3://")) {
+  fail(2, "bad config: data_uri must be s3://, not %s", config$data_uri)
+}
 # What the job's role may read, as modelrun passes it: logged for whoever reads a refusal.
 locations <- Sys.getenv("MODELRUN_DATA_LOCATIONS")
 if (nzchar(locations)) say("data locations granted: %s", locations)
