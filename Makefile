@@ -31,6 +31,12 @@ lint:
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) zizmor --offline .github  # workflows and dependabot.yml; any finding fails
+	@# The condo example, laid out as its own repository: its image, its workflow and data script.
+	@# (tests/unit/test_workflows.py lints its caller with the reusable workflows' inputs too.)
+	$(RUN) hadolint examples/condo-model/Dockerfile
+	$(RUN) actionlint -color=false examples/condo-model/.github/workflows/modelrun.yaml
+	$(RUN) zizmor --offline examples/condo-model/.github
+	$(RUN) mypy --strict examples/condo-model/data/make_sales.py
 	$(MAKE) -C model_container lint
 	cd model_container && .venv/bin/mypy ../tests/model_container  # its tests, in its env (see [tool.mypy])
 
@@ -61,16 +67,25 @@ unit: setup  ## tests/unit: the domain, the handlers on fakes, the adapters on i
 integration: setup  ## the embedded local stack (moto server, local GitHub): the flow, trust, IAM, the CLI
 	$(PYTEST) -n 2 --dist loadfile tests/integration
 
-e2e: setup r-setup  ## make demo's flow with the real AVM in model_container's environment, and the R example, as tests
+e2e: setup r-setup  ## make demo's flow with the real AVM in model_container's environment, and the condo R example, as tests
 	$(PYTEST) tests/e2e
 
-# The R example (examples/r-model) runs on Debian's R: r-base-core and jsonlite, when Rscript is missing;
-# on the local stack it uploads its results with Debian's awscli, as its image does (/usr/bin/aws:
-# a pyenv shim named aws on PATH may run nothing, and the job's PATH is the image's, not this one's).
+# The condo example (examples/condo-model) runs on Debian's R: r-base-core, jsonlite and ranger,
+# each installed only when missing (--no-install-recommends: 15 packages, about 39 MB); it reads
+# its data from S3 and uploads its results with Debian's awscli, as its image does with AWS's
+# (/usr/bin/aws: a pyenv shim named aws on PATH may run nothing, and the job's PATH is the image's).
+R_PACKAGES := jsonlite:r-cran-jsonlite ranger:r-cran-ranger
 .PHONY: r-setup
 r-setup:
-	@command -v Rscript >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends r-base-core r-cran-jsonlite; }
-	@test -x /usr/bin/aws || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends awscli; }
+	@missing="$$(command -v Rscript >/dev/null || echo r-base-core)"; \
+	for p in $(R_PACKAGES); do \
+	  command -v Rscript >/dev/null && Rscript -e "library($${p%%:*})" >/dev/null 2>&1 || missing="$$missing $${p#*:}"; \
+	done; \
+	test -x /usr/bin/aws || missing="$$missing awscli"; \
+	if [ -n "$${missing// /}" ]; then \
+	  echo "r-setup: installing$$missing"; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
 
 model-tests: setup  ## the sample AVM's tests in its env (they run `modelrun check` from the repository's env)
 	$(MAKE) -C model_container test

@@ -37,13 +37,14 @@ def test_the_sample_image_runs_python_m_avm_in_app_with_its_env() -> None:
     ]
 
 
-def test_the_r_example_with_the_repository_root_as_context() -> None:
-    image = dockerfile.read(ROOT, "examples/r-model/Dockerfile")
-    assert (image.cmd, image.workdir, image.env) == (["Rscript", "model.R"], "/app", {})
-    assert image.copies == [
-        Copy(ROOT / "model_container" / "data" / "seattle_sales.csv.xz", "/app/data/seattle_sales.csv.xz"),
-        Copy(ROOT / "examples" / "r-model" / "model.R", "/app/model.R"),
-    ]
+def test_the_condo_example_with_its_own_root_as_context() -> None:
+    """As in the condo team's repository: two stages (AWS's CLI image, then rocker/r-ver), the
+    .dockerignore leaving the data out; the model downloads it from S3."""
+    condo = ROOT / "examples" / "condo-model"
+    image = dockerfile.read(condo)
+    assert (image.cmd, image.workdir, image.env, image.user) == (["Rscript", "model.R"], "/app", {}, "10001:10001")
+    assert image.copies == [Copy(condo / "config.json", "/app/config.json"), Copy(condo / "model.R", "/app/model.R")]
+    assert dockerfile.dockerignore(condo)("data/sales.csv.gz")
 
 
 def test_exec_and_shell_forms_and_entrypoint_with_cmd(tmp_path: Path) -> None:

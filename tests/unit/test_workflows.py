@@ -30,6 +30,10 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.y*ml"))
 REUSABLE = ("model-run.yaml", "model-cleanup.yaml")
 CALLER_EXAMPLE = ROOT / "docs" / "examples" / "modelrun.yaml"
+# The condo team's repository (examples/condo-model, laid out as its own repository): its caller.
+CONDO = ROOT / "examples" / "condo-model"
+CONDO_CALLER = CONDO / ".github" / "workflows" / "modelrun.yaml"
+CALLERS = {"documented": CALLER_EXAMPLE, "condo-model": CONDO_CALLER}
 BIN = Path(sys.executable).parent
 
 
@@ -126,8 +130,9 @@ def lint_project(tmp_path: Path, caller: str) -> Path:
     return workflows / "caller.yaml"
 
 
-def test_actionlint_passes_the_documented_caller_with_the_reusable_workflows(tmp_path: Path) -> None:
-    caller = lint_project(tmp_path, CALLER_EXAMPLE.read_text())
+@pytest.mark.parametrize("path", CALLERS.values(), ids=CALLERS.keys())
+def test_actionlint_passes_the_callers_with_the_reusable_workflows(tmp_path: Path, path: Path) -> None:
+    caller = lint_project(tmp_path, path.read_text())
     result = subprocess.run(
         [tool("actionlint"), "-color=false", str(caller)], cwd=tmp_path, capture_output=True, text=True, check=False
     )
@@ -144,9 +149,11 @@ def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
     assert 'input "docker-file" is not defined' in result.stdout
 
 
-def test_zizmor_passes_the_documented_caller() -> None:
+@pytest.mark.parametrize("path", [CALLER_EXAMPLE, CONDO / ".github"], ids=CALLERS.keys())
+def test_zizmor_passes_the_callers(path: Path) -> None:
+    """The documented caller, and the condo repository's .github (its workflow, dependabot.yml)."""
     result = subprocess.run(
-        [tool("zizmor"), "--offline", "--no-progress", str(CALLER_EXAMPLE)],
+        [tool("zizmor"), "--offline", "--no-progress", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -160,8 +167,9 @@ def test_the_adoption_guide_shows_the_caller_example_as_it_is_linted() -> None:
     assert f"```yaml\n{CALLER_EXAMPLE.read_text()}```" in guide
 
 
-def test_the_documented_caller_pins_modelrun_and_grants_what_the_jobs_need() -> None:
-    example = yaml.safe_load(CALLER_EXAMPLE.read_text())
+@pytest.mark.parametrize("path", CALLERS.values(), ids=CALLERS.keys())
+def test_the_callers_pin_modelrun_and_grant_what_the_jobs_need(path: Path) -> None:
+    example = yaml.safe_load(path.read_text())
     assert example["permissions"] == {}
     on = triggers(example)
     assert "pull_request_target" not in on
@@ -171,8 +179,25 @@ def test_the_documented_caller_pins_modelrun_and_grants_what_the_jobs_need() -> 
     for job in example["jobs"].values():
         assert PINNED.match(job["uses"]), job["uses"]
         assert job["permissions"] == {"id-token": "write", "contents": "read"}
-    for ref, comment in uses_lines(CALLER_EXAMPLE):
+    for ref, comment in uses_lines(path):
         assert VERSION_COMMENT.match(comment), ref
+
+
+def test_the_condo_caller_passes_githubs_workflow_schema_and_its_dependabot_config_too() -> None:
+    github = CONDO / ".github"
+    for schema, path in (("vendor.github-workflows", CONDO_CALLER), ("vendor.dependabot", github / "dependabot.yml")):
+        result = subprocess.run(
+            [tool("check-jsonschema"), "--builtin-schema", schema, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((github / "dependabot.yml").read_text())
+    assert {(u["package-ecosystem"], u["directory"]) for u in config["updates"]} == {
+        ("github-actions", "/"),
+        ("docker", "/"),
+    }
 
 
 # --- shape ------------------------------------------------------------------------------------
@@ -295,7 +320,7 @@ def test_the_reusable_workflows_are_called_only() -> None:
 
 def test_no_branch_name_is_written_into_a_workflow() -> None:
     """The default branch comes from the event (GitHub's), never from a name in a file."""
-    for path in [*WORKFLOW_FILES, CALLER_EXAMPLE]:
+    for path in [*WORKFLOW_FILES, *CALLERS.values()]:
         text = path.read_text()
         assert "branches" not in json.dumps(triggers(yaml.safe_load(text))), path.name
         assert not re.search(r"refs/heads/(main|master)\b|['\"](main|master)['\"]|\[(main|master)\]", text), path.name
