@@ -39,12 +39,13 @@ import requests
 
 from modelrun_local import aws_process, iam, lambdas, moto_hooks, workflow_job
 from modelrun_local import dockerfile as dockerfile_reader
-from modelrun_local.github_server import LocalGitHub
+from modelrun_local.github_server import Environment, LocalGitHub
 from modelrun_local.lambdas import Lambdas
 from modelrun_local.stack import ROOT, EventSourceMapping, deploy
 
 REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
+LOCAL_REVIEWER = "maintainer"  # the approval environment's required reviewer
 
 
 def _free_port() -> int:
@@ -331,6 +332,7 @@ class LocalRuntime:
         self.outputs = self.stack.outputs
         self._create_executing_state_machine()
         self._configure_secret()
+        self._configure_repository()
         workflow_job.REPOSITORY_VARIABLES.clear()
         workflow_job.REPOSITORY_VARIABLES.update(self.repository_variables())
         self._role_keys: dict[str, dict[str, str]] = {}
@@ -492,6 +494,23 @@ class LocalRuntime:
         boto3.client("secretsmanager").put_secret_value(
             SecretId=self.stack.resources["GitHubCredentials"], SecretString=json.dumps(secret)
         )
+
+    def _configure_repository(self) -> None:
+        """The model repository as docs/adopt.md has it set up (`modelrun doctor` finds nothing
+        to fix): the approval environment with a reviewer who cannot approve their own runs,
+        the baseline environment limited to the default branch, the repository variables."""
+        approval = self.parameters.get("ApprovalEnvironment", "staging")
+        baseline = self.parameters.get("BaselineEnvironment", "modelrun-main")
+        self.github.put_environment(
+            self.repository, approval, Environment(reviewers=(LOCAL_REVIEWER,), prevent_self_review=True)
+        )
+        self.github.put_environment(
+            self.repository,
+            baseline,
+            Environment(branch_policy="custom", branch_patterns=(self.github.default_branch,)),
+        )
+        for name, value in self.repository_variables().items():
+            self.github.set_variable(self.repository, name, value)
 
     def _shorten_visibility(self) -> None:
         """Redelivery after 2 s instead of minutes: same semantics, on a demo's time scale."""
