@@ -17,11 +17,15 @@ read environments, variables or the OIDC customization, and needs none.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelrun.adapters.github_client import GitHubClient
+
+if TYPE_CHECKING:
+    from modelrun_cli.connect import Stack
 
 Level = Literal["ok", "problem", "note"]
 
@@ -518,3 +522,28 @@ def as_json(stack: StackFacts, repository: str, findings: list[Finding]) -> str:
         "findings": [asdict(f) for f in findings],
     }
     return json.dumps(document, indent=2, sort_keys=True)
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def read_secret(target: Stack) -> dict[str, Any] | str:
+    """The stack's GitHub credentials secret as JSON, or why it is not a JSON object."""
+    arn = target.output("GitHubCredentialsSecretArn")
+    text = target.client("secretsmanager").get_secret_value(SecretId=arn).get("SecretString") or ""
+    try:
+        secret = json.loads(text)
+    except ValueError:
+        return f"the stack's GitHub secret {arn} is not JSON"
+    return secret if isinstance(secret, dict) else f"the stack's GitHub secret {arn} is not a JSON object"
+
+
+def run(target: Stack, repository: str, token: str) -> tuple[StackFacts, list[Finding]]:
+    """Read the stack's and GitHub's facts about ``repository`` and check them."""
+    stack = StackFacts.from_stack(target.name, target.region, target.parameters, target.outputs)
+    secret = read_secret(target)
+    app = AppFacts("broken", problem=secret) if isinstance(secret, str) else read_app(secret, stack.api_url, repository)
+    facts = read_facts(stack, repository, GitHubClient(stack.api_url, oauth_token=token), app)
+    return stack, diagnose(stack, facts)

@@ -332,7 +332,7 @@ class LocalRuntime:
         self.outputs = self.stack.outputs
         self._create_executing_state_machine()
         self._configure_secret()
-        self._configure_repository()
+        self.configure_repository()
         workflow_job.REPOSITORY_VARIABLES.clear()
         workflow_job.REPOSITORY_VARIABLES.update(self.repository_variables())
         self._role_keys: dict[str, dict[str, str]] = {}
@@ -495,9 +495,9 @@ class LocalRuntime:
             SecretId=self.stack.resources["GitHubCredentials"], SecretString=json.dumps(secret)
         )
 
-    def _configure_repository(self) -> None:
-        """The model repository as docs/adopt.md has it set up (`modelrun doctor` finds nothing
-        to fix): the approval environment with a reviewer who cannot approve their own runs,
+    def configure_repository(self) -> None:
+        """Set the model repository up (again) as docs/adopt.md has it (`modelrun doctor` finds
+        nothing to fix): the approval environment with a reviewer who cannot approve their own runs,
         the baseline environment limited to the default branch, the repository variables."""
         approval = self.parameters.get("ApprovalEnvironment", "staging")
         baseline = self.parameters.get("BaselineEnvironment", "modelrun-main")
