@@ -453,11 +453,21 @@ def read_facts(stack: StackFacts, repository: str, client: GitHubClient, app: Ap
     owner, name = repository.split("/", 1)
     where = {"owner": owner, "repo": name}
     repo_doc = _read(client.getitem, REPO_URL, where)
-    default_branch: str | Unreadable
-    if isinstance(repo_doc, dict):
-        default_branch = str(repo_doc["default_branch"])
-    else:
-        default_branch = repo_doc or Unreadable("GitHub answered 404: no such repository, or not visible to the token")
+    if not isinstance(repo_doc, dict):
+        # Not visible to the token (or no such repository): every 404 below would read as
+        # "missing", so nothing is judged.
+        failed = repo_doc or Unreadable("GitHub answered 404: no such repository, or not visible to the token")
+        envs = (stack.approval_environment, stack.baseline_environment)
+        return RepoFacts(
+            repository=repository,
+            app=app,
+            default_branch=failed,
+            variables=failed,
+            environments=dict.fromkeys(envs, failed),
+            branch_policies={},
+            oidc_subject=failed,
+        )
+    default_branch = str(repo_doc["default_branch"])
 
     listed = _read(_listing, client, VARIABLES_URL, where | {"per_page": 30}, "variables")
     variables = listed if isinstance(listed, Unreadable) else {v["name"]: v["value"] for v in listed or []}
@@ -471,10 +481,11 @@ def read_facts(stack: StackFacts, repository: str, client: GitHubClient, app: Ap
         policy = found.get("deployment_branch_policy") if isinstance(found, dict) else None
         if policy and policy.get("custom_branch_policies"):
             policies = _read(_listing, client, BRANCH_POLICIES_URL, env_where | {"per_page": 100}, "branch_policies")
+            # A tag rule admits tags' jobs too: listed as such, so it is never taken for a branch.
             branch_policies[env] = (
                 policies
                 if isinstance(policies, Unreadable)
-                else [p["name"] for p in policies or [] if p.get("type", "branch") == "branch"]
+                else [p["name"] if p.get("type", "branch") == "branch" else f"tag {p['name']}" for p in policies or []]
             )
 
     subject: dict[str, Any] | Unreadable | None = None

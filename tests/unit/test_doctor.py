@@ -3,12 +3,16 @@ docs/adopt.md says passes every check; each misconfiguration is one finding with
 
 from __future__ import annotations
 
+import http
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from gidgethub import BadRequest, sansio
 
+from modelrun.adapters.github_client import GitHubClient
 from modelrun_cli import doctor
 from modelrun_cli.doctor import AppFacts, Finding, RepoFacts, StackFacts, Unreadable
 
@@ -343,3 +347,62 @@ def test_the_json_for_machines() -> None:
     )
     assert [f["level"] for f in document["findings"]].count("problem") == 1
     assert set(document["findings"][0]) == {"check", "level", "message", "fix"}
+
+
+class FakeGitHub(GitHubClient):
+    """GitHub's answers by expanded path; a path not given answers 404."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        super().__init__("https://api.github.com")
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def _answer(self, url: str, url_vars: Mapping[str, Any] | None) -> Any:
+        path = sansio.format_url(url, url_vars, base_url="").split("?")[0]
+        self.asked.append(path)
+        if path not in self.answers:
+            raise BadRequest(http.HTTPStatus.NOT_FOUND, "Not Found")
+        return self.answers[path]
+
+    def getitem(self, url: str, url_vars: Mapping[str, Any] | None = None) -> Any:
+        return self._answer(url, url_vars)
+
+    def getiter(self, url: str, url_vars: Mapping[str, Any] | None = None, *, key: str | None = None) -> Iterator[Any]:
+        page = self._answer(url, url_vars)
+        yield from page if key is None else page[key]
+
+
+def test_what_github_says_becomes_the_facts_the_checks_read() -> None:
+    base = f"/repos/{REPO}"
+    github = FakeGitHub(
+        {
+            base: {"default_branch": "trunk"},
+            f"{base}/actions/variables": {"variables": [{"name": "MODELRUN_ROLE_ARN", "value": ROLE}]},
+            f"{base}/environments/staging": environment(),
+            f"{base}/environments/modelrun-main": environment(reviewers=0, branches=CUSTOM),
+            f"{base}/environments/modelrun-main/deployment-branch-policies": {
+                "branch_policies": [{"name": "trunk", "type": "branch"}, {"name": "v*", "type": "tag"}]
+            },
+            f"{base}/actions/oidc/customization/sub": {"use_default": False},
+            "/orgs/octo-org/actions/oidc/customization/sub": {"include_claim_keys": KEYS},
+        }
+    )
+    facts = doctor.read_facts(stack(pinned_workflow=PINNED), REPO, github, AppFacts("token"))
+    assert facts.default_branch == "trunk"
+    assert facts.variables == {"MODELRUN_ROLE_ARN": ROLE}
+    assert facts.branch_policies == {"modelrun-main": ["trunk", "tag v*"]}  # a tag rule is not a branch
+    assert facts.organization_template == {"include_claim_keys": KEYS}  # the repository follows it
+    finding = only(doctor.check_baseline_environment(stack(), facts))
+    assert finding.message == "environment modelrun-main admits the branches trunk, tag v*, not only trunk"
+    # Without a pin the subject is not read.
+    github.asked.clear()
+    doctor.read_facts(stack(), REPO, github, AppFacts("token"))
+    assert not [p for p in github.asked if "oidc" in p]
+
+
+def test_a_repository_the_token_cannot_see_is_not_judged_missing_everything() -> None:
+    facts = doctor.read_facts(stack(pinned_workflow=PINNED), REPO, FakeGitHub({}), AppFacts("token"))
+    findings = doctor.diagnose(stack(pinned_workflow=PINNED), facts)
+    problems = [f.message for f in findings if f.level == "problem"]
+    assert len(problems) == 4
+    assert all(m.startswith("cannot read ") and "not visible to the token" in m for m in problems), problems
