@@ -406,3 +406,18 @@ def test_a_repository_the_token_cannot_see_is_not_judged_missing_everything() ->
     problems = [f.message for f in findings if f.level == "problem"]
     assert len(problems) == 4
     assert all(m.startswith("cannot read ") and "not visible to the token" in m for m in problems), problems
+
+
+def test_the_command_refuses_a_bad_repository_name_and_a_missing_token_before_any_call() -> None:
+    from typer.testing import CliRunner
+
+    from modelrun_cli.app import app
+
+    runner = CliRunner()
+    named = runner.invoke(app, ["doctor", "not-a-repository"], env={"GITHUB_TOKEN": "t"})
+    assert named.exit_code == 2 and "'not-a-repository' is not OWNER/NAME" in named.output
+    tokenless = runner.invoke(app, ["doctor", REPO], env={"GITHUB_TOKEN": None})
+    assert tokenless.exit_code == 2
+    assert tokenless.stderr.startswith(
+        "modelrun: no GitHub token in $GITHUB_TOKEN: `export GITHUB_TOKEN=$(gh auth token)`"
+    )
