@@ -22,7 +22,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelrun.adapters.github_client import GitHubClient
+from gidgethub import GitHubException
+
+from modelrun.adapters.github_client import GitHubClient, app_jwt
+from modelrun.errors import Unreachable
 
 if TYPE_CHECKING:
     from modelrun_cli.connect import Stack
@@ -42,8 +45,7 @@ APP_PERMISSIONS: Mapping[str, str] = {
 _PERMISSION_RANK = {"read": 1, "write": 2, "admin": 3}
 # The subject the roles expect when PinnedWorkflow is set (template.yaml's trust policies).
 PINNED_CLAIM_KEYS = ("repo", "context", "ref", "job_workflow_ref")
-# Variables doctor compares with the stack; the baseline role is only recommended (docs/adopt.md).
-REQUIRED_VARIABLES = ("MODELRUN_ROLE_ARN", "MODELRUN_AWS_REGION", "MODELRUN_QUEUE_URL")
+# Of the variables doctor compares with the stack, only recommended (docs/adopt.md): a note.
 RECOMMENDED_VARIABLES = ("MODELRUN_BASELINE_ROLE_ARN",)
 
 
@@ -382,6 +384,14 @@ def diagnose(stack: StackFacts, repo: RepoFacts, checks: tuple[Check, ...] = CHE
 
 # -- reading GitHub ------------------------------------------------------------------------------
 
+INSTALLATION_URL = "/repos/{owner}/{repo}/installation"
+REPO_URL = "/repos/{owner}/{repo}"
+VARIABLES_URL = "/repos/{owner}/{repo}/actions/variables{?per_page}"
+ENVIRONMENT_URL = "/repos/{owner}/{repo}/environments/{environment_name}"
+BRANCH_POLICIES_URL = ENVIRONMENT_URL + "/deployment-branch-policies{?per_page}"
+SUBJECT_URL = "/repos/{owner}/{repo}/actions/oidc/customization/sub"
+TEMPLATE_URL = "/orgs/{org}/actions/oidc/customization/sub"
+
 
 def _status(error: Exception) -> int | None:
     code = getattr(error, "status_code", None)
@@ -390,10 +400,6 @@ def _status(error: Exception) -> int | None:
 
 def _read(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``read(*args, **kwargs)``; None for GitHub's 404; Unreadable for any other failure."""
-    from gidgethub import GitHubException
-
-    from modelrun.errors import Unreachable
-
     try:
         return read(*args, **kwargs)
     except GitHubException as error:
@@ -413,8 +419,6 @@ def _listing(client: GitHubClient, url: str, url_vars: Mapping[str, Any], key: s
 def read_app(secret: Mapping[str, Any], api_url: str, repository: str) -> AppFacts:
     """What the secret holds and, for an App, its installation on the repository (asked with
     the App's JWT, as the backend asks: ``GET /repos/{owner}/{repo}/installation``)."""
-    from modelrun.adapters.github_client import app_jwt
-
     if secret.get("app_id") or secret.get("private_key"):
         if not secret.get("app_id") or not secret.get("private_key"):
             return AppFacts("broken", problem="the App credentials in the secret lack app_id or private_key")
@@ -437,15 +441,6 @@ def read_app(secret: Mapping[str, Any], api_url: str, repository: str) -> AppFac
     return AppFacts(
         "broken", problem="the stack's GitHub secret holds neither an App (app_id, private_key) nor a token"
     )
-
-
-INSTALLATION_URL = "/repos/{owner}/{repo}/installation"
-REPO_URL = "/repos/{owner}/{repo}"
-VARIABLES_URL = "/repos/{owner}/{repo}/actions/variables{?per_page}"
-ENVIRONMENT_URL = "/repos/{owner}/{repo}/environments/{environment_name}"
-BRANCH_POLICIES_URL = ENVIRONMENT_URL + "/deployment-branch-policies{?per_page}"
-SUBJECT_URL = "/repos/{owner}/{repo}/actions/oidc/customization/sub"
-TEMPLATE_URL = "/orgs/{org}/actions/oidc/customization/sub"
 
 
 def read_facts(stack: StackFacts, repository: str, client: GitHubClient, app: AppFacts) -> RepoFacts:
