@@ -330,13 +330,18 @@ def check_oidc_subject(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
         return [_unreadable(check, "the repository's OIDC subject customization", subject, _READ_FIX)]
     subject = subject or {"use_default": True}
     ordered = ", ".join(want)
+    template = repo.organization_template
+    org_keys = list(template.get("include_claim_keys") or []) if isinstance(template, dict) else []
     if subject.get("use_default", True):
+        # The organisation's template applies only to the repositories that opted in to it.
+        opt_in = f"gh api -X PUT repos/{repo.repository}/actions/oidc/customization/sub -F use_default=false"
+        fix = f"opt in to {repo.owner}'s template, which has them: {opt_in}" if org_keys == want else repo_fix
         return [
             _problem(
                 check,
                 f"{repo.repository} uses GitHub's default OIDC subject (repository level), but PinnedWorkflow "
                 f"needs {ordered}: every run is refused",
-                repo_fix,
+                fix,
             )
         ]
     own = list(subject.get("include_claim_keys") or [])
@@ -350,10 +355,8 @@ def check_oidc_subject(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
                 )
             ]
         return [_ok(check, f"the OIDC subject (repository level) carries {ordered}")]
-    template = repo.organization_template
     if isinstance(template, Unreadable):
         return [_unreadable(check, f"the OIDC subject template of {repo.owner}", template, _READ_FIX)]
-    org_keys = list((template or {}).get("include_claim_keys") or [])
     if org_keys != want:
         has = ", ".join(org_keys) if org_keys else "no template"
         return [
@@ -487,7 +490,8 @@ def read_facts(stack: StackFacts, repository: str, client: GitHubClient, app: Ap
     template: dict[str, Any] | Unreadable | None = None
     if stack.pinned_workflow:
         subject = _read(client.getitem, SUBJECT_URL, where)
-        if isinstance(subject, dict) and not subject.get("use_default", True) and not subject.get("include_claim_keys"):
+        if isinstance(subject, dict) and not subject.get("include_claim_keys"):
+            # The template it follows, or could opt in to (404: the owner is a user, no template).
             template = _read(client.getitem, TEMPLATE_URL, {"org": owner})
     return RepoFacts(
         repository=repository,

@@ -230,3 +230,12 @@ class TestPinnedStack:
         self.put(runtime, org_path, {"include_claim_keys": CLAIM_KEYS})
         assert self.subject_problem(runtime) is None
         assert runtime.github.issuer.claim_keys(REPO) == tuple(CLAIM_KEYS)
+        # Opted out again: the template no longer applies, and opting in is the fix.
+        self.put(runtime, repo_path, {"use_default": True})
+        assert self.subject_problem(runtime) == (
+            f"PROBLEM oidc-subject: {REPO} uses GitHub's default OIDC subject (repository level), but "
+            "PinnedWorkflow needs repo, context, ref, job_workflow_ref: every run is refused - fix: opt in to "
+            f"county-assessor's template, which has them: gh api -X PUT repos/{REPO}/actions/oidc/customization/sub "
+            "-F use_default=false"
+        )
+        assert runtime.github.issuer.claim_keys(REPO) is None

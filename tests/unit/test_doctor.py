@@ -294,9 +294,11 @@ def test_the_subject_needs_no_customization_without_a_pin() -> None:
             f"ref, job_workflow_ref: every run is refused - fix: {REPO_FIX}",
         ),
         (
-            # use_default wins over the organisation's template, as on GitHub.
+            # use_default wins over the organisation's template, as on GitHub: opting in is the fix.
             {"oidc_subject": {"use_default": True}, "organization_template": {"include_claim_keys": KEYS}},
-            f"{REPO} uses GitHub's default OIDC subject (repository level)",
+            f"{REPO} uses GitHub's default OIDC subject (repository level), but PinnedWorkflow needs repo, context, "
+            "ref, job_workflow_ref: every run is refused - fix: opt in to octo-org's template, which has them: "
+            f"gh api -X PUT repos/{REPO}/actions/oidc/customization/sub -F use_default=false",
         ),
         (
             {"oidc_subject": {"use_default": False, "include_claim_keys": ["repo", "context", "job_workflow_ref"]}},
