@@ -17,10 +17,11 @@ from modelrun.contracts import CleanupRequest, RunRequest
 from modelrun.domain.status import RunStatus
 from modelrun.errors import validation_problems
 from modelrun_cli import check as _check
+from modelrun_cli import doctor as _doctor
 from modelrun_cli import enqueue as _enqueue
 from modelrun_cli import runs as _runs
 from modelrun_cli import views as _views
-from modelrun_cli.connect import StackChoice, fail, handle_errors, stack_options
+from modelrun_cli.connect import StackChoice, fail, handle_errors, read_local_state, stack_options
 from modelrun_cli.local import local_app
 from modelrun_cli.logs import LogReader
 
@@ -446,3 +447,40 @@ def redrive(
         return
     moved = _runs.move(sqs, letters, dlq_url, source_url)
     out.print(f"Moved {moved} message(s) back to {source}.")
+
+
+@app.command()
+@handle_errors
+@stack_options
+def doctor(
+    choice: StackChoice,
+    repository: Annotated[
+        str, typer.Argument(metavar="OWNER/NAME", help="The model repository to check.", show_default=False)
+    ],
+    token_env: Annotated[
+        str,
+        typer.Option("--token-env", help="The environment variable that holds your GitHub token."),
+    ] = "GITHUB_TOKEN",  # noqa: S107 - a variable's name, not a secret
+    as_json: JsonOption = False,
+) -> None:
+    """Check a model repository's set-up against the stack (docs/adopt.md): one line per
+    problem with its fix. Exit status 1 when there is a problem."""
+    if not _doctor.REPOSITORY.fullmatch(repository):
+        raise typer.BadParameter(f"{repository!r} is not OWNER/NAME", param_hint="OWNER/NAME")
+    token = os.environ.get(token_env, "")
+    if not token and choice.local:
+        token = str(read_local_state().get("github_token") or "")  # the local GitHub's own
+    if not token:
+        fail(
+            f"no GitHub token in ${token_env}: `export {token_env}=$(gh auth token)` (a repository "
+            "administrator's: it reads the environments and variables)"
+        )
+    stack, findings = _doctor.run(choice.connect(), repository, token)
+    if as_json:
+        typer.echo(_doctor.as_json(stack, repository, findings))
+    else:
+        typer.echo(f"modelrun doctor · {repository} against stack {stack.name} ({stack.region})")
+        for line in _doctor.render_text(findings):
+            typer.echo(_views.safe(line))  # names and values from GitHub: no escape sequences
+    if any(f.level == "problem" for f in findings):
+        raise typer.Exit(1)

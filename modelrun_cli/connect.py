@@ -105,7 +105,8 @@ def read_local_state(path: Path | None = None) -> dict[str, Any]:
 
 @dataclass
 class Stack:
-    """A connected stack: the session, its region and endpoint, and the stack's outputs."""
+    """A connected stack: the session, its region and endpoint, the stack's outputs and its
+    parameters (as deployed; a list parameter comma-joined)."""
 
     name: str
     session: boto3.Session
@@ -113,6 +114,7 @@ class Stack:
     endpoint: str | None
     outputs: dict[str, str]
     local: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
@@ -174,10 +176,19 @@ def connect(stack: str, profile: str | None, region: str | None, local: bool) ->
             fail(f"stack {stack} not found in {region}: wrong --region?")
         raise
     outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in found[0].get("Parameters", [])}
     missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
     if missing:
         fail(f"stack {stack} in {region} lacks the outputs {', '.join(missing)}: is it a modelrun stack?")
-    return Stack(name=stack, session=session, region=region, endpoint=endpoint, outputs=outputs, local=local)
+    return Stack(
+        name=stack,
+        session=session,
+        region=region,
+        endpoint=endpoint,
+        outputs=outputs,
+        local=local,
+        parameters=parameters,
+    )
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,7 @@ def serve(settings: ProcessSettings, shared: Shared) -> None:
     moto_hooks.reuse_state_machine_work(state_machine_role.get)
     moto_hooks.write_dynamodb_items_directly()
     moto_hooks.keep_deep_queues_cheap()
+    moto_hooks.describe_list_parameters_as_aws()
     moto_hooks.keep_connections_alive()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto names each resource type its CloudFormation skips; stack.py handles those.

@@ -62,6 +62,12 @@ class Credentials:
         # installation id -> the owner it is installed on (None: every owner without its own)
         self.installations: dict[int, str | None] = {installation_id: None}
         self._installation_tokens: dict[str, tuple[datetime, int]] = {}  # token -> expiry, installation
+        # A person's tokens (what `gh auth token` gives): token -> login. They reach every
+        # repository here, as an administrator's would.
+        self.user_tokens: dict[str, str] = {}
+        # Repositories left out of the installation that covers their owner (the App's
+        # "Only select repositories"): its lookup finds none, its tokens do not reach them.
+        self.uninstalled: set[str] = set()
 
     def add_installation(self, owner: str, installation_id: int) -> None:
         """The App installed on ``owner``'s repositories as ``installation_id``."""
@@ -74,13 +80,35 @@ class Credentials:
             own = [i for i, account in self.installations.items() if account == owner.lower()]
             return own[0] if own else self.installation_id
 
-    def reaches(self, authorization: str, owner: str) -> bool:
-        """Whether an accepted credential may touch ``owner``'s repositories: the fixed token
-        may; an installation token only within its installation."""
+    def installation_of_repository(self, repository: str) -> int | None:
+        """The installation that covers ``owner/name``, None when the App is not installed on it."""
+        with self._lock:
+            if repository.lower() in self.uninstalled:
+                return None
+        return self.installation_of(repository.split("/", 1)[0])
+
+    def user_token(self, login: str) -> str:
+        """A token of ``login`` (made on first use)."""
+        with self._lock:
+            for token, owner in self.user_tokens.items():
+                if owner == login:
+                    return token
+            token = "ghp_" + secrets.token_urlsafe(27)[:36]
+            self.user_tokens[token] = login
+            return token
+
+    def reaches(self, authorization: str, owner: str, repo: str | None = None) -> bool:
+        """Whether an accepted credential may touch ``owner``'s repositories (``repo`` among
+        them, when named): the fixed token and a person's may; an installation token only
+        within its installation."""
         credential = bearer(authorization) or ""
         with self._lock:
             issued = self._installation_tokens.get(credential)
-        return issued is None or issued[1] == self.installation_of(owner)
+        if issued is None:
+            return True
+        if repo is not None:
+            return issued[1] == self.installation_of_repository(f"{owner}/{repo}")
+        return issued[1] == self.installation_of(owner)
 
     def app_secret(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
@@ -113,7 +141,7 @@ class Credentials:
         }
 
     def token_kind(self, authorization: str, docs: str) -> str:
-        """The kind of token the request carries ("token", "installation"), or a 401 as GitHub
+        """The kind of token the request carries ("token", "user", "installation"), or a 401 as GitHub
         answers (an expired installation token included: GitHub says "Bad credentials" for it too)."""
         credential = bearer(authorization)
         if credential is None:
@@ -122,6 +150,8 @@ class Credentials:
             return "token"
         with self._lock:
             issued = self._installation_tokens.get(credential)
+            if issued is None and credential in self.user_tokens:
+                return "user"
         if issued is None:
             raise Rejected(401, error_body("Bad credentials", DOCS, 401), "bad credentials")
         if issued[0] <= utcnow():

@@ -407,3 +407,58 @@ class Documents:
             "download_url": f"https://raw.githubusercontent.com/{repo}/{ref}/{path}",
             "_links": {"git": git, "html": html, "self": this},
         }
+
+    def environment(
+        self,
+        repo: str,
+        name: str,
+        reviewers: tuple[str, ...],
+        prevent_self_review: bool,
+        branch_policy: str | None,
+    ) -> dict[str, Any]:
+        """An environment as ``GET /repos/{owner}/{repo}/environments/{name}`` answers it: its
+        required reviewers (users) as one rule, and its deployment branches (``branch_policy``
+        None: every branch; "protected": protected branches; "custom": the listed patterns)."""
+        eid = stable_id(f"environment:{repo.lower()}:{name.lower()}")
+        created = iso(datetime(2024, 1, 1, tzinfo=UTC))
+        rules: list[dict[str, Any]] = []
+        if reviewers:
+            rid = stable_id(f"gate:{eid}:reviewers")
+            rules.append(
+                {
+                    "id": rid,
+                    "node_id": node_id("GA", rid),
+                    "prevent_self_review": prevent_self_review,
+                    "type": "required_reviewers",
+                    "reviewers": [{"type": "User", "reviewer": self.user(login, "User")} for login in reviewers],
+                }
+            )
+        if branch_policy is not None:
+            bid = stable_id(f"gate:{eid}:branches")
+            rules.append({"id": bid, "node_id": node_id("GA", bid), "type": "branch_policy"})
+        return {
+            "id": eid,
+            "node_id": node_id("EN", eid),
+            "name": name,
+            "url": f"{self.url}/repos/{repo}/environments/{name}",
+            "html_url": f"https://github.com/{repo}/deployments/activity_log?environments_filter={name}",
+            "created_at": created,
+            "updated_at": created,
+            "protection_rules": rules,
+            "deployment_branch_policy": None
+            if branch_policy is None
+            else {
+                "protected_branches": branch_policy == "protected",
+                "custom_branch_policies": branch_policy == "custom",
+            },
+        }
+
+    def branch_policy(self, repo: str, environment: str, pattern: str, kind: str) -> dict[str, Any]:
+        """One deployment branch (or tag) policy of an environment."""
+        pid = stable_id(f"branch-policy:{repo.lower()}:{environment.lower()}:{kind}:{pattern}")
+        return {"id": pid, "node_id": node_id("GBP", pid), "name": pattern, "type": kind}
+
+    def variable(self, name: str, value: str) -> dict[str, Any]:
+        """An Actions variable as the listing gives it."""
+        at = iso(datetime(2024, 1, 1, tzinfo=UTC))
+        return {"name": name, "value": value, "created_at": at, "updated_at": at}

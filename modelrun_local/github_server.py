@@ -49,12 +49,13 @@ from modelrun_local.github_spec import (
     error_body,
     github_description,
 )
-from modelrun_local.github_state import GitHubState
+from modelrun_local.github_state import Environment, GitHubState
 from modelrun_local.oidc_issuer import LocalIssuer
 
 # github_description too: the local GitHub's tests take the description it serves from here.
 __all__ = [
     "ENTERPRISE_API_PATH",
+    "Environment",
     "LocalGitHub",
     "RecordedRequest",
     "github_description",
@@ -80,8 +81,8 @@ class RecordedRequest:
     rejected: bool = False  # refused by auth or validation, or not an endpoint here
     injected: bool = False  # answered by fail_next()
     reason: str | None = None
-    # The credential that was accepted: "token" (the fixed token), "installation" (an
-    # installation token), "app" (an App JWT); None when none was.
+    # The credential that was accepted: "token" (the fixed token), "user" (a person's token),
+    # "installation" (an installation token), "app" (an App JWT); None when none was.
     auth: str | None = None
     # time.monotonic() as the answer was recorded: when its change (if any) had been applied.
     answered_at: float = field(default=0.0, compare=False)
@@ -163,8 +164,10 @@ class LocalGitHub:
         self._rate_remaining = 5000
         # GitHub Actions' OIDC issuer for the jobs started by actions_job().
         self.issuer = LocalIssuer()
-        # The subject customizations the API sets (PUT …/actions/oidc/customization/sub).
+        # The subject customizations the API sets (PUT …/actions/oidc/customization/sub), the
+        # repositories' and the organisations' templates.
         self.issuer.subjects = self.state.oidc_subjects
+        self.issuer.organization_subjects = self.state.organization_oidc_subjects
 
     @property
     def token(self) -> str | None:
@@ -239,6 +242,31 @@ class LocalGitHub:
         installation_id = stable_id("installation:" + owner.lower())
         self.credentials.add_installation(owner, installation_id)
         return installation_id
+
+    def uninstall(self, repository: str, *, installed: bool = False) -> None:
+        """Leave ``owner/name`` out of the App's installation (``installed``: put it back):
+        the App's lookup of its installation finds none, and installation tokens do not reach it."""
+        with self._lock:
+            if installed:
+                self.credentials.uninstalled.discard(repository.lower())
+            else:
+                self.credentials.uninstalled.add(repository.lower())
+
+    def user_token(self, login: str = "octo-admin") -> str:
+        """A person's token (as `gh auth token` prints one): it reads what its holder may, here
+        every repository, and writes no check run (only an App may)."""
+        return self.credentials.user_token(login)
+
+    def put_environment(self, repository: str, name: str, environment: Environment) -> None:
+        """Create or replace an environment of the repository."""
+        self.state.put_environment(repository, name, environment)
+
+    def delete_environment(self, repository: str, name: str) -> None:
+        self.state.delete_environment(repository, name)
+
+    def set_variable(self, repository: str, name: str, value: str | None) -> None:
+        """A repository's Actions variable (None deletes it)."""
+        self.state.set_variable(repository, name, value)
 
     def app_credentials(self) -> dict[str, str]:
         """The App's credentials as the README stores them in the secret (ids as strings, the
@@ -337,6 +365,8 @@ class LocalGitHub:
             job_workflow_ref=job_workflow_ref or f"{repository}/.github/workflows/model-run.yaml@{ref}",
             job_workflow_sha=job_workflow_sha or job_sha,
         )
+        if environment:
+            self.state.ensure_environment(repository, environment)
         run = self.state.documents.workflow_run(
             repository, event_name, sha, head_branch, run_id, run_attempt, actor, triggering_actor, pull_request
         )
@@ -425,10 +455,12 @@ class LocalGitHub:
                 record["auth"] = self.credentials.check_app_jwt(authorization, docs)
             else:
                 record["auth"] = self.credentials.token_kind(authorization, docs)
-                if "owner" in params and not self.credentials.reaches(authorization, params["owner"]):
+                if "owner" in params and not self.credentials.reaches(
+                    authorization, params["owner"], params.get("repo")
+                ):
                     # GitHub: a repository outside the token's installation is not there for it.
                     raise Rejected(404, error_body("Not Found", docs, 404), "outside the token's installation")
-            if operation.operation_id.startswith("checks/") and record["write"] and record["auth"] == "token":
+            if operation.operation_id.startswith("checks/") and record["write"] and record["auth"] in ("token", "user"):
                 # GitHub: only a GitHub App may write check runs; a personal token is refused
                 # (reading them is open to a token with read access).
                 refusal = error_body("You must authenticate via a GitHub App.", docs, 403)

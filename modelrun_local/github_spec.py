@@ -52,6 +52,11 @@ IMPLEMENTED: tuple[tuple[str, str], ...] = (
     ("get", "/repos/{owner}/{repo}/contents/{path}"),
     ("get", "/repos/{owner}/{repo}/actions/oidc/customization/sub"),
     ("put", "/repos/{owner}/{repo}/actions/oidc/customization/sub"),
+    ("get", "/orgs/{org}/actions/oidc/customization/sub"),
+    ("put", "/orgs/{org}/actions/oidc/customization/sub"),
+    ("get", "/repos/{owner}/{repo}/environments/{environment_name}"),
+    ("get", "/repos/{owner}/{repo}/environments/{environment_name}/deployment-branch-policies"),
+    ("get", "/repos/{owner}/{repo}/actions/variables"),
 )
 
 

@@ -1,5 +1,6 @@
-"""What the local GitHub holds (comments, commit statuses, check runs, pull requests, workflow runs)
-and its endpoints' answers, with the rules GitHub applies beyond its description's schemas.
+"""What the local GitHub holds (comments, commit statuses, check runs, pull requests, workflow runs,
+environments, Actions variables, OIDC subject customizations) and its endpoints' answers, with the
+rules GitHub applies beyond its description's schemas.
 
 Requests reach ``answer`` already routed, authenticated and checked against the description
 (``github_server``); a refusal is raised as ``Rejected`` and changes nothing.
@@ -12,7 +13,8 @@ import hashlib
 import json
 import re
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from werkzeug.datastructures import MultiDict
@@ -30,6 +32,19 @@ PER_PAGE_MAX = 100
 _CLAIM_KEY = re.compile(r"^[A-Za-z0-9_]+$")
 
 Answer = tuple[int, Any, dict[str, str]]  # status, JSON body, headers
+VARIABLES_PER_PAGE = (10, 30)  # the variables listing's default and largest page (the description)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A repository's deployment environment: required reviewers (users), whether an author may
+    approve their own job, and which branches may deploy (None: every branch; "protected":
+    protected branches; "custom": ``branch_patterns``)."""
+
+    reviewers: tuple[str, ...] = ()
+    prevent_self_review: bool = False
+    branch_policy: Literal["protected", "custom"] | None = None
+    branch_patterns: tuple[str, ...] = ()
 
 
 def _too_long(resource: str, field: str, message: str, docs: str, reason: str) -> Rejected:
@@ -56,6 +71,12 @@ class GitHubState:
         self._files: dict[tuple[str, str, str], bytes] = {}
         # OIDC subject customization by repository (lower case): the issuer builds `sub` from it.
         self.oidc_subjects: dict[str, SubjectCustomization] = {}
+        # Organisation templates by owner (lower case): repositories that opted in follow them.
+        self.organization_oidc_subjects: dict[str, SubjectCustomization] = {}
+        # Environments by repository (lower case) and name (lower case: GitHub's names are not
+        # case sensitive), with the name as created.
+        self._environments: dict[str, dict[str, tuple[str, Environment]]] = {}
+        self._variables: dict[str, dict[str, str]] = {}  # repository (lower case) -> name -> value
 
     # -- reading and seeding it -------------------------------------------------------------------
 
@@ -83,6 +104,35 @@ class GitHubState:
     def put_file(self, repo: str, ref: str, path: str, data: bytes) -> None:
         with self.lock:
             self._files[(repo.lower(), ref, path)] = data
+
+    def put_environment(self, repo: str, name: str, environment: Environment) -> None:
+        """Create or replace an environment (GitHub's PUT takes reviewers by id: set here instead)."""
+        with self.lock:
+            self._environments.setdefault(repo.lower(), {})[name.lower()] = (name, environment)
+
+    def delete_environment(self, repo: str, name: str) -> None:
+        with self.lock:
+            self._environments.get(repo.lower(), {}).pop(name.lower(), None)
+
+    def environment(self, repo: str, name: str) -> Environment | None:
+        with self.lock:
+            found = self._environments.get(repo.lower(), {}).get(name.lower())
+            return found[1] if found else None
+
+    def ensure_environment(self, repo: str, name: str) -> None:
+        """GitHub creates an environment a job names that does not exist, with no protection."""
+        with self.lock:
+            if self.environment(repo, name) is None:
+                self.put_environment(repo, name, Environment())
+
+    def set_variable(self, repo: str, name: str, value: str | None) -> None:
+        """Set a repository's Actions variable (None deletes it); GitHub stores names upper case."""
+        with self.lock:
+            variables = self._variables.setdefault(repo.lower(), {})
+            if value is None:
+                variables.pop(name.upper(), None)
+            else:
+                variables[name.upper()] = value
 
     # -- the endpoints ----------------------------------------------------------------------------
 
@@ -142,7 +192,7 @@ class GitHubState:
                     return 200, self.documents.full_repository(repo, self.default_branch), {}
                 case "actions/get-custom-oidc-sub-claim-for-repo":
                     custom = self.oidc_subjects.get(key, SubjectCustomization())
-                    doc: dict[str, Any] = {"use_default": custom.include_claim_keys is None}
+                    doc: dict[str, Any] = {"use_default": custom.use_default}
                     if custom.include_claim_keys is not None:
                         doc["include_claim_keys"] = list(custom.include_claim_keys)
                     immutable = custom.use_immutable_subject
@@ -152,6 +202,37 @@ class GitHubState:
                 case "actions/set-custom-oidc-sub-claim-for-repo":
                     self.oidc_subjects[key] = self._subject_customization(key, body, docs)
                     return 201, {}, {}
+                case "oidc/get-oidc-custom-sub-template-for-org":
+                    template = self.organization_oidc_subjects.get(params["org"].lower(), SubjectCustomization())
+                    org_doc: dict[str, Any] = {"include_claim_keys": list(template.include_claim_keys or ())}
+                    org_doc["use_immutable_subject"] = template.use_immutable_subject
+                    return 200, org_doc, {}
+                case "oidc/update-oidc-custom-sub-template-for-org":
+                    self.organization_oidc_subjects[params["org"].lower()] = self._organization_template(body, docs)
+                    return 201, {}, {}
+                case "repos/get-environment":
+                    named = self._environments.get(key, {}).get(params["environment_name"].lower())
+                    if named is None:  # GitHub's ordinary answer, not a refusal of the request
+                        return 404, error_body("Not Found", docs, 404), {}
+                    name, env = named
+                    document = self.documents.environment(
+                        repo, name, env.reviewers, env.prevent_self_review, env.branch_policy
+                    )
+                    return 200, document, {}
+                case "repos/list-deployment-branch-policies":
+                    named = self._environments.get(key, {}).get(params["environment_name"].lower())
+                    if named is None:
+                        return 404, error_body("Not Found", docs, 404), {}
+                    name, env = named
+                    patterns = env.branch_patterns if env.branch_policy == "custom" else ()
+                    policies = [self.documents.branch_policy(repo, name, p, "branch") for p in patterns]
+                    chunk, headers = self._page(args, path, policies)
+                    return 200, {"total_count": len(policies), "branch_policies": chunk}, headers
+                case "actions/list-repo-variables":
+                    values = sorted(self._variables.get(key, {}).items())
+                    listed = [self.documents.variable(n, v) for n, v in values]
+                    chunk, headers = self._page(args, path, listed, per_page=VARIABLES_PER_PAGE)
+                    return 200, {"total_count": len(listed), "variables": chunk}, headers
                 case github_auth.EXCHANGE_OPERATION:  # a dotted name: a value pattern, not a capture
                     installation_id = int(params["installation_id"])
                     if installation_id not in self.credentials.installations:
@@ -159,22 +240,37 @@ class GitHubState:
                         raise Rejected(404, error_body("Not Found", docs, 404), "not this app's installation")
                     return 201, self.credentials.new_installation_token(body, installation_id), {}
                 case github_auth.INSTALLATION_OPERATION:
-                    installation_id = self.credentials.installation_of(params["owner"])
-                    return 200, self.documents.installation(installation_id, params["owner"]), {}
+                    found_installation = self.credentials.installation_of_repository(repo)
+                    if found_installation is None:
+                        # GitHub: the App is not installed on this repository.
+                        return 404, error_body("Not Found", docs, 404), {}
+                    return 200, self.documents.installation(found_installation, params["owner"]), {}
         raise Rejected(404, error_body("Not Found", docs, 404), f"unrouted {op.operation_id}")  # pragma: no cover
 
     def _subject_customization(self, key: str, body: dict[str, Any], docs: str) -> SubjectCustomization:
         """Beyond the schema: unique keys of letters, digits and underscores (the description's
-        words), and at least one when the default is not used (assumed: a subject of no claims
-        would be empty). ``use_immutable_subject`` left out keeps the repository's setting."""
+        words). ``use_default: false`` without keys opts the repository in to its
+        organisation's template (GitHub's OIDC reference). ``use_immutable_subject`` left out
+        keeps the repository's setting."""
+        keys = self._claim_keys(body, docs)
+        previous = self.oidc_subjects.get(key, SubjectCustomization())
+        immutable = body.get("use_immutable_subject", previous.use_immutable_subject)
+        use_default = bool(body["use_default"])
+        return SubjectCustomization(None if use_default or not keys else keys, bool(immutable), use_default)
+
+    def _organization_template(self, body: dict[str, Any], docs: str) -> SubjectCustomization:
+        """An organisation's template: its keys (at least one, assumed: a subject of no claims
+        would be empty), checked as a repository's are."""
+        keys = self._claim_keys(body, docs)
+        if not keys:
+            raise Rejected(422, error_body("include_claim_keys is required", docs, 422), "no claim keys")
+        return SubjectCustomization(keys, bool(body.get("use_immutable_subject", False)), use_default=False)
+
+    def _claim_keys(self, body: dict[str, Any], docs: str) -> tuple[str, ...]:
         keys = body.get("include_claim_keys") or []
         if any(not _CLAIM_KEY.fullmatch(k) for k in keys) or len(set(keys)) != len(keys):
             raise Rejected(422, error_body("Invalid claim keys", docs, 422), "claim keys: unique, [A-Za-z0-9_]+")
-        if not body["use_default"] and not keys:
-            raise Rejected(422, error_body("include_claim_keys is required", docs, 422), "no claim keys")
-        previous = self.oidc_subjects.get(key, SubjectCustomization())
-        immutable = body.get("use_immutable_subject", previous.use_immutable_subject)
-        return SubjectCustomization(None if body["use_default"] else tuple(keys), bool(immutable))
+        return tuple(keys)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -209,20 +305,25 @@ class GitHubState:
         return 200, {"total_count": len(runs), "check_runs": chunk}, headers
 
     def _page(
-        self, args: MultiDict[str, str], path: str, items: list[dict[str, Any]]
+        self,
+        args: MultiDict[str, str],
+        path: str,
+        items: list[dict[str, Any]],
+        per_page: tuple[int, int] = (30, PER_PAGE_MAX),
     ) -> tuple[list[Any], dict[str, str]]:
         """One page of a listing (``per_page``, ``page``) and its headers: the cache headers and
-        GitHub's ``Link`` to the other pages."""
-        per_page = min(max(args.get("per_page", 30, type=int) or 30, 1), PER_PAGE_MAX)
+        GitHub's ``Link`` to the other pages. ``per_page``: the listing's default and largest page."""
+        default, most = per_page
+        size = min(max(args.get("per_page", default, type=int) or default, 1), most)
         page = max(args.get("page", 1, type=int) or 1, 1)
-        chunk = copy.deepcopy(items[(page - 1) * per_page : page * per_page])
-        last = max((len(items) + per_page - 1) // per_page, 1)
+        chunk = copy.deepcopy(items[(page - 1) * size : page * size])
+        last = max((len(items) + size - 1) // size, 1)
         headers = self._cache_headers(chunk)
         links = []
         base_args = {k: v for k, v in args.items() if k not in ("page", "per_page")}
 
         def url(p: int) -> str:
-            return f"{self.documents.url}{path}?{urlencode({**base_args, 'per_page': per_page, 'page': p})}"
+            return f"{self.documents.url}{path}?{urlencode({**base_args, 'per_page': size, 'page': p})}"
 
         if page > 1:
             links += [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"']

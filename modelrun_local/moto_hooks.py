@@ -22,6 +22,8 @@ moto offers no public extension point for these, so each hook has one smoke test
 - DynamoDB's item operations hold their result in wire form already (typed attribute values):
   it is written with ``json.dumps`` instead of walking the operation's output shape member by
   member, which cost more than the operation itself. A test checks both give the same JSON.
+- CloudFormation's DescribeStacks gives a list parameter (``CommaDelimitedList``) comma-joined,
+  as it was passed; moto's ``Stack.parameter_list`` gives the parsed Python list's repr.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from moto import backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.batch.models import Job
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.cloudformation.models import Stack as FakeStack
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionContext, ActionResult
@@ -78,6 +81,7 @@ _original_dynamo_result = DynamoResult.execute_result
 _original_retention_check = SQSBackend.is_message_valid_based_on_retention_period
 _original_jsonpath_parse = jsonpath_ng.ext.parse  # type: ignore[attr-defined]
 _original_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+_original_parameter_list = FakeStack.parameter_list
 _one_at_a_time = threading.Lock()
 ACCOUNT = "123456789012"  # moto's default account
 CONTROL_PATH = "/_modelrun/"  # the local stack's own control calls, beside moto's /moto-api/
@@ -191,6 +195,17 @@ def write_dynamodb_items_directly() -> None:
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign,assignment]
 
 
+def describe_list_parameters_as_aws() -> None:
+    def parameter_list(self: FakeStack) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = _original_parameter_list.fget(self)  # type: ignore[attr-defined]
+        for parameter in listed:
+            if isinstance(parameter["ParameterValue"], list):
+                parameter["ParameterValue"] = ",".join(str(v) for v in parameter["ParameterValue"])
+        return listed
+
+    FakeStack.parameter_list = property(parameter_list)  # type: ignore[method-assign,assignment]
+
+
 def route_lambda_invokes(router: LambdaRouter) -> None:
     def invoke(
         self: LambdaSimpleBackend,
@@ -226,6 +241,7 @@ def restore() -> None:
     LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
     BatchSimpleBackend._mark_job_as_finished = _original_finish  # type: ignore[method-assign]
     DynamoResult.execute_result = _original_dynamo_result  # type: ignore[method-assign]
+    FakeStack.parameter_list = _original_parameter_list  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = _original_retention_check  # type: ignore[method-assign]
     setattr(jsonpath_ng.ext, "parse", _original_jsonpath_parse)  # noqa: B010
     AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]

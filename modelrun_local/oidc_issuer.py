@@ -49,10 +49,20 @@ class Job:
 
 @dataclass(frozen=True)
 class SubjectCustomization:
-    """A repository's ``PUT …/actions/oidc/customization/sub`` (GitHub's defaults: none)."""
+    """A repository's ``PUT …/actions/oidc/customization/sub`` (GitHub's defaults: none), or an
+    organisation's template (``PUT /orgs/{org}/actions/oidc/customization/sub``: its keys alone).
 
-    include_claim_keys: tuple[str, ...] | None = None  # None: the default subject
+    A repository with ``use_default`` false and no keys of its own follows its organisation's
+    template; ``use_default`` true is GitHub's default subject whatever the template says
+    (GitHub's OIDC reference: a repository opts in to the template with ``use_default: false``)."""
+
+    include_claim_keys: tuple[str, ...] | None = None  # None: no keys of its own
     use_immutable_subject: bool = False  # `repo:OWNER@ID/REPO@ID`, as newer repositories get
+    use_default: bool = True
+
+    @property
+    def follows_organization(self) -> bool:
+        return not self.use_default and not self.include_claim_keys
 
 
 def immutable_prefix(repository: str) -> str:
@@ -68,8 +78,10 @@ class LocalIssuer:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.issuer = ""  # set when the server knows its URL
-        # Subject customization by repository (lower case); the local GitHub's API sets it.
+        # Subject customization by repository and organisation templates by owner (lower
+        # case); the local GitHub's API sets them.
         self.subjects: dict[str, SubjectCustomization] = {}
+        self.organization_subjects: dict[str, SubjectCustomization] = {}
 
     def subject_prefix(self, repository: str) -> str:
         """The subject's ``repo:`` part: by name, or by name and id (immutable subjects)."""
@@ -86,11 +98,22 @@ class LocalIssuer:
         else:
             context = f"ref:{job.ref}"
         repo = self.subject_prefix(job.repository)
-        keys = self.subjects.get(job.repository.lower(), SubjectCustomization()).include_claim_keys
+        keys = self.claim_keys(job.repository)
         if keys is None:
             return f"{repo}:{context}"
         parts = {"repo": repo, "context": context}
         return ":".join(parts.get(key) or f"{key}:{claims.get(key, '')}" for key in keys)
+
+    def claim_keys(self, repository: str) -> tuple[str, ...] | None:
+        """The keys the repository's subject is built from (None: GitHub's default subject): its
+        own, or, when it follows it, its organisation's template."""
+        custom = self.subjects.get(repository.lower(), SubjectCustomization())
+        if custom.use_default:
+            return None
+        if custom.include_claim_keys:
+            return custom.include_claim_keys
+        template = self.organization_subjects.get(repository.split("/", 1)[0].lower())
+        return template.include_claim_keys or None if template else None
 
     def bind(self, server_url: str) -> None:
         self.issuer = f"{server_url}{PATH}"

@@ -40,12 +40,13 @@ import requests
 from modelrun.domain import naming
 from modelrun_local import aws_process, iam, lambdas, moto_hooks, workflow_job
 from modelrun_local import dockerfile as dockerfile_reader
-from modelrun_local.github_server import LocalGitHub
+from modelrun_local.github_server import Environment, LocalGitHub
 from modelrun_local.lambdas import Lambdas
 from modelrun_local.stack import ROOT, EventSourceMapping, deploy, deploy_repository
 
 REGION = aws_process.REGION
 NOOP_MODEL_DIR = Path(__file__).resolve().parent / "noop_model"  # a contract-honouring stand-in model
+LOCAL_REVIEWER = "maintainer"  # the approval environment's required reviewer
 
 
 def _free_port() -> int:
@@ -345,6 +346,7 @@ class LocalRuntime:
             self.repository_outputs[repository.lower()] = self._deploy_repository(repository, parameters)
         self._create_executing_state_machine()
         self._configure_secret()
+        self.configure_repository()
         workflow_job.REPOSITORY_VARIABLES.clear()
         for repository in self.repository_outputs:
             workflow_job.REPOSITORY_VARIABLES[repository] = self.repository_variables(repository)
@@ -541,6 +543,23 @@ class LocalRuntime:
         boto3.client("secretsmanager").put_secret_value(
             SecretId=self.stack.resources["GitHubCredentials"], SecretString=json.dumps(secret)
         )
+
+    def configure_repository(self) -> None:
+        """Set the model repository up (again) as docs/adopt.md has it (`modelrun doctor` finds
+        nothing to fix): the approval environment with a reviewer who cannot approve their own runs,
+        the baseline environment limited to the default branch, the repository variables."""
+        approval = self.parameters.get("ApprovalEnvironment", "staging")
+        baseline = self.parameters.get("BaselineEnvironment", "modelrun-main")
+        self.github.put_environment(
+            self.repository, approval, Environment(reviewers=(LOCAL_REVIEWER,), prevent_self_review=True)
+        )
+        self.github.put_environment(
+            self.repository,
+            baseline,
+            Environment(branch_policy="custom", branch_patterns=(self.github.default_branch,)),
+        )
+        for name, value in self.repository_variables().items():
+            self.github.set_variable(self.repository, name, value)
 
     def _shorten_visibility(self) -> None:
         """Redelivery after 2 s instead of minutes: same semantics, on a demo's time scale."""

@@ -89,6 +89,8 @@ def serve(
                 "region": REGION,
                 "pid": os.getpid(),
                 "github_api_url": runtime.github.url,
+                # A person's token for the local GitHub (`modelrun doctor --local` reads with it).
+                "github_token": runtime.github.user_token(),
                 # The local operator's key (IAM is enforced here too): for this machine's CLI only.
                 "credentials": runtime.operator_credentials,
                 "image": image,

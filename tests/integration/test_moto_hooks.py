@@ -204,3 +204,31 @@ def test_iam_hooks_decide_a_roles_calls_and_give_services_only_trusted_roles(aws
         ("sqs:ListQueues", True),
         ("dynamodb:ListTables", False),
     ]
+
+
+def test_a_list_parameter_is_described_comma_joined_as_aws_does(aws: None) -> None:
+    cloudformation = boto3.client("cloudformation")
+    template = {
+        "Parameters": {"Repos": {"Type": "CommaDelimitedList"}, "Name": {"Type": "String"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+    }
+    cloudformation.create_stack(
+        StackName="lists",
+        TemplateBody=json.dumps(template),
+        Parameters=[
+            {"ParameterKey": "Repos", "ParameterValue": "octo/a,octo/b"},
+            {"ParameterKey": "Name", "ParameterValue": "x"},
+        ],
+    )
+
+    def described() -> dict[str, str]:
+        (stack,) = cloudformation.describe_stacks(StackName="lists")["Stacks"]
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+
+    assert described()["Repos"] != "octo/a,octo/b"  # moto's own answer: the list's repr
+    moto_hooks.describe_list_parameters_as_aws()
+    try:
+        assert described() == {"Repos": "octo/a,octo/b", "Name": "x"}
+    finally:
+        moto_hooks.restore()
+    assert described()["Repos"] != "octo/a,octo/b"

@@ -202,7 +202,15 @@ def test_the_cli_imports_nothing_of_the_local_stack(tmp_path: Path) -> None:
     assert loaded.stdout.strip() == "[]", loaded.stdout
 
 
-STACK_COMMANDS = [["runs"], ["show", "x"], ["logs", "x"], ["cancel", "x"], ["rerun", "x"], ["redrive", "--yes"]]
+STACK_COMMANDS = [
+    ["runs"],
+    ["show", "x"],
+    ["logs", "x"],
+    ["cancel", "x"],
+    ["rerun", "x"],
+    ["redrive", "--yes"],
+    ["doctor", "octo/avm"],
+]
 
 
 @pytest.mark.parametrize("command", STACK_COMMANDS, ids=lambda argv: argv[0])
@@ -212,6 +220,7 @@ def test_every_stack_command_takes_the_connection_options_after_its_name(
     """The options are defined once (connect.stack_options) and reach connect() as given: the
     flags after the command name, --stack from MODELRUN_STACK, and each listed in its --help."""
     seen: list[tuple[object, ...]] = []
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_test")  # doctor's, read before it connects
 
     def connected(*args: object) -> connect.Stack:
         seen.append(args)

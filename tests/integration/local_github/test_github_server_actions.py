@@ -240,7 +240,6 @@ def test_the_subject_follows_the_repositorys_customization(gh: LocalGitHub, clie
     # Refused as GitHub refuses them; nothing changes.
     for body in (
         {"include_claim_keys": keys},  # use_default is required (the description)
-        {"use_default": False},  # no keys
         {"use_default": False, "include_claim_keys": ["repo", "repo"]},
         {"use_default": False, "include_claim_keys": ["repo:x"]},
     ):
