@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 from gidgethub import GitHubException
 
 from modelrun.adapters.github_client import GitHubClient, app_jwt
+from modelrun.domain.registration import Registration
 from modelrun.errors import Unreachable
 
 if TYPE_CHECKING:
@@ -94,13 +95,20 @@ class StackFacts:
             outputs=dict(outputs),
         )
 
-    def variables(self) -> dict[str, str]:
-        """The repository variables docs/adopt.md has a repository set, from this stack."""
-        return {
-            "MODELRUN_ROLE_ARN": self.outputs.get("GitHubActionsRoleArn", ""),
-            "MODELRUN_BASELINE_ROLE_ARN": self.outputs.get("GitHubBaselineRoleArn", ""),
+    def variables(self, registration: Registration | None) -> dict[str, str]:
+        """The repository variables docs/adopt.md has a repository set: the stack's region and
+        queue, and its repository stack's roles and image repository (when it has one)."""
+        shared = {
             "MODELRUN_AWS_REGION": self.region,
             "MODELRUN_QUEUE_URL": self.outputs.get("RunRequestsQueueUrl", ""),
+        }
+        if registration is None:
+            return shared
+        return {
+            "MODELRUN_ROLE_ARN": registration.github_role_arn,
+            "MODELRUN_BASELINE_ROLE_ARN": registration.github_baseline_role_arn,
+            **shared,
+            "MODELRUN_ECR_REPOSITORY": registration.image_repository_name,
         }
 
 
@@ -132,6 +140,8 @@ class RepoFacts:
     branch_policies: dict[str, list[str] | Unreadable]  # by environment name, custom policies only
     oidc_subject: dict[str, Any] | Unreadable | None = None  # read only when PinnedWorkflow is set
     organization_template: dict[str, Any] | Unreadable | None = None
+    # The repository stack's registration (repository.yaml, in SSM): None when there is none.
+    registration: Registration | Unreadable | None = None
 
     @property
     def owner(self) -> str:
@@ -230,14 +240,37 @@ def check_app(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
     return findings
 
 
+def check_repository_stack(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
+    """The repository has its repository stack (repository.yaml): its roles, images, grants."""
+    registration = repo.registration
+    if isinstance(registration, Unreadable):
+        fix = "allow ssm:GetParameter on it"
+        return [_unreadable("repository-stack", "the repository's registration", registration, fix)]
+    if registration is None:
+        return [
+            _problem(
+                "repository-stack",
+                f"{repo.repository} has no repository stack on {stack.name}: the backend refuses its runs",
+                f"deploy repository.yaml with ModelrunStackName={stack.name} Repository={repo.repository} "
+                "(docs/adopt.md, 1)",
+            )
+        ]
+    return [_ok("repository-stack", f"repository stack registered: images in {registration.image_repository_name}")]
+
+
 def check_variables(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
     """The repository variables the workflow reads hold this stack's values."""
     if isinstance(repo.variables, Unreadable):
         return [_unreadable("variables", "the repository variables", repo.variables, _READ_FIX)]
     findings: list[Finding] = []
-    for name, want in stack.variables().items():
+    registration = repo.registration if isinstance(repo.registration, Registration) else None
+    for name, want in stack.variables(registration).items():
         fix = f"gh variable set {name} --repo {repo.repository} --body '{want}'"
         have = repo.variables.get(name)
+        if name == "MODELRUN_ECR_REPOSITORY" and have is None:
+            if want != f"modelrun-models/{repo.repository.lower()}":  # the workflow's default
+                findings.append(_problem("variables", f"{name} is not set and the default is not {want!r}", fix))
+            continue
         if have is None:
             if name in RECOMMENDED_VARIABLES:
                 findings.append(
@@ -385,6 +418,7 @@ def check_oidc_subject(stack: StackFacts, repo: RepoFacts) -> list[Finding]:
 Check = Callable[[StackFacts, RepoFacts], list[Finding]]
 CHECKS: tuple[Check, ...] = (
     check_allow_list,
+    check_repository_stack,
     check_app,
     check_variables,
     check_approval_environment,
@@ -579,4 +613,20 @@ def run(target: Stack, repository: str, token: str) -> tuple[StackFacts, list[Fi
     else:
         app = read_app(secret, stack.api_url, repository)
     facts = read_facts(stack, repository, GitHubClient(stack.api_url, oauth_token=token), app)
+    facts = replace(facts, registration=read_registration(target, repository))
     return stack, diagnose(stack, facts)
+
+
+def read_registration(target: Stack, repository: str) -> Registration | Unreadable | None:
+    """The repository's registration, as the submit function reads it."""
+    name = f"/modelrun/{target.name}/repositories/{repository}"
+    try:
+        value = target.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ParameterNotFound":
+            return None
+        return Unreadable(f"{name}: {error.response['Error']['Code']}")
+    try:
+        return Registration.model_validate_json(value)
+    except ValueError as error:
+        return Unreadable(f"{name} is not a registration: {error}")

@@ -444,7 +444,7 @@ class LocalRuntime:
 
     def _deploy_repository(self, repository: str, parameters: dict[str, str]) -> dict[str, str]:
         """The repository's stack, as docs/adopt.md has operators deploy it."""
-        shared = {
+        shared: dict[str, str] = {
             k: parameters[k]
             for k in ("ApprovalEnvironment", "BaselineEnvironment", "PinnedWorkflow")
             if k in parameters

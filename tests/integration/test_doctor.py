@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from typer.testing import Result
@@ -66,6 +67,7 @@ class TestDefaultStack:
         checks = [line.split(":", 1)[0].split()[-1] for line in lines[1:-1]]
         assert checks == [
             "allow-list",
+            "repository-stack",
             "app",
             "variables",
             "approval-environment",
@@ -159,6 +161,22 @@ class TestDefaultStack:
         (problem,) = problems(result)
         assert problem.startswith(expected), result.output
         assert result.output.splitlines()[-1] == "1 problem(s)"
+
+    def test_a_repository_without_its_repository_stack(self, runtime: LocalRuntime) -> None:
+        ssm = boto3.client("ssm")
+        name = f"/modelrun/{runtime.stack_name}/repositories/{REPO}"
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        ssm.delete_parameter(Name=name)
+        try:
+            result = doctor(runtime)
+        finally:
+            ssm.put_parameter(Name=name, Value=value, Type="String")
+        assert result.exit_code == 1, result.output
+        (problem,) = problems(result)
+        assert problem.startswith(
+            f"PROBLEM repository-stack: {REPO} has no repository stack on modelrun-local: the backend refuses its "
+            "runs - fix: deploy repository.yaml"
+        ), result.output
 
     def test_a_repository_not_in_the_allow_list(self, runtime: LocalRuntime) -> None:
         result = doctor(runtime, repo="county-assessor/condo")

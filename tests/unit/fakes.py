@@ -216,6 +216,8 @@ def registration(repository: str = "county-assessor/avm", **fields: Any) -> Regi
             "job_role_arn": f"{role}avm-PullRequestJobRole-1",
             "baseline_job_role_arn": f"{role}avm-BaselineJobRole-1",
             "execution_role_arn": f"{role}avm-JobExecutionRole-1",
+            "github_role_arn": f"{role}avm-PullRequestRole-1",
+            "github_baseline_role_arn": f"{role}avm-BaselineRole-1",
             "data_read": [""],
             "secrets": [""],
             "athena_workgroup": "",

@@ -13,13 +13,25 @@ import pytest
 from gidgethub import BadRequest, sansio
 
 from modelrun.adapters.github_client import GitHubClient
+from modelrun.domain.registration import Registration
 from modelrun_cli import doctor
 from modelrun_cli.doctor import AppFacts, Finding, RepoFacts, StackFacts, Unreadable
 
 REPO = "octo-org/condo-avm"
 PINNED = "octo-org/modelrun/.github/workflows/model-run.yaml@refs/tags/v1"
-ROLE = "arn:aws:iam::123456789012:role/modelrun-GitHubActionsRole"
-BASELINE_ROLE = "arn:aws:iam::123456789012:role/modelrun-GitHubBaselineRole"
+ROLE = "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-PullRequestRole"
+BASELINE_ROLE = "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-BaselineRole"
+JOB_ROLE = "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-PullRequestJobRole"
+REGISTRATION = Registration(
+    schema_version="1",
+    repository=REPO,
+    image_repository=f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/modelrun-models/{REPO}",
+    job_role_arn=JOB_ROLE,
+    baseline_job_role_arn=JOB_ROLE,
+    execution_role_arn=JOB_ROLE,
+    github_role_arn=ROLE,
+    github_baseline_role_arn=BASELINE_ROLE,
+)
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/modelrun-RunRequestsQueue"
 KEYS = ["repo", "context", "ref", "job_workflow_ref"]
 KEY_ARGS = " ".join(f"-f 'include_claim_keys[]={k}'" for k in KEYS)
@@ -36,7 +48,7 @@ def stack(**changes: Any) -> StackFacts:
             "PinnedWorkflow": "",
             "GitHubApiUrl": "https://api.github.com",
         },
-        {"GitHubActionsRoleArn": ROLE, "GitHubBaselineRoleArn": BASELINE_ROLE, "RunRequestsQueueUrl": QUEUE},
+        {"RunRequestsQueueUrl": QUEUE},
     )
     return replace(facts, **changes)
 
@@ -74,6 +86,7 @@ def repo(**changes: Any) -> RepoFacts:
         branch_policies={"modelrun-main": ["main"]},
         oidc_subject={"use_default": False, "include_claim_keys": KEYS},
         organization_template=None,
+        registration=REGISTRATION,
     )
     return replace(facts, **changes)
 
@@ -96,6 +109,7 @@ def test_a_repository_set_up_as_adopt_says_passes_every_check() -> None:
         findings = doctor.diagnose(stack_facts, repo())
         assert [f.check for f in findings] == [
             "allow-list",
+            "repository-stack",
             "app",
             "variables",
             "approval-environment",
@@ -110,7 +124,25 @@ def test_the_stacks_parameters_and_outputs() -> None:
     assert facts.repositories == ("a/b", "c/d")
     assert (facts.approval_environment, facts.baseline_environment) == ("staging", "modelrun-main")
     assert (facts.pinned_workflow, facts.api_url) == ("", "https://api.github.com")
-    assert stack().variables()["MODELRUN_AWS_REGION"] == "eu-west-1"
+    assert stack().variables(None) == {"MODELRUN_AWS_REGION": "eu-west-1", "MODELRUN_QUEUE_URL": QUEUE}
+    assert stack().variables(REGISTRATION)["MODELRUN_ROLE_ARN"] == ROLE
+
+
+def test_a_repository_without_its_repository_stack() -> None:
+    assert problem(doctor.check_repository_stack, registration=None) == (
+        f"{REPO} has no repository stack on modelrun: the backend refuses its runs - fix: deploy repository.yaml "
+        f"with ModelrunStackName=modelrun Repository={REPO} (docs/adopt.md, 1)"
+    )
+    # Without one, the role variables have nothing to match; region and queue are still checked.
+    assert only(doctor.check_variables(stack(), repo(registration=None))).level == "ok"
+
+
+def test_the_image_repository_variable_may_be_left_to_its_default() -> None:
+    assert only(doctor.check_variables(stack(), repo())).level == "ok"  # VARIABLES does not set it
+    other = REGISTRATION.model_copy(
+        update={"image_repository": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/models/x/y"}
+    )
+    assert "MODELRUN_ECR_REPOSITORY is not set" in problem(doctor.check_variables, registration=other)
 
 
 def test_a_repository_not_in_the_allow_list() -> None:
@@ -332,9 +364,9 @@ def test_the_subject_from_the_organisations_template_passes() -> None:
 def test_the_text_has_one_line_per_finding_and_a_problem_its_fix() -> None:
     findings = doctor.diagnose(stack(), repo(app=AppFacts("token"), environments={"modelrun-main": environment()}))
     lines = doctor.render_text(findings)
-    assert lines[1].startswith("note    app: the stack's GitHub secret holds a token")
-    assert lines[3].startswith("PROBLEM approval-environment: environment staging does not exist")
-    assert " - fix: create it before any run" in lines[3]
+    assert lines[2].startswith("note    app: the stack's GitHub secret holds a token")
+    assert lines[4].startswith("PROBLEM approval-environment: environment staging does not exist")
+    assert " - fix: create it before any run" in lines[4]
     assert lines[-1] == "2 problem(s)"
     assert doctor.render_text([])[-1] == "no problems"
 
@@ -404,7 +436,7 @@ def test_what_github_says_becomes_the_facts_the_checks_read() -> None:
 
 def test_a_repository_the_token_cannot_see_is_not_judged_missing_everything() -> None:
     facts = doctor.read_facts(stack(pinned_workflow=PINNED), REPO, FakeGitHub({}), AppFacts("token"))
-    findings = doctor.diagnose(stack(pinned_workflow=PINNED), facts)
+    findings = doctor.diagnose(stack(pinned_workflow=PINNED), replace(facts, registration=REGISTRATION))
     problems = [f.message for f in findings if f.level == "problem"]
     assert len(problems) == 4
     assert all(m.startswith("cannot read ") and "not visible to the token" in m for m in problems), problems
@@ -423,7 +455,6 @@ def test_the_command_refuses_a_bad_repository_name_and_a_missing_token_before_an
     assert tokenless.stderr.startswith(
         "modelrun: no GitHub token in $GITHUB_TOKEN: `export GITHUB_TOKEN=$(gh auth token)`"
     )
-
 
 
 def test_a_secret_sealed_by_its_resource_policy_is_a_note_not_a_problem() -> None:

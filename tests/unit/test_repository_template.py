@@ -233,6 +233,8 @@ def test_the_registration_is_what_the_submit_function_parses(parameters: dict[st
         "PullRequestJobRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-PullRequestJobRole-1",
         "BaselineJobRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-BaselineJobRole-1",
         "JobExecutionRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-JobExecutionRole-1",
+        "PullRequestRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-PullRequestRole-1",
+        "BaselineRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-BaselineRole-1",
     }
     text = props["Value"]
     for name, arn in arns.items():
@@ -243,6 +245,8 @@ def test_the_registration_is_what_the_submit_function_parses(parameters: dict[st
     )
     registration = Registration.model_validate_json(text)
     assert registration.repository == "octo-org/condo-avm"
+    assert registration.github_role_arn == arns["PullRequestRole"]
+    assert registration.image_repository_name == "modelrun-models/octo-org/condo-avm"
     assert registration.data_read == tuple(x for x in parameters["DataReadLocations"] if x)
     grant = job_grant(registration, baseline=False, compute="gpu")
     assert grant.job_role_arn == arns["PullRequestJobRole"] and grant.user == "10001:10001"

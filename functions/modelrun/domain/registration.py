@@ -35,9 +35,17 @@ class Registration(BaseModel):
     job_role_arn: str = Field(pattern=ROLE_ARN)
     baseline_job_role_arn: str = Field(pattern=ROLE_ARN)
     execution_role_arn: str = Field(pattern=ROLE_ARN)
+    # The repository's GitHub roles: what its variables must name (`modelrun doctor`).
+    github_role_arn: str = Field(pattern=ROLE_ARN)
+    github_baseline_role_arn: str = Field(pattern=ROLE_ARN)
     data_read: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     athena_workgroup: str = ""
+
+    @property
+    def image_repository_name(self) -> str:
+        """The ECR repository's name (MODELRUN_ECR_REPOSITORY): the URI without its registry."""
+        return self.image_repository.split("/", 1)[1]
 
     @field_validator("data_read", "secrets", mode="before")
     @classmethod
