@@ -160,7 +160,10 @@ def condo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondoFlow]
     """The local stack serving county-assessor/condo, its image pushed from its own root, and
     the data in the bucket as the operator puts it there (the test process holds the operator's
     credentials), beside another team's data."""
-    with LocalRuntime(repository=REPOSITORY, parameters={"LogLevel": "WARNING"}) as runtime:
+    grant = {REPOSITORY: {"DataReadLocations": f"{DATA_BUCKET}/{REPOSITORY}/"}}  # its repository stack's
+    with LocalRuntime(
+        repository=REPOSITORY, parameters={"LogLevel": "WARNING"}, repository_parameters=grant
+    ) as runtime:
         s3 = boto3.client("s3")
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=DATA_BUCKET)
@@ -199,7 +202,6 @@ def test_a_config_pointing_at_data_not_granted_is_refused_and_says_so(condo_stac
     assert refused and "(403)" in refused[0], job_log()
 
 
-@pytest.mark.skip(reason="needs the per-repository data grant")
 def test_the_condo_model_runs_on_the_local_stack_with_its_data_from_s3(condo_stack: CondoFlow) -> None:
     # The merge gate of the PR's base commit: the repository's own .github/modelrun.yaml.
     event = condo_stack.event(222, "0" * 40)
