@@ -21,7 +21,7 @@ setup: $(UV)
 	$(UV) sync --frozen
 	$(MAKE) -C model_container setup
 
-demo: setup  ## a full model run for a simulated PR, on the embedded local stack
+demo: setup r-setup  ## full model runs for simulated PRs of two model repositories (Python, R), on the embedded local stack
 	$(RUN) python -m modelrun_local.demo $(DEMO_ARGS)
 
 test: setup lint template-checks unit browser-tests integration e2e model-tests  ## every test

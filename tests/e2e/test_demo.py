@@ -22,8 +22,10 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     exit_code = demo.main(["--sample", "1500", "--timeout", "300"])
     out = capsys.readouterr().out
     assert exit_code == 0, out
-    assert "1 comment(s) on the PR" in out
-    assert re.search(r"IAM: \d+ calls checked against \d+ roles' policies from template.yaml; 0 denied", out)
+    assert out.count("1 comment(s) on the PR") == 2, "one sticky comment on each repository's PR"
+    assert re.search(
+        r"IAM: \d+ calls checked against \d+ roles' policies from template.yaml and repository.yaml; 0 denied", out
+    )
     comment = out.split("as GitHub received it", 1)[1].split("Check run 'modelrun'", 1)[0]
     assert "✅ **SUCCEEDED**" in comment
     assert re.search(r"\| RMSE \| [\d,]+ \| [\d,]+ \|", comment), "metrics compared with main's baseline"
@@ -43,7 +45,7 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     # model logs where it writes, and the demo prints the last log lines).
     posted = comment.split("=" * 100)[1]
     assert not re.search(r"runs/avm-pr2-[^/\s]+/[0-9a-f]{32}", posted)
-    assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report\.html", out)
+    assert re.search(r"Report: s3://\S+/reports/avm-pr2-[^/\s]+/report\.html, copied to \S+report-avm\.html", out)
     assert re.search(r"\d+ log lines", out), "the job's output is in CloudWatch Logs"
     # on GitHub App credentials a check run carries the result (no commit status), the full report in it
     assert "Commit status:" not in out
@@ -54,10 +56,21 @@ def test_make_demo_flow_posts_one_comment_and_one_check_run_with_the_models_stat
     assert "--- text ---" in check and "### By group" in check and "num_leaves: 127" in check
     # the requests of the PR's run (at most 5, and the merge gate's policy read from the base
     # commit: 6), token exchanges counted apart
-    figure = re.search(r"GitHub API requests of the PR's run, from its request to its report: (\d+) \(goal", out)
-    assert figure and int(figure.group(1)) <= 6, out[-1500:]
-    assert "issues/list-comments" not in out.split("from its request to its report:", 1)[1].split("\n", 1)[0]
-    assert re.search(r"installation-token exchanges besides: \d+", out)
+    for repository in ("county-assessor/avm", "county-assessor/condo"):
+        figure = re.search(
+            rf"GitHub API requests of {repository}'s PR run, from its request to its report: (\d+) \(goal(.*)", out
+        )
+        assert figure and int(figure.group(1)) <= 6, out[-1500:]
+        assert "issues/list-comments" not in figure.group(2)
     # on GitHub App credentials, every call accepted by the local GitHub's checks
     assert re.search(r"GitHub API requests: \d+ in all, as GitHub App \d+ \([1-9]\d* installation token", out)
     assert "; 0 refused" in out
+
+    # The second repository, in R, on the same stack: its own comment, its statistics computed by
+    # modelrun from its predictions, compared with its own main run; its data read from its grant.
+    condo = out.split("county-assessor/condo PR #", 1)[1].split("Check run 'modelrun'", 1)[0]
+    assert "✅ **SUCCEEDED**" in condo and "| COD |" in condo, condo
+    assert "baseline: main's run of this PR's base commit <code>" in condo
+    assert "[Workflow run](https://github.com/county-assessor/condo/actions/runs/" in condo
+    assert "cannot read" not in out
+    assert re.search(r"Both repositories' main and PR runs: [\d.]+ s from start", out)

@@ -22,11 +22,13 @@ from modelrun.adapters import batch as batch_adapter
 from modelrun.adapters.aws import Results, RunsTable
 from modelrun.adapters.aws import client as aws_client
 from modelrun.adapters.batch import BatchJobs
+from modelrun.domain.registration import job_grant
 from modelrun.domain.report import RUNS_AHEAD_CAP
 from modelrun.domain.run import RunRecord
 from modelrun.domain.status import RunStatus
 from modelrun.errors import Unreadable
 from tests.unit.domain_helpers import metrics_report, record
+from tests.unit.fakes import registration
 
 
 @pytest.fixture
@@ -112,6 +114,28 @@ def test_runs_ahead_is_one_bounded_call_for_runnable_jobs_not_counting_ours(
         )
         assert jobs.runnable_ahead("modelrun-cpu", "mine") == ahead
         stub.assert_no_pending_responses()
+
+
+def test_a_job_definition_carries_its_repositorys_grant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's roles and secrets (Batch secrets, by ARN), and for GPU a non-root user."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    stubbed = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    monkeypatch.setattr(batch_adapter, "client", lambda service: stubbed)
+    secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret:condo/db-password-AbCdEf"
+    grant = job_grant(registration(secrets=[secret]), baseline=False, compute="gpu")
+    image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/modelrun-models/a/b@sha256:" + "ab" * 32
+    name = f"modelrun-gpu-{'ab' * 20}-{grant.key}"
+    arn = f"arn:aws:batch:us-east-1:111122223333:job-definition/{name}:1"
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(stubbed, "register_job_definition", lambda **kw: calls.append(kw) or {"jobDefinitionArn": arn})
+    monkeypatch.setattr(stubbed, "describe_job_definitions", lambda **kw: {"jobDefinitions": []})
+    BatchJobs(3600).job_definition(image, "gpu", {}, grant)
+    [call] = calls
+    container = call["containerProperties"]
+    assert container["jobRoleArn"].endswith("PullRequestJobRole-1")
+    assert container["executionRoleArn"].endswith("JobExecutionRole-1")
+    assert container["secrets"] == [{"name": "CONDO_DB_PASSWORD", "valueFrom": secret}]
+    assert container["user"] == "10001:10001" and call["platformCapabilities"] == ["EC2"]
 
 
 def test_a_record_round_trips_through_the_item_it_is_stored_as() -> None:

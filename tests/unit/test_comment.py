@@ -309,3 +309,15 @@ def test_the_check_runs_output_stays_within_githubs_limit() -> None:
     view = check_run(rec)
     assert len(view.summary) <= MAX_CHECK_OUTPUT and view.text is not None and len(view.text) <= MAX_CHECK_OUTPUT
     assert view.text.count("```") % 2 == 0  # no fence cut open
+
+
+def test_run_variables_are_shown_each_as_inert_code() -> None:
+    """A reviewer sees what the run was told (issue 22); a value cannot render or link."""
+    rec = record(RunStatus.SUCCEEDED, report=metrics_report())
+    rec = rec.model_copy(update={"request": {**(rec.request or {}), "variables": {"RUN_TYPE": "full", "X": EVIL[0]}}})
+    body = render_comment([rec])
+    [line] = [line for line in body.splitlines() if line.startswith("Variables: ")]
+    assert line.startswith("Variables: <code>RUN&#95;TYPE&#61;full</code> · <code>X&#61;")
+    assert_inert(body)
+    plain = record(RunStatus.SUCCEEDED, report=metrics_report())
+    assert "Variables:" not in render_comment([plain])
