@@ -127,9 +127,15 @@ def test_a_job_definition_carries_its_repositorys_grant(monkeypatch: pytest.Monk
     name = f"modelrun-gpu-{'ab' * 20}-{grant.key}"
     arn = f"arn:aws:batch:us-east-1:111122223333:job-definition/{name}:1"
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(stubbed, "register_job_definition", lambda **kw: calls.append(kw) or {"jobDefinitionArn": arn})
+
+    def register(**kwargs: Any) -> dict[str, str]:
+        calls.append(kwargs)
+        return {"jobDefinitionArn": arn}
+
+    monkeypatch.setattr(stubbed, "register_job_definition", register)
     monkeypatch.setattr(stubbed, "describe_job_definitions", lambda **kw: {"jobDefinitions": []})
-    BatchJobs(3600).job_definition(image, "gpu", {}, grant)
+    assert BatchJobs(3600).job_definition(image, "gpu", {}, grant) == arn
+    assert calls[0]["jobDefinitionName"] == name
     [call] = calls
     container = call["containerProperties"]
     assert container["jobRoleArn"].endswith("PullRequestJobRole-1")
