@@ -161,7 +161,9 @@ def _results_report(deps: CollectDeps, record: RunRecord, out: Output) -> tuple[
             base = read_predictions(results, kept.results_uri, predictions_of(kept), [], "main's run")
             if doc.params is not None:
                 main_params = report_of(kept.report).params or results_contract.V1_PARAMS_PATH
-                diff = results_contract.params_diff(_params(results, kept.results_uri, main_params), out.params)
+                diff = results_contract.params_diff(
+                    _params(results, kept.results_uri, main_params), out.params, names=(main_params, doc.params)
+                )
     report, distribution = results_report(record.status.value, doc, baseline, this, base, diff)
     if report.comparison is not None:
         comparison = report.comparison

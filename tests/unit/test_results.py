@@ -302,3 +302,6 @@ def test_the_params_diff_shows_what_changed() -> None:
     assert params_diff(base, base) == [] and params_diff(None, this) == [] and params_diff(base, None) == []
     long = params_diff(base, b"x" * 10_000)
     assert long and all(len(line) <= 300 for line in long)
+    # Each side under the name its metrics.json gave (an R model's config.json, say).
+    named = params_diff(base, this, names=("config.json", "config.json"))
+    assert named[:2] == ["--- main: config.json", "+++ this run: config.json"]

@@ -283,12 +283,19 @@ def parse_predictions(raw: bytes, name: str, groups: list[str] | None = None) ->
     return Sales(ids, price, estimate, found)
 
 
-def params_diff(base: bytes | None, this: bytes | None, limit_lines: int = 400) -> list[str]:
+def params_diff(
+    base: bytes | None,
+    this: bytes | None,
+    limit_lines: int = 400,
+    names: tuple[str, str] = ("params.yaml", "params.yaml"),
+) -> list[str]:
     """The unified diff of the baseline run's params file against this run's (both untrusted:
-    shown only inside a code block); empty when they are the same or either is missing."""
+    shown only inside a code block), each labelled with the name its metrics.json gave it;
+    empty when they are the same or either is missing."""
     if base is None or this is None:
         return []
     old = base[:MAX_PARAMS_BYTES].decode("utf-8", errors="replace").splitlines()
     new = this[:MAX_PARAMS_BYTES].decode("utf-8", errors="replace").splitlines()
-    diff = list(difflib.unified_diff(old, new, "main: params.yaml", "this run: params.yaml", n=2, lineterm=""))
+    old_name, new_name = (name.replace("\n", " ")[:100] for name in names)
+    diff = list(difflib.unified_diff(old, new, f"main: {old_name}", f"this run: {new_name}", n=2, lineterm=""))
     return [line[:300] for line in diff[:limit_lines]]
