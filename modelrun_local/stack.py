@@ -59,25 +59,22 @@ class _NoManagedPolicies:
 def load_template() -> dict[str, Any]:
     """template.yaml, a fresh copy each call; parsed once per version of the file (a parse takes
     about half a second, and each runtime start needs it twice)."""
-    stat = TEMPLATE.stat()
-    return copy.deepcopy(_parsed_template(stat.st_mtime_ns, stat.st_size))
-
-
-@functools.cache
-def _parsed_template(mtime_ns: int, size: int) -> dict[str, Any]:
-    template: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
-    return template
+    return _load(TEMPLATE)
 
 
 def load_repository_template() -> dict[str, Any]:
-    """repository.yaml (plain CloudFormation), a fresh copy each call."""
-    stat = REPOSITORY_TEMPLATE.stat()
-    return copy.deepcopy(_parsed_repository_template(stat.st_mtime_ns, stat.st_size))
+    """repository.yaml (plain CloudFormation), likewise."""
+    return _load(REPOSITORY_TEMPLATE)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return copy.deepcopy(_parsed(path, stat.st_mtime_ns, stat.st_size))
 
 
 @functools.cache
-def _parsed_repository_template(mtime_ns: int, size: int) -> dict[str, Any]:
-    template: dict[str, Any] = yaml_parse(REPOSITORY_TEMPLATE.read_text())
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    template: dict[str, Any] = yaml_parse(path.read_text())
     return template
 
 
