@@ -165,10 +165,21 @@ def job_role_s3(
 ) -> Any:
     """An S3 client holding a repository's PR job role, as every approved PR's model container
     of that repository does (``output``: another of its stack's roles)."""
+    return job_role_client(runtime, "s3", session, repository, output)
+
+
+def job_role_client(
+    runtime: LocalRuntime,
+    service: str,
+    session: str,
+    repository: str | None = None,
+    output: str = "PullRequestJobRoleArn",
+) -> Any:
+    """A client of ``service`` holding a repository stack's role (a job's, by default)."""
     role = runtime.repository_stack(repository)[output]
     keys = runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", session)
     return boto3.client(
-        "s3",
+        service,
         aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=keys["AWS_SESSION_TOKEN"],

@@ -23,7 +23,7 @@ from modelrun.domain.naming import LOG_GROUP
 from modelrun.domain.run import RunRecord
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
-from tests.integration.flow import dead_letter_reason, job_role_s3, with_command
+from tests.integration.flow import dead_letter_reason, job_role_client, job_role_s3, with_command
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AVM, CONDO = "county-assessor/avm", "county-assessor/condo"
@@ -34,6 +34,9 @@ GRANTS = {
     CONDO: {
         "DataReadLocations": f"{DATA}/county-assessor/condo/",
         "MainDataWriteLocations": f"{DATA}/county-assessor/condo/dvc/",
+        "AthenaWorkgroup": "condo",
+        "AthenaResultsLocation": f"{DATA}/athena/condo/",
+        "GlueDatabase": "condo_sales",
     },
 }
 SECRETS = {CONDO: {"condo/db-password": "hunter2-condo"}}
@@ -167,6 +170,17 @@ def test_a_job_reads_its_repositorys_data_and_is_refused_the_others(stack: TwoRe
     baseline.put_object(Bucket=DATA, Key=key, Body=b"main")
     assert refused(lambda: baseline.put_object(Bucket=DATA, Key=f"{AVM}/dvc/x", Body=b"main")) == "AccessDenied"
     assert refused(lambda: pr.get_object(Bucket=DATA, Key=f"{AVM}/sales.csv")) == "AccessDenied"
+
+    # Athena: queries in its own workgroup only.
+    athena = boto3.client("athena")
+    for workgroup in ("condo", "avm"):
+        athena.create_work_group(Name=workgroup)
+    condo_athena = job_role_client(stack.runtime, "athena", "condo-query", CONDO)
+    query = {"QueryString": "SELECT 1", "QueryExecutionContext": {"Database": "condo_sales"}}
+    assert condo_athena.start_query_execution(**query, WorkGroup="condo")["QueryExecutionId"]
+    assert refused(lambda: condo_athena.start_query_execution(**query, WorkGroup="avm")) == "AccessDeniedException"
+    avm_athena = job_role_client(stack.runtime, "athena", "avm-query", AVM)
+    assert refused(lambda: avm_athena.start_query_execution(**query, WorkGroup="condo")) == "AccessDeniedException"
 
 
 def test_a_job_gets_its_repositorys_secrets_and_runs_only_its_repositorys_images(stack: TwoRepositories) -> None:
