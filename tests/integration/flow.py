@@ -178,7 +178,7 @@ def job_role_client(
     """A client of ``service`` holding a repository stack's role (a job's, by default)."""
     role = runtime.repository_stack(repository)[output]
     keys = runtime.service_credentials(str(role), "ecs-tasks.amazonaws.com", session)
-    return boto3.client(
+    return boto3.Session().client(  # type: ignore[call-overload]  # any service's client
         service,
         aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
