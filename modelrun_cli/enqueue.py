@@ -152,17 +152,18 @@ def _blank_to_none(value: Any) -> str | None:
 
 
 def parse_variables(text: str) -> dict[str, str]:
-    """``NAME=value`` lines (the reusable workflow's ``variables`` input); blank lines skipped.
-    The names and sizes are checked by the run request's model."""
+    """``NAME=value`` lines, or ``;`` between them (a dispatch form's input is one line): the
+    reusable workflow's ``variables`` input; blanks skipped. The names and sizes are checked by
+    the run request's model."""
     variables: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(re.split(r"[\n;]", text), 1):
         if not line.strip():
             continue
         name, sep, value = line.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"variables, line {number}: expected NAME=value, got {line.strip()[:40]!r}")
+            raise ValueError(f"variables, item {number}: expected NAME=value, got {line.strip()[:40]!r}")
         if name.strip() in variables:
-            raise ValueError(f"variables, line {number}: {name.strip()} is given twice")
+            raise ValueError(f"variables, item {number}: {name.strip()} is given twice")
         variables[name.strip()] = value.strip()
     return variables
 

@@ -275,7 +275,11 @@ def test_variables_are_name_value_lines() -> None:
         "SAMPLE": "0.1",
         "EMPTY": "",
     }
-    with pytest.raises(ValueError, match="line 1: expected NAME=value"):
+    assert parse_variables("RUN_TYPE=full; SAMPLE=0.1") == {
+        "RUN_TYPE": "full",
+        "SAMPLE": "0.1",
+    }  # a dispatch's one line
+    with pytest.raises(ValueError, match="item 1: expected NAME=value"):
         parse_variables("just words")
-    with pytest.raises(ValueError, match="line 2: A is given twice"):
+    with pytest.raises(ValueError, match="item 2: A is given twice"):
         parse_variables("A=1\nA=2")

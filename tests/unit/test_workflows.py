@@ -292,6 +292,7 @@ def test_the_callers_are_thin() -> None:
         "context": "model_container",
         "compute": "${{ inputs.compute }}",
         "note": "${{ inputs.note }}",
+        "variables": "${{ inputs.variables }}",
     }
     assert "with" not in CLEANUP["jobs"]["cleanup"]
 
