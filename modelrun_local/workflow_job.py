@@ -10,6 +10,7 @@ the stack's audience (the queue's URL), attach it and send.
 from __future__ import annotations
 
 import copy
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,11 @@ class Job:
     environment: str | None = None
 
     def request(self, image: str, **kwargs: Any) -> RunRequest:
-        return build_request(self.event_name, self.event, self.env, image=image, **kwargs)
+        """The run request, and the image tagged as this job's build pushes it (the reusable
+        workflow's tag names the commit, the run and its attempt; the backend checks it)."""
+        request = build_request(self.event_name, self.event, self.env, image=image, **kwargs)
+        tag_as_built(request)
+        return request
 
     def cleanup(self) -> CleanupRequest:
         return build_cleanup(self.event, self.env)
@@ -84,6 +89,22 @@ class Job:
         """Attach the job's token (audience: the queue's URL) and send as the workflow's role."""
         client = self.aws_session().client("sqs") if self.variables else None
         return send(with_identity(message, self.token(queue_url)), queue_url, sqs_client=client)
+
+
+def tag_as_built(request: RunRequest) -> None:
+    """Tag the request's image ``<sha>[-gpu]-<run id>-<attempt>-<random>``, as the reusable
+    workflow's build step pushes it (here as the operator: the roles' push rights are tested apart).
+    An image ECR does not hold is left alone: the backend refuses it."""
+    ecr = boto3.client("ecr")
+    name, _, digest = request.image.split("/", 1)[1].partition("@")
+    try:
+        [image] = ecr.batch_get_image(repositoryName=name, imageIds=[{"imageDigest": digest}])["images"]
+    except (ValueError, ecr.exceptions.RepositoryNotFoundException):
+        return
+    gpu = "-gpu" if request.compute == "gpu" else ""
+    run = request.workflow
+    tag = f"{request.head_sha}{gpu}-{run.run_id}-{run.run_attempt}-{secrets.token_hex(6)}"
+    ecr.put_image(repositoryName=name, imageManifest=image["imageManifest"], imageTag=tag, imageDigest=digest)
 
 
 def retarget(event: dict[str, Any], repository: str, default_branch: str = "main") -> dict[str, Any]:

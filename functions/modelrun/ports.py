@@ -62,6 +62,12 @@ class Jobs(Protocol):
     def deregister(self, job_definitions: set[str]) -> int: ...
 
 
+class Images(Protocol):
+    """ECR, as the submit path asks it: the tags an image (by digest) carries."""
+
+    def tags(self, image: str) -> list[str]: ...
+
+
 class RepositoryRegistrations(Protocol):
     """The repositories' registrations (repository.yaml): Rejected for a repository without one."""
 

@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from modelrun import checks, comments, publishing
 from modelrun.adapters.aws import RequestGate
 from modelrun.adapters.batch import BatchJobs
+from modelrun.adapters.ecr import EcrImages
 from modelrun.adapters.github import Repositories
 from modelrun.adapters.oidc import TokenVerifier
 from modelrun.adapters.registrations import Registrations
@@ -45,7 +46,7 @@ from modelrun.domain.registration import Registration, data_environment, job_gra
 from modelrun.domain.run import RunRecord, run_id_for, utcnow
 from modelrun.domain.status import PR_CLOSED_REASON, SUPERSEDED_REASON_PREFIX, RunStatus
 from modelrun.errors import Rejected, StaleWrite
-from modelrun.ports import ClaimsVerifier, Gate, Jobs, JobSpec, RepositoryRegistrations, WorkflowRecords
+from modelrun.ports import ClaimsVerifier, Gate, Images, Jobs, JobSpec, RepositoryRegistrations, WorkflowRecords
 from modelrun.wiring import RecordsAndGitHub, records_and_github
 
 logger = Logger(child=True)
@@ -68,6 +69,8 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
     gate: Gate
     # Each repository's image repository, job roles and grants (repository.yaml; issues 21, 22).
     registrations: RepositoryRegistrations
+    # The image's tags: it must be the one the verified workflow run built (issue 21).
+    images: Images
 
     @cached_property
     def submit_once(self) -> Callable[..., dict[str, Any]]:
@@ -91,6 +94,7 @@ class SubmitDeps(RecordsAndGitHub[SubmitSettings]):
             repositories=lambda: Repositories(s.github_secret_arn, s.github_api_url),
             gate=RequestGate(s.idempotency_table),
             registrations=Registrations(s.registrations_path),
+            images=EcrImages(),
         )
 
 
@@ -146,10 +150,26 @@ def check_size(s: SubmitSettings, request: RunRequest) -> None:
         )
 
 
-def submit(deps: SubmitDeps, request: RunRequest, verified: Verified) -> RunRecord:
-    """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect."""
+def check_built_by_run(deps: SubmitDeps, request: RunRequest, verified: Verified) -> None:
+    """The image is the one the verified workflow run built for the verified commit: the
+    reusable workflow tags what it pushes ``<sha>[-gpu]-<run id>-<attempt>-<random>``, tags are
+    immutable, and only the repository's own roles push to its ECR repository."""
+    run = request.workflow
+    tags = deps.images.tags(request.image)
+    if not any(naming.built_by_run(tag, verified.head_sha, run.run_id, run.run_attempt) for tag in tags):
+        raise Rejected(
+            f"image: {request.image} was not built by workflow run {run.run_id} attempt {run.run_attempt} for "
+            f"{verified.head_sha[:12]} (its tags: {', '.join(sorted(tags)[:5]) or 'none'})"
+        )
+
+
+def submit(deps: SubmitDeps, request: RunRequest, verified: Verified, *, rerun: bool = False) -> RunRecord:
+    """Submit a verified request (see :mod:`modelrun.verification`) exactly once in effect. A
+    rerun's image was checked when its run was first submitted."""
     registration = deps.registrations.get(verified.repository)
     check_image(registration, request)
+    if not rerun:
+        check_built_by_run(deps, request, verified)
     check_variables(registration, request)
     check_size(deps.settings, request)
     run_id = run_id_for(request)
@@ -291,7 +311,7 @@ def rerun(deps: SubmitDeps, message: RerunRequest, operator_id: str) -> RunRecor
         "operator rerun",
         extra={"run_id": message.run_id, "attempt": message.attempt, "sender_id": operator_id},
     )
-    return submit(deps, request, verified)
+    return submit(deps, request, verified, rerun=True)
 
 
 def cleanup(deps: SubmitDeps, request: CleanupRequest) -> list[str]:

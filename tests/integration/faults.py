@@ -26,7 +26,7 @@ def slow_runnable_ahead() -> None:
 def crash_submit() -> None:
     from modelrun import submission
 
-    def crash(deps: Any, request: Any, verified: Any) -> Any:
+    def crash(deps: Any, request: Any, verified: Any, *, rerun: bool = False) -> Any:
         raise RuntimeError("injected: the runs table is unreachable")
 
     submission.submit = crash

@@ -21,6 +21,7 @@ from pydantic_core import to_jsonable_python
 
 from modelrun import pull_request, reporting, submission, tracking
 from modelrun.config import CollectResultsSettings, SubmitSettings, TrackSettings, UpdatePullRequestSettings
+from modelrun.contracts import RunRequest
 from modelrun.domain.evidence import Claims, WorkflowRunFacts
 from modelrun.domain.registration import JobGrant, Registration
 from modelrun.domain.run import RunRecord, utcnow
@@ -224,6 +225,21 @@ def registration(repository: str = "county-assessor/avm", **fields: Any) -> Regi
         }
         | fields
     )
+
+
+class FakeImages:
+    """ECR's tags per image; ``built`` tags an image as the reusable workflow's run does."""
+
+    def __init__(self) -> None:
+        self.by_image: dict[str, list[str]] = {}
+
+    def built(self, request: RunRequest) -> None:
+        gpu = "-gpu" if request.compute == "gpu" else ""
+        tag = f"{request.head_sha}{gpu}-{request.workflow.run_id}-{request.workflow.run_attempt}-{'ab' * 6}"
+        self.by_image.setdefault(request.image, []).append(tag)
+
+    def tags(self, image: str) -> list[str]:
+        return list(self.by_image.get(image, []))
 
 
 class FakeRegistrations:
@@ -504,6 +520,7 @@ class SubmitWorld:
     idempotency: FakeIdempotency = field(default_factory=FakeIdempotency)
     gate: FakeGate = field(default_factory=FakeGate)
     registrations: FakeRegistrations = field(default_factory=FakeRegistrations)
+    images: FakeImages = field(default_factory=FakeImages)
     settings: SubmitSettings = field(default_factory=lambda: SubmitSettings.from_environ(ENVIRONMENT))
 
     @property
@@ -518,6 +535,7 @@ class SubmitWorld:
             repositories=self.repositories,
             gate=self.gate,
             registrations=self.registrations,
+            images=self.images,
         )
 
 

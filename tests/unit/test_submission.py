@@ -30,6 +30,7 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvIn0.c2lnbmF0dXJl"
 
 
 def submit(world: SubmitWorld, message: RunRequest) -> Any:
+    world.images.built(message)  # as the reusable workflow pushed it
     return submission.submit(world.deps, message, verified_from(message))
 
 
@@ -416,3 +417,18 @@ def test_run_variables_reach_the_container_and_never_replace_a_secret() -> None:
 def test_run_variables_are_checked(variables: dict[str, str], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         request(variables=variables)
+
+
+def test_the_image_must_be_the_one_the_verified_run_built() -> None:
+    """Issue 21: an image another run (or nobody) tagged is refused before anything is written."""
+    world = SubmitWorld()
+    message = request()
+    with pytest.raises(Rejected, match=r"was not built by workflow run 900 attempt 1 for aaaaaaaaaaaa \(its tags: none\)"):
+        submission.submit(world.deps, message, verified_from(message))
+    other_run = request(workflow={"run_id": 901, "run_attempt": 1})
+    world.images.built(other_run)  # the same digest, pushed by another run
+    with pytest.raises(Rejected, match="was not built by workflow run 900 attempt 1"):
+        submission.submit(world.deps, message, verified_from(message))
+    assert world.runs.records == {} and world.jobs.jobs == {}
+    world.images.built(message)
+    assert submission.submit(world.deps, message, verified_from(message)).status.value == "SUBMITTED"

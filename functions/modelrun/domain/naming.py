@@ -107,3 +107,9 @@ def https_or_loopback(url: str) -> bool:
     if parts.username is not None or parts.password is not None or not parts.hostname:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1" and port is not None)
+
+
+def built_by_run(tag: str, head_sha: str, run_id: int, attempt: int) -> bool:
+    """Whether an image tag is the one the reusable workflow gives the image it builds for this
+    commit in this workflow run and attempt: ``<sha>[-gpu]-<run id>-<attempt>-<12 hex>``."""
+    return re.fullmatch(rf"{re.escape(head_sha)}(-gpu)?-{run_id}-{attempt}-[0-9a-f]{{12}}", tag) is not None
