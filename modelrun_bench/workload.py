@@ -19,7 +19,7 @@ from modelrun.domain.run import run_id_for
 from modelrun_cli.enqueue import oidc_token, with_identity
 from modelrun_local.runtime import LocalRuntime
 from modelrun_local.stack import ROOT
-from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT
+from modelrun_local.workflow_job import APPROVAL_ENVIRONMENT, tag_as_built
 
 METRICS_SCHEMA = ROOT / "model_container" / "metrics.schema.json"
 
@@ -119,6 +119,7 @@ def plan(
             "workflow": {"run_id": workflow_run_id, "run_attempt": 1},
         }
     )
+    tag_as_built(request)  # as its build pushed the image
     signed = with_identity(request, oidc_token(env, runtime.outputs["RunRequestsQueueUrl"]))
     assert isinstance(signed, RunRequest)
     return Planned(signed, run_id_for(signed), pr)

@@ -423,7 +423,8 @@ def test_the_image_must_be_the_one_the_verified_run_built() -> None:
     """Issue 21: an image another run (or nobody) tagged is refused before anything is written."""
     world = SubmitWorld()
     message = request()
-    with pytest.raises(Rejected, match=r"was not built by workflow run 900 attempt 1 for aaaaaaaaaaaa \(its tags: none\)"):
+    untagged = r"was not built by workflow run 900 attempt 1 for aaaaaaaaaaaa \(its tags: none\)"
+    with pytest.raises(Rejected, match=untagged):
         submission.submit(world.deps, message, verified_from(message))
     other_run = request(workflow={"run_id": 901, "run_attempt": 1})
     world.images.built(other_run)  # the same digest, pushed by another run

@@ -750,6 +750,12 @@ def test_image_tags_never_repeat_so_the_repository_can_be_immutable(tmp_path: Pa
     assert re.search(rf":{SHA}-gpu-4242-1-[0-9a-f]{{12}}$", name_image(tmp_path, COMPUTE="gpu")["tag"])
     # unpredictable (issue 21): nobody can push this build's tag first and make its push fail
     assert name_image(tmp_path)["tag"] != out["tag"]
+    # and what the backend reads as "built by this run" (naming.built_by_run), for CPU and GPU
+    from modelrun.domain.naming import built_by_run
+
+    assert built_by_run(out["tag"].rsplit(":", 1)[1], SHA, 4242, 1)
+    assert built_by_run(name_image(tmp_path, COMPUTE="gpu")["tag"].rsplit(":", 1)[1], SHA, 4242, 1)
+    assert not built_by_run(out["tag"].rsplit(":", 1)[1], SHA, 4242, 2)
 
 
 def test_only_the_default_branch_writes_the_layer_cache(tmp_path: Path) -> None:
