@@ -21,6 +21,7 @@ from modelrun.adapters.aws import RunsTable
 from modelrun.domain.documents import report_of
 from modelrun.domain.naming import LOG_GROUP
 from modelrun.domain.run import RunRecord
+from modelrun_cli.enqueue import build_request
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
 from tests.integration.flow import dead_letter_reason, job_role_client, job_role_s3, with_command
@@ -196,6 +197,15 @@ def test_a_job_gets_its_repositorys_secrets_and_runs_only_its_repositorys_images
     message_id = stack.run(stack.pr_job(CONDO, 422, 6_000_422, "c7" * 20), CONDO, image=stack.images[AVM])
     reason = dead_letter_reason(boto3.client("sqs"), stack.runtime.outputs["RunRequestsDLQUrl"], message_id)
     assert f"must come from {CONDO}'s image repository" in reason, reason
+
+    # An image of condo's own repository that this run did not build (no tag naming its run):
+    # refused too, before any job.
+    unbuilt = stack.runtime.push_image(NOOP_MODEL_DIR, tag="unbuilt", python=Path("/usr/bin/python3"), repository=CONDO)
+    job = stack.pr_job(CONDO, 423, 6_000_423, "c9" * 20)
+    request = with_command(build_request(job.event_name, job.event, job.env, image=unbuilt), "ok")
+    message_id = job.send(request, stack.queue_url)
+    reason = dead_letter_reason(boto3.client("sqs"), stack.runtime.outputs["RunRequestsDLQUrl"], message_id)
+    assert "was not built by workflow run 6000423 attempt 1" in reason, reason
 
     # Even a job definition made by hand with condo's roles and avm's image does not start:
     # condo's execution role cannot pull avm's images.
