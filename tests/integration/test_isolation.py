@@ -225,8 +225,8 @@ def test_a_job_gets_its_repositorys_secrets_and_runs_only_its_repositorys_images
     queue = stack.runtime.outputs["CpuJobQueueArn"]
     job_id = batch.submit_job(jobName="by-hand", jobQueue=queue, jobDefinition=definition, shareIdentifier="x")["jobId"]
     stack.wait()
-    [job] = batch.describe_jobs(jobs=[job_id])["jobs"]
-    assert job["status"] == "FAILED" and job["statusReason"].startswith("CannotPullContainerError"), job
+    [detail] = batch.describe_jobs(jobs=[job_id])["jobs"]
+    assert detail["status"] == "FAILED" and detail["statusReason"].startswith("CannotPullContainerError"), detail
 
 
 def test_github_roles_reach_only_their_repositorys_images_and_build_cache(stack: TwoRepositories) -> None:
