@@ -318,7 +318,21 @@ class Enforcement:
 _enforcement: Enforcement | None = None
 
 
-class _Refused(HTTPException):
+class _Refusal(HTTPException):
+    """A refusal in the protocol's own error shape (``description``), sent as it is: werkzeug's
+    default wraps it in an HTML page, which moto's server unwraps for some services and not for
+    S3, so every refusal says its body and content type itself."""
+
+    content_type = "text/xml"
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return str(self.description)
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", self.content_type)]
+
+
+class _Refused(_Refusal):
     """An STS refusal, in the query protocol's XML error shape."""
 
     def __init__(self, code: str, message: str, status: int = 403) -> None:
@@ -331,8 +345,10 @@ class _Refused(HTTPException):
         )
 
 
-class _S3Refusal(HTTPException):
+class _S3Refusal(_Refusal):
     """A refusal as S3 (REST-XML) carries errors: an <Error> root, as the S3 clients parse it."""
+
+    content_type = "application/xml"
 
     def __init__(self, message: str) -> None:
         super().__init__(escape(message))
@@ -342,15 +358,11 @@ class _S3Refusal(HTTPException):
             f"<Message>{escape(message)}</Message><RequestId>local</RequestId></Error>"
         )
 
-    def get_body(self, environ: Any = None, scope: Any = None) -> str:
-        return str(self.description)  # the XML itself, not werkzeug's HTML page around it
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        return [("Content-Type", "application/xml")]
-
-
-class _JsonRefusal(HTTPException):
+class _JsonRefusal(_Refusal):
     """A refusal as the JSON protocols (DynamoDB, SQS, Batch, Step Functions, ...) carry errors."""
+
+    content_type = "application/x-amz-json-1.0"
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
