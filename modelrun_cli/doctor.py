@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from gidgethub import GitHubException
 
 from modelrun.adapters.github_client import GitHubClient, app_jwt
-from modelrun.domain.registration import Registration
+from modelrun.domain.registration import Registration, registrations_path
 from modelrun.errors import Unreachable
 
 if TYPE_CHECKING:
@@ -619,7 +619,7 @@ def run(target: Stack, repository: str, token: str) -> tuple[StackFacts, list[Fi
 
 def read_registration(target: Stack, repository: str) -> Registration | Unreadable | None:
     """The repository's registration, as the submit function reads it."""
-    name = f"/modelrun/{target.name}/repositories/{repository}"
+    name = f"{registrations_path(target.name)}{repository}"
     try:
         value = target.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as error:

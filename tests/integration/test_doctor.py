@@ -14,6 +14,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from modelrun.domain.registration import registrations_path
 from modelrun_local.github_server import Environment
 from modelrun_local.runtime import LocalRuntime
 from tests.integration.cli_stack import cli
@@ -164,7 +165,7 @@ class TestDefaultStack:
 
     def test_a_repository_without_its_repository_stack(self, runtime: LocalRuntime) -> None:
         ssm = boto3.client("ssm")
-        name = f"/modelrun/{runtime.stack_name}/repositories/{REPO}"
+        name = f"{registrations_path(runtime.stack_name)}{REPO}"
         value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
         ssm.delete_parameter(Name=name)
         try:

@@ -84,12 +84,15 @@ SAM_TEMPLATES = {
 
 
 def _without(resource: str, action: str, template: dict[str, Any] | None = None) -> dict[str, Any]:
-    """template.yaml (or the template given) with ``action`` taken out of ``resource``'s policies."""
+    """template.yaml (or the template given) with ``action`` taken out of ``resource``'s policies
+    (a role's or a function's, or an AWS::IAM::Policy's document)."""
     template = copy.deepcopy(template or load_template())
     props = template["Resources"][resource]["Properties"]
+    if "PolicyDocument" in props:
+        props = {"Policies": [props]}  # the one document, edited in place below
     kept = [p for p in props["Policies"] if not (isinstance(p, dict) and SAM_TEMPLATES.get(action) in p)]
     removed = len(kept) < len(props["Policies"])
-    props["Policies"] = kept
+    props["Policies"][:] = kept
     for policy in kept:
         document = policy.get("PolicyDocument", policy) if isinstance(policy, dict) else {}
         for statement in document.get("Statement", []):
@@ -105,7 +108,7 @@ MUTATIONS = {
     "batch:SubmitJob": ("SubmitFunction", "batch:SubmitJob", "SubmitFunctionRole"),
     "iam:PassRole": ("SubmitFunction", "iam:PassRole", "SubmitFunctionRole"),
     "states:StartExecution (track)": ("TrackFunction", "states:StartExecution", "TrackFunctionRole"),
-    "s3:PutObject (job role)": ("PullRequestJobRole", "s3:PutObject", "PullRequestJobRole"),
+    "s3:PutObject (job role)": ("ResultsPolicy", "s3:PutObject", "PullRequestJobRole"),
     "secretsmanager:GetSecretValue (update)": (
         "UpdatePullRequestFunction",
         "secretsmanager:GetSecretValue",
@@ -114,7 +117,7 @@ MUTATIONS = {
     "sqs:SendMessage (GitHub role)": ("PullRequestRole", "sqs:SendMessage", "PullRequestRole"),
 }
 # The repository stack's roles (repository.yaml); the rest are the stack's.
-IN_REPOSITORY_STACK = {"PullRequestJobRole", "PullRequestRole"}
+IN_REPOSITORY_STACK = {"ResultsPolicy", "PullRequestRole"}
 
 
 @pytest.mark.parametrize("name", list(MUTATIONS))

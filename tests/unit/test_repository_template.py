@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from modelrun.domain.registration import Registration, job_grant
-from modelrun_local.stack import ROOT
+from modelrun.domain.registration import Registration, job_grant, registrations_path
+from modelrun_local.stack import ROOT, load_template
 from tests.unit.test_template import ECR_PULL, ECR_PUSH, as_list, conditions_allow
 
 TEMPLATE = yaml_parse((ROOT / "repository.yaml").read_text())
@@ -228,7 +228,10 @@ def test_a_pr_job_reads_its_data_and_writes_only_its_results_the_default_branch_
 @pytest.mark.parametrize("parameters", [CONDO, BARE])
 def test_the_registration_is_what_the_submit_function_parses(parameters: dict[str, Any]) -> None:
     props = resolve(TEMPLATE["Resources"]["Registration"]["Properties"], parameters)
-    assert props["Name"] == "/modelrun/modelrun/repositories/octo-org/condo-avm"
+    # Where the submit function (template.yaml) and doctor look for it.
+    assert props["Name"] == registrations_path("modelrun") + "octo-org/condo-avm"
+    submit = load_template()["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert submit["REGISTRATIONS_PATH"] == {"Fn::Sub": registrations_path("${AWS::StackName}")}
     arns = {
         "PullRequestJobRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-PullRequestJobRole-1",
         "BaselineJobRole": "arn:aws:iam::123456789012:role/modelrun/modelrun/condo-BaselineJobRole-1",

@@ -24,6 +24,12 @@ _ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
 GPU_JOB_USER = "10001:10001"
 
 
+def registrations_path(stack: str) -> str:
+    """Where a stack's repository stacks register: ``<path><owner>/<name>`` (repository.yaml
+    writes the same, template.yaml gives the submit function the same)."""
+    return f"/modelrun/{stack}/repositories/"
+
+
 class Registration(BaseModel):
     """The SSM parameter /modelrun/<stack>/repositories/<owner>/<name> (JSON, schema 1)."""
 
