@@ -177,6 +177,13 @@ class _Launch:
     env: dict[str, str]
 
 
+def _image_reference(uri: str) -> tuple[str, Any]:
+    """An image URI (REGISTRY/NAME[:TAG][@DIGEST]) as ECR names it: the repository, the image id."""
+    repository, _, digest = uri.partition("/")[2].partition("@")
+    name, _, tag = repository.partition(":")
+    return name, {"imageDigest": digest} if digest else {"imageTag": tag}
+
+
 def _executable(name: str, directory: Path, path: str) -> str | None:
     """Where ``name`` resolves as the container's runtime would: a path (relative to the working
     directory) or a name on PATH."""
@@ -264,11 +271,9 @@ class BatchExecutor:
 
     def local_image(self, uri: str) -> LocalImage | None:
         """The image as ``LocalRuntime.push_image`` recorded it, or None if not pushed here."""
-        repository, _, reference = uri.partition("/")[2].partition("@")
-        image_id = {"imageDigest": reference} if reference else {"imageTag": repository.partition(":")[2]}
-        name = repository.partition(":")[0]
+        name, image_id = _image_reference(uri)
         try:
-            images = self.ecr.batch_get_image(repositoryName=name, imageIds=[image_id])["images"]  # type: ignore[list-item]
+            images = self.ecr.batch_get_image(repositoryName=name, imageIds=[image_id])["images"]
         except self.ecr.exceptions.RepositoryNotFoundException:
             return None
         for image in images:
@@ -298,11 +303,9 @@ class BatchExecutor:
             aws_session_token=keys["AWS_SESSION_TOKEN"],
             region_name=REGION,
         )
-        repository, _, reference = container["image"].partition("/")[2].partition("@")
+        name, image_id = _image_reference(container["image"])
         try:
-            session.client("ecr", endpoint_url=self.endpoint).batch_get_image(
-                repositoryName=repository.partition(":")[0], imageIds=[{"imageDigest": reference or "latest"}]
-            )
+            session.client("ecr", endpoint_url=self.endpoint).batch_get_image(repositoryName=name, imageIds=[image_id])
         except ClientError as error:
             if error.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied"):
                 return f"CannotPullContainerError: pull access denied for {container['image']}: {error}"
