@@ -21,7 +21,7 @@ from modelrun.adapters.aws import RunsTable
 from modelrun.domain.documents import report_of
 from modelrun.domain.naming import LOG_GROUP
 from modelrun.domain.run import RunRecord
-from modelrun_cli.enqueue import build_request
+from modelrun_cli.enqueue import build_request, parse_variables
 from modelrun_local.runtime import NOOP_MODEL_DIR, LocalRuntime
 from modelrun_local.workflow_job import Job, branch_job, pull_request_job, retarget
 from tests.integration.flow import dead_letter_reason, job_role_client, job_role_s3, with_command
@@ -67,9 +67,9 @@ class TwoRepositories:
     def pr_job(self, repository: str, pr: int, run_id: int, sha: str) -> Job:
         return pull_request_job(self.runtime.github, self.event(repository, pr, sha), run_id=run_id)
 
-    def run(self, job: Job, repository: str, *command: str, image: str | None = None) -> str:
-        request = with_command(job.request(image or self.images[repository]), *(command or ("ok",)))
-        return job.send(request, self.queue_url)
+    def run(self, job: Job, repository: str, *command: str, image: str | None = None, variables: str = "") -> str:
+        built = job.request(image or self.images[repository], variables=parse_variables(variables))
+        return job.send(with_command(built, *(command or ("ok",))), self.queue_url)
 
     def record_of(self, sha: str) -> RunRecord:
         (record,) = [r for r in self.table.scan() if r.head_sha == sha]
@@ -187,7 +187,12 @@ def test_a_job_reads_its_repositorys_data_and_is_refused_the_others(stack: TwoRe
 def test_a_job_gets_its_repositorys_secrets_and_runs_only_its_repositorys_images(stack: TwoRepositories) -> None:
     stack.run(stack.pr_job(CONDO, 420, 6_000_420, "c6" * 20), CONDO, "secret", "CONDO_DB_PASSWORD")
     stack.run(stack.pr_job(AVM, 421, 6_000_421, "a6" * 20), AVM, "secret", "CONDO_DB_PASSWORD")
+    # The caller's run variables (the dispatch form's one line) reach the container, and the PR shows them.
+    stack.run(stack.pr_job(AVM, 424, 6_000_424, "a7" * 20), AVM, "secret", "RUN_TYPE", variables="RUN_TYPE=full; N=3")
     stack.wait()
+    assert "secret RUN_TYPE: 4 characters" in stack.log_of("a7" * 20)
+    [comment] = stack.runtime.github.comments(AVM, 424)
+    assert "Variables: <code>N&#61;3</code> · <code>RUN&#95;TYPE&#61;full</code>" in comment["body"], comment["body"]
     assert stack.record_of("c6" * 20).status.value == "SUCCEEDED"
     assert "secret CONDO_DB_PASSWORD: 13 characters" in stack.log_of("c6" * 20)
     assert "hunter2" not in stack.log_of("c6" * 20)
